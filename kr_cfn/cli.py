@@ -1,0 +1,142 @@
+"""The ``kr-cfn`` command line (``python build.py`` is ``kr-cfn build``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from kr_cfn import config, output
+from kr_cfn.lint import Finding, lint_dirs
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad input: printed as one line each, exit 2."""
+
+
+@dataclass
+class EnvResult:
+    """One environment's build, for the summary table."""
+
+    env: str
+    target: Path
+    files: dict[str, str]
+    resources: dict[str, int]
+    findings: list[Finding]
+
+
+def _load_envs(params_dir: Path, envs: Sequence[str]) -> list[config.EnvConfig]:
+    known = config.available_envs(params_dir)
+    if not known:
+        raise UsageError(f"{params_dir}: no params files (*.yaml) found")
+    wanted = list(dict.fromkeys(envs)) or known
+    unknown = [e for e in wanted if e not in known]
+    if unknown:
+        raise UsageError(
+            "\n".join(f"--env {e}: no params file {params_dir / e}.yaml (have: {', '.join(known)})" for e in unknown)
+        )
+    errors: list[str] = []
+    cfgs = []
+    for env in wanted:
+        try:
+            cfgs.append(config.load(params_dir / f"{env}.yaml"))
+        except config.ConfigError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise UsageError("\n".join(errors))
+    return cfgs
+
+
+def build_env_files(cfg: config.EnvConfig, fmt: str) -> tuple[dict[str, str], dict[str, int]]:
+    """Render every template of one environment plus ``parameters.json``."""
+    import stacks  # stacks import kr_cfn, never the reverse: loaded on use
+    from stacks.root import parameter_values
+
+    templates = stacks.build_all(cfg, fmt)
+    files = {f"{name}.{fmt}": output.render(t, fmt) for name, t in templates.items()}
+    files["parameters.json"] = output.render_parameters(parameter_values(templates["root"]))
+    return files, {name: len(t.resources) for name, t in templates.items()}
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    """Build (and lint) the templates of the chosen environments."""
+    params_dir, out_dir = Path(args.params), Path(args.out)
+    cfgs = _load_envs(params_dir, args.env or [])
+    results: list[EnvResult] = []
+    staged: list[Path] = []
+    try:
+        for cfg in cfgs:
+            files, resources = build_env_files(cfg, args.format)
+            staged.append(output.stage(out_dir, cfg.env, files))
+            results.append(EnvResult(cfg.env, out_dir / cfg.env, files, resources, []))
+        if not args.no_lint:
+            jobs = [(d, cfg.region) for d, cfg in zip(staged, cfgs, strict=True)]
+            for result, tmp, findings in zip(results, staged, lint_dirs(jobs), strict=True):
+                result.findings = [
+                    Finding(
+                        str(result.target / Path(f.path).name) if f.path.startswith(str(tmp)) else f.path,
+                        f.line,
+                        f.rule,
+                        f.message,
+                    )
+                    for f in findings
+                ]
+        for result, tmp in zip(results, staged, strict=True):
+            output.install(tmp, result.target)
+    finally:
+        for tmp in staged:
+            if tmp.exists():
+                output.discard(tmp)
+    _print_table(results, linted=not args.no_lint)
+    findings = [f for r in results for f in r.findings]
+    for f in findings:
+        print(f, file=sys.stderr)
+    if findings:
+        print(f"cfn-lint: {len(findings)} finding(s); the build fails on any error or warning", file=sys.stderr)
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def _print_table(results: list[EnvResult], linted: bool) -> None:
+    rows = [("env", "stack", "resources", "bytes", "findings")]
+    for r in results:
+        for name, count in r.resources.items():
+            file = next(f for f in r.files if f.rsplit(".", 1)[0] == name)
+            n = sum(1 for f in r.findings if Path(f.path).name == file) if linted else "-"
+            rows.append((r.env, name, str(count), str(len(r.files[file].encode())), str(n)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kr-cfn", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="build and lint the templates of every (or the chosen) environment")
+    b.add_argument("--env", action="append", help="environment to build (repeatable; default: all in --params)")
+    b.add_argument("--params", default="params", help="folder of <env>.yaml files (default: params)")
+    b.add_argument("--out", default="out", help="output folder; each env goes to <out>/<env> (default: out)")
+    b.add_argument("--format", choices=output.FORMATS, default="yaml", help="template format (default: yaml)")
+    b.add_argument("--no-lint", action="store_true", help="skip cfn-lint")
+    b.set_defaults(func=cmd_build)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``kr-cfn``; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

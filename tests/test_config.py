@@ -1,0 +1,152 @@
+"""Params validation: one test per error, asserting the exact message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kr_cfn import config
+from tests.conftest import ENVS, load_env, write_params
+
+
+def _errors(tmp_path: Path, text: str, env: str = "prod") -> list[str]:
+    path = write_params(tmp_path, env, text)
+    with pytest.raises(config.ConfigError) as exc:
+        config.load(path)
+    prefix = f"{path}: "
+    lines = str(exc.value).splitlines()
+    assert all(line.startswith(prefix) for line in lines)
+    return [line[len(prefix) :] for line in lines]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_shipped_params_load(env: str) -> None:
+    assert load_env(env).env == env
+
+
+def test_defaults_follow_the_architecture() -> None:
+    cfg = config.EnvConfig(env="x")
+    assert str(cfg.network.vpc_cidr) == "10.0.0.0/16"
+    assert [str(c) for c in cfg.network.public_subnet_cidrs] == ["10.0.1.0/24", "10.0.2.0/24"]
+    assert cfg.region == "eu-central-1"
+    assert cfg.names("cluster") == "knowledgerouter-x-cluster"
+
+
+def test_prod_keeps_the_plans_names() -> None:
+    assert load_env("prod").names("cluster") == "knowledgerouter-cluster"
+    assert load_env("dev").names("cluster") == "knowledgerouter-dev-cluster"
+
+
+def test_empty_file_is_all_defaults(tmp_path: Path) -> None:
+    cfg = config.load(write_params(tmp_path, "dev", ""))
+    assert cfg.env == "dev" and not cfg.network.private_subnets
+
+
+def test_subnet_outside_vpc(tmp_path: Path) -> None:
+    text = "network:\n  public_subnet_cidrs: [10.0.1.0/24, 10.1.2.0/24]\n"
+    assert _errors(tmp_path, text) == ["network.public_subnet_cidrs[1]: 10.1.2.0/24 is outside vpc_cidr 10.0.0.0/16"]
+
+
+def test_overlapping_subnets(tmp_path: Path) -> None:
+    text = "network:\n  private_subnets: true\n  private_subnet_cidrs: [10.0.1.0/24, 10.0.12.0/24]\n"
+    assert _errors(tmp_path, text) == [
+        "network.private_subnet_cidrs[0]: 10.0.1.0/24 overlaps public_subnet_cidrs[0] 10.0.1.0/24"
+    ]
+
+
+def test_overlap_ignored_when_private_subnets_off(tmp_path: Path) -> None:
+    text = "network:\n  private_subnet_cidrs: [10.0.1.0/24, 10.0.12.0/24]\n"
+    assert config.load(write_params(tmp_path, "prod", text)).network.private_subnets is False
+
+
+def test_one_az_is_not_enough(tmp_path: Path) -> None:
+    text = "network:\n  public_subnet_cidrs: [10.0.1.0/24]\n"
+    assert _errors(tmp_path, text) == ["network.public_subnet_cidrs: needs at least 2 subnets (one per AZ), got 1"]
+
+
+def test_private_subnet_count_must_match(tmp_path: Path) -> None:
+    text = "network:\n  private_subnets: true\n  private_subnet_cidrs: [10.0.11.0/24]\n"
+    assert _errors(tmp_path, text) == ["network.private_subnet_cidrs: needs one subnet per public subnet (2), got 1"]
+
+
+def test_invalid_cidr(tmp_path: Path) -> None:
+    text = "network:\n  vpc_cidr: 10.0.0.1/16\n"
+    assert _errors(tmp_path, text) == ["network.vpc_cidr: input is not a valid IPv4 network, got '10.0.0.1/16'"]
+
+
+def test_vpc_prefix_range(tmp_path: Path) -> None:
+    text = "network:\n  vpc_cidr: 10.0.0.0/8\n"
+    assert _errors(tmp_path, text) == ["network.vpc_cidr: 10.0.0.0/8 must have a prefix between /16 and /28"]
+
+
+def test_tiny_subnet(tmp_path: Path) -> None:
+    text = "network:\n  public_subnet_cidrs: [10.0.1.0/29, 10.0.2.0/24]\n"
+    assert _errors(tmp_path, text) == [
+        "network.public_subnet_cidrs[0]: 10.0.1.0/29 is smaller than /28, the smallest subnet AWS allows"
+    ]
+
+
+def test_unknown_key_did_you_mean(tmp_path: Path) -> None:
+    text = "network:\n  vpc_cdir: 10.0.0.0/16\n"
+    assert _errors(tmp_path, text) == ["network.vpc_cdir: unknown key (did you mean 'vpc_cidr'?)"]
+
+
+def test_unknown_key_without_close_match(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "zzz: 1\n")[0].startswith("zzz: unknown key (expected one of: env, project, ")
+
+
+def test_wrong_choice(tmp_path: Path) -> None:
+    text = "network:\n  nat_gateways: two\n"
+    assert _errors(tmp_path, text) == ["network.nat_gateways: input should be 'one' or 'per_az', got 'two'"]
+
+
+def test_env_must_equal_file_name(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "env: production\n") == ["env: 'production' must equal the file name 'prod'"]
+
+
+def test_reserved_tag(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "tags:\n  aws:owner: me\n") == [
+        "tags.aws:owner: tag keys starting with 'aws:' are reserved by AWS"
+    ]
+
+
+def test_bad_name_prefix(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "name_prefix: Knowledge_Router\n") == [
+        "name_prefix: string should match pattern '^[a-z][a-z0-9-]{0,30}[a-z0-9]$', got 'Knowledge_Router'"
+    ]
+
+
+def test_all_problems_reported_together(tmp_path: Path) -> None:
+    text = "network:\n  public_subnet_cidrs: [10.2.1.0/24, 10.3.1.0/24]\n  nat_gatways: one\nregion: mars\n"
+    errors = _errors(tmp_path, text)
+    assert len(errors) == 2  # type errors first; cross-field checks run once the types are right
+    assert errors[0] == "region: string should match pattern '^[a-z]{2}(-gov)?-[a-z]+-\\d$', got 'mars'"
+    assert errors[1] == "network.nat_gatways: unknown key (did you mean 'nat_gateways'?)"
+
+
+def test_cross_field_problems_reported_together(tmp_path: Path) -> None:
+    text = "network:\n  public_subnet_cidrs: [10.2.1.0/24, 10.3.1.0/24]\n"
+    assert _errors(tmp_path, text) == [
+        "network.public_subnet_cidrs[0]: 10.2.1.0/24 is outside vpc_cidr 10.0.0.0/16",
+        "network.public_subnet_cidrs[1]: 10.3.1.0/24 is outside vpc_cidr 10.0.0.0/16",
+    ]
+
+
+def test_invalid_yaml(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "network:\n  vpc_cidr: [\n") == [
+        "line 3: invalid YAML: expected the node content, but found '<stream end>'"
+    ]
+
+
+def test_duplicate_key(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "env: prod\nenv: prod\n") == ["line 2: invalid YAML: duplicate key 'env'"]
+
+
+def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "- a\n") == ["expected a mapping of settings at the top level, got list"]
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(config.ConfigError, match=r"missing\.yaml: cannot read file: No such file or directory"):
+        config.load(tmp_path / "missing.yaml")
