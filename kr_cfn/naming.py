@@ -6,7 +6,13 @@ names, which include the environment so dev, staging and prod can share an accou
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+
+def pascal(key: str) -> str:
+    """A params key as a PascalCase logical-id part: ``knowledge-worker`` -> ``KnowledgeWorker``."""
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[-_]", key) if part)
 
 
 @dataclass(frozen=True)

@@ -150,3 +150,11 @@ def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
 def test_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(config.ConfigError, match=r"missing\.yaml: cannot read file: No such file or directory"):
         config.load(tmp_path / "missing.yaml")
+
+
+def test_pascal_names_for_logical_ids() -> None:
+    from kr_cfn.naming import pascal
+
+    assert pascal("backend") == "Backend"
+    assert pascal("knowledge-worker") == "KnowledgeWorker"
+    assert pascal("rag_indexer") == "RagIndexer"

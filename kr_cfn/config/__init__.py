@@ -13,115 +13,33 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from ipaddress import IPv4Network
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
+from kr_cfn.config.base import ConfigError, Model, Problem
+from kr_cfn.config.data import DataConfig
+from kr_cfn.config.deploy import DeployConfig, RootSlice
+from kr_cfn.config.network import NetworkConfig, NetworkSlice
 from kr_cfn.naming import Naming
 
-Problem = tuple[str, str]
-"""A config problem: (dotted key path, message)."""
-
-
-class ConfigError(Exception):
-    """One or more problems in a params file; ``str()`` gives one line per problem."""
-
-    def __init__(self, source: str, problems: Iterable[Problem]) -> None:
-        self.source = source
-        self.problems = list(problems)
-        super().__init__(
-            "\n".join(f"{source}: {path}: {msg}" if path else f"{source}: {msg}" for path, msg in self.problems)
-        )
-
-
-class Model(BaseModel):
-    """Base for config sections: immutable, unknown keys rejected."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    def check(self) -> list[Problem]:
-        """Cross-field checks; paths are relative to this section."""
-        return []
-
-
-# --------------------------------------------------------------------------- network
-
-
-class NetworkConfig(Model):
-    """The VPC, its subnets and (optionally) private subnets behind NAT gateways."""
-
-    vpc_cidr: IPv4Network = Field(IPv4Network("10.0.0.0/16"), description="VPC CIDR block.")
-    public_subnet_cidrs: tuple[IPv4Network, ...] = Field(
-        (IPv4Network("10.0.1.0/24"), IPv4Network("10.0.2.0/24")),
-        description="One public subnet per AZ, in the region's first AZs (one per entry, >= 2).",
-    )
-    private_subnets: bool = Field(
-        False,
-        description="Run tasks and data in private subnets behind NAT (the plan's production advice).",
-    )
-    private_subnet_cidrs: tuple[IPv4Network, ...] = Field(
-        (IPv4Network("10.0.11.0/24"), IPv4Network("10.0.12.0/24")),
-        description="Private subnets, one per public subnet's AZ; used when private_subnets is true.",
-    )
-    nat_gateways: Literal["one", "per_az"] = Field(
-        "one", description="With private_subnets: one shared NAT gateway, or one per AZ for AZ-independence."
-    )
-
-    @property
-    def az_count(self) -> int:
-        """How many AZs the network spans (one public subnet each)."""
-        return len(self.public_subnet_cidrs)
-
-    def check(self) -> list[Problem]:
-        """Subnets: enough AZs, inside the VPC, no overlaps, sizes AWS accepts."""
-        problems: list[Problem] = []
-        if self.az_count < 2:
-            problems.append(("public_subnet_cidrs", f"needs at least 2 subnets (one per AZ), got {self.az_count}"))
-        subnets = [(f"public_subnet_cidrs[{i}]", c) for i, c in enumerate(self.public_subnet_cidrs)]
-        if self.private_subnets:
-            if len(self.private_subnet_cidrs) != self.az_count:
-                problems.append(
-                    (
-                        "private_subnet_cidrs",
-                        f"needs one subnet per public subnet ({self.az_count}), got {len(self.private_subnet_cidrs)}",
-                    )
-                )
-            subnets += [(f"private_subnet_cidrs[{i}]", c) for i, c in enumerate(self.private_subnet_cidrs)]
-        for i, (key, cidr) in enumerate(subnets):
-            if not cidr.subnet_of(self.vpc_cidr):
-                problems.append((key, f"{cidr} is outside vpc_cidr {self.vpc_cidr}"))
-            elif cidr.prefixlen > 28:
-                problems.append((key, f"{cidr} is smaller than /28, the smallest subnet AWS allows"))
-            for other_key, other in subnets[:i]:
-                if cidr.overlaps(other):
-                    problems.append((key, f"{cidr} overlaps {other_key} {other}"))
-        if not 16 <= self.vpc_cidr.prefixlen <= 28:
-            problems.append(("vpc_cidr", f"{self.vpc_cidr} must have a prefix between /16 and /28"))
-        return problems
-
-
-# --------------------------------------------------------------------------- deploy
-
-
-class DeployConfig(Model):
-    """Root-stack and deployment settings."""
-
-    stack_name: str | None = Field(
-        None, pattern=r"^[A-Za-z][A-Za-z0-9-]{0,127}$", description="Root stack name; default the name prefix."
-    )
-    image_tag_default: str | None = Field(
-        "latest",
-        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
-        description="Default of the root's *ImageTag parameters; null makes every deploy name its tags (prod).",
-    )
-
-
-# --------------------------------------------------------------------------- environment
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "EnvConfig",
+    "Model",
+    "NetworkConfig",
+    "NetworkSlice",
+    "Problem",
+    "RootSlice",
+    "available_envs",
+    "load",
+    "network_slice",
+    "root_slice",
+]
 
 _NAME = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$"
 
@@ -143,6 +61,7 @@ class EnvConfig(Model):
     )
     tags: dict[str, str] = Field(default_factory=dict, description="Extra tags for every stack's resources.")
     network: NetworkConfig = Field(default_factory=NetworkConfig, description="Network stack settings.")
+    data: DataConfig = Field(default_factory=DataConfig, description="Data stack settings.")
     deploy: DeployConfig = Field(default_factory=DeployConfig, description="Root stack and deployment settings.")
 
     @property
@@ -167,26 +86,9 @@ class EnvConfig(Model):
 # --------------------------------------------------------------------------- stack slices
 
 
-@dataclass(frozen=True)
-class NetworkSlice:
-    """What the network stack may see."""
-
-    names: Naming
-    network: NetworkConfig
-
-
 def network_slice(cfg: EnvConfig) -> NetworkSlice:
     """The network stack's slice of the config."""
     return NetworkSlice(cfg.names, cfg.network)
-
-
-@dataclass(frozen=True)
-class RootSlice:
-    """What the root stack may see."""
-
-    names: Naming
-    tags: dict[str, str]
-    image_tag_default: str | None
 
 
 def root_slice(cfg: EnvConfig) -> RootSlice:
