@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from troposphere import Template
 
 from kr_cfn import config
-from stacks import network, root
+from stacks import bootstrap, network, root
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,10 @@ CHILDREN: tuple[Child, ...] = (
 
 
 def build_all(cfg: config.EnvConfig, ext: str = "yaml") -> dict[str, Template]:
-    """Every template of one environment, root first: ``{"root": ..., "network": ...}``."""
+    """Every template of one environment, root first: ``{"root": ..., "network": ..., "bootstrap": ...}``."""
     children = [root.ChildTemplate(c.name, c.logical_id, c.build(cfg), c.root_outputs) for c in CHILDREN]
     templates = {"root": root.build(config.root_slice(cfg), children, ext)}
     templates.update({c.name: c.template for c in children})
+    # Not a child of the root: deployed once per account, region and environment before it.
+    templates["bootstrap"] = bootstrap.build(config.bootstrap_slice(cfg))
     return templates

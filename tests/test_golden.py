@@ -13,7 +13,7 @@ import pytest
 import stacks
 from tests.conftest import ENVS, GOLDEN, built
 
-STACK_NAMES = ["root", *(c.name for c in stacks.CHILDREN)]
+STACK_NAMES = ["root", *(c.name for c in stacks.CHILDREN), "bootstrap"]
 
 
 @pytest.mark.parametrize("stack", STACK_NAMES)

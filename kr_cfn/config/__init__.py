@@ -21,12 +21,15 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 from kr_cfn.config.base import ConfigError, Model, Problem
+from kr_cfn.config.bootstrap import BootstrapConfig, BootstrapSlice
 from kr_cfn.config.data import DataConfig
 from kr_cfn.config.deploy import DeployConfig, RootSlice
 from kr_cfn.config.network import NetworkConfig, NetworkSlice
 from kr_cfn.naming import Naming
 
 __all__ = [
+    "BootstrapConfig",
+    "BootstrapSlice",
     "ConfigError",
     "DataConfig",
     "EnvConfig",
@@ -36,6 +39,7 @@ __all__ = [
     "Problem",
     "RootSlice",
     "available_envs",
+    "bootstrap_slice",
     "load",
     "network_slice",
     "root_slice",
@@ -63,6 +67,9 @@ class EnvConfig(Model):
     network: NetworkConfig = Field(default_factory=NetworkConfig, description="Network stack settings.")
     data: DataConfig = Field(default_factory=DataConfig, description="Data stack settings.")
     deploy: DeployConfig = Field(default_factory=DeployConfig, description="Root stack and deployment settings.")
+    bootstrap: BootstrapConfig = Field(
+        default_factory=BootstrapConfig, description="Bootstrap stack settings (artifacts bucket, ECR, GitHub roles)."
+    )
 
     @property
     def names(self) -> Naming:
@@ -94,6 +101,11 @@ def network_slice(cfg: EnvConfig) -> NetworkSlice:
 def root_slice(cfg: EnvConfig) -> RootSlice:
     """The root stack's slice of the config."""
     return RootSlice(cfg.names, cfg.names.tags(cfg.tags), cfg.deploy.image_tag_default)
+
+
+def bootstrap_slice(cfg: EnvConfig) -> BootstrapSlice:
+    """The bootstrap stack's slice of the config."""
+    return BootstrapSlice(cfg.names, cfg.env, cfg.deploy.stack(cfg.names), cfg.names.tags(cfg.tags), cfg.bootstrap)
 
 
 # --------------------------------------------------------------------------- loading

@@ -21,6 +21,13 @@ class DeployConfig(Model):
         pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
         description="Default of the root's *ImageTag parameters; null makes every deploy name its tags (prod).",
     )
+    termination_protection: bool = Field(
+        False, description="Turn on the root stack's termination protection when deploying (prod)."
+    )
+
+    def stack(self, names: Naming) -> str:
+        """The root stack's name."""
+        return self.stack_name or names.prefix
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,68 @@
+"""Bootstrap section (``bootstrap:``): what is deployed once per account and region.
+
+The bootstrap stack holds what the application stacks need before they can be deployed:
+the bucket for packaged templates, the ECR repositories, the GitHub OIDC trust and the roles.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pydantic import Field
+
+from kr_cfn.config.base import Model, Problem
+from kr_cfn.naming import Naming
+
+# GitHub: owner 1-39 letters, digits, dashes; repository letters, digits, '.', '_', '-'.
+_REPOSITORY = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
+
+
+class BootstrapConfig(Model):
+    """Settings of the bootstrap stack (artifacts bucket, ECR, GitHub OIDC and roles)."""
+
+    github_repository: str | None = Field(
+        None,
+        description="GitHub repository 'owner/name' whose workflows may plan and deploy; null: no GitHub roles.",
+    )
+    deploy_branch: str = Field(
+        "main", pattern=r"^[A-Za-z0-9._/-]{1,100}$", description="Branch whose pushes may deploy (besides the env)."
+    )
+    create_oidc_provider: bool = Field(
+        True,
+        description="Create the account's GitHub OIDC provider; false when one already exists (one per account).",
+    )
+    images_to_keep: int = Field(30, ge=1, le=1000, description="ECR lifecycle: keep the newest N images per repo.")
+    noncurrent_version_days: int = Field(
+        90, ge=1, le=3650, description="Days the artifacts bucket keeps replaced template versions."
+    )
+    repositories: tuple[str, ...] = Field(
+        ("backend", "frontend"), description="ECR repositories, named '<name_prefix>-<entry>'."
+    )
+
+    def check(self) -> list[Problem]:
+        """The repository must be 'owner/name'; ECR repository entries must be valid and distinct."""
+        problems: list[Problem] = []
+        repo = self.github_repository
+        if repo is not None and not _REPOSITORY.match(repo):
+            problems.append(("github_repository", f"{repo!r} must be 'owner/name' (the GitHub owner and repository)"))
+        if not self.repositories:
+            problems.append(("repositories", "needs at least one repository"))
+        for i, name in enumerate(self.repositories):
+            if not re.match(r"^[a-z0-9][a-z0-9-]{0,40}$", name):
+                problems.append((f"repositories[{i}]", f"{name!r} must be lowercase letters, digits and dashes"))
+            elif name in self.repositories[:i]:
+                problems.append((f"repositories[{i}]", f"{name!r} is listed twice"))
+        return problems
+
+
+@dataclass(frozen=True)
+class BootstrapSlice:
+    """What the bootstrap stack may see."""
+
+    names: Naming
+    env: str
+    stack_name: str
+    """The application's root stack (what the roles may change)."""
+    tags: dict[str, str]
+    bootstrap: BootstrapConfig
