@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import json
 
-from awacs import aws, cloudformation as cfn, iam as awacs_iam, s3 as awacs_s3, sts
+from awacs import aws, sts
+from awacs import cloudformation as cfn
+from awacs import iam as awacs_iam
+from awacs import s3 as awacs_s3
 from troposphere import GetAtt, Ref, Sub, Tags, Template, ecr, iam, s3
 
 from kr_cfn.blocks import add_output, checkov_skip, new_template
@@ -68,7 +71,10 @@ def build(cfg: BootstrapSlice) -> Template:
             cfg,
             DEPLOY_ROLE,
             "github-deploy",
-            [f"repo:{repository}:ref:refs/heads/{cfg.bootstrap.deploy_branch}", f"repo:{repository}:environment:{cfg.env}"],
+            [
+                f"repo:{repository}:ref:refs/heads/{cfg.bootstrap.deploy_branch}",
+                f"repo:{repository}:environment:{cfg.env}",
+            ],
             provider,
         )
         deploy.Policies = [_plan_policy(cfg, bucket, service_role), _deploy_policy(cfg)]
@@ -97,7 +103,9 @@ def _artifacts_bucket(t: Template, cfg: BootstrapSlice) -> s3.Bucket:
             PublicAccessBlockConfiguration=s3.PublicAccessBlockConfiguration(
                 BlockPublicAcls=True, BlockPublicPolicy=True, IgnorePublicAcls=True, RestrictPublicBuckets=True
             ),
-            OwnershipControls=s3.OwnershipControls(Rules=[s3.OwnershipControlsRule(ObjectOwnership="BucketOwnerEnforced")]),
+            OwnershipControls=s3.OwnershipControls(
+                Rules=[s3.OwnershipControlsRule(ObjectOwnership="BucketOwnerEnforced")]
+            ),
             LifecycleConfiguration=s3.LifecycleConfiguration(
                 Rules=[
                     s3.LifecycleRule(
@@ -350,4 +358,3 @@ def _service_role(t: Template, cfg: BootstrapSlice) -> iam.Role:
             ),
         )
     )
-
