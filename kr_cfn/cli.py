@@ -8,7 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from kr_cfn import config, output
+from kr_cfn.deploy.errors import DeployError
 from kr_cfn.lint import Finding, lint_dirs
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
@@ -123,6 +126,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--format", choices=output.FORMATS, default="yaml", help="template format (default: yaml)")
     b.add_argument("--no-lint", action="store_true", help="skip cfn-lint")
     b.set_defaults(func=cmd_build)
+    from kr_cfn.deploy.commands import add_parsers
+
+    add_parsers(sub, lambda params_dir, env: _load_envs(params_dir, [env])[0])
     return parser
 
 
@@ -133,6 +139,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except UsageError as exc:
         print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    except DeployError as exc:
+        print(exc, file=sys.stderr)
+        return exc.code
+    except ClientError as exc:
+        print(f"AWS error: {exc}", file=sys.stderr)
+        return EXIT_FINDINGS
+    except BotoCoreError as exc:
+        print(f"AWS error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

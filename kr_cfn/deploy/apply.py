@@ -1,0 +1,158 @@
+"""``kr-cfn apply``: re-check, execute, follow the events, report the root cause or the outputs."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from botocore.exceptions import ClientError
+
+from kr_cfn.deploy import changeset, guard
+from kr_cfn.deploy.aws import Aws, error_message
+from kr_cfn.deploy.errors import EXIT_FAILED, EXIT_GUARD, DeployError
+from kr_cfn.deploy.review import Review
+
+_DONE = ("_COMPLETE", "_FAILED", "_SKIPPED")
+_SUCCESS = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE")
+
+
+def check(aws: Aws, stack_name: str, change_set: str) -> tuple[Review, dict[str, Any]]:
+    """The change set's review; exit 2 unless it is AVAILABLE, 3 on guard findings not allowed at plan time."""
+    cs = changeset.describe(aws, change_set, stack_name)
+    if cs.get("ExecutionStatus") != "AVAILABLE" or cs.get("Status") != "CREATE_COMPLETE":
+        reason = f": {cs['StatusReason']}" if cs.get("StatusReason") else ""
+        raise DeployError(
+            f"change set {change_set} is {cs.get('Status')}/{cs.get('ExecutionStatus')}{reason}; "
+            "only an AVAILABLE change set can be applied: run kr-cfn plan again"
+        )
+    allowed = changeset.allowed_of(cs.get("Description"))
+    cfn = aws.client("cloudformation")
+    stacks = changeset.walk(lambda arn: changeset._describe_all(cfn, arn), cs)
+    review = changeset.build_review(cs, stacks, aws.region, allowed)
+    if review.blocked:
+        listing = ", ".join(f"{f.path}/{f.logical_id} ({f.type})" for f in review.blocked)
+        raise DeployError(
+            f"change set {change_set} replaces or deletes stateful resources not allowed at plan time: {listing}",
+            code=EXIT_GUARD,
+        )
+    return review, cs
+
+
+@dataclass
+class _Progress:
+    seen: set[str] = field(default_factory=set)
+    status: dict[tuple[str, str], str] = field(default_factory=dict)
+    events: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+
+
+def nested_stacks(aws: Aws, stack: str, depth: int = 1) -> list[tuple[str, int]]:
+    """(stack id, depth) of every nested stack below ``stack``."""
+    cfn = aws.client("cloudformation")
+    out: list[tuple[str, int]] = []
+    try:
+        pages = cfn.get_paginator("list_stack_resources").paginate(StackName=stack)
+        resources = [r for page in pages for r in page["StackResourceSummaries"]]
+    except ClientError:
+        return out
+    for r in resources:
+        if r["ResourceType"] == "AWS::CloudFormation::Stack" and r.get("PhysicalResourceId"):
+            out.append((r["PhysicalResourceId"], depth))
+            out += nested_stacks(aws, r["PhysicalResourceId"], depth + 1)
+    return out
+
+
+def _poll(aws: Aws, stack_id: str, since: Any, progress: _Progress, total: int, out: TextIO) -> None:
+    cfn = aws.client("cloudformation")
+    stacks = [(stack_id, 0), *nested_stacks(aws, stack_id)]
+    for sid, depth in stacks:
+        try:
+            events = cfn.describe_stack_events(StackName=sid)["StackEvents"]
+        except ClientError:
+            continue
+        for e in reversed(events):  # oldest first
+            if e["EventId"] in progress.seen or e["Timestamp"] < since:
+                continue
+            progress.seen.add(e["EventId"])
+            progress.events.append((depth, e))
+            if e["LogicalResourceId"] != e.get("StackName"):
+                progress.status[(sid, e["LogicalResourceId"])] = e["ResourceStatus"]
+            done = sum(1 for s in progress.status.values() if s.endswith(_DONE))
+            reason = f" ({e['ResourceStatusReason']})" if e.get("ResourceStatusReason") else ""
+            print(
+                f"[{done}/{total}] {e['Timestamp']:%H:%M:%S} {'  ' * depth}{e['StackName']} "
+                f"{e['LogicalResourceId']} {e['ResourceType']} {e['ResourceStatus']}{reason}",
+                file=out,
+            )
+
+
+def root_cause(events: list[tuple[int, dict[str, Any]]]) -> dict[str, Any] | None:
+    """The first failed event in the deepest stack that has one."""
+    failed = [(depth, i, e) for i, (depth, e) in enumerate(events) if e["ResourceStatus"].endswith("_FAILED")]
+    if not failed:
+        return None
+    deepest = max(d for d, _, _ in failed)
+    return next(e for d, _, e in failed if d == deepest)
+
+
+def execute(
+    aws: Aws,
+    review: Review,
+    cs: dict[str, Any],
+    termination_protection: bool,
+    out: TextIO = sys.stdout,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, str]:
+    """Execute the change set and follow it; return the stack outputs or raise (exit 1)."""
+    cfn = aws.client("cloudformation")
+    stack_id = cs["StackId"]
+    allowed_ids = [f.logical_id for f in review.findings if f.allowed]
+    if allowed_ids and review.change_set_type == "UPDATE":
+        # The stack policy denies replacing stateful resources; lift it for the allowed ones only.
+        for sid in [stack_id, *(s for s, _ in nested_stacks(aws, stack_id))]:
+            _set_policy(cfn, sid, guard.stack_policy(except_ids=allowed_ids))
+    started = cfn.describe_stacks(StackName=stack_id)["Stacks"][0].get("LastUpdatedTime") or cs["CreationTime"]
+    since = min(started, cs["CreationTime"])
+    total = sum(len(s.changes) for s in review.stacks)
+    progress = _Progress()
+    try:
+        cfn.execute_change_set(ChangeSetName=cs["ChangeSetId"])
+    except ClientError as exc:
+        raise DeployError(f"ExecuteChangeSet failed: {error_message(exc)}", code=EXIT_FAILED) from None
+    while True:
+        _poll(aws, stack_id, since, progress, total, out)
+        status = cfn.describe_stacks(StackName=stack_id)["Stacks"][0]["StackStatus"]
+        if not status.endswith("_IN_PROGRESS"):
+            break
+        sleep(5)
+    _poll(aws, stack_id, since, progress, total, out)
+    if status not in _SUCCESS:
+        cause = root_cause(progress.events)
+        if cause:
+            raise DeployError(
+                f"deploy failed ({status}); root cause: {cause['StackName']} {cause['LogicalResourceId']} "
+                f"({cause['ResourceType']}) {cause['ResourceStatus']}: {cause.get('ResourceStatusReason', '')}",
+                code=EXIT_FAILED,
+            )
+        raise DeployError(f"deploy failed: stack is {status}", code=EXIT_FAILED)
+    for sid in [stack_id, *(s for s, _ in nested_stacks(aws, stack_id))]:
+        _set_policy(cfn, sid, guard.stack_policy())
+    if termination_protection:
+        stack = cfn.describe_stacks(StackName=stack_id)["Stacks"][0]
+        if not stack.get("EnableTerminationProtection"):
+            cfn.update_termination_protection(EnableTerminationProtection=True, StackName=stack_id)
+    return outputs(aws, stack_id)
+
+
+def _set_policy(cfn: Any, stack: str, policy: str) -> None:
+    cfn.set_stack_policy(StackName=stack, StackPolicyBody=policy)
+
+
+def outputs(aws: Aws, stack_name: str) -> dict[str, str]:
+    """The stack's outputs; exit 2 when the stack does not exist."""
+    stack = changeset.stack_status(aws, stack_name)
+    if stack is None:
+        raise DeployError(f"stack {stack_name} does not exist; deploy it first (kr-cfn plan, then kr-cfn apply)")
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs") or []}

@@ -1,0 +1,245 @@
+"""Change sets: create (CREATE or UPDATE) with nested stacks, wait, walk, review, delete."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError, WaiterError
+
+from kr_cfn.deploy import guard
+from kr_cfn.deploy.aws import Aws, error_code, error_message
+from kr_cfn.deploy.errors import DeployError
+from kr_cfn.deploy.review import PropertyChange, ResourceChange, Review, StackChanges
+
+CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
+_NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
+_ALLOW_PREFIX = "kr-cfn allow-replace:"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What to plan: a stack, its template (URL or body), parameters, how it runs."""
+
+    stack_name: str
+    template_url: str | None = None
+    template_body: str | None = None
+    parameters: tuple[tuple[str, str | None], ...] = ()
+    """(key, value); value None = keep the deployed value (UsePreviousValue)."""
+    role_arn: str | None = None
+    nested: bool = True
+    tags: tuple[tuple[str, str], ...] = ()
+
+
+def stack_status(aws: Aws, stack_name: str) -> dict[str, Any] | None:
+    """The stack's description, or None when it does not exist."""
+    try:
+        return aws.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]
+    except ClientError as exc:
+        if error_code(exc) == "ValidationError" and "does not exist" in error_message(exc):
+            return None
+        raise
+
+
+def check_deployable(stack: dict[str, Any] | None, env: str) -> str:
+    """CREATE or UPDATE; exit 2 for stacks that cannot take a change set now."""
+    if stack is None or stack["StackStatus"] == "REVIEW_IN_PROGRESS":
+        return "CREATE"
+    name, status = stack["StackName"], stack["StackStatus"]
+    if status == "ROLLBACK_COMPLETE":
+        raise DeployError(
+            f"stack {name} is ROLLBACK_COMPLETE (its first deploy failed and was rolled back): "
+            f"delete it (aws cloudformation delete-stack --stack-name {name}) and plan again"
+        )
+    if status.endswith("_IN_PROGRESS"):
+        raise DeployError(
+            f"stack {name} is {status}: another deploy is running; wait until it ends "
+            f"(kr-cfn status --env {env}) and plan again"
+        )
+    if status.endswith("_FAILED") and status != "UPDATE_ROLLBACK_FAILED":
+        return "UPDATE"
+    if status == "UPDATE_ROLLBACK_FAILED":
+        raise DeployError(
+            f"stack {name} is UPDATE_ROLLBACK_FAILED: fix the cause shown by kr-cfn status --env {env}, "
+            f"then aws cloudformation continue-update-rollback --stack-name {name}"
+        )
+    return "UPDATE"
+
+
+def change_set_name(target: Target, change_set_type: str, allowed: Sequence[str]) -> str:
+    """A stable name derived from the content: the same plan gets the same name."""
+    content = {
+        "url": target.template_url,
+        "body": hashlib.sha256((target.template_body or "").encode()).hexdigest(),
+        "parameters": sorted([k, v or ""] for k, v in target.parameters),
+        "type": change_set_type,
+        "allow": sorted(allowed),
+        "role": target.role_arn,
+    }
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+    return f"kr-cfn-{digest[:16]}"
+
+
+def allowed_of(description: str | None) -> list[str]:
+    """The ``--allow-replace`` list recorded in a change set's Description."""
+    match = re.search(re.escape(_ALLOW_PREFIX) + r"\s*([A-Za-z0-9, ]*)", description or "")
+    return [x for x in re.split(r"[,\s]+", match.group(1)) if x] if match else []
+
+
+def _describe_all(cfn: Any, change_set: str, stack_name: str | None = None) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"ChangeSetName": change_set}
+    if stack_name and not change_set.startswith("arn:"):
+        kwargs["StackName"] = stack_name
+    first: dict[str, Any] | None = None
+    changes: list[dict[str, Any]] = []
+    while True:
+        page = cfn.describe_change_set(**kwargs)
+        first = first or page
+        changes += page.get("Changes", [])
+        if not page.get("NextToken"):
+            break
+        kwargs["NextToken"] = page["NextToken"]
+    assert first is not None
+    return {**first, "Changes": changes}
+
+
+def describe(aws: Aws, change_set: str, stack_name: str | None = None) -> dict[str, Any]:
+    """DescribeChangeSet (all pages); exit 2 when it does not exist."""
+    try:
+        return _describe_all(aws.client("cloudformation"), change_set, stack_name)
+    except ClientError as exc:
+        if error_code(exc) in ("ChangeSetNotFound", "ChangeSetNotFoundException", "ValidationError"):
+            where = f" on stack {stack_name}" if stack_name else ""
+            raise DeployError(f"change set {change_set} not found{where}; run kr-cfn plan again") from None
+        raise
+
+
+def _resource_change(change: dict[str, Any]) -> ResourceChange:
+    rc = change.get("ResourceChange", {})
+    props: dict[str, PropertyChange] = {}
+    for d in rc.get("Details", []):
+        t = d.get("Target", {})
+        name = t.get("Name") or t.get("Attribute") or "?"
+        if name in props and props[name].requires_recreation == "Always":
+            continue
+        props[name] = PropertyChange(
+            name, t.get("RequiresRecreation", "Never"), d.get("ChangeSource"), d.get("CausingEntity")
+        )
+    return ResourceChange(
+        action=rc.get("Action", "?"),
+        logical_id=rc.get("LogicalResourceId", "?"),
+        type=rc.get("ResourceType", "?"),
+        replacement=rc.get("Replacement"),
+        physical_id=rc.get("PhysicalResourceId"),
+        properties=tuple(props.values()),
+        nested_change_set_id=rc.get("ChangeSetId"),
+    )
+
+
+def walk(describe_page: Any, root: dict[str, Any]) -> list[StackChanges]:
+    """The root change set and every nested change set below it, depth first.
+
+    ``describe_page(change_set_id)`` returns a nested change set (all pages), so the walk can
+    run against the API or against recorded DescribeChangeSet responses.
+    """
+    out: list[StackChanges] = []
+
+    def visit(cs: dict[str, Any], path: str) -> None:
+        stack = StackChanges(path, cs.get("StackName", "?"), cs.get("ChangeSetId", "?"))
+        stack.changes = [_resource_change(c) for c in cs.get("Changes", []) if c.get("Type", "Resource") == "Resource"]
+        out.append(stack)
+        for change in stack.changes:
+            if change.nested_change_set_id:
+                visit(describe_page(change.nested_change_set_id), f"{path}/{change.logical_id}")
+
+    visit(root, "root")
+    return out
+
+
+def build_review(root: dict[str, Any], stacks: list[StackChanges], region: str, allowed: Sequence[str]) -> Review:
+    """The review of a walked change set, with the guard's findings."""
+    return Review(
+        stack_name=root.get("StackName", "?"),
+        change_set_name=root.get("ChangeSetName", "?"),
+        change_set_id=root.get("ChangeSetId", "?"),
+        change_set_type="UPDATE" if root.get("ChangeSetType") == "UPDATE" else root.get("ChangeSetType", "CREATE"),
+        region=region,
+        stacks=stacks,
+        findings=guard.findings(stacks, allowed),
+    )
+
+
+def _no_changes(cs: dict[str, Any]) -> bool:
+    return cs.get("Status") == "FAILED" and any(m in (cs.get("StatusReason") or "") for m in _NO_CHANGES)
+
+
+def plan(aws: Aws, target: Target, env: str, allowed: Sequence[str]) -> tuple[Review, dict[str, Any]]:
+    """Create (or reuse) the change set, wait, walk it; delete it when it has no changes."""
+    cfn = aws.client("cloudformation")
+    change_set_type = check_deployable(stack_status(aws, target.stack_name), env)
+    name = change_set_name(target, change_set_type, allowed)
+    existing = None
+    try:
+        existing = _describe_all(cfn, name, target.stack_name)
+    except ClientError as exc:
+        if error_code(exc) not in ("ChangeSetNotFound", "ChangeSetNotFoundException", "ValidationError"):
+            raise
+    if existing is not None and existing.get("ExecutionStatus") != "AVAILABLE":
+        cfn.delete_change_set(ChangeSetName=name, StackName=target.stack_name)
+        existing = None
+    if existing is None:
+        kwargs: dict[str, Any] = {
+            "StackName": target.stack_name,
+            "ChangeSetName": name,
+            "ChangeSetType": change_set_type,
+            "Capabilities": CAPABILITIES,
+            "Description": f"{_ALLOW_PREFIX} {', '.join(sorted(allowed))}".rstrip(),
+            "Parameters": [
+                {"ParameterKey": k, "UsePreviousValue": True} if v is None else {"ParameterKey": k, "ParameterValue": v}
+                for k, v in target.parameters
+            ],
+        }
+        if target.template_url:
+            kwargs["TemplateURL"] = target.template_url
+        else:
+            kwargs["TemplateBody"] = target.template_body
+        if target.nested:
+            kwargs["IncludeNestedStacks"] = True
+        if target.role_arn:
+            kwargs["RoleARN"] = target.role_arn
+        if target.tags:
+            kwargs["Tags"] = [{"Key": k, "Value": v} for k, v in target.tags]
+        try:
+            cfn.create_change_set(**kwargs)
+        except ClientError as exc:
+            if any(m in error_message(exc) for m in _NO_CHANGES):
+                return build_review(
+                    {"StackName": target.stack_name, "ChangeSetName": name, "ChangeSetType": change_set_type},
+                    [],
+                    aws.region,
+                    allowed,
+                ), {}
+            raise DeployError(f"stack {target.stack_name}: CreateChangeSet failed: {error_message(exc)}") from None
+        # A FAILED change set (no changes, or an error) is described below: the waiter's error says less.
+        with contextlib.suppress(WaiterError):
+            cfn.get_waiter("change_set_create_complete").wait(
+                StackName=target.stack_name, ChangeSetName=name, WaiterConfig={"Delay": 2, "MaxAttempts": 300}
+            )
+        existing = _describe_all(cfn, name, target.stack_name)
+    if _no_changes(existing) or (existing.get("Status") == "CREATE_COMPLETE" and not existing.get("Changes")):
+        cfn.delete_change_set(ChangeSetName=name, StackName=target.stack_name)
+        root = {**existing, "Changes": []}
+        return build_review(root, [], aws.region, allowed), root
+    if existing.get("Status") != "CREATE_COMPLETE":
+        raise DeployError(
+            f"change set {name} on stack {target.stack_name} is {existing.get('Status')}: "
+            f"{existing.get('StatusReason') or 'no reason given'}",
+            code=1,
+        )
+    stacks = walk(lambda arn: _describe_all(cfn, arn), existing)
+    return build_review(existing, stacks, aws.region, allowed), existing

@@ -1,0 +1,279 @@
+"""The deploy subcommands of ``kr-cfn``: package, plan, apply, bootstrap, status, outputs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from kr_cfn import config
+from kr_cfn.deploy import apply as applying
+from kr_cfn.deploy import changeset
+from kr_cfn.deploy import package as packaging
+from kr_cfn.deploy.aws import Aws
+from kr_cfn.deploy.errors import EXIT_GUARD, DeployError
+from kr_cfn.deploy.review import Review, render_markdown, render_text
+from kr_cfn.naming import pascal
+
+IMAGE_TAG_SUFFIX = "ImageTag"
+
+
+def _env_dir(args: argparse.Namespace, cfg: config.EnvConfig) -> Path:
+    env_dir = Path(args.out) / cfg.env
+    if not (env_dir / "root.yaml").exists() and not (env_dir / "root.json").exists():
+        raise DeployError(f"{env_dir}: no built templates; run kr-cfn build --env {cfg.env} first")
+    return env_dir
+
+
+def bootstrap_stack_name(cfg: config.EnvConfig) -> str:
+    """The bootstrap stack of an environment."""
+    return cfg.names("bootstrap")
+
+
+def root_stack_name(cfg: config.EnvConfig, args: argparse.Namespace) -> str:
+    """The root stack: ``--stack-name`` or the params' ``deploy.stack_name`` (default the name prefix)."""
+    return getattr(args, "stack_name", None) or cfg.deploy.stack(cfg.names)
+
+
+def cmd_package(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
+    """Upload the nested templates by content hash; write the packaged root."""
+    env_dir = _env_dir(args, cfg)
+    aws = Aws(cfg.region)
+    result = packaging.package(aws, env_dir, args.bucket, args.prefix or cfg.names.prefix)
+    for name, (url, uploaded) in sorted(result.uploads.items()):
+        print(f"{'uploaded' if uploaded else 'present '} {name}: {url}")
+    print(f"packaged root: {env_dir / packaging.PACKAGED_ROOT} ({result.root_url})")
+    return 0
+
+
+def _parameters(
+    args: argparse.Namespace, root: dict[str, Any], stack: dict[str, Any] | None
+) -> list[tuple[str, str | None]]:
+    declared = root.get("Parameters", {})
+    given: dict[str, str] = {}
+    for item in args.image_tag or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise DeployError(f"--image-tag {item}: expected NAME=TAG, e.g. backend=3f2c1ab")
+        name = key if key.endswith(IMAGE_TAG_SUFFIX) else f"{pascal(key)}{IMAGE_TAG_SUFFIX}"
+        if name not in declared:
+            have = ", ".join(sorted(declared)) or "none"
+            raise DeployError(f"--image-tag {item}: the root template has no parameter {name} (have: {have})")
+        given[name] = value
+    deployed = stack is not None and stack["StackStatus"] != "REVIEW_IN_PROGRESS"
+    params: list[tuple[str, str | None]] = []
+    for name, spec in sorted(declared.items()):
+        if name in given:
+            params.append((name, given[name]))
+        elif "Default" not in spec:
+            if not deployed:
+                raise DeployError(f"parameter {name} has no default: name it with --image-tag {name}=TAG")
+            params.append((name, None))
+    return params
+
+
+def _write_review(review: Review, directory: Path, stem: str) -> tuple[Path, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    js, md = directory / f"{stem}.json", directory / f"{stem}.md"
+    js.write_text(review.to_json(), encoding="utf-8")
+    md.write_text(render_markdown(review), encoding="utf-8")
+    return js, md
+
+
+def _github_output(**values: str) -> None:
+    path = os.environ.get("GITHUB_OUTPUT")
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            for k, v in values.items():
+                f.write(f"{k}={v}\n")
+
+
+def _report(review: Review, directory: Path, stem: str) -> int:
+    print(render_text(review), end="")
+    js, md = _write_review(review, directory, stem)
+    print(f"review: {js} {md}")
+    _github_output(
+        change_set=review.change_set_name if review.has_changes else "", has_changes=str(review.has_changes).lower()
+    )
+    if not review.has_changes:
+        print(f"no changes: stack {review.stack_name} is up to date (empty change set deleted)")
+        return 0
+    if review.blocked:
+        for f in review.blocked:
+            print(
+                f"guard: {f.path}/{f.logical_id} ({f.type}) would be "
+                f"{'deleted' if f.action == 'Remove' else 'replaced'}; re-plan with --allow-replace {f.logical_id} "
+                "if that data may be lost",
+                file=sys.stderr,
+            )
+        return EXIT_GUARD
+    return 0
+
+
+def _role_arn(aws: Aws, cfg: config.EnvConfig) -> str:
+    name = bootstrap_stack_name(cfg)
+    stack = changeset.stack_status(aws, name)
+    if stack is None:
+        raise DeployError(
+            f"bootstrap stack {name} not found in {aws.region}: run kr-cfn bootstrap --env {cfg.env} first"
+        )
+    outs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs") or []}
+    if "CloudFormationRoleArn" not in outs:
+        raise DeployError(f"bootstrap stack {name} has no CloudFormationRoleArn output ({stack['StackStatus']})")
+    return outs["CloudFormationRoleArn"]
+
+
+def cmd_plan(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
+    """Create the change set of the packaged root and review it."""
+    env_dir = _env_dir(args, cfg)
+    pkg = packaging.read_package(env_dir)
+    root = packaging.load_template(env_dir / packaging.PACKAGED_ROOT)
+    aws = Aws(cfg.region)
+    stack_name = root_stack_name(cfg, args)
+    stack = changeset.stack_status(aws, stack_name)
+    target = changeset.Target(
+        stack_name=stack_name,
+        template_url=pkg["root_template_url"],
+        parameters=tuple(_parameters(args, root, stack)),
+        role_arn=_role_arn(aws, cfg),
+        tags=tuple(sorted(cfg.names.tags(cfg.tags).items())),
+    )
+    review, _ = changeset.plan(aws, target, cfg.env, args.allow_replace or [])
+    code = _report(review, Path(args.review_dir or env_dir), "review")
+    if code == 0 and review.has_changes:
+        print(f"apply with: kr-cfn apply --env {cfg.env} --change-set {review.change_set_name}")
+    return code
+
+
+def _apply(aws: Aws, stack_name: str, change_set: str, termination_protection: bool) -> int:
+    review, cs = applying.check(aws, stack_name, change_set)
+    outs = applying.execute(aws, review, cs, termination_protection)
+    print(f"stack {stack_name}: deployed")
+    for key, value in sorted(outs.items()):
+        print(f"  {key} = {value}")
+    if "AppUrl" in outs:
+        print(f"app: {outs['AppUrl']}")
+    return 0
+
+
+def cmd_apply(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
+    """Execute a planned change set."""
+    aws = Aws(cfg.region)
+    return _apply(aws, root_stack_name(cfg, args), args.change_set, cfg.deploy.termination_protection)
+
+
+def cmd_bootstrap(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
+    """Plan and apply the bootstrap stack (operator credentials; no service role, it creates it)."""
+    env_dir = _env_dir(args, cfg)
+    path = env_dir / "bootstrap.yaml"
+    if not path.exists():
+        raise DeployError(f"{path}: not found; run kr-cfn build --env {cfg.env} first")
+    aws = Aws(cfg.region)
+    target = changeset.Target(
+        stack_name=bootstrap_stack_name(cfg),
+        template_body=path.read_text(encoding="utf-8"),
+        nested=False,
+        tags=tuple(sorted(cfg.names.tags(cfg.tags).items())),
+    )
+    review, _ = changeset.plan(aws, target, cfg.env, args.allow_replace or [])
+    code = _report(review, Path(args.review_dir or env_dir), "bootstrap-review")
+    if code or not review.has_changes or args.plan_only:
+        return code
+    return _apply(aws, target.stack_name, review.change_set_name, termination_protection=True)
+
+
+def cmd_status(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
+    """The root and bootstrap stacks, their nested stacks and pending change sets."""
+    aws = Aws(cfg.region)
+    cfn = aws.client("cloudformation")
+    for name in (bootstrap_stack_name(cfg), root_stack_name(cfg, args)):
+        stack = changeset.stack_status(aws, name)
+        if stack is None:
+            print(f"{name}: not deployed")
+            continue
+        reason = f" ({stack['StackStatusReason']})" if stack.get("StackStatusReason") else ""
+        protected = ", termination protection on" if stack.get("EnableTerminationProtection") else ""
+        print(f"{name}: {stack['StackStatus']}{reason}{protected}")
+        for sid, depth in applying.nested_stacks(aws, stack["StackId"]):
+            nested = cfn.describe_stacks(StackName=sid)["Stacks"][0]
+            print(f"{'  ' * depth}{nested['StackName']}: {nested['StackStatus']}")
+        for summary in cfn.list_change_sets(StackName=stack["StackId"]).get("Summaries", []):
+            print(
+                f"  change set {summary['ChangeSetName']}: {summary.get('ExecutionStatus')} ({summary.get('Status')})"
+            )
+    return 0
+
+
+def cmd_outputs(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
+    """Print the stack outputs (``--key K`` prints one value)."""
+    aws = Aws(cfg.region)
+    name = bootstrap_stack_name(cfg) if args.bootstrap else root_stack_name(cfg, args)
+    outs = applying.outputs(aws, name)
+    if args.key:
+        if args.key not in outs:
+            raise DeployError(f"stack {name} has no output {args.key} (have: {', '.join(sorted(outs)) or 'none'})")
+        print(outs[args.key])
+    elif args.json:
+        print(json.dumps(outs, indent=2, sort_keys=True))
+    else:
+        for key, value in sorted(outs.items()):
+            print(f"{key} = {value}")
+    return 0
+
+
+def add_parsers(sub: Any, load_env: Any) -> None:
+    """Register the deploy subcommands; ``load_env(params_dir, env)`` validates ``--env``."""
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--env", required=True, help="environment (a params/<env>.yaml)")
+        p.add_argument("--params", default="params", help="folder of <env>.yaml files (default: params)")
+        p.add_argument("--out", default="out", help="build output folder (default: out)")
+
+    def wrap(func: Any) -> Any:
+        def run(args: argparse.Namespace) -> int:
+            return func(args, load_env(Path(args.params), args.env))
+
+        return run
+
+    p = sub.add_parser("package", help="upload nested templates by content hash, write the packaged root")
+    common(p)
+    p.add_argument("--bucket", required=True, help="artifacts bucket (the bootstrap's ArtifactsBucketName)")
+    p.add_argument("--prefix", help="key prefix (default: the name prefix)")
+    p.set_defaults(func=wrap(cmd_package))
+
+    p = sub.add_parser("plan", help="create and review the change set (exit 3: stateful resources at risk)")
+    common(p)
+    p.add_argument("--stack-name", help="root stack name (default: deploy.stack_name or the name prefix)")
+    p.add_argument("--image-tag", action="append", metavar="NAME=TAG", help="e.g. backend=3f2c1ab (repeatable)")
+    p.add_argument("--allow-replace", action="append", metavar="LOGICAL_ID", help="accept losing this resource")
+    p.add_argument("--review-dir", help="where review.json and review.md go (default: out/<env>)")
+    p.set_defaults(func=wrap(cmd_plan))
+
+    p = sub.add_parser("apply", help="execute a planned change set and follow it")
+    common(p)
+    p.add_argument("--stack-name", help="root stack name (default: deploy.stack_name or the name prefix)")
+    p.add_argument("--change-set", required=True, help="the change set name printed by plan")
+    p.set_defaults(func=wrap(cmd_apply))
+
+    p = sub.add_parser("bootstrap", help="plan and apply the bootstrap stack (once per account, region, env)")
+    common(p)
+    p.add_argument("--allow-replace", action="append", metavar="LOGICAL_ID", help="accept losing this resource")
+    p.add_argument("--plan-only", action="store_true", help="review the change set, do not execute it")
+    p.add_argument("--review-dir", help="where bootstrap-review.json/.md go (default: out/<env>)")
+    p.set_defaults(func=wrap(cmd_bootstrap))
+
+    p = sub.add_parser("status", help="stack status, nested stacks, pending change sets")
+    common(p)
+    p.add_argument("--stack-name", help="root stack name")
+    p.set_defaults(func=wrap(cmd_status))
+
+    p = sub.add_parser("outputs", help="print the stack outputs")
+    common(p)
+    p.add_argument("--stack-name", help="root stack name")
+    p.add_argument("--bootstrap", action="store_true", help="the bootstrap stack's outputs")
+    p.add_argument("--key", help="print only this output's value")
+    p.add_argument("--json", action="store_true", help="as a JSON object")
+    p.set_defaults(func=wrap(cmd_outputs))

@@ -1,0 +1,123 @@
+"""``kr-cfn package``: upload nested templates under content-hash keys, write the packaged root.
+
+Same result as ``aws cloudformation package``: every relative ``TemplateURL`` of an
+``AWS::CloudFormation::Stack`` becomes an S3 URL. Keys are the SHA-256 of the content, so an
+unchanged template is never uploaded twice and a changed one never overwrites a deployed one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from kr_cfn.deploy.aws import Aws, error_code
+from kr_cfn.deploy.errors import DeployError
+
+PACKAGE_FILE = "package.json"
+PACKAGED_ROOT = "root.packaged.json"
+
+
+@dataclass
+class Packaged:
+    """What ``package`` did: the root's URL and, per template, its URL and whether it was uploaded."""
+
+    bucket: str
+    root_url: str
+    uploads: dict[str, tuple[str, bool]] = field(default_factory=dict)
+
+
+def load_template(path: Path) -> dict[str, Any]:
+    """A built template (YAML with short-form tags, or JSON) as plain data."""
+    from cfnlint.decode import decode_str  # handles !Ref / !GetAtt / !Sub
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DeployError(f"{path}: cannot read ({exc.strerror}); run kr-cfn build first") from None
+    template, matches = decode_str(text)
+    if matches or not isinstance(template, dict):
+        raise DeployError(f"{path}: not a CloudFormation template")
+    return json.loads(json.dumps(template))
+
+
+def template_url(aws: Aws, bucket: str, key: str) -> str:
+    """The S3 URL CloudFormation reads a template from."""
+    suffix = "amazonaws.com.cn" if aws.region.startswith("cn-") else "amazonaws.com"
+    return f"https://s3.{aws.region}.{suffix}/{bucket}/{key}"
+
+
+def check_bucket(aws: Aws, bucket: str) -> None:
+    """Exit 2 with a clear message when the bucket does not exist or is not ours."""
+    try:
+        aws.client("s3").head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        if error_code(exc) in ("404", "NoSuchBucket", "NotFound"):
+            raise DeployError(
+                f"--bucket {bucket}: no such bucket; deploy the bootstrap stack first "
+                "(kr-cfn bootstrap --env ENV) and use its ArtifactsBucketName output"
+            ) from None
+        if error_code(exc) in ("403", "AccessDenied"):
+            raise DeployError(f"--bucket {bucket}: access denied (the bucket belongs to another account?)") from None
+        raise
+
+
+def _upload(aws: Aws, bucket: str, prefix: str, name: str, body: bytes, packaged: Packaged) -> str:
+    digest = hashlib.sha256(body).hexdigest()
+    key = f"{prefix}/{digest}.{name}"
+    s3 = aws.client("s3")
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+        uploaded = False
+    except ClientError as exc:
+        if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
+            raise
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+        uploaded = True
+    url = template_url(aws, bucket, key)
+    packaged.uploads[name] = (url, uploaded)
+    return url
+
+
+def _package_template(aws: Aws, path: Path, bucket: str, prefix: str, packaged: Packaged) -> bytes:
+    """The template at ``path`` with its nested stacks uploaded (depth first), as JSON bytes."""
+    template = load_template(path)
+    for _, resource in sorted(template.get("Resources", {}).items()):
+        if resource.get("Type") != "AWS::CloudFormation::Stack":
+            continue
+        url = resource.get("Properties", {}).get("TemplateURL")
+        if not isinstance(url, str) or "://" in url:
+            continue
+        child = (path.parent / url).resolve()
+        body = _package_template(aws, child, bucket, prefix, packaged)
+        resource["Properties"]["TemplateURL"] = _upload(aws, bucket, prefix, f"{child.stem}.json", body, packaged)
+    return (json.dumps(template, indent=1, sort_keys=True) + "\n").encode()
+
+
+def package(aws: Aws, env_dir: Path, bucket: str, prefix: str) -> Packaged:
+    """Upload ``env_dir``'s nested templates and the packaged root; write ``package.json``."""
+    check_bucket(aws, bucket)
+    root = env_dir / "root.yaml"
+    if not root.exists():
+        root = env_dir / "root.json"
+    packaged = Packaged(bucket, "")
+    body = _package_template(aws, root, bucket, prefix, packaged)
+    (env_dir / PACKAGED_ROOT).write_bytes(body)
+    packaged.root_url = _upload(aws, bucket, prefix, "root.json", body, packaged)
+    (env_dir / PACKAGE_FILE).write_text(
+        json.dumps({"bucket": bucket, "root_template_url": packaged.root_url}, indent=2) + "\n", encoding="utf-8"
+    )
+    return packaged
+
+
+def read_package(env_dir: Path) -> dict[str, str]:
+    """What the last ``package`` wrote for this environment."""
+    path = env_dir / PACKAGE_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError:
+        raise DeployError(f"{path}: not found; run kr-cfn package --env ENV --bucket BUCKET first") from None

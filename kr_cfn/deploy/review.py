@@ -1,0 +1,179 @@
+"""The review of a change set: one table per stack, as text, JSON and Markdown."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from urllib.parse import quote
+
+
+@dataclass(frozen=True)
+class PropertyChange:
+    """A changed property (``Details[].Target`` of DescribeChangeSet)."""
+
+    name: str
+    requires_recreation: str
+    change_source: str | None = None
+    causing_entity: str | None = None
+
+
+@dataclass(frozen=True)
+class ResourceChange:
+    """One row of the review."""
+
+    action: str
+    logical_id: str
+    type: str
+    replacement: str | None
+    physical_id: str | None = None
+    properties: tuple[PropertyChange, ...] = ()
+    nested_change_set_id: str | None = None
+
+
+@dataclass
+class StackChanges:
+    """The changes of one stack (the root or a nested stack) in the change set."""
+
+    path: str
+    """``root`` or ``root/NetworkStack`` (logical ids from the root down)."""
+    stack_name: str
+    change_set_id: str
+    changes: list[ResourceChange] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class GuardFinding:
+    """A Remove or a (possible) replacement of a stateful resource."""
+
+    path: str
+    logical_id: str
+    type: str
+    action: str
+    replacement: str | None
+    allowed: bool
+
+
+@dataclass
+class Review:
+    """Everything ``plan`` found, as written to ``review.json``."""
+
+    stack_name: str
+    change_set_name: str
+    change_set_id: str
+    change_set_type: str
+    region: str
+    stacks: list[StackChanges] = field(default_factory=list)
+    findings: list[GuardFinding] = field(default_factory=list)
+
+    @property
+    def has_changes(self) -> bool:
+        """Whether any stack has a change."""
+        return any(s.changes for s in self.stacks)
+
+    @property
+    def blocked(self) -> list[GuardFinding]:
+        """Guard findings not allowed with ``--allow-replace``."""
+        return [f for f in self.findings if not f.allowed]
+
+    @property
+    def console_url(self) -> str:
+        """The change set in the CloudFormation console."""
+        root = self.stacks[0].stack_name if self.stacks else self.stack_name
+        return (
+            f"https://{self.region}.console.aws.amazon.com/cloudformation/home?region={self.region}"
+            f"#/stacks/changesets/changes?stackId={quote(root, safe='')}"
+            f"&changeSetId={quote(self.change_set_id, safe='')}"
+        )
+
+    def to_json(self) -> str:
+        """The review as JSON (stable key order)."""
+        data = asdict(self)
+        data["console_url"] = self.console_url
+        data["has_changes"] = self.has_changes
+        data["blocked"] = [asdict(f) for f in self.blocked]
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def _props(change: ResourceChange) -> str:
+    parts = []
+    for p in change.properties:
+        mark = {"Always": " (recreate)", "Conditionally": " (may recreate)"}.get(p.requires_recreation, "")
+        parts.append(f"{p.name}{mark}")
+    return ", ".join(parts)
+
+
+def _rows(stack: StackChanges) -> list[tuple[str, str, str, str, str]]:
+    return [
+        (c.action, c.logical_id, c.type, c.replacement or "-", _props(c) or "-")
+        for c in stack.changes
+        if not c.nested_change_set_id or c.action != "Modify" or c.properties
+    ]
+
+
+_HEAD = ("action", "logical id", "type", "replacement", "changed properties")
+
+
+def render_text(review: Review) -> str:
+    """The review for a terminal: one aligned table per stack."""
+    lines = [f"change set {review.change_set_name} ({review.change_set_type}) on stack {review.stack_name}"]
+    if not review.has_changes:
+        lines.append("no changes")
+        return "\n".join(lines) + "\n"
+    for stack in review.stacks:
+        rows = _rows(stack)
+        if not rows:
+            continue
+        lines += ["", f"{stack.path} ({stack.stack_name}): {len(rows)} change(s)"]
+        widths = [max(len(r[i]) for r in [_HEAD, *rows]) for i in range(5)]
+        for row in [_HEAD, *rows]:
+            lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    lines += ["", *_guard_lines(review), f"console: {review.console_url}"]
+    return "\n".join(lines) + "\n"
+
+
+def _guard_lines(review: Review) -> list[str]:
+    lines = []
+    for f in review.findings:
+        verdict = "allowed by --allow-replace" if f.allowed else "BLOCKED"
+        what = "removal" if f.action == "Remove" else f"replacement ({f.replacement})"
+        lines.append(f"guard: {f.path}/{f.logical_id} ({f.type}): {what} of a stateful resource: {verdict}")
+    return lines
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render_markdown(review: Review) -> str:
+    """The review for a pull-request comment or a job summary."""
+    out = [f"### CloudFormation plan: `{review.stack_name}` ({review.change_set_type.lower()})", ""]
+    if not review.has_changes:
+        out += ["No changes.", ""]
+        return "\n".join(out)
+    total = sum(len(_rows(s)) for s in review.stacks)
+    out.append(f"Change set [`{review.change_set_name}`]({review.console_url}): {total} change(s).")
+    out.append("")
+    if review.findings:
+        blocked = review.blocked
+        if blocked:
+            out.append(
+                f"> [!CAUTION]\n> {len(blocked)} stateful resource(s) would be replaced or deleted; the plan "
+                "is blocked unless each is named with `--allow-replace`:"
+            )
+        else:
+            out.append("> [!WARNING]\n> Stateful resources replaced or deleted, allowed with `--allow-replace`:")
+        for f in review.findings:
+            what = "removed" if f.action == "Remove" else f"replaced ({f.replacement})"
+            flag = "allowed" if f.allowed else "**blocked**"
+            out.append(f"> - `{f.path}/{f.logical_id}` ({f.type}) {what}: {flag}")
+        out.append("")
+    for stack in review.stacks:
+        rows = _rows(stack)
+        if not rows:
+            continue
+        out += [f"#### {stack.path}", "", "| " + " | ".join(_HEAD) + " |", "|---|---|---|---|---|"]
+        for action, logical_id, type_, replacement, props in rows:
+            rep = f"**{replacement}**" if replacement in ("True", "Conditional") else replacement
+            out.append(f"| {action} | `{logical_id}` | {type_} | {rep} | {_md_cell(props)} |")
+        out.append("")
+    return "\n".join(out)
