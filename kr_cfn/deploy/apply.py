@@ -31,7 +31,9 @@ def check(aws: Aws, stack_name: str, change_set: str) -> tuple[Review, dict[str,
     allowed = changeset.allowed_of(cs.get("Description"))
     cfn = aws.client("cloudformation")
     stacks = changeset.walk(lambda arn: changeset._describe_all(cfn, arn), cs)
-    review = changeset.build_review(cs, stacks, aws.region, allowed)
+    stack = changeset.stack_status(aws, stack_name)
+    change_set_type = "CREATE" if stack is None or stack["StackStatus"] == "REVIEW_IN_PROGRESS" else "UPDATE"
+    review = changeset.build_review(cs, stacks, aws.region, allowed, change_set_type)
     if review.blocked:
         listing = ", ".join(f"{f.path}/{f.logical_id} ({f.type})" for f in review.blocked)
         raise DeployError(

@@ -122,14 +122,21 @@ def describe(aws: Aws, change_set: str, stack_name: str | None = None) -> dict[s
 def _resource_change(change: dict[str, Any]) -> ResourceChange:
     rc = change.get("ResourceChange", {})
     props: dict[str, PropertyChange] = {}
+    order = {"Never": 0, "Conditionally": 1, "Always": 2}
     for d in rc.get("Details", []):
         t = d.get("Target", {})
         name = t.get("Name") or t.get("Attribute") or "?"
-        if name in props and props[name].requires_recreation == "Always":
-            continue
-        props[name] = PropertyChange(
-            name, t.get("RequiresRecreation", "Never"), d.get("ChangeSource"), d.get("CausingEntity")
-        )
+        recreate = t.get("RequiresRecreation", "Never")
+        entity = d.get("CausingEntity")
+        if name in props:
+            before = props[name]
+            if order.get(before.requires_recreation, 0) > order.get(recreate, 0):
+                recreate = before.requires_recreation
+            entities = [e for e in (before.causing_entity or "").split(", ") if e]
+            if entity and entity not in entities:
+                entities.append(entity)
+            entity = ", ".join(entities) or None
+        props[name] = PropertyChange(name, recreate, d.get("ChangeSource"), entity)
     return ResourceChange(
         action=rc.get("Action", "?"),
         logical_id=rc.get("LogicalResourceId", "?"),
@@ -161,14 +168,17 @@ def walk(describe_page: Any, root: dict[str, Any]) -> list[StackChanges]:
     return out
 
 
-def build_review(root: dict[str, Any], stacks: list[StackChanges], region: str, allowed: Sequence[str]) -> Review:
-    """The review of a walked change set, with the guard's findings."""
+def build_review(
+    root: dict[str, Any], stacks: list[StackChanges], region: str, allowed: Sequence[str], change_set_type: str
+) -> Review:
+    """The review of a walked change set with the guard's findings (DescribeChangeSet tells no type)."""
     return Review(
         stack_name=root.get("StackName", "?"),
         change_set_name=root.get("ChangeSetName", "?"),
         change_set_id=root.get("ChangeSetId", "?"),
-        change_set_type="UPDATE" if root.get("ChangeSetType") == "UPDATE" else root.get("ChangeSetType", "CREATE"),
+        change_set_type=change_set_type,
         region=region,
+        stack_id=root.get("StackId", ""),
         stacks=stacks,
         findings=guard.findings(stacks, allowed),
     )
@@ -219,10 +229,7 @@ def plan(aws: Aws, target: Target, env: str, allowed: Sequence[str]) -> tuple[Re
         except ClientError as exc:
             if any(m in error_message(exc) for m in _NO_CHANGES):
                 return build_review(
-                    {"StackName": target.stack_name, "ChangeSetName": name, "ChangeSetType": change_set_type},
-                    [],
-                    aws.region,
-                    allowed,
+                    {"StackName": target.stack_name, "ChangeSetName": name}, [], aws.region, allowed, change_set_type
                 ), {}
             raise DeployError(f"stack {target.stack_name}: CreateChangeSet failed: {error_message(exc)}") from None
         # A FAILED change set (no changes, or an error) is described below: the waiter's error says less.
@@ -234,7 +241,7 @@ def plan(aws: Aws, target: Target, env: str, allowed: Sequence[str]) -> tuple[Re
     if _no_changes(existing) or (existing.get("Status") == "CREATE_COMPLETE" and not existing.get("Changes")):
         cfn.delete_change_set(ChangeSetName=name, StackName=target.stack_name)
         root = {**existing, "Changes": []}
-        return build_review(root, [], aws.region, allowed), root
+        return build_review(root, [], aws.region, allowed, change_set_type), root
     if existing.get("Status") != "CREATE_COMPLETE":
         raise DeployError(
             f"change set {name} on stack {target.stack_name} is {existing.get('Status')}: "
@@ -242,4 +249,4 @@ def plan(aws: Aws, target: Target, env: str, allowed: Sequence[str]) -> tuple[Re
             code=1,
         )
     stacks = walk(lambda arn: _describe_all(cfn, arn), existing)
-    return build_review(existing, stacks, aws.region, allowed), existing
+    return build_review(existing, stacks, aws.region, allowed, change_set_type), existing

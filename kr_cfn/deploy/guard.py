@@ -51,7 +51,7 @@ def stack_policy(protected_types: Iterable[str] = STATEFUL_TYPES, except_ids: It
     deny = aws.Statement(
         Sid="KeepStatefulResources",
         Effect=aws.Deny,
-        Principal=aws.Everybody,
+        Principal=aws.Principal("*"),
         Action=[update_replace, update_delete],
         Condition=aws.Condition(aws.StringEquals("ResourceType", sorted(protected_types))),
     )
@@ -63,7 +63,7 @@ def stack_policy(protected_types: Iterable[str] = STATEFUL_TYPES, except_ids: It
     allow = aws.Statement(
         Sid="UpdateEverythingElse",
         Effect=aws.Allow,
-        Principal=aws.Everybody,
+        Principal=aws.Principal("*"),
         Action=[aws.Action("Update", "*")],
         Resource=["*"],
     )

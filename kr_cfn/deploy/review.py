@@ -62,6 +62,7 @@ class Review:
     change_set_id: str
     change_set_type: str
     region: str
+    stack_id: str = ""
     stacks: list[StackChanges] = field(default_factory=list)
     findings: list[GuardFinding] = field(default_factory=list)
 
@@ -78,7 +79,7 @@ class Review:
     @property
     def console_url(self) -> str:
         """The change set in the CloudFormation console."""
-        root = self.stacks[0].stack_name if self.stacks else self.stack_name
+        root = self.stack_id or self.stack_name
         return (
             f"https://{self.region}.console.aws.amazon.com/cloudformation/home?region={self.region}"
             f"#/stacks/changesets/changes?stackId={quote(root, safe='')}"
@@ -97,8 +98,11 @@ class Review:
 def _props(change: ResourceChange) -> str:
     parts = []
     for p in change.properties:
-        mark = {"Always": " (recreate)", "Conditionally": " (may recreate)"}.get(p.requires_recreation, "")
-        parts.append(f"{p.name}{mark}")
+        notes = [{"Always": "recreate", "Conditionally": "may recreate"}.get(p.requires_recreation, "")]
+        if p.causing_entity:
+            notes.append(f"from {p.causing_entity}")
+        note = "; ".join(n for n in notes if n)
+        parts.append(f"{p.name} ({note})" if note else p.name)
     return ", ".join(parts)
 
 
