@@ -104,10 +104,11 @@ def execute(
     review: Review,
     cs: dict[str, Any],
     termination_protection: bool,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, str]:
     """Execute the change set and follow it; return the stack outputs or raise (exit 1)."""
+    out = out or sys.stdout
     cfn = aws.client("cloudformation")
     stack_id = cs["StackId"]
     allowed_ids = [f.logical_id for f in review.findings if f.allowed]

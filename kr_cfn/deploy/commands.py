@@ -134,6 +134,7 @@ def cmd_plan(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     aws = Aws(cfg.region)
     stack_name = root_stack_name(cfg, args)
     stack = changeset.stack_status(aws, stack_name)
+    changeset.check_deployable(stack, cfg.env)  # fail fast, before anything else is read
     target = changeset.Target(
         stack_name=stack_name,
         template_url=pkg["root_template_url"],

@@ -1,0 +1,292 @@
+"""The deploy commands end to end against a local AWS endpoint (moto's server, see aws_endpoint.py).
+
+bootstrap -> package -> plan (create) -> apply -> change params -> plan (update) -> apply ->
+plan (no changes), on templates built by the project's own build from a copy of params/,
+so the test deploys whatever stacks exist.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+
+from kr_cfn.cli import main
+from kr_cfn.deploy import guard
+from kr_cfn.deploy.package import load_template
+from tests import aws_endpoint
+from tests.conftest import PARAMS
+
+REGION = "eu-central-1"
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[str]:
+    """moto's server on a free port; boto3 reaches it through AWS_ENDPOINT_URL with dummy credentials."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    with aws_endpoint.local_endpoint() as url, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AWS_ENDPOINT_URL", url)
+        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        mp.delenv("AWS_SESSION_TOKEN", raising=False)
+        mp.delenv("AWS_PROFILE", raising=False)
+        mp.setenv("AWS_DEFAULT_REGION", REGION)
+        mp.setenv("AWS_REGION", REGION)
+        yield url
+
+
+class Project:
+    """A copy of params/ and a build folder; runs the CLI and collects its output."""
+
+    def __init__(self, tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        self.params, self.out, self.capsys = tmp / "params", tmp / "out", capsys
+        shutil.copytree(PARAMS, self.params)
+
+    def set(self, env: str, path: str, value: Any) -> None:
+        """Change one key in ``params/<env>.yaml``."""
+        file = self.params / f"{env}.yaml"
+        data = yaml.safe_load(file.read_text()) or {}
+        *parents, key = path.split(".")
+        node = data
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[key] = value
+        file.write_text(yaml.safe_dump(data))
+
+    def build(self, env: str) -> None:
+        assert main(["build", "--params", str(self.params), "--out", str(self.out), "--env", env, "--no-lint"]) == 0
+
+    def run(self, *args: str) -> tuple[int, str, str]:
+        self.capsys.readouterr()
+        code = main([*args, "--params", str(self.params), "--out", str(self.out)])
+        captured = self.capsys.readouterr()
+        return code, captured.out, captured.err
+
+    def ok(self, *args: str) -> str:
+        code, out, err = self.run(*args)
+        assert code == 0, f"kr-cfn {' '.join(args)} -> {code}\n{out}\n{err}"
+        return out
+
+    def template(self, env: str, name: str) -> dict[str, Any]:
+        return load_template(self.out / env / f"{name}.yaml")
+
+    def review(self, env: str) -> dict[str, Any]:
+        return json.loads((self.out / env / "review.json").read_text())
+
+
+def _cfn() -> Any:
+    return boto3.client("cloudformation", region_name=REGION)
+
+
+def _stack(name: str) -> dict[str, Any]:
+    return _cfn().describe_stacks(StackName=name)["Stacks"][0]
+
+
+def _nested(root: str) -> dict[str, str]:
+    """Logical id -> physical stack of the root's nested stacks."""
+    resources = _cfn().list_stack_resources(StackName=root)["StackResourceSummaries"]
+    return {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources if r["ResourceType"].endswith("::Stack")}
+
+
+def _assert_every_resource_exists(stack: str, template: dict[str, Any]) -> None:
+    resources = _cfn().list_stack_resources(StackName=stack)["StackResourceSummaries"]
+    assert {r["LogicalResourceId"] for r in resources} == set(template["Resources"]), stack
+
+
+def _image_tags(project: Project, env: str, tag: str) -> list[str]:
+    root = project.template(env, "root")
+    return [f"--image-tag={name}={tag}" for name in sorted(root.get("Parameters", {})) if name.endswith("ImageTag")]
+
+
+def test_client_endpoint_is_the_local_server(endpoint: str) -> None:
+    from kr_cfn.deploy.aws import Aws
+
+    aws = Aws("eu-west-1")
+    assert aws.region == REGION  # the standard AWS way wins over the params' default
+    for service in ("cloudformation", "s3"):
+        assert aws.client(service).meta.endpoint_url == endpoint
+
+
+def test_full_deploy_sequence(endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project = Project(tmp_path, capsys)
+    project.set("dev", "deploy.termination_protection", True)
+    project.build("dev")
+    cfg_prefix = "knowledgerouter-dev"
+
+    # bootstrap: bucket, repositories and roles really exist
+    project.ok("bootstrap", "--env", "dev")
+    ecr = boto3.client("ecr", region_name=REGION)
+    repos = {r["repositoryName"]: r for r in ecr.describe_repositories()["repositories"]}
+    for name in ("backend", "frontend"):
+        repo = repos[f"{cfg_prefix}-{name}"]
+        # (moto keeps ScanOnPush in CloudFormation's casing, so the API omits it: see test_bootstrap.py)
+        assert repo["imageTagMutability"] == "IMMUTABLE"
+    bucket = project.ok("outputs", "--env", "dev", "--bootstrap", "--key", "ArtifactsBucketName").strip()
+    s3 = boto3.client("s3", region_name=REGION)
+    # moto's bucket model takes only BucketName, BucketEncryption and Tags from CloudFormation
+    rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    trust = boto3.client("iam").get_role(RoleName=f"{cfg_prefix}-github-deploy")["Role"]["AssumeRolePolicyDocument"]
+    subjects = trust["Statement"][0]["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
+    assert subjects == ["repo:knowledgerouter/kr_cfn:ref:refs/heads/main", "repo:knowledgerouter/kr_cfn:environment:dev"]
+    _assert_every_resource_exists(f"{cfg_prefix}-bootstrap", project.template("dev", "bootstrap"))
+
+    # package: content-hash keys, a second run uploads nothing
+    first = project.ok("package", "--env", "dev", "--bucket", bucket)
+    assert "uploaded network.json" in first
+    second = project.ok("package", "--env", "dev", "--bucket", bucket)
+    assert "uploaded" not in second and "present  network.json" in second
+
+    # plan (create): every nested stack is added
+    out = project.ok("plan", "--env", "dev", *_image_tags(project, "dev", "v1"))
+    review = project.review("dev")
+    nested = {k for k, v in project.template("dev", "root")["Resources"].items() if v["Type"].endswith("::Stack")}
+    assert review["change_set_type"] == "CREATE" and review["has_changes"]
+    assert {(c["action"], c["logical_id"]) for c in review["stacks"][0]["changes"]} >= {("Add", n) for n in nested}
+    assert f"apply with: kr-cfn apply --env dev --change-set {review['change_set_name']}" in out
+    assert (project.out / "dev" / "review.md").read_text().startswith("### CloudFormation plan: `knowledgerouter-dev`")
+
+    # apply: every resource of every stack exists, outputs, stack policy, termination protection
+    out = project.ok("apply", "--env", "dev", "--change-set", review["change_set_name"])
+    root = _stack(cfg_prefix)
+    assert root["StackStatus"] == "CREATE_COMPLETE" and root["EnableTerminationProtection"] is True
+    _assert_every_resource_exists(cfg_prefix, project.template("dev", "root"))
+    children = _nested(cfg_prefix)
+    assert set(children) == nested
+    for logical_id, physical in children.items():
+        child = project.template("dev", {v: k for k, v in _child_files(project).items()}[logical_id])
+        _assert_every_resource_exists(physical, child)
+        assert _cfn().get_stack_policy(StackName=physical)["StackPolicyBody"] == guard.stack_policy()
+    assert _cfn().get_stack_policy(StackName=cfg_prefix)["StackPolicyBody"] == guard.stack_policy()
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in root["Outputs"]}
+    assert set(outputs) == set(project.template("dev", "root").get("Outputs", {}))
+    vpc = boto3.client("ec2", region_name=REGION).describe_vpcs(VpcIds=[outputs["VpcId"]])["Vpcs"][0]
+    assert vpc["CidrBlock"] == "10.0.0.0/16"
+    assert f"VpcId = {outputs['VpcId']}" in out
+    assert "CREATE_COMPLETE" in project.ok("status", "--env", "dev")
+
+    # applying the same change set again is refused
+    code, _, err = project.run("apply", "--env", "dev", "--change-set", review["change_set_name"])
+    assert code == 2 and "only an AVAILABLE change set can be applied" in err
+
+    # change params -> plan (update) -> apply
+    project.set("dev", "tags", {"CostCenter": "rag"})
+    project.build("dev")
+    project.ok("package", "--env", "dev", "--bucket", bucket)
+    project.ok("plan", "--env", "dev", *_image_tags(project, "dev", "v2"))
+    review = project.review("dev")
+    assert review["change_set_type"] == "UPDATE" and review["has_changes"] and not review["findings"]
+    assert {c["action"] for c in review["stacks"][0]["changes"]} == {"Modify"}
+    project.ok("apply", "--env", "dev", "--change-set", review["change_set_name"])
+    assert _stack(cfg_prefix)["StackStatus"] == "UPDATE_COMPLETE"
+    for physical in _nested(cfg_prefix).values():
+        assert _stack(physical)["StackStatus"].endswith("_COMPLETE")
+    deployed = _cfn().get_template(StackName=cfg_prefix)["TemplateBody"]
+    packaged = json.loads((project.out / "dev" / "root.packaged.json").read_text())
+    assert (json.loads(deployed) if isinstance(deployed, str) else deployed) == packaged
+    assert {"Key": "CostCenter", "Value": "rag"} in packaged["Resources"]["NetworkStack"]["Properties"]["Tags"]
+
+    # plan (no changes): says so, deletes the empty change set
+    out = project.ok("plan", "--env", "dev", *_image_tags(project, "dev", "v2"))
+    assert f"no changes: stack {cfg_prefix} is up to date" in out
+    assert _cfn().list_change_sets(StackName=cfg_prefix)["Summaries"] == [] or all(
+        s["ExecutionStatus"] == "EXECUTE_COMPLETE" for s in _cfn().list_change_sets(StackName=cfg_prefix)["Summaries"]
+    )
+    assert not project.review("dev")["has_changes"]
+
+
+def _child_files(project: Project) -> dict[str, str]:
+    """File stem -> logical id, from the built root's relative TemplateURLs."""
+    root = project.template("dev", "root")
+    return {
+        v["Properties"]["TemplateURL"][2:].rsplit(".", 1)[0]: k
+        for k, v in root["Resources"].items()
+        if v["Type"] == "AWS::CloudFormation::Stack"
+    }
+
+
+def test_guard_blocks_removing_a_repository(
+    endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = Project(tmp_path, capsys)
+    project.build("staging")
+    project.ok("bootstrap", "--env", "staging")
+    project.set("staging", "bootstrap.repositories", ["backend"])
+    project.build("staging")
+    code, out, err = project.run("bootstrap", "--env", "staging")
+    assert code == 3
+    assert err.strip() == (
+        "guard: root/FrontendRepository (AWS::ECR::Repository) would be deleted; "
+        "re-plan with --allow-replace FrontendRepository if that data may be lost"
+    )
+    blocked = json.loads((project.out / "staging" / "bootstrap-review.json").read_text())
+    code, _, err = project.run("apply", "--env", "staging", "--stack-name", "knowledgerouter-staging-bootstrap",
+                               "--change-set", blocked["change_set_name"])
+    assert code == 3 and "not allowed at plan time: root/FrontendRepository (AWS::ECR::Repository)" in err
+    out = project.ok("bootstrap", "--env", "staging", "--allow-replace", "FrontendRepository", "--plan-only")
+    assert "allowed by --allow-replace" in out
+
+
+def test_unknown_env(endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = Project(tmp_path, capsys).run("plan", "--env", "qa")
+    assert code == 2 and err.startswith(f"--env qa: no params file {tmp_path / 'params' / 'qa'}.yaml (have: ")
+
+
+def test_missing_bucket(endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project = Project(tmp_path, capsys)
+    project.build("dev")
+    code, _, err = project.run("package", "--env", "dev", "--bucket", "no-such-bucket-kr")
+    assert code == 2
+    assert err.strip() == (
+        "--bucket no-such-bucket-kr: no such bucket; deploy the bootstrap stack first "
+        "(kr-cfn bootstrap --env ENV) and use its ArtifactsBucketName output"
+    )
+
+
+def test_no_credentials(
+    endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = Project(tmp_path, capsys)
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    code, _, err = project.run("status", "--env", "dev")
+    assert code == 2 and err.startswith("no AWS credentials found: set AWS_PROFILE")
+
+
+def test_change_set_not_found(endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = Project(tmp_path, capsys).run("apply", "--env", "prod", "--change-set", "kr-cfn-0000")
+    assert code == 2 and err.strip() == "change set kr-cfn-0000 not found on stack knowledgerouter; run kr-cfn plan again"
+
+
+@pytest.mark.parametrize(
+    ("status", "hint"),
+    [("ROLLBACK_COMPLETE", "delete it (aws cloudformation delete-stack"), ("UPDATE_IN_PROGRESS", "wait until it ends")],
+)
+def test_stack_in_a_state_that_cannot_be_planned(
+    endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], status: str, hint: str
+) -> None:
+    from moto.cloudformation.models import cloudformation_backends
+
+    name = f"kr-stuck-{status.lower().replace('_', '-')}"
+    body = json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}})
+    stack_id = _cfn().create_stack(StackName=name, TemplateBody=body)["StackId"]
+    # moto cannot fail or stall a deploy: put the real stack in the state a failed/running deploy leaves.
+    cloudformation_backends["123456789012"][REGION].stacks[stack_id].status = status
+    project = Project(tmp_path, capsys)
+    project.build("dev")
+    boto3.client("s3", region_name=REGION).create_bucket(
+        Bucket="kr-stuck-artifacts", CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    project.ok("package", "--env", "dev", "--bucket", "kr-stuck-artifacts")
+    code, _, err = project.run("plan", "--env", "dev", "--stack-name", name)
+    assert code == 2 and err.startswith(f"stack {name} is {status}") and hint in err
