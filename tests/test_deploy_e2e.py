@@ -135,7 +135,10 @@ def test_full_deploy_sequence(endpoint: str, tmp_path: Path, capsys: pytest.Capt
     assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
     trust = boto3.client("iam").get_role(RoleName=f"{cfg_prefix}-github-deploy")["Role"]["AssumeRolePolicyDocument"]
     subjects = trust["Statement"][0]["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
-    assert subjects == ["repo:knowledgerouter/kr_cfn:ref:refs/heads/main", "repo:knowledgerouter/kr_cfn:environment:dev"]
+    assert subjects == [
+        "repo:knowledgerouter/kr_cfn:ref:refs/heads/main",
+        "repo:knowledgerouter/kr_cfn:environment:dev",
+    ]
     _assert_every_resource_exists(f"{cfg_prefix}-bootstrap", project.template("dev", "bootstrap"))
 
     # package: content-hash keys, a second run uploads nothing
@@ -212,9 +215,7 @@ def _child_files(project: Project) -> dict[str, str]:
     }
 
 
-def test_guard_blocks_removing_a_repository(
-    endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_guard_blocks_removing_a_repository(endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     project = Project(tmp_path, capsys)
     project.build("staging")
     project.ok("bootstrap", "--env", "staging")
@@ -227,8 +228,15 @@ def test_guard_blocks_removing_a_repository(
         "re-plan with --allow-replace FrontendRepository if that data may be lost"
     )
     blocked = json.loads((project.out / "staging" / "bootstrap-review.json").read_text())
-    code, _, err = project.run("apply", "--env", "staging", "--stack-name", "knowledgerouter-staging-bootstrap",
-                               "--change-set", blocked["change_set_name"])
+    code, _, err = project.run(
+        "apply",
+        "--env",
+        "staging",
+        "--stack-name",
+        "knowledgerouter-staging-bootstrap",
+        "--change-set",
+        blocked["change_set_name"],
+    )
     assert code == 3 and "not allowed at plan time: root/FrontendRepository (AWS::ECR::Repository)" in err
     out = project.ok("bootstrap", "--env", "staging", "--allow-replace", "FrontendRepository", "--plan-only")
     assert "allowed by --allow-replace" in out
@@ -265,7 +273,9 @@ def test_no_credentials(
 
 def test_change_set_not_found(endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = Project(tmp_path, capsys).run("apply", "--env", "prod", "--change-set", "kr-cfn-0000")
-    assert code == 2 and err.strip() == "change set kr-cfn-0000 not found on stack knowledgerouter; run kr-cfn plan again"
+    assert (
+        code == 2 and err.strip() == "change set kr-cfn-0000 not found on stack knowledgerouter; run kr-cfn plan again"
+    )
 
 
 @pytest.mark.parametrize(
@@ -285,8 +295,8 @@ def test_stack_in_a_state_that_cannot_be_planned(
     project = Project(tmp_path, capsys)
     project.build("dev")
     boto3.client("s3", region_name=REGION).create_bucket(
-        Bucket="kr-stuck-artifacts", CreateBucketConfiguration={"LocationConstraint": REGION}
+        Bucket=f"{name}-artifacts", CreateBucketConfiguration={"LocationConstraint": REGION}
     )
-    project.ok("package", "--env", "dev", "--bucket", "kr-stuck-artifacts")
+    project.ok("package", "--env", "dev", "--bucket", f"{name}-artifacts")
     code, _, err = project.run("plan", "--env", "dev", "--stack-name", name)
     assert code == 2 and err.startswith(f"stack {name} is {status}") and hint in err
