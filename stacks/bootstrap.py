@@ -121,7 +121,6 @@ def _artifacts_bucket(t: Template, cfg: BootstrapSlice) -> s3.Bucket:
             Tags=Tags(**cfg.tags),
             Metadata=checkov_skip(
                 ("CKV_AWS_18", "Holds only packaged templates written by the deploy roles; CloudTrail records access."),
-                ("CKV_AWS_144", "Templates are rebuilt from git at any time; a replica adds cost, not safety."),
             ),
         )
     )
@@ -202,11 +201,9 @@ def _github_role(
                 Effect=aws.Allow,
                 Principal=aws.Principal("Federated", provider),
                 Action=[sts.AssumeRoleWithWebIdentity],
+                # One StringEquals holding both keys: two StringEquals elements would collide.
                 Condition=aws.Condition(
-                    [
-                        aws.StringEquals(f"{GITHUB_OIDC_HOST}:aud", STS_AUDIENCE),
-                        aws.StringEquals(f"{GITHUB_OIDC_HOST}:sub", subjects),
-                    ]
+                    aws.StringEquals({f"{GITHUB_OIDC_HOST}:aud": STS_AUDIENCE, f"{GITHUB_OIDC_HOST}:sub": subjects})
                 ),
             )
         ],
@@ -354,7 +351,6 @@ def _service_role(t: Template, cfg: BootstrapSlice) -> iam.Role:
                 ("CKV_AWS_111", "Write access is what a CloudFormation service role is for; only deploys can use it."),
                 ("CKV_AWS_107", "The stacks create secrets (Secrets Manager) and must read them back."),
                 ("CKV_AWS_108", "The stacks create buckets and must manage their objects (e.g. empty on delete)."),
-                ("CKV_AWS_110", "The stacks create their task roles (names under the environment prefix only)."),
             ),
         )
     )

@@ -158,3 +158,62 @@ def test_pascal_names_for_logical_ids() -> None:
     assert pascal("backend") == "Backend"
     assert pascal("knowledge-worker") == "KnowledgeWorker"
     assert pascal("rag_indexer") == "RagIndexer"
+
+
+def test_github_repository_must_be_owner_and_name(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "bootstrap:\n  github_repository: knowledgerouter\n") == [
+        "bootstrap.github_repository: 'knowledgerouter' must be 'owner/name' (the GitHub owner and repository)"
+    ]
+
+
+def test_github_repository_owner_cannot_start_with_a_dash(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "bootstrap:\n  github_repository: -acme/infra\n") == [
+        "bootstrap.github_repository: '-acme/infra' must be 'owner/name' (the GitHub owner and repository)"
+    ]
+
+
+def test_repositories_cannot_be_empty(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "bootstrap:\n  repositories: []\n") == [
+        "bootstrap.repositories: needs at least one repository"
+    ]
+
+
+def test_repository_name(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "bootstrap:\n  repositories: [backend, Front_End]\n") == [
+        "bootstrap.repositories[1]: 'Front_End' must be lowercase letters, digits and dashes"
+    ]
+
+
+def test_repository_listed_twice(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "bootstrap:\n  repositories: [backend, backend]\n") == [
+        "bootstrap.repositories[1]: 'backend' is listed twice"
+    ]
+
+
+def test_images_to_keep_at_least_one(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "bootstrap:\n  images_to_keep: 0\n") == [
+        "bootstrap.images_to_keep: input should be greater than or equal to 1, got 0"
+    ]
+
+
+def test_noncurrent_version_days_at_least_one(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "bootstrap:\n  noncurrent_version_days: 0\n") == [
+        "bootstrap.noncurrent_version_days: input should be greater than or equal to 1, got 0"
+    ]
+
+
+def test_deploy_branch_pattern(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "bootstrap:\n  deploy_branch: 'main branch'\n") == [
+        "bootstrap.deploy_branch: string should match pattern '^[A-Za-z0-9._/-]{1,100}$', got 'main branch'"
+    ]
+
+
+def test_termination_protection_is_a_boolean(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "deploy:\n  termination_protection: sometimes\n") == [
+        "deploy.termination_protection: input should be a valid boolean, unable to interpret input, got 'sometimes'"
+    ]
+
+
+def test_prod_turns_on_termination_protection() -> None:
+    assert load_env("prod").deploy.termination_protection is True
+    assert load_env("dev").deploy.termination_protection is False

@@ -1,0 +1,142 @@
+"""Property tests of the bootstrap stack."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+import stacks
+from kr_cfn import config
+from stacks import bootstrap
+from tests.conftest import ENVS, built, load_env, resources_of_type
+
+
+def _boot(env: str) -> dict[str, Any]:
+    return built(env)["bootstrap"]
+
+
+def _custom(env: str = "dev", **bootstrap_keys: Any) -> dict[str, Any]:
+    cfg = load_env(env).model_copy(update={"bootstrap": config.BootstrapConfig(**bootstrap_keys)})
+    return bootstrap.build(config.bootstrap_slice(cfg)).to_dict()
+
+
+def test_bootstrap_is_not_a_child_of_the_root() -> None:
+    assert "bootstrap" not in {c.name for c in stacks.CHILDREN}
+    assert "BootstrapStack" not in built("dev")["root"]["Resources"]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_artifacts_bucket(env: str) -> None:
+    (bucket,) = resources_of_type(_boot(env), "AWS::S3::Bucket").values()
+    props = bucket["Properties"]
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    rule = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    (lifecycle,) = props["LifecycleConfiguration"]["Rules"]
+    assert lifecycle["NoncurrentVersionExpiration"] == {"NoncurrentDays": 90}
+    assert bucket["DeletionPolicy"] == "Retain"
+    (policy,) = resources_of_type(_boot(env), "AWS::S3::BucketPolicy").values()
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Deny"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": False}}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_ecr_repositories(env: str) -> None:
+    repos = resources_of_type(_boot(env), "AWS::ECR::Repository")
+    prefix = load_env(env).names.prefix
+    assert {r["Properties"]["RepositoryName"] for r in repos.values()} == {f"{prefix}-backend", f"{prefix}-frontend"}
+    for repo in repos.values():
+        props = repo["Properties"]
+        assert props["ImageScanningConfiguration"] == {"ScanOnPush": True}
+        assert props["ImageTagMutability"] == "IMMUTABLE"
+        (rule,) = json.loads(props["LifecyclePolicy"]["LifecyclePolicyText"])["rules"]
+        assert rule["selection"]["countType"] == "imageCountMoreThan" and rule["selection"]["countNumber"] == 30
+
+
+def test_prod_keeps_the_plans_repository_names() -> None:
+    names = {
+        r["Properties"]["RepositoryName"] for r in resources_of_type(_boot("prod"), "AWS::ECR::Repository").values()
+    }
+    assert names == {"knowledgerouter-backend", "knowledgerouter-frontend"}
+
+
+def _trust(template: dict[str, Any], role: str) -> dict[str, Any]:
+    return template["Resources"][role]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_github_roles_trust_the_exact_repository(env: str) -> None:
+    t = _boot(env)
+    plan = _trust(t, bootstrap.PLAN_ROLE)
+    assert plan["Principal"] == {"Federated": {"Ref": bootstrap.OIDC_PROVIDER}}
+    assert plan["Action"] == ["sts:AssumeRoleWithWebIdentity"]
+    assert plan["Condition"]["StringEquals"] == {
+        "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+        "token.actions.githubusercontent.com:sub": ["repo:knowledgerouter/kr_cfn:pull_request"],
+    }
+    deploy = _trust(t, bootstrap.DEPLOY_ROLE)
+    assert deploy["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"] == [
+        "repo:knowledgerouter/kr_cfn:ref:refs/heads/main",
+        f"repo:knowledgerouter/kr_cfn:environment:{env}",
+    ]
+
+
+def _statements(template: dict[str, Any], role: str) -> dict[str, dict[str, Any]]:
+    return {
+        s["Sid"]: s
+        for p in template["Resources"][role]["Properties"]["Policies"]
+        for s in p["PolicyDocument"]["Statement"]
+    }
+
+
+def test_github_roles_may_pass_only_the_service_role() -> None:
+    t = _boot("dev")
+    for role in (bootstrap.PLAN_ROLE, bootstrap.DEPLOY_ROLE):
+        passes = [s for s in _statements(t, role).values() if "iam:PassRole" in s["Action"]]
+        assert passes == [_statements(t, role)["PassOnlyTheServiceRole"]]
+        assert passes[0]["Resource"] == [{"Fn::GetAtt": [bootstrap.SERVICE_ROLE, "Arn"]}]
+
+
+def test_only_the_deploy_role_executes() -> None:
+    t = _boot("dev")
+    plan_actions = {a for s in _statements(t, bootstrap.PLAN_ROLE).values() for a in s["Action"]}
+    deploy_actions = {a for s in _statements(t, bootstrap.DEPLOY_ROLE).values() for a in s["Action"]}
+    assert "cloudformation:ExecuteChangeSet" not in plan_actions
+    assert {"cloudformation:CreateChangeSet", "s3:PutObject"} <= plan_actions
+    assert {"cloudformation:ExecuteChangeSet", "cloudformation:SetStackPolicy"} <= deploy_actions
+    assert {"cloudformation:UpdateTerminationProtection"} <= deploy_actions
+
+
+def test_service_role_is_for_cloudformation() -> None:
+    trust = _trust(_boot("dev"), bootstrap.SERVICE_ROLE)
+    assert trust["Principal"] == {"Service": "cloudformation.amazonaws.com"}
+
+
+def test_existing_oidc_provider_is_referenced_not_created() -> None:
+    t = _custom(github_repository="acme/infra", create_oidc_provider=False)
+    assert not resources_of_type(t, "AWS::IAM::OIDCProvider")
+    assert _trust(t, bootstrap.PLAN_ROLE)["Principal"] == {
+        "Federated": {
+            "Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:oidc-provider/token.actions.githubusercontent.com"
+        }
+    }
+
+
+def test_no_github_roles_without_a_repository() -> None:
+    t = _custom()
+    assert not resources_of_type(t, "AWS::IAM::OIDCProvider")
+    assert set(resources_of_type(t, "AWS::IAM::Role")) == {bootstrap.SERVICE_ROLE}
+    assert "PlanRoleArn" not in t["Outputs"]
+
+
+def test_images_to_keep_and_repositories_from_params() -> None:
+    t = _custom(images_to_keep=5, repositories=("backend", "worker"))
+    repos = resources_of_type(t, "AWS::ECR::Repository")
+    assert set(repos) == {"BackendRepository", "WorkerRepository"}
+    rules = json.loads(repos["WorkerRepository"]["Properties"]["LifecyclePolicy"]["LifecyclePolicyText"])["rules"]
+    assert rules[0]["selection"]["countNumber"] == 5
+    assert "WorkerRepositoryUri" in t["Outputs"]
