@@ -19,6 +19,20 @@ fill each with what CloudFormation does, in the harness only (never in ``kr_cfn`
    made with. Shim: after ExecuteChangeSet, rebuild the outputs from the executed template.
 4. ``UpdateTerminationProtection`` is not implemented (HTTP 500). Shim: set the flag that
    ``DescribeStacks`` reports as ``EnableTerminationProtection``.
+5. Models moto has answer only some attributes (e.g. ``AWS::RDS::DBInstance`` has no
+   ``MasterUserSecret.SecretArn``, a target group none): ``Fn::GetAtt`` on the others fails
+   the stack ("does not support attribute type"), crashes the server, or is left unresolved,
+   in a property or in an Output. Shim: when the attribute exists
+   in CloudFormation's resource schema (cfn-lint's copy), answer ``<physical id>.<attribute>``
+   and record it in ``UNSUPPORTED_ATTRIBUTES``; an attribute the schema does not know still
+   fails, as on AWS.
+6. moto resolves a ``Ref`` to an ``AWS::RDS::DBParameterGroup`` to its Python object, but its
+   DB instance model expects ``DBParameterGroupName`` as a string (the server crashes; the
+   ``DBSubnetGroupName`` object it does expect). Shim: pass the parameter group's name, what
+   CloudFormation's Ref returns.
+7. moto updates a nested stack by deleting it and creating a new one, so resources with a
+   Retain policy (log groups) collide with themselves ("already exists"). Shim: update the
+   nested stack in place, as CloudFormation does.
 
 Not shimmed (the tests cover them with recorded API responses in ``tests/fixtures``
 instead): change sets carry no Replacement/Details and no nested change sets, and stack
@@ -35,10 +49,14 @@ from typing import Any
 
 from moto.cloudformation import models as cfn_models
 from moto.cloudformation import parsing
+from moto.cloudformation.exceptions import ValidationError
 from moto.cloudformation.responses import CloudFormationResponse
+from moto.cloudformation.utils import get_stack_from_s3_url
 from moto.core.common_models import CloudFormationModel
 from moto.core.responses import ActionResult
+from moto.rds import models as rds_models
 from moto.server import ThreadedMotoServer
+from moto.utilities.utils import get_partition
 
 
 @dataclass
@@ -52,6 +70,8 @@ class Placeholder:
 
 
 PLACEHOLDERS: list[Placeholder] = []
+UNSUPPORTED_ATTRIBUTES: list[tuple[str, str, str]] = []
+"""(type, logical id, attribute) answered by shim 5."""
 
 
 class _PlaceholderModel(CloudFormationModel):
@@ -111,6 +131,28 @@ def _nested_stack_attribute(self: cfn_models.Stack, attribute_name: str) -> Any:
     raise parsing.UnformattedGetAttTemplateException()
 
 
+def _update_nested_stack(
+    cls: type,
+    original_resource: cfn_models.Stack,
+    new_resource_name: str,
+    cloudformation_json: dict[str, Any],
+    account_id: str,
+    region_name: str,
+) -> cfn_models.Stack:
+    properties = cloudformation_json["Properties"]
+    template = get_stack_from_s3_url(
+        properties["TemplateURL"], account_id=account_id, partition=get_partition(region_name)
+    )
+    original_resource.update(template, parameters=properties.get("Parameters", {}))
+    return original_resource
+
+
+def _schema_attributes(resource_type: str, region: str) -> set[str]:
+    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+
+    return set(PROVIDER_SCHEMA_MANAGER.get_resource_schema(region, resource_type).get_atts)
+
+
 def _update_termination_protection(self: CloudFormationResponse) -> ActionResult:
     stack = self.cloudformation_backend.get_stack(self._get_param("StackName"))
     stack.enable_termination_protection = self._get_bool_param("EnableTerminationProtection", False)
@@ -119,14 +161,46 @@ def _update_termination_protection(self: CloudFormationResponse) -> ActionResult
 
 @contextlib.contextmanager
 def shims() -> Iterator[None]:
-    """Apply the four shims for the duration of the block."""
+    """Apply the shims for the duration of the block."""
     original_class_from_type = parsing.resource_class_from_type
     original_execute = cfn_models.CloudFormationBackend.execute_change_set
+    original_clean_json = parsing.clean_json
+
+    original_db_instance = rds_models.DBInstance.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    def db_instance(cls: type, resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any) -> Any:
+        properties = cloudformation_json["Properties"]
+        group = properties.get("DBParameterGroupName")
+        if isinstance(group, CloudFormationModel):  # shim 6
+            properties["DBParameterGroupName"] = group.name  # type: ignore[attr-defined]
+        return original_db_instance(cls, resource_name, cloudformation_json, *args, **kwargs)
+
+    def clean_json(resource_json: Any, resources_map: parsing.ResourceMap) -> Any:
+        if not (isinstance(resource_json, dict) and "Fn::GetAtt" in resource_json):
+            return original_clean_json(resource_json, resources_map)
+        try:
+            value = original_clean_json(resource_json, resources_map)
+        except ValidationError as exc:
+            if "does not support attribute type" not in str(exc):
+                raise
+        except AttributeError as exc:  # a model without get_cfn_attribute at all
+            if exc.name != "get_cfn_attribute":
+                raise
+        else:
+            if not (isinstance(value, dict) and "Fn::GetAtt" in value):  # moto logs and keeps it unresolved
+                return value
+        name, attribute = resource_json["Fn::GetAtt"]
+        resource_type = resources_map._resource_json_map[name]["Type"]
+        if attribute not in _schema_attributes(resource_type, resources_map["AWS::Region"]):
+            raise ValidationError(message=f"Template error: {resource_type} has no attribute {attribute}")
+        UNSUPPORTED_ATTRIBUTES.append((resource_type, name, attribute))
+        physical = getattr(resources_map[name], "physical_resource_id", None) or name
+        return f"{physical}.{attribute}"
 
     def class_from_type(resource_type: str) -> Any:
         found = original_class_from_type(resource_type)
         if found is None and resource_type not in parsing.NULL_MODELS:
-            return _PlaceholderModel
+            return _PlaceholderModel  # shim 2
         return found
 
     def execute_change_set(
@@ -136,17 +210,45 @@ def shims() -> Iterator[None]:
         change_set = self.describe_change_set(change_set_name)
         stack = self.stacks[change_set.stack_id]
         stack._parse_template()
-        stack.output_map = stack._create_output_map()
+        stack.output_map = stack._create_output_map()  # shim 3
+
+    def validate_outputs(self: parsing.ResourceMap) -> None:
+        """moto's check of Output GetAtts, with the schema as the fallback (shim 5)."""
+        for output in (self._template.get("Outputs") or {}).values():
+            if "Condition" in output and not self.lazy_condition_map[output["Condition"]]:
+                continue
+            value = output.get("Value", {})
+            if not (isinstance(value, dict) and "Fn::GetAtt" in value):
+                continue
+            name, attribute = value["Fn::GetAtt"]
+            resource = self._resource_json_map.get(name) or {}
+            if "Condition" in resource and not self.lazy_condition_map[resource["Condition"]]:
+                raise ValidationError(message=f"Unresolved resource dependencies [{name}] in the Outputs block")
+            resource_type = resource["Type"]
+            if class_from_type(resource_type).has_cfn_attr(attribute):
+                continue
+            if attribute not in _schema_attributes(resource_type, self._region_name):
+                raise parsing.UnsupportedAttribute(resource=resource_type.rsplit(":", 1)[-1], attr=attribute)
 
     parsing.resource_class_from_type = class_from_type
+    parsing.clean_json = clean_json
+    rds_models.DBInstance.create_from_cloudformation_json = classmethod(db_instance)  # type: ignore[method-assign,assignment]
+    original_validate_outputs = parsing.ResourceMap.validate_outputs
+    parsing.ResourceMap.validate_outputs = validate_outputs  # type: ignore[method-assign]
     cfn_models.Stack.get_cfn_attribute = _nested_stack_attribute  # type: ignore[method-assign]
+    original_update_nested = cfn_models.Stack.__dict__["update_from_cloudformation_json"]
+    cfn_models.Stack.update_from_cloudformation_json = classmethod(_update_nested_stack)  # type: ignore[method-assign,assignment]
     cfn_models.CloudFormationBackend.execute_change_set = execute_change_set  # type: ignore[method-assign]
     CloudFormationResponse.update_termination_protection = _update_termination_protection  # type: ignore[attr-defined]
     try:
         yield
     finally:
         parsing.resource_class_from_type = original_class_from_type
+        parsing.clean_json = original_clean_json
+        rds_models.DBInstance.create_from_cloudformation_json = classmethod(original_db_instance)  # type: ignore[method-assign,assignment]
+        parsing.ResourceMap.validate_outputs = original_validate_outputs  # type: ignore[method-assign]
         del cfn_models.Stack.get_cfn_attribute
+        cfn_models.Stack.update_from_cloudformation_json = original_update_nested  # type: ignore[method-assign]
         cfn_models.CloudFormationBackend.execute_change_set = original_execute  # type: ignore[method-assign]
         del CloudFormationResponse.update_termination_protection  # type: ignore[attr-defined]
 
