@@ -8,8 +8,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from kr_cfn import config, output
 from kr_cfn.deploy.errors import DeployError
 from kr_cfn.lint import Finding, lint_dirs
@@ -126,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--format", choices=output.FORMATS, default="yaml", help="template format (default: yaml)")
     b.add_argument("--no-lint", action="store_true", help="skip cfn-lint")
     b.set_defaults(func=cmd_build)
-    from kr_cfn.deploy.commands import add_parsers
+    from kr_cfn.deploy.parsers import add_parsers
 
     add_parsers(sub, lambda params_dir, env: _load_envs(params_dir, [env])[0])
     return parser
@@ -143,12 +141,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DeployError as exc:
         print(exc, file=sys.stderr)
         return exc.code
-    except ClientError as exc:
-        print(f"AWS error: {exc}", file=sys.stderr)
-        return EXIT_FINDINGS
-    except BotoCoreError as exc:
-        print(f"AWS error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
 
