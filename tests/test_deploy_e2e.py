@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.exceptions
 import pytest
 import yaml
 
@@ -300,3 +301,41 @@ def test_stack_in_a_state_that_cannot_be_planned(
     project.ok("package", "--env", "dev", "--bucket", f"{name}-artifacts")
     code, _, err = project.run("plan", "--env", "dev", "--stack-name", name)
     assert code == 2 and err.startswith(f"stack {name} is {status}") and hint in err
+
+
+def test_placeholders_stand_in_only_for_types_moto_lacks(endpoint: str) -> None:
+    from moto.cloudformation.parsing import get_model_map
+
+    body = json.dumps(
+        {
+            "Resources": {
+                "Vpc": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.9.0.0/16"}},
+                "Egress": {
+                    "Type": "AWS::EC2::SecurityGroupEgress",
+                    "Properties": {"GroupId": "sg-1", "IpProtocol": "tcp", "FromPort": 1, "ToPort": 1},
+                },
+            },
+            "Outputs": {"EgressId": {"Value": {"Fn::GetAtt": ["Egress", "Id"]}}},
+        }
+    )
+    _cfn().create_stack(StackName="kr-harness-placeholder", TemplateBody=body)
+    stack = _stack("kr-harness-placeholder")
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    assert {o["OutputKey"] for o in stack["Outputs"]} == {"EgressId"}
+    stood_in = {p.type for p in aws_endpoint.PLACEHOLDERS}
+    assert "AWS::EC2::SecurityGroupEgress" in stood_in
+    assert not stood_in & set(get_model_map()), "a placeholder replaced a resource moto implements"
+
+
+def test_unknown_attributes_still_fail(endpoint: str) -> None:
+    bucket = {"Bucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "kr-harness-attributes"}}}
+    in_output = {"Resources": bucket, "Outputs": {"Nope": {"Value": {"Fn::GetAtt": ["Bucket", "NoSuchAttribute"]}}}}
+    with pytest.raises(botocore.exceptions.ClientError, match="does not support attribute type NoSuchAttribute"):
+        _cfn().create_stack(StackName="kr-harness-bad-output", TemplateBody=json.dumps(in_output))
+    parameter = {
+        "Type": "AWS::SSM::Parameter",
+        "Properties": {"Type": "String", "Value": {"Fn::GetAtt": ["Bucket", "NoSuchAttribute"]}},
+    }
+    in_property = {"Resources": {**bucket, "Parameter": parameter}}
+    with pytest.raises(botocore.exceptions.ClientError, match="AWS::S3::Bucket has no attribute NoSuchAttribute"):
+        _cfn().create_stack(StackName="kr-harness-bad-property", TemplateBody=json.dumps(in_property))
