@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 from kr_cfn.config.base import ConfigError, Model, Problem
-from kr_cfn.config.data import DataConfig
+from kr_cfn.config.data import DataConfig, DataSlice
 from kr_cfn.config.deploy import DeployConfig, RootSlice
 from kr_cfn.config.network import NetworkConfig, NetworkSlice
 from kr_cfn.naming import Naming
@@ -29,6 +29,7 @@ from kr_cfn.naming import Naming
 __all__ = [
     "ConfigError",
     "DataConfig",
+    "DataSlice",
     "EnvConfig",
     "Model",
     "NetworkConfig",
@@ -36,12 +37,14 @@ __all__ = [
     "Problem",
     "RootSlice",
     "available_envs",
+    "data_slice",
     "load",
     "network_slice",
     "root_slice",
 ]
 
 _NAME = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$"
+_BUCKET_NAME_MAX = 63
 
 
 class EnvConfig(Model):
@@ -74,6 +77,15 @@ class EnvConfig(Model):
         problems: list[Problem] = []
         if not re.match(_NAME, self.env):
             problems.append(("env", f"{self.env!r} must be lowercase letters, digits and dashes"))
+        bucket = f"{self.names('backups')}-123456789012-{self.region}"  # the longest bucket name
+        if len(bucket) > _BUCKET_NAME_MAX:
+            problems.append(
+                (
+                    "name_prefix" if self.name_prefix else "env",
+                    f"too long for the S3 bucket names ({bucket!r} has {len(bucket)} characters, "
+                    f"the limit is {_BUCKET_NAME_MAX})",
+                )
+            )
         for key in self.tags:
             if key.lower().startswith("aws:"):
                 problems.append((f"tags.{key}", "tag keys starting with 'aws:' are reserved by AWS"))
@@ -89,6 +101,11 @@ class EnvConfig(Model):
 def network_slice(cfg: EnvConfig) -> NetworkSlice:
     """The network stack's slice of the config."""
     return NetworkSlice(cfg.names, cfg.network)
+
+
+def data_slice(cfg: EnvConfig) -> DataSlice:
+    """The data stack's slice of the config."""
+    return DataSlice(cfg.names, cfg.data, cfg.network.az_count)
 
 
 def root_slice(cfg: EnvConfig) -> RootSlice:
