@@ -322,7 +322,9 @@ def _bucket(
                 {
                     "LoggingConfiguration": s3.LoggingConfiguration(
                         DestinationBucketName=Ref(logs), LogFilePrefix=f"{part}/"
-                    )
+                    ),
+                    # S3 delivers access logs only once the log bucket's policy admits them.
+                    "DependsOn": [f"{logs.title}Policy"],
                 }
                 if logs
                 else {

@@ -145,6 +145,9 @@ def test_buckets_are_private_versioned_encrypted_and_tls_only(env: str) -> None:
         assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
         assert props["BucketName"]["Fn::Sub"].endswith("-${AWS::AccountId}-${AWS::Region}")
         assert props["BucketName"]["Fn::Sub"].startswith(load_env(env).names.prefix + "-")
+        if logical_id != data.ACCESS_LOGS_BUCKET:
+            assert props["LoggingConfiguration"]["DestinationBucketName"] == {"Ref": data.ACCESS_LOGS_BUCKET}
+            assert bucket["DependsOn"] == [f"{data.ACCESS_LOGS_BUCKET}Policy"]
         deny = policies[logical_id]["Properties"]["PolicyDocument"]["Statement"][0]
         assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": False}}
 
