@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from troposphere import Template
 
 from kr_cfn import config
-from stacks import bootstrap, network, root
+from stacks import bootstrap, data, network, root
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class Child:
 
 CHILDREN: tuple[Child, ...] = (
     Child("network", "NetworkStack", lambda cfg: network.build(config.network_slice(cfg)), ("VpcId",)),
+    Child("data", "DataStack", lambda cfg: data.build(config.data_slice(cfg))),
 )
 
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from kr_cfn.config.base import ConfigError, Model, Problem
 from kr_cfn.config.bootstrap import BootstrapConfig, BootstrapSlice
-from kr_cfn.config.data import DataConfig
+from kr_cfn.config.data import DataConfig, DataSlice
 from kr_cfn.config.deploy import DeployConfig, RootSlice
 from kr_cfn.config.network import NetworkConfig, NetworkSlice
 from kr_cfn.naming import Naming
@@ -32,6 +32,7 @@ __all__ = [
     "BootstrapSlice",
     "ConfigError",
     "DataConfig",
+    "DataSlice",
     "EnvConfig",
     "Model",
     "NetworkConfig",
@@ -40,12 +41,14 @@ __all__ = [
     "RootSlice",
     "available_envs",
     "bootstrap_slice",
+    "data_slice",
     "load",
     "network_slice",
     "root_slice",
 ]
 
 _NAME = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$"
+_BUCKET_NAME_MAX = 63
 
 
 class EnvConfig(Model):
@@ -81,6 +84,16 @@ class EnvConfig(Model):
         problems: list[Problem] = []
         if not re.match(_NAME, self.env):
             problems.append(("env", f"{self.env!r} must be lowercase letters, digits and dashes"))
+        # "backups" and "s3-logs" make the longest bucket names: <prefix>-backups-<account>-<region>.
+        bucket = f"{self.names('backups')}-123456789012-{self.region}"
+        if len(bucket) > _BUCKET_NAME_MAX:
+            problems.append(
+                (
+                    "name_prefix" if self.name_prefix else "env",
+                    f"too long for the S3 bucket names ({bucket!r} has {len(bucket)} characters, "
+                    f"the limit is {_BUCKET_NAME_MAX})",
+                )
+            )
         for key in self.tags:
             if key.lower().startswith("aws:"):
                 problems.append((f"tags.{key}", "tag keys starting with 'aws:' are reserved by AWS"))
@@ -96,6 +109,11 @@ class EnvConfig(Model):
 def network_slice(cfg: EnvConfig) -> NetworkSlice:
     """The network stack's slice of the config."""
     return NetworkSlice(cfg.names, cfg.network)
+
+
+def data_slice(cfg: EnvConfig) -> DataSlice:
+    """The data stack's slice of the config."""
+    return DataSlice(cfg.names, cfg.data, cfg.network.az_count)
 
 
 def root_slice(cfg: EnvConfig) -> RootSlice:

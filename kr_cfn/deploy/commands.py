@@ -171,7 +171,9 @@ def cmd_bootstrap(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     env_dir = _env_dir(args, cfg)
     path = env_dir / "bootstrap.yaml"
     if not path.exists():
-        raise DeployError(f"{path}: not found; run kr-cfn build --env {cfg.env} first")
+        path = env_dir / "bootstrap.json"
+    if not path.exists():
+        raise DeployError(f"{env_dir / 'bootstrap.yaml'}: not found; run kr-cfn build --env {cfg.env} first")
     aws = Aws(cfg.region)
     target = changeset.Target(
         stack_name=bootstrap_stack_name(cfg),
