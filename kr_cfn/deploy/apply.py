@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -112,36 +113,43 @@ def execute(
     cfn = aws.client("cloudformation")
     stack_id = cs["StackId"]
     allowed_ids = [f.logical_id for f in review.findings if f.allowed]
-    if allowed_ids and review.change_set_type == "UPDATE":
-        # The stack policy denies replacing stateful resources; lift it for the allowed ones only.
-        for sid in [stack_id, *(s for s, _ in nested_stacks(aws, stack_id))]:
+    existing = [stack_id, *(s for s, _ in nested_stacks(aws, stack_id))] if review.change_set_type == "UPDATE" else []
+    if allowed_ids:
+        # The stack policy denies replacing stateful resources; lift it for the allowed ones only,
+        # for this execution (restored below whatever happens).
+        for sid in existing:
             _set_policy(cfn, sid, guard.stack_policy(except_ids=allowed_ids))
-    started = cfn.describe_stacks(StackName=stack_id)["Stacks"][0].get("LastUpdatedTime") or cs["CreationTime"]
-    since = min(started, cs["CreationTime"])
+    # Events before the change set was made belong to earlier operations (server clock).
+    since = cs["CreationTime"]
     total = sum(len(s.changes) for s in review.stacks)
     progress = _Progress()
     try:
-        cfn.execute_change_set(ChangeSetName=cs["ChangeSetId"])
-    except ClientError as exc:
-        raise DeployError(f"ExecuteChangeSet failed: {error_message(exc)}", code=EXIT_FAILED) from None
-    while True:
+        try:
+            cfn.execute_change_set(ChangeSetName=cs["ChangeSetId"])
+        except ClientError as exc:
+            raise DeployError(f"ExecuteChangeSet failed: {error_message(exc)}", code=EXIT_FAILED) from None
+        while True:
+            _poll(aws, stack_id, since, progress, total, out)
+            status = cfn.describe_stacks(StackName=stack_id)["Stacks"][0]["StackStatus"]
+            if not status.endswith("_IN_PROGRESS"):
+                break
+            sleep(5)
         _poll(aws, stack_id, since, progress, total, out)
-        status = cfn.describe_stacks(StackName=stack_id)["Stacks"][0]["StackStatus"]
-        if not status.endswith("_IN_PROGRESS"):
-            break
-        sleep(5)
-    _poll(aws, stack_id, since, progress, total, out)
-    if status not in _SUCCESS:
-        cause = root_cause(progress.events)
-        if cause:
-            raise DeployError(
-                f"deploy failed ({status}); root cause: {cause['StackName']} {cause['LogicalResourceId']} "
-                f"({cause['ResourceType']}) {cause['ResourceStatus']}: {cause.get('ResourceStatusReason', '')}",
-                code=EXIT_FAILED,
-            )
-        raise DeployError(f"deploy failed: stack is {status}", code=EXIT_FAILED)
-    for sid in [stack_id, *(s for s, _ in nested_stacks(aws, stack_id))]:
-        _set_policy(cfn, sid, guard.stack_policy())
+        if status not in _SUCCESS:
+            cause = root_cause(progress.events)
+            if cause:
+                raise DeployError(
+                    f"deploy failed ({status}); root cause: {cause['StackName']} {cause['LogicalResourceId']} "
+                    f"({cause['ResourceType']}) {cause['ResourceStatus']}: {cause.get('ResourceStatusReason', '')}",
+                    code=EXIT_FAILED,
+                )
+            raise DeployError(f"deploy failed: stack is {status}", code=EXIT_FAILED)
+    finally:
+        # The full policy on every stack there is now (new nested stacks too).
+        live = [stack_id, *(s for s, _ in nested_stacks(aws, stack_id))]
+        for sid in dict.fromkeys([*existing, *live]):
+            with contextlib.suppress(ClientError):  # a stack gone in a rollback
+                _set_policy(cfn, sid, guard.stack_policy())
     if termination_protection:
         stack = cfn.describe_stacks(StackName=stack_id)["Stacks"][0]
         if not stack.get("EnableTerminationProtection"):

@@ -29,6 +29,8 @@ class Packaged:
     bucket: str
     root_url: str
     uploads: dict[str, tuple[str, bool]] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    """Built template file name -> SHA-256, to notice a build newer than the package."""
 
 
 def load_template(path: Path) -> dict[str, Any]:
@@ -86,6 +88,7 @@ def _upload(aws: Aws, bucket: str, prefix: str, name: str, body: bytes, packaged
 def _package_template(aws: Aws, path: Path, bucket: str, prefix: str, packaged: Packaged) -> bytes:
     """The template at ``path`` with its nested stacks uploaded (depth first), as JSON bytes."""
     template = load_template(path)
+    packaged.sources[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
     for _, resource in sorted(template.get("Resources", {}).items()):
         if resource.get("Type") != "AWS::CloudFormation::Stack":
             continue
@@ -109,15 +112,28 @@ def package(aws: Aws, env_dir: Path, bucket: str, prefix: str) -> Packaged:
     (env_dir / PACKAGED_ROOT).write_bytes(body)
     packaged.root_url = _upload(aws, bucket, prefix, "root.json", body, packaged)
     (env_dir / PACKAGE_FILE).write_text(
-        json.dumps({"bucket": bucket, "root_template_url": packaged.root_url}, indent=2) + "\n", encoding="utf-8"
+        json.dumps(
+            {"bucket": bucket, "root_template_url": packaged.root_url, "sources": packaged.sources},
+            indent=2,
+            sort_keys=True,
+        )
+        + "\n",
+        encoding="utf-8",
     )
     return packaged
 
 
-def read_package(env_dir: Path) -> dict[str, str]:
-    """What the last ``package`` wrote for this environment."""
+def read_package(env_dir: Path) -> dict[str, Any]:
+    """What the last ``package`` wrote for this environment; exit 2 when the build is newer."""
     path = env_dir / PACKAGE_FILE
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except OSError:
         raise DeployError(f"{path}: not found; run kr-cfn package --env ENV --bucket BUCKET first") from None
+    for name, digest in sorted(data.get("sources", {}).items()):
+        current = env_dir / name
+        if not current.exists() or hashlib.sha256(current.read_bytes()).hexdigest() != digest:
+            raise DeployError(
+                f"{current}: changed since kr-cfn package; run kr-cfn package --env ENV --bucket BUCKET again"
+            )
+    return data
