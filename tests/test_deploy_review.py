@@ -190,3 +190,14 @@ def test_change_set_type() -> None:
     assert changeset.check_deployable(None, "dev") == "CREATE"
     assert changeset.check_deployable({"StackName": "kr", "StackStatus": "REVIEW_IN_PROGRESS"}, "dev") == "CREATE"
     assert changeset.check_deployable({"StackName": "kr", "StackStatus": "UPDATE_ROLLBACK_COMPLETE"}, "dev") == "UPDATE"
+
+
+def test_plan_refuses_a_package_older_than_the_build(tmp_path: Path) -> None:
+    from kr_cfn.deploy import package
+
+    (tmp_path / "root.yaml").write_text("Resources: {}\n")
+    (tmp_path / "package.json").write_text(
+        json.dumps({"root_template_url": "u", "sources": {"root.yaml": "0" * 64}}), encoding="utf-8"
+    )
+    with pytest.raises(DeployError, match=r"root.yaml: changed since kr-cfn package; run kr-cfn package"):
+        package.read_package(tmp_path)
