@@ -186,6 +186,11 @@ def test_stacks_that_cannot_take_a_change_set(status: str, message: str) -> None
     assert exc.value.code == 2
 
 
+def test_stack_that_cannot_be_updated() -> None:
+    with pytest.raises(DeployError, match=r"^stack kr is DELETE_FAILED and cannot be updated: see kr-cfn status"):
+        changeset.check_deployable({"StackName": "kr", "StackStatus": "DELETE_FAILED"}, "dev")
+
+
 def test_change_set_type() -> None:
     assert changeset.check_deployable(None, "dev") == "CREATE"
     assert changeset.check_deployable({"StackName": "kr", "StackStatus": "REVIEW_IN_PROGRESS"}, "dev") == "CREATE"

@@ -20,6 +20,16 @@ from kr_cfn.deploy.review import PropertyChange, ResourceChange, Review, StackCh
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
 _NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
 _ALLOW_PREFIX = "kr-cfn allow-replace:"
+_UPDATABLE = frozenset(
+    {
+        "CREATE_COMPLETE",
+        "UPDATE_COMPLETE",
+        "UPDATE_ROLLBACK_COMPLETE",
+        "UPDATE_FAILED",
+        "IMPORT_COMPLETE",
+        "IMPORT_ROLLBACK_COMPLETE",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -61,14 +71,14 @@ def check_deployable(stack: dict[str, Any] | None, env: str) -> str:
             f"stack {name} is {status}: another deploy is running; wait until it ends "
             f"(kr-cfn status --env {env}) and plan again"
         )
-    if status.endswith("_FAILED") and status != "UPDATE_ROLLBACK_FAILED":
-        return "UPDATE"
     if status == "UPDATE_ROLLBACK_FAILED":
         raise DeployError(
             f"stack {name} is UPDATE_ROLLBACK_FAILED: fix the cause shown by kr-cfn status --env {env}, "
             f"then aws cloudformation continue-update-rollback --stack-name {name}"
         )
-    return "UPDATE"
+    if status in _UPDATABLE:
+        return "UPDATE"
+    raise DeployError(f"stack {name} is {status} and cannot be updated: see kr-cfn status --env {env} and the console")
 
 
 def change_set_name(target: Target, change_set_type: str, allowed: Sequence[str]) -> str:
