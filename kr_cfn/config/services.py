@@ -415,6 +415,8 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
             "JIRA_EMAIL": {"secret": "JiraSecretArn", "key": "email"},
             "JIRA_API_TOKEN": {"secret": "JiraSecretArn", "key": "api_token"},
         },
+        # Read-only root: the image gets a writable /tmp (declare `VOLUME /tmp` owned by the
+        # image's user if it does not run as root).
         "scratch_paths": ["/tmp"],  # noqa: S108 - a task-local volume, not a shared temp dir
         "discovery_name": "backend",
         "load_balancer": {
@@ -468,7 +470,9 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
         "memory": 512,
         "port": 6379,
         **_STATEFUL,
-        # The image's entry point starts as root, chowns /data and drops to the redis user.
+        # The image's entry point starts as root, chowns /data (a VOLUME in the image) and drops
+        # to the redis user. The append-only file survives redis restarts within the task only;
+        # data.redis: elasticache is the durable option.
         "command": ["redis-server", "--appendonly", "yes", "--dir", "/data"],
         "health_check": {"command": "redis-cli ping | grep -q PONG"},
         "scratch_paths": ["/data"],
@@ -489,7 +493,10 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
             "--storage.tsdb.retention.time=15d",
         ],
         "health_check": {"command": "wget -q -O /dev/null http://localhost:9090/-/healthy || exit 1"},
-        "scratch_paths": ["/etc/prometheus", "/prometheus"],
+        # The image runs as nobody and owns /etc/prometheus; a task volume would be root-owned
+        # (ECS only copies ownership for paths the image declares as VOLUME), so the config is
+        # written into the container's own file system, which therefore stays writable.
+        "read_only_root": False,
         "discovery_name": "prometheus",
         "log_retention_days": 3,
     },
@@ -507,7 +514,9 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
         "files": {"/etc/grafana/provisioning/datasources/prometheus.yaml": _GRAFANA_DATASOURCES},
         "command": ["/run.sh"],
         "health_check": {"command": "wget -q -O /dev/null http://localhost:3000/api/health || exit 1"},
-        "scratch_paths": ["/var/lib/grafana", "/etc/grafana/provisioning", "/tmp"],  # noqa: S108
+        # Runs as the grafana user, which owns /var/lib/grafana and /etc/grafana/provisioning in
+        # the image; task volumes would be root-owned, so the root file system stays writable.
+        "read_only_root": False,
         "discovery_name": "grafana",
         "log_retention_days": 3,
     },
