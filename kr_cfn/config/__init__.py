@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from kr_cfn.config.alb import AlbConfig, AlbSlice
 from kr_cfn.config.base import ConfigError, Model, Problem
-from kr_cfn.config.data import DataConfig
+from kr_cfn.config.data import DataConfig, DataSlice
 from kr_cfn.config.deploy import DeployConfig, RootSlice
 from kr_cfn.config.network import NetworkConfig, NetworkSlice
 from kr_cfn.config.services import (
@@ -40,6 +40,7 @@ __all__ = [
     "AlbSlice",
     "ConfigError",
     "DataConfig",
+    "DataSlice",
     "EcsConfig",
     "EcsSlice",
     "EnvConfig",
@@ -51,6 +52,7 @@ __all__ = [
     "ServiceSpec",
     "alb_slice",
     "available_envs",
+    "data_slice",
     "ecs_slice",
     "load",
     "network_slice",
@@ -58,6 +60,7 @@ __all__ = [
 ]
 
 _NAME = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$"
+_BUCKET_NAME_MAX = 63
 
 
 class EnvConfig(Model):
@@ -102,6 +105,15 @@ class EnvConfig(Model):
         problems: list[Problem] = []
         if not re.match(_NAME, self.env):
             problems.append(("env", f"{self.env!r} must be lowercase letters, digits and dashes"))
+        bucket = f"{self.names('backups')}-123456789012-{self.region}"  # the longest bucket name
+        if len(bucket) > _BUCKET_NAME_MAX:
+            problems.append(
+                (
+                    "name_prefix" if self.name_prefix else "env",
+                    f"too long for the S3 bucket names ({bucket!r} has {len(bucket)} characters, "
+                    f"the limit is {_BUCKET_NAME_MAX})",
+                )
+            )
         for key in self.tags:
             if key.lower().startswith("aws:"):
                 problems.append((f"tags.{key}", "tag keys starting with 'aws:' are reserved by AWS"))
@@ -123,6 +135,11 @@ class EnvConfig(Model):
 def network_slice(cfg: EnvConfig) -> NetworkSlice:
     """The network stack's slice of the config."""
     return NetworkSlice(cfg.names, cfg.network)
+
+
+def data_slice(cfg: EnvConfig) -> DataSlice:
+    """The data stack's slice of the config."""
+    return DataSlice(cfg.names, cfg.data, cfg.network.az_count)
 
 
 def alb_slice(cfg: EnvConfig) -> AlbSlice:
