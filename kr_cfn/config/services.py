@@ -212,7 +212,9 @@ class ServiceSpec(Model):
         elif not any(c.weight for c in self.capacity):
             problems.append(("capacity", "needs a capacity provider with a weight above 0"))
         if self.autoscaling is not None:
-            problems += [(f"autoscaling.{p}", m) for p, m in self._autoscaling_problems(self.autoscaling)]
+            problems += [
+                (f"autoscaling.{p}" if p else "autoscaling", m) for p, m in self._autoscaling_problems(self.autoscaling)
+            ]
         return problems
 
     def _autoscaling_problems(self, a: Autoscaling) -> list[Problem]:
