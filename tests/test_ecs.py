@@ -104,6 +104,10 @@ def test_capacity_strategies(env: str) -> None:
             assert t["Resources"][f"{pascal(name)}Service"]["Properties"]["CapacityProviderStrategy"] == [
                 {"CapacityProvider": "FARGATE", "Base": 0, "Weight": 1}
             ]
+    for name in ("prometheus", "grafana"):
+        assert t["Resources"][f"{pascal(name)}Service"]["Properties"]["CapacityProviderStrategy"] == [
+            {"CapacityProvider": "FARGATE_SPOT", "Base": 0, "Weight": 1}
+        ]
     assoc = t["Resources"]["ClusterCapacityProviders"]["Properties"]
     assert assoc["CapacityProviders"] == ["FARGATE", "FARGATE_SPOT"]
 

@@ -500,6 +500,8 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
         # written into the container's own file system, which therefore stays writable.
         "read_only_root": False,
         "discovery_name": "prometheus",
+        # The cost plan runs monitoring on Spot: an interruption only loses a few minutes of metrics.
+        "capacity": [{"provider": "FARGATE_SPOT"}],
         "log_retention_days": 3,
     },
     "grafana": {
@@ -520,6 +522,7 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
         # the image; task volumes would be root-owned, so the root file system stays writable.
         "read_only_root": False,
         "discovery_name": "grafana",
+        "capacity": [{"provider": "FARGATE_SPOT"}],
         "log_retention_days": 3,
     },
 }
