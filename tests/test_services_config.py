@@ -311,3 +311,22 @@ def test_slices_without_redis_with_elasticache(tmp_path: Path) -> None:
     assert "redis" not in ecs.services
     assert ecs.external == {"redis": ("RedisEndpointAddress", "RedisEndpointPort")}
     assert list(config.alb_slice(cfg).routes) == ["backend", "frontend"]
+
+
+def test_invalid_variable_name(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "services:\n  backend:\n    environment:\n      MY-VAR: x\n") == [
+        "services.backend.environment.MY-VAR: is not a valid environment variable name"
+    ]
+
+
+def test_file_path_must_be_absolute(tmp_path: Path) -> None:
+    text = "services:\n  prometheus:\n    files:\n      prometheus.yml: x\n"
+    assert _errors(tmp_path, text) == [
+        "services.prometheus.files.prometheus.yml: must be an absolute path of letters, digits and ._-/"
+    ]
+
+
+def test_scratch_path_must_be_absolute(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "services:\n  backend:\n    scratch_paths: [tmp]\n") == [
+        "services.backend.scratch_paths[0]: 'tmp' must be an absolute path of letters, digits and ._-/"
+    ]

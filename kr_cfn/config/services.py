@@ -190,12 +190,18 @@ class ServiceSpec(Model):
             problems.append(
                 ("log_retention_days", f"{self.log_retention_days} is not a CloudWatch retention ({allowed}, ...)")
             )
-        for name in (*self.environment, *self.secrets):
-            if not _ENV_NAME.match(name):
-                problems.append((f"environment.{name}", "is not a valid environment variable name"))
+        for section, names in (("environment", self.environment), ("secrets", self.secrets)):
+            problems += [
+                (f"{section}.{n}", "is not a valid environment variable name") for n in names if not _ENV_NAME.match(n)
+            ]
         for name in set(self.environment) & set(self.secrets):
             problems.append((f"secrets.{name}", "is also in environment; a variable comes from one place"))
-        for path in (*self.files, *self.scratch_paths):
+        for i, path in enumerate(self.scratch_paths):
+            if not _PATH.match(path):
+                problems.append(
+                    (f"scratch_paths[{i}]", f"{path!r} must be an absolute path of letters, digits and ._-/")
+                )
+        for path in self.files:
             if not _PATH.match(path):
                 problems.append((f"files.{path}", "must be an absolute path of letters, digits and ._-/"))
         if self.files and (self.command is None or self.entry_point is not None):
