@@ -276,7 +276,6 @@ def render_service(
             UpdateReplacePolicy="Delete",
             Metadata=checkov_skip(
                 ("CKV_AWS_158", "Encrypted at rest with CloudWatch Logs' own keys; the logs hold no secrets."),
-                ("CKV_AWS_338", "Retention follows the architecture's cost plan (days, not a year)."),
             ),
         )
     )
@@ -298,9 +297,6 @@ def render_service(
     task_props: dict[str, Any] = {}
     if volumes:
         task_props["Volumes"] = volumes
-    metadata = None
-    if not spec.read_only_root:
-        metadata = checkov_skip(("CKV_AWS_336", f"{name}: the image writes outside its volumes (see params)."))
     task = t.add_resource(
         ecs.TaskDefinition(
             f"{p}TaskDefinition",
@@ -315,7 +311,6 @@ def render_service(
             ContainerDefinitions=[_container(name, spec, cfg, inputs, log_group)],
             Tags=Tags(Service=name),
             **task_props,
-            **({"Metadata": metadata} if metadata else {}),
         )
     )
     service_props: dict[str, Any] = {}

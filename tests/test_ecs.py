@@ -277,9 +277,6 @@ def test_read_only_root_where_the_image_allows() -> None:
         "prometheus": False,
         "grafana": False,
     }
-    for name in ("qdrant", "prometheus", "grafana"):
-        skips = t["Resources"][f"{pascal(name)}TaskDefinition"]["Metadata"]["checkov"]["skip"]
-        assert [s["id"] for s in skips] == ["CKV_AWS_336"]
 
 
 def test_qdrant_mounts_its_access_point_with_tls_and_iam() -> None:
