@@ -27,6 +27,7 @@ from troposphere import (
     efs,
     elasticache,
     iam,
+    logs,
     rds,
     s3,
     secretsmanager,
@@ -34,6 +35,7 @@ from troposphere import (
 
 from kr_cfn.blocks import add_output, add_parameter, checkov_skip, name_tags, new_template
 from kr_cfn.config import DataSlice
+from kr_cfn.naming import pascal
 
 APP_SUBNETS = "AppSubnetIds"
 DATABASE_SG = "DatabaseSecurityGroupId"
@@ -58,6 +60,7 @@ JIRA_SECRET = "JiraSecret"  # noqa: S105 - a logical id
 GRAFANA_SECRET = "GrafanaAdminSecret"  # noqa: S105 - a logical id
 
 POSTGRES_FAMILY = "postgres15"
+DB_LOG_EXPORTS = ("postgresql", "upgrade")
 QDRANT_PATH = "/qdrant/storage"
 # Qdrant's files belong to this uid/gid whatever user the image runs as; the access point enforces it.
 QDRANT_UID = QDRANT_GID = "1000"
@@ -130,6 +133,21 @@ def _database(t: Template, cfg: DataSlice) -> None:
             ],
         )
     )
+    # Created here (RDS would create them without expiry) so the logs expire and stay with the stack.
+    log_groups = [
+        t.add_resource(
+            logs.LogGroup(
+                f"DatabaseLogGroup{pascal(kind)}",
+                LogGroupName=f"/aws/rds/instance/{cfg.names('postgres')}/{kind}",
+                RetentionInDays=d.db_log_retention_days,
+                Metadata=checkov_skip(
+                    ("CKV_AWS_158", "AWS-managed encryption of CloudWatch Logs; no KMS key to administer."),
+                ),
+                **_policies(cfg, "Retain"),
+            )
+        )
+        for kind in DB_LOG_EXPORTS
+    ]
     db = t.add_resource(
         rds.DBInstance(
             DATABASE,
@@ -148,7 +166,7 @@ def _database(t: Template, cfg: DataSlice) -> None:
             DBSubnetGroupName=Ref(subnet_group),
             VPCSecurityGroups=[Ref(DATABASE_SG)],
             DBParameterGroupName=Ref(params),
-            EnableCloudwatchLogsExports=["postgresql", "upgrade"],
+            EnableCloudwatchLogsExports=list(DB_LOG_EXPORTS),
             EnableIAMDatabaseAuthentication=True,
             MonitoringInterval=MONITORING_INTERVAL,
             MonitoringRoleArn=GetAtt(monitoring_role, "Arn"),
@@ -158,6 +176,7 @@ def _database(t: Template, cfg: DataSlice) -> None:
             # RDS generates the password and keeps it in a Secrets Manager secret it owns.
             ManageMasterUserPassword=True,
             Tags=name_tags(cfg.names("postgres")),
+            DependsOn=log_groups,
             **_db_metadata(cfg),
             **_policies(cfg, "Snapshot"),
         )
@@ -227,7 +246,7 @@ def _file_system(t: Template, cfg: DataSlice) -> None:
 
 def _buckets(t: Template, cfg: DataSlice) -> None:
     d = cfg.data
-    logs = _bucket(
+    log_bucket = _bucket(
         t,
         cfg,
         ACCESS_LOGS_BUCKET,
@@ -264,7 +283,7 @@ def _buckets(t: Template, cfg: DataSlice) -> None:
             NoncurrentVersionExpiration=s3.NoncurrentVersionExpiration(NoncurrentDays=d.data_expire_days),
             AbortIncompleteMultipartUpload=s3.AbortIncompleteMultipartUpload(DaysAfterInitiation=7),
         ),
-        logs,
+        log_bucket,
     )
     backups = _bucket(
         t,
@@ -278,7 +297,7 @@ def _buckets(t: Template, cfg: DataSlice) -> None:
             NoncurrentVersionExpiration=s3.NoncurrentVersionExpiration(NoncurrentDays=d.backups_expire_days),
             AbortIncompleteMultipartUpload=s3.AbortIncompleteMultipartUpload(DaysAfterInitiation=1),
         ),
-        logs,
+        log_bucket,
     )
     for bucket, output, description in (
         (data, "DataBucket", "user uploads and RAG documents"),
@@ -294,7 +313,7 @@ def _bucket(
     logical_id: str,
     part: str,
     rule: s3.LifecycleRule,
-    logs: s3.Bucket | None,
+    log_bucket: s3.Bucket | None,
     *extra: Statement,
 ) -> s3.Bucket:
     """A versioned, encrypted, private bucket that only accepts TLS requests."""
@@ -321,12 +340,12 @@ def _bucket(
             **(
                 {
                     "LoggingConfiguration": s3.LoggingConfiguration(
-                        DestinationBucketName=Ref(logs), LogFilePrefix=f"{part}/"
+                        DestinationBucketName=Ref(log_bucket), LogFilePrefix=f"{part}/"
                     ),
                     # S3 delivers access logs only once the log bucket's policy admits them.
-                    "DependsOn": [f"{logs.title}Policy"],
+                    "DependsOn": [f"{log_bucket.title}Policy"],
                 }
-                if logs
+                if log_bucket
                 else {
                     "Metadata": checkov_skip(
                         ("CKV_AWS_18", "This is the access-log bucket; logging it into itself would loop.")

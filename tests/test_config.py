@@ -210,3 +210,10 @@ def test_name_prefix_too_long_for_bucket_names(tmp_path: Path) -> None:
         f"name_prefix: too long for the S3 bucket names ('{prefix}-backups-123456789012-eu-central-1' has 66 "
         "characters, the limit is 63)"
     ]
+
+
+def test_db_log_retention_must_be_a_cloudwatch_value(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "data:\n  db_log_retention_days: 10\n") == [
+        "data.db_log_retention_days: 10 is not a CloudWatch Logs retention (one of 1, 3, 5, 7, 14, 30, 60, 90, 120, "
+        "150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)"
+    ]

@@ -21,6 +21,7 @@ STATEFUL = {
     "AWS::EFS::FileSystem": "Retain",
     "AWS::S3::Bucket": "Retain",
     "AWS::SecretsManager::Secret": "Retain",
+    "AWS::Logs::LogGroup": "Retain",
 }
 
 
@@ -53,6 +54,12 @@ def test_database_settings(env: str) -> None:
     assert db["StorageEncrypted"] is True and db["PubliclyAccessible"] is False
     assert db["BackupRetentionPeriod"] == 7 and db["AutoMinorVersionUpgrade"] is True
     assert db["EnableCloudwatchLogsExports"] == ["postgresql", "upgrade"]
+    groups = resources_of_type(_data(env), "AWS::Logs::LogGroup")
+    assert sorted(g["Properties"]["LogGroupName"] for g in groups.values()) == [
+        f"/aws/rds/instance/{load_env(env).names('postgres')}/{kind}" for kind in ("postgresql", "upgrade")
+    ]
+    assert {g["Properties"]["RetentionInDays"] for g in groups.values()} == {30}
+    assert _data(env)["Resources"][data.DATABASE]["DependsOn"] == sorted(groups)
     assert db["ManageMasterUserPassword"] is True
     assert "MasterUserPassword" not in db
     params = _data(env)["Resources"][data.DB_PARAMETER_GROUP]["Properties"]
@@ -167,7 +174,7 @@ def test_delete_with_stack_relaxes_every_policy(tmp_path: Path) -> None:
     cfg = config.load(write_params(tmp_path, "dev", text))
     resources = data.build(config.data_slice(cfg)).to_dict()["Resources"]
     stateful = [r for r in resources.values() if r["Type"] in STATEFUL]
-    assert len(stateful) == 10
+    assert len(stateful) == 12
     assert {(r["DeletionPolicy"], r["UpdateReplacePolicy"]) for r in stateful} == {("Delete", "Delete")}
 
 

@@ -11,6 +11,31 @@ from kr_cfn.config.base import Model, Problem
 from kr_cfn.naming import Naming
 
 _DB_IDENTIFIER = r"^[a-zA-Z][a-zA-Z0-9_]{0,62}$"
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+"""The retention periods CloudWatch Logs accepts."""
 
 
 class DataConfig(Model):
@@ -34,6 +59,9 @@ class DataConfig(Model):
     multi_az: bool = Field(True, description="Standby database in a second AZ (the plan's setting; dev: false).")
     backup_retention_days: int = Field(7, ge=1, le=35, description="Days of automated RDS backups.")
     deletion_protection: bool = Field(True, description="RDS deletion protection (dev: false).")
+    db_log_retention_days: int = Field(
+        30, description="Days CloudWatch keeps the exported PostgreSQL logs (a value CloudWatch Logs accepts)."
+    )
     db_password_rotation_days: int = Field(
         90, ge=1, le=1000, description="Rotation interval of the RDS-managed master password secret."
     )
@@ -62,6 +90,14 @@ class DataConfig(Model):
                     "data_glacier_days",
                     f"{self.data_glacier_days} must lie between data_ia_days {self.data_ia_days} "
                     f"and data_expire_days {self.data_expire_days}",
+                )
+            )
+        if self.db_log_retention_days not in LOG_RETENTION_DAYS:
+            problems.append(
+                (
+                    "db_log_retention_days",
+                    f"{self.db_log_retention_days} is not a CloudWatch Logs retention "
+                    f"(one of {', '.join(map(str, LOG_RETENTION_DAYS))})",
                 )
             )
         if self.delete_with_stack and self.deletion_protection:
