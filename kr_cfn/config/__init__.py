@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field, ValidationError
 from kr_cfn.config.base import ConfigError, Model, Problem
 from kr_cfn.config.data import DataConfig
 from kr_cfn.config.deploy import DeployConfig, RootSlice
+from kr_cfn.config.monitoring import MonitoringConfig, MonitoringSlice
 from kr_cfn.config.network import NetworkConfig, NetworkSlice
 from kr_cfn.naming import Naming
 
@@ -31,6 +32,8 @@ __all__ = [
     "DataConfig",
     "EnvConfig",
     "Model",
+    "MonitoringConfig",
+    "MonitoringSlice",
     "NetworkConfig",
     "NetworkSlice",
     "Problem",
@@ -62,6 +65,9 @@ class EnvConfig(Model):
     tags: dict[str, str] = Field(default_factory=dict, description="Extra tags for every stack's resources.")
     network: NetworkConfig = Field(default_factory=NetworkConfig, description="Network stack settings.")
     data: DataConfig = Field(default_factory=DataConfig, description="Data stack settings.")
+    monitoring: MonitoringConfig = Field(
+        default_factory=MonitoringConfig, description="Monitoring stack settings: alert e-mails, alarms."
+    )
     deploy: DeployConfig = Field(default_factory=DeployConfig, description="Root stack and deployment settings.")
 
     @property
