@@ -59,8 +59,9 @@ GIB = 1024**3
 # request line and the status, e.g. gunicorn with
 #   --access-logformat '%(h)s "%(r)s" %(s)s %(b)s %(L)s'
 # gives: 10.0.1.23 "POST /api/chat/ HTTP/1.1" 200 1532 0.842113
-# Lines without a trailing duration (uvicorn's own access log: `"GET /api/x HTTP/1.1" 200 OK`)
-# do not match and are left out. The query string is not part of the endpoint.
+# The duration needs a decimal point, so a trailing byte count is never taken for it; lines
+# without one (uvicorn's own access log: `"GET /api/x HTTP/1.1" 200 OK`) are left out. Only
+# /api/ paths count, and the query string is not part of the endpoint.
 SLOWEST_ENDPOINTS = (
     "fields @timestamp, @message\n"
     r'| parse @message /"(?<method>[A-Z]+) (?<path>\/api\/[^ ?"]*)[^"]* HTTP\/[0-9.]+" (?<status>\d{3}) '
