@@ -11,9 +11,9 @@ import pytest
 
 from kr_cfn import config
 from kr_cfn.config.monitoring import MonitoringConfig, MonitoringSlice, check_monitoring
-from kr_cfn.naming import Naming
+from kr_cfn.naming import Naming, pascal
 from stacks import monitoring
-from tests.conftest import resources_of_type, write_params
+from tests.conftest import ENVS, built, load_env, resources_of_type, write_params
 
 NAMES = Naming("knowledgerouter", "dev", "knowledgerouter-dev")
 SERVICES = ("backend", "frontend", "qdrant", "redis", "prometheus", "grafana")
@@ -506,4 +506,61 @@ def test_latency_alarm_needs_the_backend_behind_the_load_balancer() -> None:
 def test_task_alarm_needs_container_insights() -> None:
     assert check_monitoring(MonitoringConfig(), ("backend",), ("backend",), False) == [
         ("alarms.backend_tasks", "needs ecs.container_insights (task counts come from it)")
+    ]
+
+
+# --------------------------------------------------------------------------- shipped environments
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_dashboard_covers_exactly_the_rendered_services(env: str) -> None:
+    cfg = load_env(env)
+    rendered = [n for n in cfg.services if not (n == "redis" and cfg.data.redis == "elasticache")]
+    t = built(env)["monitoring"]
+    _, body = _dashboard(t)
+    lines = [line for line in _metric_lines(body) if line[:2] == ["AWS/ECS", "CPUUtilization"]]
+    assert [line[-1]["label"] for line in lines] == rendered
+    assert {f"{pascal(n)}ServiceName" for n in rendered} <= set(built(env)["ecs"]["Outputs"])
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_parameters_are_the_producers_outputs(env: str) -> None:
+    templates = built(env)
+    wiring = templates["root"]["Resources"]["MonitoringStack"]["Properties"]["Parameters"]
+    assert set(wiring) == set(templates["monitoring"]["Parameters"])
+    producer = {"EcsStack": "ecs", "AlbStack": "alb", "DataStack": "data"}
+    for name, value in wiring.items():
+        stack, output = value["Fn::GetAtt"]
+        produced = templates[producer[stack]]["Outputs"][output.removeprefix("Outputs.")]["Value"]
+        if name.endswith("ServiceName"):
+            # The metrics' ServiceName dimension is the name; Ref of a service would be its ARN.
+            assert produced["Fn::GetAtt"][1] == "Name", name
+        if name.endswith("FullName"):
+            assert produced["Fn::GetAtt"][1] in ("LoadBalancerFullName", "TargetGroupFullName"), name
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_shipped_envs_have_every_alarm(env: str) -> None:
+    alarms = _alarms(built(env)["monitoring"])
+    assert set(alarms) == set(SINGLE_METRIC_ALARMS) | METRIC_MATH_ALARMS
+    (query,) = resources_of_type(built(env)["monitoring"], "AWS::Logs::QueryDefinition").values()
+    backend_log_group = built(env)["root"]["Resources"]["MonitoringStack"]["Properties"]["Parameters"][
+        "BackendLogGroupName"
+    ]
+    assert backend_log_group == {"Fn::GetAtt": ["EcsStack", "Outputs.BackendLogGroupName"]}
+    assert query["Properties"]["LogGroupNames"] == [_ref("BackendLogGroupName")]
+
+
+def test_dropping_the_backend_needs_its_alarms_dropped(tmp_path: Path) -> None:
+    errors = _errors(tmp_path, "services:\n  backend: null\n")  # prometheus' scrape target complains too
+    assert [e for e in errors if e.startswith("monitoring.")] == [
+        "monitoring.alarms: backend_cpu, backend_memory, backend_tasks watch the backend service, which is not "
+        "rendered; set them null",
+        "monitoring.alarms.backend_latency: needs the backend service behind the load balancer",
+    ]
+
+
+def test_task_alarm_without_container_insights(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "ecs:\n  container_insights: disabled\n") == [
+        "monitoring.alarms.backend_tasks: needs ecs.container_insights (task counts come from it)"
     ]

@@ -1,0 +1,404 @@
+"""Data stack: PostgreSQL (RDS), the Qdrant file system (EFS), S3 buckets, secrets, optional ElastiCache.
+
+Every stateful resource carries explicit DeletionPolicy/UpdateReplacePolicy: Snapshot for
+the database and the cache, Retain for the rest, unless ``data.delete_with_stack`` says
+otherwise. No password or secret value is ever part of the template: RDS generates and
+rotates the master password in Secrets Manager, the other secrets are generated
+placeholders that an operator overwrites (see README, "Secrets").
+"""
+
+from __future__ import annotations
+
+import json
+
+from awacs import s3 as s3_actions
+from awacs.aws import Allow, Bool, Condition, Deny, PolicyDocument, Principal, Statement
+from awacs.sts import AssumeRole
+from troposphere import (
+    AWS_ACCOUNT_ID,
+    AWS_PARTITION,
+    AWS_REGION,
+    GetAtt,
+    Ref,
+    Select,
+    Sub,
+    Template,
+    efs,
+    elasticache,
+    iam,
+    rds,
+    s3,
+    secretsmanager,
+)
+
+from kr_cfn.blocks import add_output, add_parameter, checkov_skip, name_tags, new_template
+from kr_cfn.config import DataSlice
+
+APP_SUBNETS = "AppSubnetIds"
+DATABASE_SG = "DatabaseSecurityGroupId"
+FILE_SYSTEM_SG = "FileSystemSecurityGroupId"
+CACHE_SG = "CacheSecurityGroupId"
+
+DATABASE = "Database"
+DB_SUBNET_GROUP = "DatabaseSubnetGroup"
+DB_PARAMETER_GROUP = "DatabaseParameterGroup"
+DB_MONITORING_ROLE = "DatabaseMonitoringRole"
+DB_SECRET_ROTATION = "DatabaseSecretRotation"  # noqa: S105 - a logical id
+FILE_SYSTEM = "QdrantFileSystem"
+ACCESS_POINT = "QdrantAccessPoint"
+DATA_BUCKET = "DataBucket"
+BACKUPS_BUCKET = "BackupsBucket"
+CACHE = "RedisReplicationGroup"
+CACHE_SUBNET_GROUP = "RedisSubnetGroup"
+OPENAI_SECRET = "OpenAiSecret"  # noqa: S105 - a logical id
+CONFLUENCE_SECRET = "ConfluenceSecret"  # noqa: S105 - a logical id
+JIRA_SECRET = "JiraSecret"  # noqa: S105 - a logical id
+GRAFANA_SECRET = "GrafanaAdminSecret"  # noqa: S105 - a logical id
+
+POSTGRES_FAMILY = "postgres15"
+QDRANT_PATH = "/qdrant/storage"
+# Qdrant's files belong to this uid/gid whatever user the image runs as; the access point enforces it.
+QDRANT_UID = QDRANT_GID = "1000"
+# Enhanced monitoring: OS metrics every 60 s (the default 0 turns it off).
+MONITORING_INTERVAL = 60
+# Characters that break URLs, JSON or shell quoting when a generated value is used.
+_EXCLUDE = "\"'@/\\`$ "
+_SECRET_SKIPS = checkov_skip(
+    ("CKV_AWS_149", "AWS managed key aws/secretsmanager: the task roles need no KMS grants to read it."),
+)
+
+
+def build(cfg: DataSlice) -> Template:
+    """Build the data template."""
+    t = new_template(f"{cfg.names.prefix}: data (PostgreSQL, Qdrant file system, buckets, secrets, cache)")
+    add_parameter(t, APP_SUBNETS, "List<AWS::EC2::Subnet::Id>", "Subnets for the database, file system and cache")
+    add_parameter(t, DATABASE_SG, "AWS::EC2::SecurityGroup::Id", "Security group of the database")
+    add_parameter(t, FILE_SYSTEM_SG, "AWS::EC2::SecurityGroup::Id", "Security group of the file system mount targets")
+    _database(t, cfg)
+    _file_system(t, cfg)
+    for logical_id, output, part, description in (
+        (DATA_BUCKET, "DataBucket", "data", "user uploads and RAG documents"),
+        (BACKUPS_BUCKET, "BackupsBucket", "backups", "database dumps and vector backups"),
+    ):
+        bucket = _bucket(t, cfg, logical_id, part)
+        add_output(t, f"{output}Name", Ref(bucket), f"Bucket for {description}")
+        add_output(t, f"{output}Arn", GetAtt(bucket, "Arn"), f"ARN of the bucket for {description}")
+    _secrets(t, cfg)
+    if cfg.data.redis == "elasticache":
+        _cache(t, cfg)
+    return t
+
+
+def _policies(cfg: DataSlice, keep: str) -> dict[str, str]:
+    """DeletionPolicy and UpdateReplacePolicy: ``keep`` (Snapshot/Retain) unless the env relaxes them."""
+    policy = "Delete" if cfg.data.delete_with_stack else keep
+    return {"DeletionPolicy": policy, "UpdateReplacePolicy": policy}
+
+
+def _database(t: Template, cfg: DataSlice) -> None:
+    d = cfg.data
+    subnet_group = t.add_resource(
+        rds.DBSubnetGroup(
+            DB_SUBNET_GROUP,
+            DBSubnetGroupDescription=f"{cfg.names.prefix} PostgreSQL subnets",
+            SubnetIds=Ref(APP_SUBNETS),
+            Tags=name_tags(cfg.names("postgres")),
+        )
+    )
+    params = t.add_resource(
+        rds.DBParameterGroup(
+            DB_PARAMETER_GROUP,
+            Description=f"{cfg.names.prefix} PostgreSQL 15: TLS required",
+            Family=POSTGRES_FAMILY,
+            Parameters={"rds.force_ssl": "1"},
+            Tags=name_tags(cfg.names("postgres")),
+        )
+    )
+    monitoring_role = t.add_resource(
+        iam.Role(
+            DB_MONITORING_ROLE,
+            AssumeRolePolicyDocument=PolicyDocument(
+                Version="2012-10-17",
+                Statement=[
+                    Statement(
+                        Effect=Allow,
+                        Principal=Principal("Service", "monitoring.rds.amazonaws.com"),
+                        Action=[AssumeRole],
+                    )
+                ],
+            ),
+            ManagedPolicyArns=[
+                Sub(f"arn:${{{AWS_PARTITION}}}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole")
+            ],
+        )
+    )
+    db = t.add_resource(
+        rds.DBInstance(
+            DATABASE,
+            DBInstanceIdentifier=cfg.names("postgres"),
+            Engine="postgres",
+            EngineVersion=d.db_engine_version,
+            DBInstanceClass=d.db_instance_class,
+            AllocatedStorage=str(d.db_storage_gb),
+            StorageType="gp3",
+            StorageEncrypted=True,
+            MultiAZ=d.multi_az,
+            BackupRetentionPeriod=d.backup_retention_days,
+            AutoMinorVersionUpgrade=True,
+            DeletionProtection=d.deletion_protection,
+            PubliclyAccessible=False,
+            DBSubnetGroupName=Ref(subnet_group),
+            VPCSecurityGroups=[Ref(DATABASE_SG)],
+            DBParameterGroupName=Ref(params),
+            EnableCloudwatchLogsExports=["postgresql", "upgrade"],
+            EnableIAMDatabaseAuthentication=True,
+            MonitoringInterval=MONITORING_INTERVAL,
+            MonitoringRoleArn=GetAtt(monitoring_role, "Arn"),
+            CopyTagsToSnapshot=True,
+            DBName=d.db_name,
+            MasterUsername=d.db_master_username,
+            # RDS generates the password and keeps it in a Secrets Manager secret it owns.
+            ManageMasterUserPassword=True,
+            Tags=name_tags(cfg.names("postgres")),
+            Metadata=checkov_skip(*_db_skips(cfg)),
+            **_policies(cfg, "Snapshot"),
+        )
+    )
+    secret_arn = GetAtt(db, "MasterUserSecret.SecretArn")
+    # RDS rotates its secret every 7 days by default; the plan asks for 90. Managed
+    # rotation: no Lambda function, RDS changes the password itself.
+    t.add_resource(
+        secretsmanager.RotationSchedule(
+            DB_SECRET_ROTATION,
+            SecretId=secret_arn,
+            RotationRules=secretsmanager.RotationRules(ScheduleExpression=f"rate({d.db_password_rotation_days} days)"),
+        )
+    )
+    add_output(t, "DbEndpointAddress", GetAtt(db, "Endpoint.Address"), "PostgreSQL host name")
+    add_output(t, "DbEndpointPort", GetAtt(db, "Endpoint.Port"), "PostgreSQL port")
+    add_output(t, "DbName", d.db_name, "Name of the application database")
+    add_output(t, "DbSecretArn", secret_arn, "Secret with the master credentials (JSON keys username, password)")
+    add_output(t, "DbInstanceId", Ref(db), "RDS instance identifier")
+
+
+def _db_skips(cfg: DataSlice) -> list[tuple[str, str]]:
+    skips = [
+        ("CKV_AWS_353", "Performance Insights is not offered for db.t3.micro; enhanced monitoring is on."),
+    ]
+    if not cfg.data.multi_az:
+        skips.append(("CKV_AWS_157", "Single-AZ by choice in this environment's params (data.multi_az: false)."))
+    if not cfg.data.deletion_protection:
+        skips.append(("CKV_AWS_293", "Deletion protection off by choice in this environment's params."))
+    return skips
+
+
+def _file_system(t: Template, cfg: DataSlice) -> None:
+    fs = t.add_resource(
+        efs.FileSystem(
+            FILE_SYSTEM,
+            Encrypted=True,
+            PerformanceMode="generalPurpose",
+            ThroughputMode="bursting",
+            BackupPolicy=efs.BackupPolicy(Status="ENABLED"),
+            FileSystemTags=name_tags(cfg.names("qdrant-data")),
+            **_policies(cfg, "Retain"),
+        )
+    )
+    for i in range(cfg.az_count):
+        t.add_resource(
+            efs.MountTarget(
+                f"QdrantMountTarget{i + 1}",
+                FileSystemId=Ref(fs),
+                SubnetId=Select(i, Ref(APP_SUBNETS)),
+                SecurityGroups=[Ref(FILE_SYSTEM_SG)],
+            )
+        )
+    ap = t.add_resource(
+        efs.AccessPoint(
+            ACCESS_POINT,
+            FileSystemId=Ref(fs),
+            PosixUser=efs.PosixUser(Uid=QDRANT_UID, Gid=QDRANT_GID),
+            RootDirectory=efs.RootDirectory(
+                Path=QDRANT_PATH,
+                CreationInfo=efs.CreationInfo(OwnerUid=QDRANT_UID, OwnerGid=QDRANT_GID, Permissions="0750"),
+            ),
+            AccessPointTags=name_tags(cfg.names("qdrant")),
+        )
+    )
+    add_output(t, "FileSystemId", Ref(fs), "EFS file system of Qdrant")
+    add_output(t, "FileSystemArn", GetAtt(fs, "Arn"), "ARN of the EFS file system of Qdrant")
+    add_output(t, "QdrantAccessPointId", Ref(ap), f"EFS access point for {QDRANT_PATH}")
+    add_output(t, "QdrantAccessPointArn", GetAtt(ap, "Arn"), f"ARN of the EFS access point for {QDRANT_PATH}")
+
+
+def _bucket(t: Template, cfg: DataSlice, logical_id: str, part: str) -> s3.Bucket:
+    d = cfg.data
+    if logical_id == DATA_BUCKET:
+        rule = s3.LifecycleRule(
+            Id="tiering",
+            Status="Enabled",
+            Transitions=[
+                s3.LifecycleRuleTransition(StorageClass="STANDARD_IA", TransitionInDays=d.data_ia_days),
+                s3.LifecycleRuleTransition(StorageClass="GLACIER_IR", TransitionInDays=d.data_glacier_days),
+            ],
+            ExpirationInDays=d.data_expire_days,
+            NoncurrentVersionExpiration=s3.NoncurrentVersionExpiration(NoncurrentDays=d.data_expire_days),
+            AbortIncompleteMultipartUpload=s3.AbortIncompleteMultipartUpload(DaysAfterInitiation=7),
+        )
+    else:
+        rule = s3.LifecycleRule(
+            Id="retention",
+            Status="Enabled",
+            ExpirationInDays=d.backups_expire_days,
+            NoncurrentVersionExpiration=s3.NoncurrentVersionExpiration(NoncurrentDays=d.backups_expire_days),
+            AbortIncompleteMultipartUpload=s3.AbortIncompleteMultipartUpload(DaysAfterInitiation=1),
+        )
+    bucket = t.add_resource(
+        s3.Bucket(
+            logical_id,
+            # Account and region make the name unique across accounts; the prefix across environments.
+            BucketName=Sub(f"{cfg.names(part)}-${{{AWS_ACCOUNT_ID}}}-${{{AWS_REGION}}}"),
+            VersioningConfiguration=s3.VersioningConfiguration(Status="Enabled"),
+            BucketEncryption=s3.BucketEncryption(
+                ServerSideEncryptionConfiguration=[
+                    s3.ServerSideEncryptionRule(
+                        ServerSideEncryptionByDefault=s3.ServerSideEncryptionByDefault(SSEAlgorithm="AES256")
+                    )
+                ]
+            ),
+            PublicAccessBlockConfiguration=s3.PublicAccessBlockConfiguration(
+                BlockPublicAcls=True, BlockPublicPolicy=True, IgnorePublicAcls=True, RestrictPublicBuckets=True
+            ),
+            OwnershipControls=s3.OwnershipControls(
+                Rules=[s3.OwnershipControlsRule(ObjectOwnership="BucketOwnerEnforced")]
+            ),
+            LifecycleConfiguration=s3.LifecycleConfiguration(Rules=[rule]),
+            Tags=name_tags(cfg.names(part)),
+            **_policies(cfg, "Retain"),
+        )
+    )
+    t.add_resource(
+        s3.BucketPolicy(
+            f"{logical_id}Policy",
+            Bucket=Ref(bucket),
+            PolicyDocument=PolicyDocument(
+                Version="2012-10-17",
+                Statement=[
+                    Statement(
+                        Sid="DenyInsecureTransport",
+                        Effect=Deny,
+                        Principal=Principal("*"),
+                        Action=[s3_actions.Action("*")],
+                        Resource=[GetAtt(bucket, "Arn"), Sub(f"${{{logical_id}.Arn}}/*")],
+                        Condition=Condition(Bool("aws:SecureTransport", False)),
+                    )
+                ],
+            ),
+        )
+    )
+    return bucket
+
+
+def _secret_string(**template: str) -> str:
+    return json.dumps(template, separators=(",", ":"))
+
+
+def _secrets(t: Template, cfg: DataSlice) -> None:
+    placeholder = "Generated placeholder; the operator sets the real value (README, Secrets)."
+    for logical_id, output, name, description, generate in (
+        (
+            OPENAI_SECRET,
+            "OpenAiSecretArn",
+            "openai-api-key",
+            "OpenAI API key (plain string)",
+            secretsmanager.GenerateSecretString(PasswordLength=32, ExcludeCharacters=_EXCLUDE),
+        ),
+        (
+            CONFLUENCE_SECRET,
+            "ConfluenceSecretArn",
+            "confluence-credentials",
+            "Confluence credentials (JSON keys base_url, email, api_token)",
+            secretsmanager.GenerateSecretString(
+                SecretStringTemplate=_secret_string(base_url="https://example.atlassian.net/wiki", email="unset"),
+                GenerateStringKey="api_token",
+                PasswordLength=32,
+                ExcludeCharacters=_EXCLUDE,
+            ),
+        ),
+        (
+            JIRA_SECRET,
+            "JiraSecretArn",
+            "jira-credentials",
+            "Jira credentials (JSON keys base_url, email, api_token)",
+            secretsmanager.GenerateSecretString(
+                SecretStringTemplate=_secret_string(base_url="https://example.atlassian.net", email="unset"),
+                GenerateStringKey="api_token",
+                PasswordLength=32,
+                ExcludeCharacters=_EXCLUDE,
+            ),
+        ),
+        (
+            GRAFANA_SECRET,
+            "GrafanaAdminSecretArn",
+            "grafana-admin",
+            "Grafana admin login (JSON keys username, password), generated",
+            secretsmanager.GenerateSecretString(
+                SecretStringTemplate=_secret_string(username="admin"),
+                GenerateStringKey="password",
+                PasswordLength=32,
+                ExcludeCharacters=_EXCLUDE,
+            ),
+        ),
+    ):
+        external = logical_id != GRAFANA_SECRET
+        secret = t.add_resource(
+            secretsmanager.Secret(
+                logical_id,
+                Name=f"/{cfg.names.prefix}/{name}",
+                Description=f"{description}. {placeholder}" if external else description,
+                GenerateSecretString=generate,
+                Tags=name_tags(cfg.names(name)),
+                Metadata=_SECRET_SKIPS,
+                **_policies(cfg, "Retain"),
+            )
+        )
+        add_output(t, output, Ref(secret), description)
+
+
+def _cache(t: Template, cfg: DataSlice) -> None:
+    add_parameter(t, CACHE_SG, "AWS::EC2::SecurityGroup::Id", "Security group of the cache")
+    subnet_group = t.add_resource(
+        elasticache.SubnetGroup(
+            CACHE_SUBNET_GROUP,
+            Description=f"{cfg.names.prefix} Redis subnets",
+            SubnetIds=Ref(APP_SUBNETS),
+        )
+    )
+    cache = t.add_resource(
+        elasticache.ReplicationGroup(
+            CACHE,
+            ReplicationGroupId=cfg.names("redis"),
+            ReplicationGroupDescription=f"{cfg.names.prefix} Redis (cache and sessions)",
+            Engine="redis",
+            EngineVersion=cfg.data.redis_engine_version,
+            CacheNodeType=cfg.data.redis_node_type,
+            NumCacheClusters=1,
+            AutomaticFailoverEnabled=False,
+            AtRestEncryptionEnabled=True,
+            TransitEncryptionEnabled=True,
+            AutoMinorVersionUpgrade=True,
+            SnapshotRetentionLimit=cfg.data.backup_retention_days,
+            CacheSubnetGroupName=Ref(subnet_group),
+            SecurityGroupIds=[Ref(CACHE_SG)],
+            Tags=name_tags(cfg.names("redis")),
+            Metadata=checkov_skip(
+                (
+                    "CKV_AWS_31",
+                    "No AUTH token: only the ECS tasks' security group reaches the cache, over TLS.",
+                ),
+            ),
+            **_policies(cfg, "Snapshot"),
+        )
+    )
+    add_output(t, "RedisEndpointAddress", GetAtt(cache, "PrimaryEndPoint.Address"), "Redis host name (TLS)")
+    add_output(t, "RedisEndpointPort", GetAtt(cache, "PrimaryEndPoint.Port"), "Redis port")
