@@ -80,13 +80,12 @@ def build(cfg: MonitoringSlice) -> Template:
     params = _parameters(t, cfg)
     topic = _alerts_topic(t, cfg)
     alarms = _alarms(t, cfg, topic)
-    log_group = params.get(_log_group_param(BACKEND))
-    if log_group is not None:
+    if _log_group_param(BACKEND) in params:
         t.add_resource(
             logs.QueryDefinition(
                 SLOWEST_ENDPOINTS_QUERY,
                 Name=f"{cfg.names.prefix}/top-10-slowest-api-endpoints",
-                LogGroupNames=[Ref(log_group)],
+                LogGroupNames=[Ref(_log_group_param(BACKEND))],
                 QueryString=SLOWEST_ENDPOINTS,
             )
         )
@@ -114,13 +113,13 @@ def _target_group_param(service: str) -> str:
     return f"{pascal(service)}TargetGroupFullName"
 
 
-def _parameters(t: Template, cfg: MonitoringSlice) -> dict[str, str]:
+def _parameters(t: Template, cfg: MonitoringSlice) -> set[str]:
     """Declare only what is used (cfn-lint W2001); returns the declared names."""
-    declared: dict[str, str] = {}
+    declared: set[str] = set()
 
     def declare(name: str, description: str) -> None:
         add_parameter(t, name, "String", description)
-        declared[name] = name
+        declared.add(name)
 
     if cfg.services:
         declare(CLUSTER_NAME, "ECS cluster name (ecs stack)")
