@@ -212,7 +212,9 @@ class ServiceSpec(Model):
         elif not any(c.weight for c in self.capacity):
             problems.append(("capacity", "needs a capacity provider with a weight above 0"))
         if self.autoscaling is not None:
-            problems += [(f"autoscaling.{p}", m) for p, m in self._autoscaling_problems(self.autoscaling)]
+            problems += [
+                (f"autoscaling.{p}" if p else "autoscaling", m) for p, m in self._autoscaling_problems(self.autoscaling)
+            ]
         return problems
 
     def _autoscaling_problems(self, a: Autoscaling) -> list[Problem]:
@@ -498,6 +500,8 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
         # written into the container's own file system, which therefore stays writable.
         "read_only_root": False,
         "discovery_name": "prometheus",
+        # The cost plan runs monitoring on Spot: an interruption only loses a few minutes of metrics.
+        "capacity": [{"provider": "FARGATE_SPOT"}],
         "log_retention_days": 3,
     },
     "grafana": {
@@ -518,6 +522,7 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
         # the image; task volumes would be root-owned, so the root file system stays writable.
         "read_only_root": False,
         "discovery_name": "grafana",
+        "capacity": [{"provider": "FARGATE_SPOT"}],
         "log_retention_days": 3,
     },
 }
