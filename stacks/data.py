@@ -10,9 +10,10 @@ placeholders that an operator overwrites (see README, "Secrets").
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from awacs import s3 as s3_actions
-from awacs.aws import Allow, Bool, Condition, Deny, PolicyDocument, Principal, Statement
+from awacs.aws import Allow, Bool, Condition, Deny, PolicyDocument, Principal, Statement, StringEquals
 from awacs.sts import AssumeRole
 from troposphere import (
     AWS_ACCOUNT_ID,
@@ -48,6 +49,7 @@ FILE_SYSTEM = "QdrantFileSystem"
 ACCESS_POINT = "QdrantAccessPoint"
 DATA_BUCKET = "DataBucket"
 BACKUPS_BUCKET = "BackupsBucket"
+ACCESS_LOGS_BUCKET = "AccessLogsBucket"
 CACHE = "RedisReplicationGroup"
 CACHE_SUBNET_GROUP = "RedisSubnetGroup"
 OPENAI_SECRET = "OpenAiSecret"  # noqa: S105 - a logical id
@@ -59,6 +61,8 @@ POSTGRES_FAMILY = "postgres15"
 QDRANT_PATH = "/qdrant/storage"
 # Qdrant's files belong to this uid/gid whatever user the image runs as; the access point enforces it.
 QDRANT_UID = QDRANT_GID = "1000"
+# S3 server access logs of the data and backups buckets: kept 90 days for audits.
+ACCESS_LOG_DAYS = 90
 # Enhanced monitoring: OS metrics every 60 s (the default 0 turns it off).
 MONITORING_INTERVAL = 60
 # Characters that break URLs, JSON or shell quoting when a generated value is used.
@@ -76,13 +80,7 @@ def build(cfg: DataSlice) -> Template:
     add_parameter(t, FILE_SYSTEM_SG, "AWS::EC2::SecurityGroup::Id", "Security group of the file system mount targets")
     _database(t, cfg)
     _file_system(t, cfg)
-    for logical_id, output, part, description in (
-        (DATA_BUCKET, "DataBucket", "data", "user uploads and RAG documents"),
-        (BACKUPS_BUCKET, "BackupsBucket", "backups", "database dumps and vector backups"),
-    ):
-        bucket = _bucket(t, cfg, logical_id, part)
-        add_output(t, f"{output}Name", Ref(bucket), f"Bucket for {description}")
-        add_output(t, f"{output}Arn", GetAtt(bucket, "Arn"), f"ARN of the bucket for {description}")
+    _buckets(t, cfg)
     _secrets(t, cfg)
     if cfg.data.redis == "elasticache":
         _cache(t, cfg)
@@ -160,7 +158,7 @@ def _database(t: Template, cfg: DataSlice) -> None:
             # RDS generates the password and keeps it in a Secrets Manager secret it owns.
             ManageMasterUserPassword=True,
             Tags=name_tags(cfg.names("postgres")),
-            Metadata=checkov_skip(*_db_skips(cfg)),
+            **_db_metadata(cfg),
             **_policies(cfg, "Snapshot"),
         )
     )
@@ -181,15 +179,11 @@ def _database(t: Template, cfg: DataSlice) -> None:
     add_output(t, "DbInstanceId", Ref(db), "RDS instance identifier")
 
 
-def _db_skips(cfg: DataSlice) -> list[tuple[str, str]]:
-    skips = [
-        ("CKV_AWS_353", "Performance Insights is not offered for db.t3.micro; enhanced monitoring is on."),
-    ]
-    if not cfg.data.multi_az:
-        skips.append(("CKV_AWS_157", "Single-AZ by choice in this environment's params (data.multi_az: false)."))
-    if not cfg.data.deletion_protection:
-        skips.append(("CKV_AWS_293", "Deletion protection off by choice in this environment's params."))
-    return skips
+def _db_metadata(cfg: DataSlice) -> dict[str, Any]:
+    if cfg.data.multi_az:
+        return {}
+    why = "Single-AZ by choice in this environment's params (data.multi_az: false)."
+    return {"Metadata": checkov_skip(("CKV_AWS_157", why))}
 
 
 def _file_system(t: Template, cfg: DataSlice) -> None:
@@ -231,10 +225,35 @@ def _file_system(t: Template, cfg: DataSlice) -> None:
     add_output(t, "QdrantAccessPointArn", GetAtt(ap, "Arn"), f"ARN of the EFS access point for {QDRANT_PATH}")
 
 
-def _bucket(t: Template, cfg: DataSlice, logical_id: str, part: str) -> s3.Bucket:
+def _buckets(t: Template, cfg: DataSlice) -> None:
     d = cfg.data
-    if logical_id == DATA_BUCKET:
-        rule = s3.LifecycleRule(
+    logs = _bucket(
+        t,
+        cfg,
+        ACCESS_LOGS_BUCKET,
+        "s3-logs",
+        s3.LifecycleRule(
+            Id="retention",
+            Status="Enabled",
+            ExpirationInDays=ACCESS_LOG_DAYS,
+            NoncurrentVersionExpiration=s3.NoncurrentVersionExpiration(NoncurrentDays=1),
+        ),
+        None,
+        Statement(
+            Sid="AllowS3ServerAccessLogs",
+            Effect=Allow,
+            Principal=Principal("Service", "logging.s3.amazonaws.com"),
+            Action=[s3_actions.PutObject],
+            Resource=[Sub(f"${{{ACCESS_LOGS_BUCKET}.Arn}}/*")],
+            Condition=Condition(StringEquals("aws:SourceAccount", Ref(AWS_ACCOUNT_ID))),
+        ),
+    )
+    data = _bucket(
+        t,
+        cfg,
+        DATA_BUCKET,
+        "data",
+        s3.LifecycleRule(
             Id="tiering",
             Status="Enabled",
             Transitions=[
@@ -244,15 +263,41 @@ def _bucket(t: Template, cfg: DataSlice, logical_id: str, part: str) -> s3.Bucke
             ExpirationInDays=d.data_expire_days,
             NoncurrentVersionExpiration=s3.NoncurrentVersionExpiration(NoncurrentDays=d.data_expire_days),
             AbortIncompleteMultipartUpload=s3.AbortIncompleteMultipartUpload(DaysAfterInitiation=7),
-        )
-    else:
-        rule = s3.LifecycleRule(
+        ),
+        logs,
+    )
+    backups = _bucket(
+        t,
+        cfg,
+        BACKUPS_BUCKET,
+        "backups",
+        s3.LifecycleRule(
             Id="retention",
             Status="Enabled",
             ExpirationInDays=d.backups_expire_days,
             NoncurrentVersionExpiration=s3.NoncurrentVersionExpiration(NoncurrentDays=d.backups_expire_days),
             AbortIncompleteMultipartUpload=s3.AbortIncompleteMultipartUpload(DaysAfterInitiation=1),
-        )
+        ),
+        logs,
+    )
+    for bucket, output, description in (
+        (data, "DataBucket", "user uploads and RAG documents"),
+        (backups, "BackupsBucket", "database dumps and vector backups"),
+    ):
+        add_output(t, f"{output}Name", Ref(bucket), f"Bucket for {description}")
+        add_output(t, f"{output}Arn", GetAtt(bucket, "Arn"), f"ARN of the bucket for {description}")
+
+
+def _bucket(
+    t: Template,
+    cfg: DataSlice,
+    logical_id: str,
+    part: str,
+    rule: s3.LifecycleRule,
+    logs: s3.Bucket | None,
+    *extra: Statement,
+) -> s3.Bucket:
+    """A versioned, encrypted, private bucket that only accepts TLS requests."""
     bucket = t.add_resource(
         s3.Bucket(
             logical_id,
@@ -273,6 +318,21 @@ def _bucket(t: Template, cfg: DataSlice, logical_id: str, part: str) -> s3.Bucke
                 Rules=[s3.OwnershipControlsRule(ObjectOwnership="BucketOwnerEnforced")]
             ),
             LifecycleConfiguration=s3.LifecycleConfiguration(Rules=[rule]),
+            **(
+                {
+                    "LoggingConfiguration": s3.LoggingConfiguration(
+                        DestinationBucketName=Ref(logs), LogFilePrefix=f"{part}/"
+                    ),
+                    # S3 delivers access logs only once the log bucket's policy admits them.
+                    "DependsOn": [f"{logs.title}Policy"],
+                }
+                if logs
+                else {
+                    "Metadata": checkov_skip(
+                        ("CKV_AWS_18", "This is the access-log bucket; logging it into itself would loop.")
+                    )
+                }
+            ),
             Tags=name_tags(cfg.names(part)),
             **_policies(cfg, "Retain"),
         )
@@ -291,7 +351,8 @@ def _bucket(t: Template, cfg: DataSlice, logical_id: str, part: str) -> s3.Bucke
                         Action=[s3_actions.Action("*")],
                         Resource=[GetAtt(bucket, "Arn"), Sub(f"${{{logical_id}.Arn}}/*")],
                         Condition=Condition(Bool("aws:SecureTransport", False)),
-                    )
+                    ),
+                    *extra,
                 ],
             ),
         )

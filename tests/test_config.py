@@ -158,3 +158,55 @@ def test_pascal_names_for_logical_ids() -> None:
     assert pascal("backend") == "Backend"
     assert pascal("knowledge-worker") == "KnowledgeWorker"
     assert pascal("rag_indexer") == "RagIndexer"
+
+
+def test_data_defaults_follow_the_architecture() -> None:
+    d = config.EnvConfig(env="x").data
+    assert (d.db_instance_class, d.db_storage_gb, d.multi_az, d.backup_retention_days) == ("db.t3.micro", 20, True, 7)
+    assert (d.deletion_protection, d.db_password_rotation_days, d.delete_with_stack) == (True, 90, False)
+    assert (d.data_ia_days, d.data_glacier_days, d.data_expire_days, d.backups_expire_days) == (30, 90, 365, 7)
+    assert (d.redis, d.redis_node_type) == ("fargate", "cache.t3.micro")
+
+
+def test_data_ia_transition_too_early(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "data:\n  data_ia_days: 10\n") == [
+        "data.data_ia_days: 10 is below 30, the earliest S3 moves to STANDARD_IA"
+    ]
+
+
+def test_data_lifecycle_out_of_order(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "data:\n  data_glacier_days: 400\n") == [
+        "data.data_glacier_days: 400 must lie between data_ia_days 30 and data_expire_days 365"
+    ]
+
+
+def test_delete_with_stack_needs_deletion_protection_off(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "data:\n  delete_with_stack: true\n") == [
+        "data.delete_with_stack: true needs deletion_protection: false (a protected database cannot be deleted)"
+    ]
+
+
+def test_gp3_storage_minimum(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "data:\n  db_storage_gb: 10\n") == [
+        "data.db_storage_gb: input should be greater than or equal to 20, got 10"
+    ]
+
+
+def test_engine_version_must_be_postgres_15(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "data:\n  db_engine_version: '16.4'\n") == [
+        "data.db_engine_version: string should match pattern '^15\\.\\d+$', got '16.4'"
+    ]
+
+
+def test_redis_choice(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "data:\n  redis: memcached\n") == [
+        "data.redis: input should be 'fargate' or 'elasticache', got 'memcached'"
+    ]
+
+
+def test_name_prefix_too_long_for_bucket_names(tmp_path: Path) -> None:
+    prefix = "a" * 32
+    assert _errors(tmp_path, f"name_prefix: {prefix}\n") == [
+        f"name_prefix: too long for the S3 bucket names ('{prefix}-backups-123456789012-eu-central-1' has 66 "
+        "characters, the limit is 63)"
+    ]

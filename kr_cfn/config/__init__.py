@@ -112,7 +112,8 @@ class EnvConfig(Model):
         problems: list[Problem] = []
         if not re.match(_NAME, self.env):
             problems.append(("env", f"{self.env!r} must be lowercase letters, digits and dashes"))
-        bucket = f"{self.names('backups')}-123456789012-{self.region}"  # the longest bucket name
+        # "backups" and "s3-logs" make the longest bucket names: <prefix>-backups-<account>-<region>.
+        bucket = f"{self.names('backups')}-123456789012-{self.region}"
         if len(bucket) > _BUCKET_NAME_MAX:
             problems.append(
                 (
