@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from troposphere import Template
 
 from kr_cfn import config
-from stacks import alb, data, ecs, network, root
+from stacks import alb, data, ecs, monitoring, network, root
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ CHILDREN: tuple[Child, ...] = (
     Child("data", "DataStack", lambda cfg: data.build(config.data_slice(cfg))),
     Child("alb", "AlbStack", lambda cfg: alb.build(config.alb_slice(cfg)), ("AppUrl", "AlbDnsName")),
     Child("ecs", "EcsStack", lambda cfg: ecs.build(config.ecs_slice(cfg))),
+    Child("monitoring", "MonitoringStack", lambda cfg: monitoring.build(config.monitoring_slice(cfg))),
 )
 
 

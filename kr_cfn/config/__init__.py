@@ -24,6 +24,7 @@ from kr_cfn.config.alb import AlbConfig, AlbSlice
 from kr_cfn.config.base import ConfigError, Model, Problem
 from kr_cfn.config.data import DataConfig, DataSlice
 from kr_cfn.config.deploy import DeployConfig, RootSlice
+from kr_cfn.config.monitoring import MonitoringConfig, MonitoringSlice, check_monitoring
 from kr_cfn.config.network import NetworkConfig, NetworkSlice
 from kr_cfn.config.services import (
     REDIS_OUTPUTS,
@@ -45,6 +46,8 @@ __all__ = [
     "EcsSlice",
     "EnvConfig",
     "Model",
+    "MonitoringConfig",
+    "MonitoringSlice",
     "NetworkConfig",
     "NetworkSlice",
     "Problem",
@@ -55,6 +58,7 @@ __all__ = [
     "data_slice",
     "ecs_slice",
     "load",
+    "monitoring_slice",
     "network_slice",
     "root_slice",
 ]
@@ -87,6 +91,9 @@ class EnvConfig(Model):
         default_factory=dict,
         validate_default=True,
         description="ECS services by name; params entries merge onto the six defaults, null drops one.",
+    )
+    monitoring: MonitoringConfig = Field(
+        default_factory=MonitoringConfig, description="Monitoring stack settings: alert e-mails, alarms."
     )
     deploy: DeployConfig = Field(default_factory=DeployConfig, description="Root stack and deployment settings.")
 
@@ -127,6 +134,13 @@ class EnvConfig(Model):
             (f"services.{path}" if path else "services", msg)
             for path, msg in check_services(self.services, self.data.redis)
         ]
+        watched = monitoring_slice(self)
+        problems += [
+            (f"monitoring.{path}", msg)
+            for path, msg in check_monitoring(
+                self.monitoring, watched.services, watched.load_balanced, watched.container_insights
+            )
+        ]
         return problems
 
 
@@ -161,6 +175,18 @@ def ecs_slice(cfg: EnvConfig) -> EcsSlice:
         services.pop("redis", None)
         external["redis"] = REDIS_OUTPUTS
     return EcsSlice(cfg.names, cfg.ecs, services, external)
+
+
+def monitoring_slice(cfg: EnvConfig) -> MonitoringSlice:
+    """The monitoring stack's slice: its settings and what the ecs and alb stacks render."""
+    services = ecs_slice(cfg).services
+    return MonitoringSlice(
+        cfg.names,
+        cfg.monitoring,
+        tuple(services),
+        tuple(alb_slice(cfg).routes),
+        cfg.ecs.container_insights != "disabled",
+    )
 
 
 def root_slice(cfg: EnvConfig) -> RootSlice:
