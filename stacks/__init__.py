@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from troposphere import Template
 
 from kr_cfn import config
-from stacks import bootstrap, data, network, root
+from stacks import alb, bootstrap, data, ecs, monitoring, network, root
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,9 @@ class Child:
 CHILDREN: tuple[Child, ...] = (
     Child("network", "NetworkStack", lambda cfg: network.build(config.network_slice(cfg)), ("VpcId",)),
     Child("data", "DataStack", lambda cfg: data.build(config.data_slice(cfg))),
+    Child("alb", "AlbStack", lambda cfg: alb.build(config.alb_slice(cfg)), ("AppUrl", "AlbDnsName")),
+    Child("ecs", "EcsStack", lambda cfg: ecs.build(config.ecs_slice(cfg))),
+    Child("monitoring", "MonitoringStack", lambda cfg: monitoring.build(config.monitoring_slice(cfg))),
 )
 
 

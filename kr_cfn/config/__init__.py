@@ -18,31 +18,51 @@ from pathlib import Path
 from typing import Any, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from kr_cfn.config.alb import AlbConfig, AlbSlice
 from kr_cfn.config.base import ConfigError, Model, Problem
 from kr_cfn.config.bootstrap import BootstrapConfig, BootstrapSlice
 from kr_cfn.config.data import DataConfig, DataSlice
 from kr_cfn.config.deploy import DeployConfig, RootSlice
+from kr_cfn.config.monitoring import MonitoringConfig, MonitoringSlice, check_monitoring
 from kr_cfn.config.network import NetworkConfig, NetworkSlice
+from kr_cfn.config.services import (
+    REDIS_OUTPUTS,
+    EcsConfig,
+    EcsSlice,
+    ServiceSpec,
+    check_services,
+    merge_services,
+)
 from kr_cfn.naming import Naming
 
 __all__ = [
+    "AlbConfig",
+    "AlbSlice",
     "BootstrapConfig",
     "BootstrapSlice",
     "ConfigError",
     "DataConfig",
     "DataSlice",
+    "EcsConfig",
+    "EcsSlice",
     "EnvConfig",
     "Model",
+    "MonitoringConfig",
+    "MonitoringSlice",
     "NetworkConfig",
     "NetworkSlice",
     "Problem",
     "RootSlice",
+    "ServiceSpec",
+    "alb_slice",
     "available_envs",
     "bootstrap_slice",
     "data_slice",
+    "ecs_slice",
     "load",
+    "monitoring_slice",
     "network_slice",
     "root_slice",
 ]
@@ -69,10 +89,25 @@ class EnvConfig(Model):
     tags: dict[str, str] = Field(default_factory=dict, description="Extra tags for every stack's resources.")
     network: NetworkConfig = Field(default_factory=NetworkConfig, description="Network stack settings.")
     data: DataConfig = Field(default_factory=DataConfig, description="Data stack settings.")
+    alb: AlbConfig = Field(default_factory=AlbConfig, description="Load balancer settings.")
+    ecs: EcsConfig = Field(default_factory=EcsConfig, description="ECS cluster settings.")
+    services: dict[str, ServiceSpec] = Field(
+        default_factory=dict,
+        validate_default=True,
+        description="ECS services by name; params entries merge onto the six defaults, null drops one.",
+    )
+    monitoring: MonitoringConfig = Field(
+        default_factory=MonitoringConfig, description="Monitoring stack settings: alert e-mails, alarms."
+    )
     deploy: DeployConfig = Field(default_factory=DeployConfig, description="Root stack and deployment settings.")
     bootstrap: BootstrapConfig = Field(
         default_factory=BootstrapConfig, description="Bootstrap stack settings (artifacts bucket, ECR, GitHub roles)."
     )
+
+    @field_validator("services", mode="before")
+    @classmethod
+    def _merge_services(cls, value: Any) -> Any:
+        return merge_services(value)
 
     @property
     def names(self) -> Naming:
@@ -100,6 +135,19 @@ class EnvConfig(Model):
         for name, value in self:
             if isinstance(value, Model):
                 problems += [(f"{name}.{path}", msg) for path, msg in value.check()]
+        for svc, spec in self.services.items():
+            problems += [(f"services.{svc}.{path}" if path else f"services.{svc}", msg) for path, msg in spec.check()]
+        problems += [
+            (f"services.{path}" if path else "services", msg)
+            for path, msg in check_services(self.services, self.data.redis)
+        ]
+        watched = monitoring_slice(self)
+        problems += [
+            (f"monitoring.{path}", msg)
+            for path, msg in check_monitoring(
+                self.monitoring, watched.services, watched.load_balanced, watched.container_insights
+            )
+        ]
         return problems
 
 
@@ -114,6 +162,38 @@ def network_slice(cfg: EnvConfig) -> NetworkSlice:
 def data_slice(cfg: EnvConfig) -> DataSlice:
     """The data stack's slice of the config."""
     return DataSlice(cfg.names, cfg.data, cfg.network.az_count)
+
+
+def alb_slice(cfg: EnvConfig) -> AlbSlice:
+    """The alb stack's slice: its settings and the services behind it."""
+    routes = {n: (s.port, s.load_balancer) for n, s in ecs_slice(cfg).services.items() if s.load_balancer}
+    return AlbSlice(cfg.names, cfg.alb, routes)
+
+
+def ecs_slice(cfg: EnvConfig) -> EcsSlice:
+    """The ecs stack's slice.
+
+    With ``data.redis: elasticache`` the redis service is not rendered and
+    ``{{host:redis}}``/``{{port:redis}}`` resolve to the ElastiCache endpoint outputs.
+    """
+    services = dict(cfg.services)
+    external: dict[str, tuple[str, str]] = {}
+    if cfg.data.redis == "elasticache":
+        services.pop("redis", None)
+        external["redis"] = REDIS_OUTPUTS
+    return EcsSlice(cfg.names, cfg.ecs, services, external)
+
+
+def monitoring_slice(cfg: EnvConfig) -> MonitoringSlice:
+    """The monitoring stack's slice: its settings and what the ecs and alb stacks render."""
+    services = ecs_slice(cfg).services
+    return MonitoringSlice(
+        cfg.names,
+        cfg.monitoring,
+        tuple(services),
+        tuple(alb_slice(cfg).routes),
+        cfg.ecs.container_insights != "disabled",
+    )
 
 
 def root_slice(cfg: EnvConfig) -> RootSlice:

@@ -1,0 +1,546 @@
+"""Services section (``services:``): every ECS service as data, plus the ``ecs:`` cluster settings.
+
+Each entry of ``services`` is rendered by one builder into a task definition, a service,
+a log group, a Cloud Map record, its security-group rules and (optionally) autoscaling.
+The defaults are the architecture's six services; a params file states only what differs
+(its entries are merged key by key onto these defaults, ``name: null`` drops a service),
+and a new entry (e.g. a worker) is a new service without code.
+
+String values in ``environment`` and ``files`` may contain placeholders, resolved at build
+time: ``{{host:qdrant}}`` (the service's Cloud Map name, ``qdrant.knowledge.local``),
+``{{port:qdrant}}`` (its container port) and ``{{output:DbEndpointAddress}}`` (a data-stack
+output, passed to the ecs stack as a Parameter of the same name).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import Field
+
+from kr_cfn.config.base import Model, Problem
+from kr_cfn.naming import Naming
+
+# Fargate task sizes: cpu units -> allowed memory (MiB).
+FARGATE_SIZES: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4097, 1024)),
+    1024: tuple(range(2048, 8193, 1024)),
+    2048: tuple(range(4096, 16385, 1024)),
+    4096: tuple(range(8192, 30721, 1024)),
+    8192: tuple(range(16384, 61441, 4096)),
+    16384: tuple(range(32768, 122881, 8192)),
+}
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922)
+LOG_RETENTION_DAYS += (3288, 3653)
+
+# Data-stack outputs a service may name. Secrets with the JSON keys ECS may select.
+SECRET_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "DbSecretArn": ("username", "password"),
+    "OpenAiSecretArn": (),
+    "ConfluenceSecretArn": ("base_url", "email", "api_token"),
+    "JiraSecretArn": ("base_url", "email", "api_token"),
+    "GrafanaAdminSecretArn": ("username", "password"),
+}
+VALUE_OUTPUTS = ("DbEndpointAddress", "DbEndpointPort", "DbName", "DataBucketName", "BackupsBucketName")
+REDIS_OUTPUTS = ("RedisEndpointAddress", "RedisEndpointPort")
+"""Only produced when ``data.redis`` is ``elasticache``."""
+BUCKET_OUTPUTS = ("DataBucketArn", "BackupsBucketArn")
+ACCESS_POINTS = ("Qdrant",)
+"""EFS access points of the data stack: ``Qdrant`` -> QdrantAccessPointId/Arn on FileSystemId."""
+
+PLACEHOLDER = re.compile(r"\{\{(host|port|output):([A-Za-z0-9_-]+)\}\}")
+_SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+_ECR_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
+_PATH = re.compile(r"^/[A-Za-z0-9._/-]+$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class HealthCheck(Model):
+    """Container health check (ECS ``healthCheck``)."""
+
+    command: str = Field(description="Shell command run with CMD-SHELL; exit 0 means healthy.")
+    interval: int = Field(30, ge=5, le=300, description="Seconds between checks.")
+    timeout: int = Field(5, ge=2, le=60, description="Seconds before a check fails.")
+    retries: int = Field(3, ge=1, le=10, description="Failures before the container is unhealthy.")
+    start_period: int = Field(0, ge=0, le=300, description="Seconds of grace after start (cold start).")
+
+
+class SecretRef(Model):
+    """An ECS ``secrets`` entry: a Secrets Manager secret (data-stack output) and optional JSON key."""
+
+    secret: str = Field(description="Data-stack output holding the secret ARN, e.g. ConfluenceSecretArn.")
+    key: str | None = Field(None, description="JSON key inside the secret (e.g. base_url); none = whole value.")
+
+
+class Volume(Model):
+    """An EFS access point of the data stack mounted into the container."""
+
+    access_point: str = Field(description="Access point name: Qdrant (outputs QdrantAccessPointId/Arn).")
+    path: str = Field(pattern=_PATH.pattern, description="Mount path in the container.")
+
+
+class Route(Model):
+    """How the load balancer reaches a service."""
+
+    paths: tuple[str, ...] = Field((), description="Path patterns routed here; empty = the listener's default.")
+    priority: int = Field(10, ge=1, le=50000, description="Listener rule priority (path routes only).")
+    health_check_path: str = Field("/", description="Target group health check path.")
+    health_check_grace: int = Field(60, ge=0, le=2147483647, description="ECS ignores LB health for this long (s).")
+
+
+class CapacityItem(Model):
+    """One entry of a capacity provider strategy."""
+
+    provider: Literal["FARGATE", "FARGATE_SPOT"] = Field(description="Capacity provider.")
+    base: int = Field(0, ge=0, le=100000, description="Tasks always placed on this provider first.")
+    weight: int = Field(1, ge=0, le=1000, description="Relative share of the tasks beyond the base.")
+
+
+class Schedule(Model):
+    """A scheduled change of the autoscaling bounds."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]*$", description="Action name (unique per service).")
+    cron: str = Field(description="Six-field cron expression in UTC, e.g. '0 7 ? * MON-FRI *'.")
+    min_count: int = Field(ge=0, description="New minimum task count.")
+    max_count: int = Field(ge=1, description="New maximum task count.")
+
+
+class Autoscaling(Model):
+    """Target tracking (and scheduled) scaling between the service's min_count and max_count."""
+
+    cpu_target: float | None = Field(70, gt=0, le=100, description="Average CPU % to track; null = off.")
+    memory_target: float | None = Field(80, gt=0, le=100, description="Average memory % to track; null = off.")
+    requests_per_target: int | None = Field(
+        1000, ge=1, description="ALB requests per task to track; null = off (needs load_balancer)."
+    )
+    scale_in_cooldown: int = Field(300, ge=0, description="Seconds after a scale-in before the next.")
+    scale_out_cooldown: int = Field(60, ge=0, description="Seconds after a scale-out before the next.")
+    schedules: tuple[Schedule, ...] = Field((), description="Scheduled changes of min/max, UTC.")
+
+
+class ServiceSpec(Model):
+    """One ECS service: container, sizing, networking, scaling."""
+
+    image: str = Field(
+        description="Public image with a tag (qdrant/qdrant:v1.7.0), or an ECR repository name in this "
+        "account (knowledgerouter-backend) whose tag is the root parameter <Pascal>ImageTag."
+    )
+    cpu: int = Field(256, description="Fargate CPU units.")
+    memory: int = Field(512, description="Fargate memory (MiB); must fit the cpu.")
+    port: int = Field(ge=1, le=65535, description="Container port.")
+    desired_count: int = Field(1, ge=0, description="Tasks at deploy time.")
+    min_count: int = Field(1, ge=0, description="Lower bound (autoscaling and schedules).")
+    max_count: int = Field(1, ge=0, description="Upper bound (autoscaling).")
+    min_healthy_percent: int = Field(100, ge=0, le=100, description="Deployment: tasks kept running.")
+    max_percent: int = Field(200, ge=100, le=400, description="Deployment: tasks allowed during a rollout.")
+    health_check: HealthCheck | None = Field(None, description="Container health check; null = none.")
+    environment: dict[str, str] = Field(default_factory=dict, description="Plain environment (placeholders allowed).")
+    secrets: dict[str, SecretRef] = Field(default_factory=dict, description="Environment from Secrets Manager.")
+    files: dict[str, str] = Field(
+        default_factory=dict,
+        description="Config files written at start (path -> content, placeholders allowed); needs command.",
+    )
+    volumes: tuple[Volume, ...] = Field((), description="EFS access points mounted into the container.")
+    scratch_paths: tuple[str, ...] = Field(
+        (), description="Writable task-local paths (needed with a read-only root file system)."
+    )
+    discovery_name: str | None = Field(
+        None, description="Cloud Map name (<name>.<namespace>); also opens the port to the other tasks."
+    )
+    load_balancer: Route | None = Field(None, description="ALB route; null = not behind the load balancer.")
+    capacity: tuple[CapacityItem, ...] = Field(
+        (CapacityItem(provider="FARGATE"),), description="Capacity provider strategy."
+    )
+    log_retention_days: int = Field(7, description="CloudWatch Logs retention of /ecs/<prefix>/<service>.")
+    entry_point: tuple[str, ...] | None = Field(None, description="Override of the image's entry point.")
+    command: tuple[str, ...] | None = Field(None, description="Override of the image's command.")
+    read_only_root: bool = Field(True, description="Read-only root file system.")
+    user: str | None = Field(None, description="User to run as; null = the image's.")
+    buckets: dict[str, Literal["read", "write", "read_write"]] = Field(
+        default_factory=dict, description="S3 access of the task role: bucket ARN output -> read/write/read_write."
+    )
+    autoscaling: Autoscaling | None = Field(None, description="Autoscaling; null = fixed desired_count.")
+
+    @property
+    def ecr_repository(self) -> str | None:
+        """The ECR repository name when ``image`` has no tag or registry, else None."""
+        return None if re.search(r"[:@]", self.image) else self.image
+
+    def check(self) -> list[Problem]:
+        """Sizes, counts and the shape of every reference (names are checked by :func:`check_services`)."""
+        problems: list[Problem] = []
+        if self.cpu not in FARGATE_SIZES:
+            allowed = ", ".join(map(str, FARGATE_SIZES))
+            problems.append(("cpu", f"{self.cpu} is not a Fargate CPU size (allowed: {allowed})"))
+        elif self.memory not in FARGATE_SIZES[self.cpu]:
+            sizes = FARGATE_SIZES[self.cpu]
+            allowed = ", ".join(map(str, sizes)) if len(sizes) <= 4 else f"{sizes[0]} to {sizes[-1]} by 1024"
+            if self.cpu >= 8192:
+                allowed = f"{sizes[0]} to {sizes[-1]} by {sizes[1] - sizes[0]}"
+            problems.append(("memory", f"{self.memory} does not fit cpu {self.cpu} on Fargate (allowed: {allowed})"))
+        problems += _count_problems(self.min_count, self.desired_count, self.max_count)
+        if self.ecr_repository is not None and not _ECR_NAME.match(self.image):
+            problems.append(("image", f"{self.image!r} is neither an image with a tag nor an ECR repository name"))
+        if self.log_retention_days not in LOG_RETENTION_DAYS:
+            allowed = ", ".join(map(str, LOG_RETENTION_DAYS[:12]))
+            problems.append(
+                ("log_retention_days", f"{self.log_retention_days} is not a CloudWatch retention ({allowed}, ...)")
+            )
+        for section, names in (("environment", self.environment), ("secrets", self.secrets)):
+            problems += [
+                (f"{section}.{n}", "is not a valid environment variable name") for n in names if not _ENV_NAME.match(n)
+            ]
+        for name in set(self.environment) & set(self.secrets):
+            problems.append((f"secrets.{name}", "is also in environment; a variable comes from one place"))
+        for i, path in enumerate(self.scratch_paths):
+            if not _PATH.match(path):
+                problems.append(
+                    (f"scratch_paths[{i}]", f"{path!r} must be an absolute path of letters, digits and ._-/")
+                )
+        for path in self.files:
+            if not _PATH.match(path):
+                problems.append((f"files.{path}", "must be an absolute path of letters, digits and ._-/"))
+        if self.files and (self.command is None or self.entry_point is not None):
+            problems.append(("files", "needs command (the full command to run after writing them) and no entry_point"))
+        if self.discovery_name is not None and not _SERVICE_NAME.match(self.discovery_name):
+            problems.append(("discovery_name", f"{self.discovery_name!r} must be a lowercase DNS label"))
+        providers = [c.provider for c in self.capacity]
+        if not self.capacity:
+            problems.append(("capacity", "needs at least one capacity provider"))
+        elif len(set(providers)) != len(providers):
+            problems.append(("capacity", "names a capacity provider twice"))
+        elif sum(1 for c in self.capacity if c.base) > 1:
+            problems.append(("capacity", "only one capacity provider may have a base"))
+        elif not any(c.weight for c in self.capacity):
+            problems.append(("capacity", "needs a capacity provider with a weight above 0"))
+        if self.autoscaling is not None:
+            problems += [
+                (f"autoscaling.{p}" if p else "autoscaling", m) for p, m in self._autoscaling_problems(self.autoscaling)
+            ]
+        return problems
+
+    def _autoscaling_problems(self, a: Autoscaling) -> list[Problem]:
+        problems: list[Problem] = []
+        if a.requests_per_target is not None and self.load_balancer is None:
+            problems.append(("requests_per_target", "needs the service behind the load balancer (load_balancer)"))
+        if a.cpu_target is None and a.memory_target is None and a.requests_per_target is None and not a.schedules:
+            problems.append(("", "tracks nothing and has no schedules; use null to turn autoscaling off"))
+        names = [s.name for s in a.schedules]
+        for i, s in enumerate(a.schedules):
+            if names.index(s.name) != i:
+                problems.append((f"schedules[{i}].name", f"{s.name!r} is used twice"))
+            if len(s.cron.split()) != 6:
+                problems.append(
+                    (f"schedules[{i}].cron", f"{s.cron!r} needs 6 fields (min hour day month weekday year)")
+                )
+            if s.max_count < s.min_count:
+                problems.append((f"schedules[{i}].max_count", f"{s.max_count} is below min_count {s.min_count}"))
+        return problems
+
+
+def _count_problems(min_count: int, desired: int, max_count: int) -> list[Problem]:
+    problems: list[Problem] = []
+    if max_count < min_count:
+        problems.append(("max_count", f"{max_count} is below min_count {min_count}"))
+    if desired < min_count:
+        problems.append(("desired_count", f"{desired} is below min_count {min_count}"))
+    elif desired > max_count:
+        problems.append(("desired_count", f"{desired} is above max_count {max_count}"))
+    return problems
+
+
+class EcsConfig(Model):
+    """Cluster-wide settings of the ecs stack."""
+
+    namespace: str = Field(
+        "knowledge.local",
+        pattern=r"^[a-z0-9-]+(\.[a-z0-9-]+)+$",
+        description="Cloud Map private DNS namespace of the services.",
+    )
+    container_insights: Literal["enabled", "enhanced", "disabled"] = Field(
+        "enabled", description="CloudWatch Container Insights on the cluster."
+    )
+
+
+def check_services(services: dict[str, ServiceSpec], redis: str) -> list[Problem]:
+    """Cross-service checks: names, references to outputs and other services, routes."""
+    problems: list[Problem] = []
+    discoverable = {n for n, s in services.items() if s.discovery_name}
+    if redis == "elasticache":
+        discoverable.add("redis")  # {{host:redis}} resolves to the ElastiCache endpoint
+    values = (*VALUE_OUTPUTS, *(REDIS_OUTPUTS if redis == "elasticache" else ()))
+    for name, spec in services.items():
+        if not _SERVICE_NAME.match(name):
+            problems.append((name, "service names are lowercase letters, digits and dashes (max 31)"))
+        texts = [(f"environment.{k}", v) for k, v in spec.environment.items()]
+        texts += [(f"files.{k}", v) for k, v in spec.files.items()]
+        for path, text in texts:
+            for kind, ref in PLACEHOLDER.findall(text):
+                if kind == "output" and ref not in values:
+                    why = " (only with data.redis: elasticache)" if ref in REDIS_OUTPUTS else ""
+                    problems.append(
+                        (
+                            f"{name}.{path}",
+                            f"{{{{output:{ref}}}}} is not a data output{why} (one of: {', '.join(values)})",
+                        )
+                    )
+                elif kind in ("host", "port") and ref not in discoverable:
+                    problems.append((f"{name}.{path}", f"{{{{{kind}:{ref}}}}} names no service with a discovery_name"))
+        for var, s in spec.secrets.items():
+            if s.secret not in SECRET_OUTPUTS:
+                known = ", ".join(SECRET_OUTPUTS)
+                problems.append(
+                    (f"{name}.secrets.{var}.secret", f"{s.secret!r} is not a secret output (one of: {known})")
+                )
+            elif s.key is not None and s.key not in SECRET_OUTPUTS[s.secret]:
+                keys = ", ".join(SECRET_OUTPUTS[s.secret]) or "none, it is a plain string"
+                problems.append((f"{name}.secrets.{var}.key", f"{s.key!r} is not a key of {s.secret} (keys: {keys})"))
+        for i, v in enumerate(spec.volumes):
+            if v.access_point not in ACCESS_POINTS:
+                problems.append(
+                    (
+                        f"{name}.volumes[{i}].access_point",
+                        f"{v.access_point!r} is not one of: {', '.join(ACCESS_POINTS)}",
+                    )
+                )
+        for bucket in spec.buckets:
+            if bucket not in BUCKET_OUTPUTS:
+                problems.append(
+                    (f"{name}.buckets.{bucket}", f"is not a bucket output (one of: {', '.join(BUCKET_OUTPUTS)})")
+                )
+    routed = {n: s.load_balancer for n, s in services.items() if s.load_balancer is not None}
+    defaults = [n for n, r in routed.items() if not r.paths]
+    if routed and len(defaults) != 1:
+        problems.append(
+            (
+                "",
+                f"exactly one load-balanced service needs the default route (no paths), got {len(defaults)}: "
+                f"{', '.join(defaults) or 'none'}",
+            )
+        )
+    seen: dict[int, str] = {}
+    for n, r in routed.items():
+        if r.paths and r.priority in seen:
+            problems.append((f"{n}.load_balancer.priority", f"{r.priority} is also {seen[r.priority]}'s priority"))
+        elif r.paths:
+            seen[r.priority] = n
+    return problems
+
+
+def merge_services(given: Any) -> Any:
+    """Merge a params ``services:`` mapping onto :data:`DEFAULT_SERVICES` (dicts merge, lists replace)."""
+    if given is None:
+        given = {}
+    if not isinstance(given, dict):
+        return given  # pydantic reports the type error
+    merged = copy.deepcopy(DEFAULT_SERVICES)
+    for name, spec in given.items():
+        if spec is None:
+            merged.pop(name, None)
+        elif name in merged and isinstance(spec, dict):
+            merged[name] = _deep_merge(merged[name], spec)
+        else:
+            merged[name] = spec
+    return merged
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+_PROMETHEUS_YML = """\
+global:
+  scrape_interval: 30s
+  evaluation_interval: 30s
+scrape_configs:
+  - job_name: prometheus
+    static_configs:
+      - targets: ["localhost:{{port:prometheus}}"]
+  - job_name: backend
+    metrics_path: /metrics
+    dns_sd_configs:
+      - names: ["{{host:backend}}"]
+        type: A
+        port: {{port:backend}}
+"""
+
+_GRAFANA_DATASOURCES = """\
+apiVersion: 1
+datasources:
+  - name: Prometheus
+    type: prometheus
+    access: proxy
+    url: http://{{host:prometheus}}:{{port:prometheus}}
+    isDefault: true
+"""
+
+_STATEFUL = {"min_healthy_percent": 0, "max_percent": 100}
+"""One task that owns its storage: stop the old task before starting the new one."""
+
+DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
+    "backend": {
+        "image": "knowledgerouter-backend",
+        "cpu": 512,
+        "memory": 1024,
+        "port": 8000,
+        "desired_count": 2,
+        "min_count": 2,
+        "max_count": 10,
+        "health_check": {
+            "command": "curl -f http://localhost:8000/api/healthz || exit 1",
+            "start_period": 60,
+        },
+        "environment": {
+            "DJANGO_SETTINGS_MODULE": "core.settings",
+            "QDRANT_HOST": "{{host:qdrant}}",
+            "QDRANT_PORT": "{{port:qdrant}}",
+            "REDIS_HOST": "{{host:redis}}",
+            "REDIS_PORT": "{{port:redis}}",
+            "POSTGRES_HOST": "{{output:DbEndpointAddress}}",
+            "POSTGRES_PORT": "{{output:DbEndpointPort}}",
+            "POSTGRES_DB": "{{output:DbName}}",
+            "DATA_BUCKET": "{{output:DataBucketName}}",
+            "BACKUPS_BUCKET": "{{output:BackupsBucketName}}",
+        },
+        "secrets": {
+            "OPENAI_API_KEY": {"secret": "OpenAiSecretArn"},
+            "POSTGRES_USER": {"secret": "DbSecretArn", "key": "username"},
+            "POSTGRES_PASSWORD": {"secret": "DbSecretArn", "key": "password"},
+            "CONFLUENCE_BASE_URL": {"secret": "ConfluenceSecretArn", "key": "base_url"},
+            "CONFLUENCE_EMAIL": {"secret": "ConfluenceSecretArn", "key": "email"},
+            "CONFLUENCE_API_TOKEN": {"secret": "ConfluenceSecretArn", "key": "api_token"},
+            "JIRA_BASE_URL": {"secret": "JiraSecretArn", "key": "base_url"},
+            "JIRA_EMAIL": {"secret": "JiraSecretArn", "key": "email"},
+            "JIRA_API_TOKEN": {"secret": "JiraSecretArn", "key": "api_token"},
+        },
+        # Read-only root: the image gets a writable /tmp (declare `VOLUME /tmp` owned by the
+        # image's user if it does not run as root).
+        "scratch_paths": ["/tmp"],  # noqa: S108 - a task-local volume, not a shared temp dir
+        "discovery_name": "backend",
+        "load_balancer": {
+            "paths": ["/api/*"],
+            "priority": 10,
+            "health_check_path": "/api/healthz",
+            "health_check_grace": 90,
+        },
+        "capacity": [
+            {"provider": "FARGATE", "base": 2, "weight": 30},
+            {"provider": "FARGATE_SPOT", "weight": 70},
+        ],
+        "log_retention_days": 7,
+        "buckets": {"DataBucketArn": "read_write", "BackupsBucketArn": "write"},
+        "autoscaling": {
+            "schedules": [
+                {"name": "night", "cron": "0 1 * * ? *", "min_count": 1, "max_count": 3},
+                {"name": "morning", "cron": "0 7 * * ? *", "min_count": 2, "max_count": 10},
+            ]
+        },
+    },
+    "frontend": {
+        "image": "knowledgerouter-frontend",
+        "cpu": 256,
+        "memory": 512,
+        "port": 80,
+        "desired_count": 2,
+        "min_count": 2,
+        "max_count": 2,
+        # nginx needs root to bind port 80 (its workers drop to the nginx user) and writable
+        # cache/pid directories; the root file system stays read-only.
+        "scratch_paths": ["/var/cache/nginx", "/var/run", "/tmp"],  # noqa: S108
+        "load_balancer": {"health_check_path": "/"},
+        "log_retention_days": 3,
+    },
+    "qdrant": {
+        "image": "qdrant/qdrant:v1.7.0",
+        "cpu": 512,
+        "memory": 1024,
+        "port": 6333,
+        **_STATEFUL,
+        "volumes": [{"access_point": "Qdrant", "path": "/qdrant/storage"}],
+        # Qdrant writes snapshots and an init marker under /qdrant besides the storage.
+        "read_only_root": False,
+        "discovery_name": "qdrant",
+        "log_retention_days": 7,
+    },
+    "redis": {
+        "image": "redis:7-alpine",
+        "cpu": 256,
+        "memory": 512,
+        "port": 6379,
+        **_STATEFUL,
+        # The image's entry point starts as root, chowns /data (a VOLUME in the image) and drops
+        # to the redis user. The append-only file survives redis restarts within the task only;
+        # data.redis: elasticache is the durable option.
+        "command": ["redis-server", "--appendonly", "yes", "--dir", "/data"],
+        "health_check": {"command": "redis-cli ping | grep -q PONG"},
+        "scratch_paths": ["/data"],
+        "discovery_name": "redis",
+        "log_retention_days": 7,
+    },
+    "prometheus": {
+        "image": "prom/prometheus:v2.48.0",
+        "cpu": 512,
+        "memory": 1024,
+        "port": 9090,
+        **_STATEFUL,
+        "files": {"/etc/prometheus/prometheus.yml": _PROMETHEUS_YML},
+        "command": [
+            "/bin/prometheus",
+            "--config.file=/etc/prometheus/prometheus.yml",
+            "--storage.tsdb.path=/prometheus",
+            "--storage.tsdb.retention.time=15d",
+        ],
+        "health_check": {"command": "wget -q -O /dev/null http://localhost:9090/-/healthy || exit 1"},
+        # The image runs as nobody and owns /etc/prometheus; a task volume would be root-owned
+        # (ECS only copies ownership for paths the image declares as VOLUME), so the config is
+        # written into the container's own file system, which therefore stays writable.
+        "read_only_root": False,
+        "discovery_name": "prometheus",
+        # The cost plan runs monitoring on Spot: an interruption only loses a few minutes of metrics.
+        "capacity": [{"provider": "FARGATE_SPOT"}],
+        "log_retention_days": 3,
+    },
+    "grafana": {
+        "image": "grafana/grafana:10.2.2",
+        "cpu": 256,
+        "memory": 512,
+        "port": 3000,
+        **_STATEFUL,
+        "environment": {"GF_LOG_MODE": "console", "GF_USERS_ALLOW_SIGN_UP": "false"},
+        "secrets": {
+            "GF_SECURITY_ADMIN_USER": {"secret": "GrafanaAdminSecretArn", "key": "username"},
+            "GF_SECURITY_ADMIN_PASSWORD": {"secret": "GrafanaAdminSecretArn", "key": "password"},
+        },
+        "files": {"/etc/grafana/provisioning/datasources/prometheus.yaml": _GRAFANA_DATASOURCES},
+        "command": ["/run.sh"],
+        "health_check": {"command": "wget -q -O /dev/null http://localhost:3000/api/health || exit 1"},
+        # Runs as the grafana user, which owns /var/lib/grafana and /etc/grafana/provisioning in
+        # the image; task volumes would be root-owned, so the root file system stays writable.
+        "read_only_root": False,
+        "discovery_name": "grafana",
+        "capacity": [{"provider": "FARGATE_SPOT"}],
+        "log_retention_days": 3,
+    },
+}
+
+
+@dataclass(frozen=True)
+class EcsSlice:
+    """What the ecs stack may see: cluster settings and the services it renders."""
+
+    names: Naming
+    ecs: EcsConfig
+    services: dict[str, ServiceSpec]
+    """The services to render (without redis when ElastiCache replaces it)."""
+    external: dict[str, tuple[str, str]]
+    """Services provided by the data stack: name -> (address output, port output) for {{host:}}/{{port:}}."""

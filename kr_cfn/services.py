@@ -1,0 +1,518 @@
+"""The service builder: one ``ServiceSpec`` -> the resources of one ECS service.
+
+Task definition, service, log group, Cloud Map record, security-group rules and
+autoscaling, added to the ecs template.
+
+Everything a service needs from other stacks arrives as a Parameter named like the
+producing Output; :class:`Inputs` adds each Parameter the first time a spec uses it, so a
+template declares exactly the Parameters its services reference.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from awacs import ecr, elasticfilesystem, s3, secretsmanager
+from awacs import logs as logs_actions
+from awacs.aws import Allow, ArnLike, Condition, PolicyDocument, Principal, Statement, StringEquals
+from awacs.sts import AssumeRole
+from troposphere import (
+    AWS_ACCOUNT_ID,
+    AWS_REGION,
+    GetAtt,
+    Join,
+    Parameter,
+    Ref,
+    Sub,
+    Tags,
+    Template,
+    ec2,
+    ecs,
+    iam,
+    logs,
+)
+from troposphere import (
+    applicationautoscaling as aas,
+)
+from troposphere import (
+    servicediscovery as sd,
+)
+
+from kr_cfn.blocks import checkov_skip
+from kr_cfn.config.services import PLACEHOLDER, EcsSlice, ServiceSpec
+from kr_cfn.naming import pascal
+
+_PARAMETER_TYPES = {
+    "AppSubnetIds": "List<AWS::EC2::Subnet::Id>",
+    "TaskSecurityGroupId": "AWS::EC2::SecurityGroup::Id",
+    "AlbSecurityGroupId": "AWS::EC2::SecurityGroup::Id",
+    "VpcId": "AWS::EC2::VPC::Id",
+}
+
+
+@dataclass
+class Inputs:
+    """The ecs template's Parameters, added on first use."""
+
+    t: Template
+    used: dict[str, Parameter] = field(default_factory=dict)
+
+    def ref(self, name: str) -> Ref:
+        """``Ref`` to the Parameter ``name`` (an Output of another stack, or an image tag)."""
+        return Ref(self.use(name))
+
+    def sub(self, name: str) -> str:
+        """``${name}`` for use inside ``Fn::Sub``, declaring the Parameter."""
+        return "${" + self.use(name).title + "}"
+
+    def use(self, name: str) -> Parameter:
+        """The Parameter ``name``, added on first use."""
+        if name not in self.used:
+            kwargs: dict[str, Any] = {}
+            if name == "TaskAssignPublicIp":
+                kwargs["AllowedValues"] = ["ENABLED", "DISABLED"]
+            if name.endswith("ImageTag"):
+                kwargs["AllowedPattern"] = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+            self.used[name] = self.t.add_parameter(
+                Parameter(
+                    name,
+                    Type=_PARAMETER_TYPES.get(name, "String"),
+                    Description=f"{name} (wired by the root stack)",
+                    **kwargs,
+                )
+            )
+        return self.used[name]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What the stack needs back from one rendered service."""
+
+    service: ecs.Service
+    log_group: logs.LogGroup
+    secret_parameters: tuple[str, ...]
+    ecr_repository: str | None
+
+
+def resolve(text: str, cfg: EcsSlice, inputs: Inputs) -> Any:
+    """A string with ``{{host:x}}``, ``{{port:x}}`` and ``{{output:X}}`` placeholders as a template value.
+
+    Service addresses become literal text; outputs (and services the data stack provides)
+    become Parameters, so such a value is a ``Ref`` or an ``Fn::Sub``.
+    """
+
+    def plain(m: re.Match[str]) -> str:
+        kind, ref = m.groups()
+        if kind == "output" or ref in cfg.external:
+            return m.group(0)
+        return (
+            f"{cfg.services[ref].discovery_name}.{cfg.ecs.namespace}" if kind == "host" else str(cfg.services[ref].port)
+        )
+
+    text = PLACEHOLDER.sub(plain, text)
+    if not PLACEHOLDER.search(text):
+        return text
+
+    def name(kind: str, ref: str) -> str:
+        return ref if kind == "output" else cfg.external[ref][1 if kind == "port" else 0]
+
+    pieces = PLACEHOLDER.split(text)  # literal, kind, ref, literal, ...
+    if len(pieces) == 4 and pieces[0] == pieces[3] == "":
+        return inputs.ref(name(pieces[1], pieces[2]))
+    return Sub(PLACEHOLDER.sub(lambda m: inputs.sub(name(*m.groups())), text.replace("${", "${!")))
+
+
+def arn(service: str, resource: str) -> Sub:
+    """An ARN of this account and region from the pseudo-parameters."""
+    return Sub(f"arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{resource}")
+
+
+def ecs_tasks_trust() -> PolicyDocument:
+    """Trust policy for roles assumed by ECS tasks of this account only (confused-deputy guard)."""
+    return PolicyDocument(
+        Version="2012-10-17",
+        Statement=[
+            Statement(
+                Effect=Allow,
+                Principal=Principal("Service", "ecs-tasks.amazonaws.com"),
+                Action=[AssumeRole],
+                Condition=Condition(
+                    [
+                        StringEquals("aws:SourceAccount", Ref(AWS_ACCOUNT_ID)),
+                        ArnLike("aws:SourceArn", arn("ecs", "*")),
+                    ]
+                ),
+            )
+        ],
+    )
+
+
+def _volume_name(path: str) -> str:
+    return "scratch" + re.sub(r"[^A-Za-z0-9]+", "-", path).rstrip("-")
+
+
+def _container(name: str, spec: ServiceSpec, cfg: EcsSlice, inputs: Inputs, log_group: logs.LogGroup) -> Any:
+    if spec.ecr_repository:
+        tag = inputs.sub(f"{pascal(name)}ImageTag")
+        image: Any = Sub(
+            f"${{AWS::AccountId}}.dkr.ecr.${{AWS::Region}}.${{AWS::URLSuffix}}/{spec.ecr_repository}:{tag}"
+        )
+    else:
+        image = spec.image
+    environment = {k: resolve(v, cfg, inputs) for k, v in spec.environment.items()}
+    entry_point = list(spec.entry_point) if spec.entry_point else None
+    if spec.files:
+        # Config files without custom images: each file's content travels in an environment
+        # variable of the task definition (KR_FILE_1, ...); the entry point becomes a shell
+        # that writes them with printf (no expansion of the content) and then execs the
+        # service's own command, which ECS appends as the shell's arguments ("$@").
+        steps = []
+        for i, (path, content) in enumerate(sorted(spec.files.items()), start=1):
+            environment[f"KR_FILE_{i}"] = resolve(content, cfg, inputs)
+            steps.append(f"mkdir -p {posixpath.dirname(path)} && printf '%s' \"$KR_FILE_{i}\" > {path}")
+        entry_point = ["/bin/sh", "-c", " && ".join([*steps, 'exec "$@"']), "sh"]
+    secrets = []
+    for var, s in sorted(spec.secrets.items()):
+        value = inputs.ref(s.secret)
+        # ECS selects a JSON key with <secret-arn>:<json-key>:<version-stage>:<version-id>.
+        secrets.append(ecs.Secret(Name=var, ValueFrom=Join(":", [value, s.key, "", ""]) if s.key else value))
+    mounts = [ecs.MountPoint(SourceVolume=_volume_name(p), ContainerPath=p, ReadOnly=False) for p in spec.scratch_paths]
+    mounts += [
+        ecs.MountPoint(SourceVolume=f"efs-{v.access_point.lower()}", ContainerPath=v.path, ReadOnly=False)
+        for v in spec.volumes
+    ]
+    props: dict[str, Any] = {
+        "Name": name,
+        "Image": image,
+        "Essential": True,
+        "PortMappings": [ecs.PortMapping(ContainerPort=spec.port, Protocol="tcp", Name=name)],
+        "Environment": [ecs.Environment(Name=k, Value=v) for k, v in sorted(environment.items())],
+        "Secrets": secrets,
+        "LogConfiguration": ecs.LogConfiguration(
+            LogDriver="awslogs",
+            Options={
+                "awslogs-group": Ref(log_group),
+                "awslogs-region": Ref(AWS_REGION),
+                "awslogs-stream-prefix": "ecs",
+            },
+        ),
+        "ReadonlyRootFilesystem": spec.read_only_root,
+        "MountPoints": mounts,
+    }
+    if spec.health_check:
+        hc = spec.health_check
+        props["HealthCheck"] = ecs.HealthCheck(
+            Command=["CMD-SHELL", hc.command],
+            Interval=hc.interval,
+            Timeout=hc.timeout,
+            Retries=hc.retries,
+            StartPeriod=hc.start_period,
+        )
+    if entry_point:
+        props["EntryPoint"] = entry_point
+    if spec.command:
+        props["Command"] = list(spec.command)
+    if spec.user:
+        props["User"] = spec.user
+    return ecs.ContainerDefinition(**{k: v for k, v in props.items() if v != []})
+
+
+def _task_role(t: Template, name: str, spec: ServiceSpec, inputs: Inputs) -> iam.Role:
+    statements = []
+    for bucket, access in sorted(spec.buckets.items()):
+        bucket_arn = inputs.ref(bucket)
+        objects = Sub(inputs.sub(bucket) + "/*")
+        actions = {
+            "read": [s3.GetObject],
+            "write": [s3.PutObject, s3.AbortMultipartUpload],
+            "read_write": [s3.GetObject, s3.PutObject, s3.DeleteObject, s3.AbortMultipartUpload],
+        }[access]
+        statements.append(Statement(Effect=Allow, Action=actions, Resource=[objects]))
+        statements.append(Statement(Effect=Allow, Action=[s3.ListBucket], Resource=[bucket_arn]))
+    for v in spec.volumes:
+        statements.append(
+            Statement(
+                Effect=Allow,
+                Action=[elasticfilesystem.ClientMount, elasticfilesystem.ClientWrite],
+                Resource=[inputs.ref("FileSystemArn")],
+                Condition=Condition(
+                    StringEquals("elasticfilesystem:AccessPointArn", inputs.ref(f"{v.access_point}AccessPointArn"))
+                ),
+            )
+        )
+    props: dict[str, Any] = {"AssumeRolePolicyDocument": ecs_tasks_trust()}
+    if statements:
+        props["Policies"] = [
+            iam.Policy(
+                PolicyName=f"{name}-task",
+                PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=statements),
+            )
+        ]
+    return t.add_resource(iam.Role(f"{pascal(name)}TaskRole", **props))
+
+
+def render_service(
+    t: Template,
+    cfg: EcsSlice,
+    inputs: Inputs,
+    name: str,
+    cluster: ecs.Cluster,
+    namespace: sd.PrivateDnsNamespace,
+    execution_role: str,
+    depends_on: list[str],
+) -> Rendered:
+    """Add one service's resources to ``t``; the execution role is shared and built afterwards."""
+    spec = cfg.services[name]
+    p = pascal(name)
+    log_group = t.add_resource(
+        logs.LogGroup(
+            f"{p}LogGroup",
+            LogGroupName=cfg.names.path("ecs", name),
+            RetentionInDays=spec.log_retention_days,
+            DeletionPolicy="Delete",
+            UpdateReplacePolicy="Delete",
+            Metadata=checkov_skip(
+                ("CKV_AWS_158", "Encrypted at rest with CloudWatch Logs' own keys; the logs hold no secrets."),
+            ),
+        )
+    )
+    task_role = _task_role(t, name, spec, inputs)
+    volumes = [ecs.Volume(Name=_volume_name(path)) for path in spec.scratch_paths]
+    volumes += [
+        ecs.Volume(
+            Name=f"efs-{v.access_point.lower()}",
+            EFSVolumeConfiguration=ecs.EFSVolumeConfiguration(
+                FilesystemId=inputs.ref("FileSystemId"),
+                TransitEncryption="ENABLED",
+                AuthorizationConfig=ecs.AuthorizationConfig(
+                    AccessPointId=inputs.ref(f"{v.access_point}AccessPointId"), IAM="ENABLED"
+                ),
+            ),
+        )
+        for v in spec.volumes
+    ]
+    task_props: dict[str, Any] = {}
+    if volumes:
+        task_props["Volumes"] = volumes
+    task = t.add_resource(
+        ecs.TaskDefinition(
+            f"{p}TaskDefinition",
+            Family=cfg.names(name),
+            Cpu=str(spec.cpu),
+            Memory=str(spec.memory),
+            NetworkMode="awsvpc",
+            RequiresCompatibilities=["FARGATE"],
+            RuntimePlatform=ecs.RuntimePlatform(OperatingSystemFamily="LINUX", CpuArchitecture="X86_64"),
+            ExecutionRoleArn=GetAtt(execution_role, "Arn"),
+            TaskRoleArn=GetAtt(task_role, "Arn"),
+            ContainerDefinitions=[_container(name, spec, cfg, inputs, log_group)],
+            Tags=Tags(Service=name),
+            **task_props,
+        )
+    )
+    service_props: dict[str, Any] = {}
+    if spec.discovery_name:
+        discovery = t.add_resource(
+            sd.Service(
+                f"{p}Discovery",
+                Name=spec.discovery_name,
+                Description=f"{name} tasks",
+                DnsConfig=sd.DnsConfig(
+                    NamespaceId=GetAtt(namespace, "Id"),
+                    DnsRecords=[sd.DnsRecord(Type="A", TTL=10)],
+                    RoutingPolicy="MULTIVALUE",
+                ),
+                HealthCheckCustomConfig=sd.HealthCheckCustomConfig(FailureThreshold=1),
+            )
+        )
+        service_props["ServiceRegistries"] = [ecs.ServiceRegistry(RegistryArn=GetAtt(discovery, "Arn"))]
+    if spec.load_balancer:
+        service_props["LoadBalancers"] = [
+            ecs.LoadBalancer(
+                ContainerName=name, ContainerPort=spec.port, TargetGroupArn=inputs.ref(f"{p}TargetGroupArn")
+            )
+        ]
+        service_props["HealthCheckGracePeriodSeconds"] = spec.load_balancer.health_check_grace
+    service = t.add_resource(
+        ecs.Service(
+            f"{p}Service",
+            DependsOn=depends_on,
+            Cluster=Ref(cluster),
+            ServiceName=name,
+            TaskDefinition=Ref(task),
+            DesiredCount=spec.desired_count,
+            CapacityProviderStrategy=[
+                ecs.CapacityProviderStrategyItem(CapacityProvider=c.provider, Base=c.base, Weight=c.weight)
+                for c in spec.capacity
+            ],
+            PlatformVersion="LATEST",
+            NetworkConfiguration=ecs.NetworkConfiguration(
+                AwsvpcConfiguration=ecs.AwsvpcConfiguration(
+                    AssignPublicIp=inputs.ref("TaskAssignPublicIp"),
+                    Subnets=inputs.ref("AppSubnetIds"),
+                    SecurityGroups=[inputs.ref("TaskSecurityGroupId")],
+                )
+            ),
+            DeploymentConfiguration=ecs.DeploymentConfiguration(
+                DeploymentCircuitBreaker=ecs.DeploymentCircuitBreaker(Enable=True, Rollback=True),
+                MinimumHealthyPercent=spec.min_healthy_percent,
+                MaximumPercent=spec.max_percent,
+            ),
+            EnableECSManagedTags=True,
+            PropagateTags="SERVICE",
+            EnableExecuteCommand=False,
+            Tags=Tags(Service=name),
+            **service_props,
+        )
+    )
+    if spec.autoscaling:
+        _autoscaling(t, name, spec, cluster, service, inputs)
+    return Rendered(
+        service=service,
+        log_group=log_group,
+        secret_parameters=tuple(sorted({s.secret for s in spec.secrets.values()})),
+        ecr_repository=spec.ecr_repository,
+    )
+
+
+def _autoscaling(
+    t: Template, name: str, spec: ServiceSpec, cluster: ecs.Cluster, service: ecs.Service, inputs: Inputs
+) -> None:
+    assert spec.autoscaling is not None
+    a = spec.autoscaling
+    p = pascal(name)
+    schedules = [
+        aas.ScheduledAction(
+            ScheduledActionName=f"{name}-{s.name}",
+            Schedule=f"cron({s.cron})",
+            Timezone="UTC",
+            ScalableTargetAction=aas.ScalableTargetAction(MinCapacity=s.min_count, MaxCapacity=s.max_count),
+        )
+        for s in a.schedules
+    ]
+    target = t.add_resource(
+        aas.ScalableTarget(
+            f"{p}ScalableTarget",
+            ServiceNamespace="ecs",
+            ScalableDimension="ecs:service:DesiredCount",
+            ResourceId=Join("/", ["service", Ref(cluster), GetAtt(service, "Name")]),
+            MinCapacity=spec.min_count,
+            MaxCapacity=spec.max_count,
+            **({"ScheduledActions": schedules} if schedules else {}),
+        )
+    )
+    policies: list[tuple[str, str, float, Any]] = []
+    if a.cpu_target is not None:
+        policies.append(("Cpu", "ECSServiceAverageCPUUtilization", a.cpu_target, None))
+    if a.memory_target is not None:
+        policies.append(("Memory", "ECSServiceAverageMemoryUtilization", a.memory_target, None))
+    if a.requests_per_target is not None:
+        label = Join("/", [inputs.ref("LoadBalancerFullName"), inputs.ref(f"{p}TargetGroupFullName")])
+        policies.append(("Requests", "ALBRequestCountPerTarget", a.requests_per_target, label))
+    for suffix, metric, value, label in policies:
+        t.add_resource(
+            aas.ScalingPolicy(
+                f"{p}{suffix}Scaling",
+                PolicyName=f"{name}-{suffix.lower()}",
+                PolicyType="TargetTrackingScaling",
+                ScalingTargetId=Ref(target),
+                TargetTrackingScalingPolicyConfiguration=aas.TargetTrackingScalingPolicyConfiguration(
+                    PredefinedMetricSpecification=aas.PredefinedMetricSpecification(
+                        PredefinedMetricType=metric, **({"ResourceLabel": label} if label is not None else {})
+                    ),
+                    TargetValue=value,
+                    ScaleInCooldown=a.scale_in_cooldown,
+                    ScaleOutCooldown=a.scale_out_cooldown,
+                ),
+            )
+        )
+
+
+def execution_role_policy(rendered: list[Rendered], inputs: Inputs) -> PolicyDocument:
+    """Pull only our ECR repositories, write only our log groups, read only the named secrets."""
+    statements = [
+        # GetAuthorizationToken has no resource-level permissions; it only yields a registry login.
+        Statement(Effect=Allow, Action=[ecr.GetAuthorizationToken], Resource=["*"]),
+        Statement(
+            Effect=Allow,
+            Action=[logs_actions.CreateLogStream, logs_actions.PutLogEvents],
+            Resource=[GetAtt(r.log_group, "Arn") for r in rendered],
+        ),
+    ]
+    repos = sorted({r.ecr_repository for r in rendered if r.ecr_repository})
+    if repos:
+        statements.append(
+            Statement(
+                Effect=Allow,
+                Action=[ecr.BatchCheckLayerAvailability, ecr.GetDownloadUrlForLayer, ecr.BatchGetImage],
+                Resource=[arn("ecr", f"repository/{repo}") for repo in repos],
+            )
+        )
+    secrets = sorted({s for r in rendered for s in r.secret_parameters})
+    if secrets:
+        statements.append(
+            Statement(
+                Effect=Allow,
+                Action=[secretsmanager.GetSecretValue],
+                Resource=[inputs.ref(s) for s in secrets],
+            )
+        )
+    return PolicyDocument(Version="2012-10-17", Statement=statements)
+
+
+def security_group_rules(t: Template, cfg: EcsSlice, inputs: Inputs) -> None:
+    """Per service port: ALB -> tasks for load-balanced services, task -> task for discoverable ones."""
+    tasks = inputs.ref("TaskSecurityGroupId")
+    lb_ports = sorted({s.port: n for n, s in cfg.services.items() if s.load_balancer}.items())
+    peer_ports = sorted({s.port: n for n, s in cfg.services.items() if s.discovery_name}.items())
+    if lb_ports:
+        alb = inputs.ref("AlbSecurityGroupId")
+    for port, svc in lb_ports:
+        t.add_resource(
+            ec2.SecurityGroupIngress(
+                f"TaskIngressFromAlb{port}",
+                GroupId=tasks,
+                IpProtocol="tcp",
+                FromPort=port,
+                ToPort=port,
+                SourceSecurityGroupId=alb,
+                Description=f"{svc} from the load balancer",
+            )
+        )
+        t.add_resource(
+            ec2.SecurityGroupEgress(
+                f"AlbEgressToTasks{port}",
+                GroupId=alb,
+                IpProtocol="tcp",
+                FromPort=port,
+                ToPort=port,
+                DestinationSecurityGroupId=tasks,
+                Description=f"Load balancer to {svc} tasks",
+            )
+        )
+    for port, svc in peer_ports:
+        t.add_resource(
+            ec2.SecurityGroupIngress(
+                f"TaskIngressFromTasks{port}",
+                GroupId=tasks,
+                IpProtocol="tcp",
+                FromPort=port,
+                ToPort=port,
+                SourceSecurityGroupId=tasks,
+                Description=f"{svc} from other tasks",
+            )
+        )
+        t.add_resource(
+            ec2.SecurityGroupEgress(
+                f"TaskEgressToTasks{port}",
+                GroupId=tasks,
+                IpProtocol="tcp",
+                FromPort=port,
+                ToPort=port,
+                DestinationSecurityGroupId=tasks,
+                Description=f"Tasks to {svc}",
+            )
+        )

@@ -1,0 +1,72 @@
+"""ECS stack: Fargate cluster, Cloud Map namespace and the services.
+
+One builder renders each params entry (see kr_cfn.services) with its IAM role and
+security-group rules.
+"""
+
+from __future__ import annotations
+
+from troposphere import GetAtt, Ref, Template, ecs, iam, servicediscovery
+
+from kr_cfn.blocks import add_output, new_template
+from kr_cfn.config import EcsSlice
+from kr_cfn.naming import pascal
+from kr_cfn.services import (
+    Inputs,
+    ecs_tasks_trust,
+    execution_role_policy,
+    render_service,
+    security_group_rules,
+)
+
+CLUSTER = "Cluster"
+CAPACITY_PROVIDERS = "ClusterCapacityProviders"
+NAMESPACE = "Namespace"
+EXECUTION_ROLE = "ExecutionRole"
+
+
+def build(cfg: EcsSlice) -> Template:
+    """Build the ecs template."""
+    t = new_template(f"{cfg.names.prefix}: ECS Fargate cluster and services")
+    inputs = Inputs(t)
+    cluster = t.add_resource(
+        ecs.Cluster(
+            CLUSTER,
+            ClusterName=cfg.names("cluster"),
+            ClusterSettings=[ecs.ClusterSetting(Name="containerInsights", Value=cfg.ecs.container_insights)],
+        )
+    )
+    t.add_resource(
+        ecs.ClusterCapacityProviderAssociations(
+            CAPACITY_PROVIDERS,
+            Cluster=Ref(cluster),
+            CapacityProviders=["FARGATE", "FARGATE_SPOT"],
+            DefaultCapacityProviderStrategy=[ecs.CapacityProviderStrategy(CapacityProvider="FARGATE", Weight=1)],
+        )
+    )
+    namespace = t.add_resource(
+        servicediscovery.PrivateDnsNamespace(
+            NAMESPACE,
+            Name=cfg.ecs.namespace,
+            Vpc=inputs.ref("VpcId"),
+            Description=f"{cfg.names.prefix}: service discovery",
+        )
+    )
+    rendered = [
+        render_service(t, cfg, inputs, name, cluster, namespace, EXECUTION_ROLE, [CAPACITY_PROVIDERS])
+        for name in cfg.services
+    ]
+    t.add_resource(
+        iam.Role(
+            EXECUTION_ROLE,
+            AssumeRolePolicyDocument=ecs_tasks_trust(),
+            Policies=[iam.Policy(PolicyName="task-execution", PolicyDocument=execution_role_policy(rendered, inputs))],
+        )
+    )
+    security_group_rules(t, cfg, inputs)
+
+    add_output(t, "ClusterName", Ref(cluster), "ECS cluster name")
+    for name, r in zip(cfg.services, rendered, strict=True):
+        add_output(t, f"{pascal(name)}ServiceName", GetAtt(r.service, "Name"), f"ECS service name of {name}")
+        add_output(t, f"{pascal(name)}LogGroupName", Ref(r.log_group), f"Log group of {name}")
+    return t

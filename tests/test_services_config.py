@@ -1,0 +1,332 @@
+"""The ``services:``, ``ecs:`` and ``alb:`` params: defaults, merging, one test per validation error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kr_cfn import config
+from tests.conftest import load_env, write_params
+
+
+def _errors(tmp_path: Path, text: str, env: str = "dev") -> list[str]:
+    path = write_params(tmp_path, env, text)
+    with pytest.raises(config.ConfigError) as exc:
+        config.load(path)
+    prefix = f"{path}: "
+    return [line[len(prefix) :] for line in str(exc.value).splitlines()]
+
+
+# The architecture's table: cpu, memory, port, image, desired, min, max.
+ARCHITECTURE = {
+    "backend": (512, 1024, 8000, "knowledgerouter-backend", 2, 2, 10),
+    "frontend": (256, 512, 80, "knowledgerouter-frontend", 2, 2, 2),
+    "qdrant": (512, 1024, 6333, "qdrant/qdrant:v1.7.0", 1, 1, 1),
+    "redis": (256, 512, 6379, "redis:7-alpine", 1, 1, 1),
+    "prometheus": (512, 1024, 9090, "prom/prometheus:v2.48.0", 1, 1, 1),
+    "grafana": (256, 512, 3000, "grafana/grafana:10.2.2", 1, 1, 1),
+}
+
+
+def test_defaults_are_the_architectures_six_services() -> None:
+    services = config.EnvConfig(env="x").services
+    assert list(services) == list(ARCHITECTURE)
+    for name, (cpu, memory, port, image, desired, low, high) in ARCHITECTURE.items():
+        s = services[name]
+        assert (s.cpu, s.memory, s.port, s.image) == (cpu, memory, port, image), name
+        assert (s.desired_count, s.min_count, s.max_count) == (desired, low, high), name
+    assert services["backend"].ecr_repository == "knowledgerouter-backend"
+    assert services["qdrant"].ecr_repository is None
+    assert [(c.provider, c.base, c.weight) for c in services["backend"].capacity] == [
+        ("FARGATE", 2, 30),
+        ("FARGATE_SPOT", 0, 70),
+    ]
+    assert {s.capacity[0].provider for n, s in services.items() if n in ("qdrant", "redis")} == {"FARGATE"}
+    assert all(len(services[n].capacity) == 1 for n in ("qdrant", "redis"))
+
+
+def test_default_retention_follows_the_plan() -> None:
+    services = config.EnvConfig(env="x").services
+    assert {n: s.log_retention_days for n, s in services.items()} == {
+        "backend": 7,
+        "frontend": 3,
+        "qdrant": 7,
+        "redis": 7,
+        "prometheus": 3,
+        "grafana": 3,
+    }
+    dev = load_env("dev").services
+    assert (dev["backend"].log_retention_days, dev["frontend"].log_retention_days) == (3, 1)
+
+
+def test_params_merge_onto_the_defaults(tmp_path: Path) -> None:
+    text = "services:\n  backend:\n    cpu: 1024\n    memory: 2048\n    environment:\n      EXTRA: '1'\n"
+    backend = config.load(write_params(tmp_path, "dev", text)).services["backend"]
+    assert (backend.cpu, backend.memory, backend.port) == (1024, 2048, 8000)
+    assert backend.environment["EXTRA"] == "1"
+    assert backend.environment["DJANGO_SETTINGS_MODULE"] == "core.settings"
+    assert backend.secrets["POSTGRES_PASSWORD"].key == "password"
+
+
+def test_null_drops_a_service(tmp_path: Path) -> None:
+    cfg = config.load(write_params(tmp_path, "dev", "services:\n  grafana: null\n"))
+    assert "grafana" not in cfg.services
+
+
+def test_default_schedules() -> None:
+    a = config.EnvConfig(env="x").services["backend"].autoscaling
+    assert a is not None
+    assert (a.cpu_target, a.memory_target, a.requests_per_target) == (70, 80, 1000)
+    assert (a.scale_in_cooldown, a.scale_out_cooldown) == (300, 60)
+    assert [(s.cron, s.min_count, s.max_count) for s in a.schedules] == [
+        ("0 1 * * ? *", 1, 3),
+        ("0 7 * * ? *", 2, 10),
+    ]
+
+
+def test_invalid_fargate_cpu(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "services:\n  backend:\n    cpu: 300\n") == [
+        "services.backend.cpu: 300 is not a Fargate CPU size (allowed: 256, 512, 1024, 2048, 4096, 8192, 16384)"
+    ]
+
+
+def test_memory_does_not_fit_cpu(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "services:\n  frontend:\n    memory: 4096\n") == [
+        "services.frontend.memory: 4096 does not fit cpu 256 on Fargate (allowed: 512, 1024, 2048)"
+    ]
+
+
+def test_memory_range_message(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "services:\n  backend:\n    cpu: 1024\n") == [
+        "services.backend.memory: 1024 does not fit cpu 1024 on Fargate (allowed: 2048 to 8192 by 1024)"
+    ]
+
+
+def test_max_below_min(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "services:\n  frontend:\n    max_count: 1\n") == [
+        "services.frontend.max_count: 1 is below min_count 2",
+        "services.frontend.desired_count: 2 is above max_count 1",
+    ]
+
+
+def test_desired_below_min(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "services:\n  backend:\n    desired_count: 1\n") == [
+        "services.backend.desired_count: 1 is below min_count 2"
+    ]
+
+
+def test_schedule_max_below_min(tmp_path: Path) -> None:
+    text = (
+        "services:\n  backend:\n    autoscaling:\n      schedules:\n"
+        "        - {name: night, cron: '0 1 * * ? *', min_count: 3, max_count: 2}\n"
+    )
+    assert _errors(tmp_path, text) == ["services.backend.autoscaling.schedules[0].max_count: 2 is below min_count 3"]
+
+
+def test_schedule_cron_needs_six_fields(tmp_path: Path) -> None:
+    text = (
+        "services:\n  backend:\n    autoscaling:\n      schedules:\n"
+        "        - {name: night, cron: '0 1 * * *', min_count: 1, max_count: 2}\n"
+    )
+    assert _errors(tmp_path, text) == [
+        "services.backend.autoscaling.schedules[0].cron: '0 1 * * *' needs 6 fields (min hour day month weekday year)"
+    ]
+
+
+def test_schedule_names_are_unique(tmp_path: Path) -> None:
+    text = (
+        "services:\n  backend:\n    autoscaling:\n      schedules:\n"
+        "        - {name: a, cron: '0 1 * * ? *', min_count: 1, max_count: 2}\n"
+        "        - {name: a, cron: '0 2 * * ? *', min_count: 1, max_count: 2}\n"
+    )
+    assert _errors(tmp_path, text) == ["services.backend.autoscaling.schedules[1].name: 'a' is used twice"]
+
+
+def test_request_tracking_needs_the_load_balancer(tmp_path: Path) -> None:
+    text = "services:\n  qdrant:\n    autoscaling: {}\n"
+    assert _errors(tmp_path, text) == [
+        "services.qdrant.autoscaling.requests_per_target: needs the service behind the load balancer (load_balancer)"
+    ]
+
+
+def test_autoscaling_that_does_nothing(tmp_path: Path) -> None:
+    text = "services:\n  qdrant:\n    autoscaling: {cpu_target: null, memory_target: null, requests_per_target: null}\n"
+    assert _errors(tmp_path, text) == [
+        "services.qdrant.autoscaling: tracks nothing and has no schedules; use null to turn autoscaling off"
+    ]
+
+
+def test_unknown_secret_output(tmp_path: Path) -> None:
+    text = "services:\n  backend:\n    secrets:\n      SLACK_TOKEN: {secret: SlackSecretArn}\n"
+    assert _errors(tmp_path, text) == [
+        "services.backend.secrets.SLACK_TOKEN.secret: 'SlackSecretArn' is not a secret output (one of: DbSecretArn, "
+        "OpenAiSecretArn, ConfluenceSecretArn, JiraSecretArn, GrafanaAdminSecretArn)"
+    ]
+
+
+def test_unknown_secret_key(tmp_path: Path) -> None:
+    text = "services:\n  backend:\n    secrets:\n      POSTGRES_PASSWORD: {secret: DbSecretArn, key: pass}\n"
+    assert _errors(tmp_path, text) == [
+        "services.backend.secrets.POSTGRES_PASSWORD.key: 'pass' is not a key of DbSecretArn (keys: username, password)"
+    ]
+
+
+def test_key_of_a_plain_secret(tmp_path: Path) -> None:
+    text = "services:\n  backend:\n    secrets:\n      OPENAI_API_KEY: {secret: OpenAiSecretArn, key: value}\n"
+    assert _errors(tmp_path, text) == [
+        "services.backend.secrets.OPENAI_API_KEY.key: 'value' is not a key of OpenAiSecretArn "
+        "(keys: none, it is a plain string)"
+    ]
+
+
+def test_variable_in_environment_and_secrets(tmp_path: Path) -> None:
+    text = "services:\n  backend:\n    environment:\n      OPENAI_API_KEY: plain\n"
+    assert _errors(tmp_path, text) == [
+        "services.backend.secrets.OPENAI_API_KEY: is also in environment; a variable comes from one place"
+    ]
+
+
+def test_unknown_output_placeholder(tmp_path: Path) -> None:
+    text = "services:\n  backend:\n    environment:\n      X: '{{output:DbHost}}'\n"
+    (error,) = _errors(tmp_path, text)
+    assert error.startswith("services.backend.environment.X: {{output:DbHost}} is not a data output (one of: ")
+
+
+def test_redis_outputs_only_with_elasticache(tmp_path: Path) -> None:
+    text = "services:\n  backend:\n    environment:\n      X: '{{output:RedisEndpointAddress}}'\n"
+    (error,) = _errors(tmp_path, text)
+    assert error.startswith(
+        "services.backend.environment.X: {{output:RedisEndpointAddress}} is not a data output "
+        "(only with data.redis: elasticache)"
+    )
+    ok = "data:\n  redis: elasticache\n" + text
+    assert config.load(write_params(tmp_path, "dev", ok)).services["backend"].environment["X"]
+
+
+def test_unknown_service_placeholder(tmp_path: Path) -> None:
+    text = "services:\n  grafana:\n    files:\n      /etc/grafana/x.yaml: 'url: {{host:prometheus2}}'\n"
+    assert _errors(tmp_path, text) == [
+        "services.grafana.files./etc/grafana/x.yaml: {{host:prometheus2}} names no service with a discovery_name"
+    ]
+
+
+def test_placeholder_of_a_dropped_service(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "services:\n  qdrant: null\n") == [
+        "services.backend.environment.QDRANT_HOST: {{host:qdrant}} names no service with a discovery_name",
+        "services.backend.environment.QDRANT_PORT: {{port:qdrant}} names no service with a discovery_name",
+    ]
+
+
+def test_files_need_a_command(tmp_path: Path) -> None:
+    text = "services:\n  prometheus:\n    command: null\n"
+    assert _errors(tmp_path, text) == [
+        "services.prometheus.files: needs command (the full command to run after writing them) and no entry_point"
+    ]
+
+
+def test_invalid_log_retention(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "services:\n  backend:\n    log_retention_days: 10\n") == [
+        "services.backend.log_retention_days: 10 is not a CloudWatch retention "
+        "(1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, ...)"
+    ]
+
+
+def test_invalid_image(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "services:\n  backend:\n    image: Knowledge Router\n") == [
+        "services.backend.image: 'Knowledge Router' is neither an image with a tag nor an ECR repository name"
+    ]
+
+
+def test_unknown_service_key_did_you_mean(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "services:\n  backend:\n    cpus: 512\n") == [
+        "services.backend.cpus: unknown key (did you mean 'cpu'?)"
+    ]
+
+
+def test_new_service_needs_image_and_port(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "services:\n  worker:\n    cpu: 256\n") == [
+        "services.worker.image: required key is missing",
+        "services.worker.port: required key is missing",
+    ]
+
+
+def test_invalid_service_name(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "services:\n  Worker_1:\n    image: busybox:1\n    port: 80\n") == [
+        "services.Worker_1: service names are lowercase letters, digits and dashes (max 31)"
+    ]
+
+
+def test_one_capacity_provider_with_a_base(tmp_path: Path) -> None:
+    text = (
+        "services:\n  backend:\n    capacity:\n      - {provider: FARGATE, base: 1}\n"
+        "      - {provider: FARGATE_SPOT, base: 1}\n"
+    )
+    assert _errors(tmp_path, text) == ["services.backend.capacity: only one capacity provider may have a base"]
+
+
+def test_capacity_provider_twice(tmp_path: Path) -> None:
+    text = "services:\n  qdrant:\n    capacity:\n      - {provider: FARGATE}\n      - {provider: FARGATE}\n"
+    assert _errors(tmp_path, text) == ["services.qdrant.capacity: names a capacity provider twice"]
+
+
+def test_unknown_access_point(tmp_path: Path) -> None:
+    text = "services:\n  qdrant:\n    volumes:\n      - {access_point: Redis, path: /data}\n"
+    assert _errors(tmp_path, text) == ["services.qdrant.volumes[0].access_point: 'Redis' is not one of: Qdrant"]
+
+
+def test_unknown_bucket(tmp_path: Path) -> None:
+    text = "services:\n  backend:\n    buckets:\n      LogsBucketArn: read\n"
+    assert _errors(tmp_path, text) == [
+        "services.backend.buckets.LogsBucketArn: is not a bucket output (one of: DataBucketArn, BackupsBucketArn)"
+    ]
+
+
+def test_exactly_one_default_route(tmp_path: Path) -> None:
+    text = "services:\n  grafana:\n    load_balancer: {}\n"
+    assert _errors(tmp_path, text) == [
+        "services: exactly one load-balanced service needs the default route (no paths), got 2: frontend, grafana"
+    ]
+
+
+def test_route_priorities_are_unique(tmp_path: Path) -> None:
+    text = "services:\n  grafana:\n    load_balancer: {paths: [/grafana/*], priority: 10}\n"
+    assert _errors(tmp_path, text) == ["services.grafana.load_balancer.priority: 10 is also backend's priority"]
+
+
+def test_domain_name_needs_a_certificate(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "alb:\n  domain_name: kr.example.com\n") == [
+        "alb.domain_name: needs certificate_arn (the app is served over HTTPS on that name)"
+    ]
+
+
+def test_invalid_certificate_arn(tmp_path: Path) -> None:
+    (error,) = _errors(tmp_path, "alb:\n  certificate_arn: my-cert\n")
+    assert error.startswith("alb.certificate_arn: string should match pattern ")
+
+
+def test_slices_without_redis_with_elasticache(tmp_path: Path) -> None:
+    cfg = config.load(write_params(tmp_path, "dev", "data:\n  redis: elasticache\n"))
+    ecs = config.ecs_slice(cfg)
+    assert "redis" not in ecs.services
+    assert ecs.external == {"redis": ("RedisEndpointAddress", "RedisEndpointPort")}
+    assert list(config.alb_slice(cfg).routes) == ["backend", "frontend"]
+
+
+def test_invalid_variable_name(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "services:\n  backend:\n    environment:\n      MY-VAR: x\n") == [
+        "services.backend.environment.MY-VAR: is not a valid environment variable name"
+    ]
+
+
+def test_file_path_must_be_absolute(tmp_path: Path) -> None:
+    text = "services:\n  prometheus:\n    files:\n      prometheus.yml: x\n"
+    assert _errors(tmp_path, text) == [
+        "services.prometheus.files.prometheus.yml: must be an absolute path of letters, digits and ._-/"
+    ]
+
+
+def test_scratch_path_must_be_absolute(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "services:\n  backend:\n    scratch_paths: [tmp]\n") == [
+        "services.backend.scratch_paths[0]: 'tmp' must be an absolute path of letters, digits and ._-/"
+    ]
