@@ -161,7 +161,9 @@ def _repository(t: Template, cfg: BootstrapSlice, name: str) -> ecr.Repository:
     return t.add_resource(
         ecr.Repository(
             f"{pascal(name)}Repository",
-            RepositoryName=cfg.names(name),
+            # One image is built once and promoted through the environments: the repositories
+            # are the project's (knowledgerouter-backend), not an environment's.
+            RepositoryName=f"{cfg.names.project}-{name}",
             DeletionPolicy="Retain",
             UpdateReplacePolicy="Retain",
             ImageScanningConfiguration=ecr.ImageScanningConfiguration(ScanOnPush=True),

@@ -47,21 +47,20 @@ def test_artifacts_bucket(env: str) -> None:
 @pytest.mark.parametrize("env", ENVS)
 def test_ecr_repositories(env: str) -> None:
     repos = resources_of_type(_boot(env), "AWS::ECR::Repository")
-    prefix = load_env(env).names.prefix
-    assert {r["Properties"]["RepositoryName"] for r in repos.values()} == {f"{prefix}-backend", f"{prefix}-frontend"}
+    # The ecs stack's default images name these repositories, in every environment.
+    assert {r["Properties"]["RepositoryName"] for r in repos.values()} == {
+        "knowledgerouter-backend",
+        "knowledgerouter-frontend",
+    }
+    ecr_images = {s.image for s in load_env(env).services.values() if s.ecr_repository is not None}
+    assert ecr_images <= {r["Properties"]["RepositoryName"] for r in repos.values()}
+
     for repo in repos.values():
         props = repo["Properties"]
         assert props["ImageScanningConfiguration"] == {"ScanOnPush": True}
         assert props["ImageTagMutability"] == "IMMUTABLE"
         (rule,) = json.loads(props["LifecyclePolicy"]["LifecyclePolicyText"])["rules"]
         assert rule["selection"]["countType"] == "imageCountMoreThan" and rule["selection"]["countNumber"] == 30
-
-
-def test_prod_keeps_the_plans_repository_names() -> None:
-    names = {
-        r["Properties"]["RepositoryName"] for r in resources_of_type(_boot("prod"), "AWS::ECR::Repository").values()
-    }
-    assert names == {"knowledgerouter-backend", "knowledgerouter-frontend"}
 
 
 def _trust(template: dict[str, Any], role: str) -> dict[str, Any]:
@@ -131,6 +130,12 @@ def test_no_github_roles_without_a_repository() -> None:
     assert not resources_of_type(t, "AWS::IAM::OIDCProvider")
     assert set(resources_of_type(t, "AWS::IAM::Role")) == {bootstrap.SERVICE_ROLE}
     assert "PlanRoleArn" not in t["Outputs"]
+
+
+def test_no_repositories_where_another_environment_makes_them() -> None:
+    t = _custom(repositories=())
+    assert not resources_of_type(t, "AWS::ECR::Repository")
+    assert not [o for o in t["Outputs"] if o.endswith("RepositoryUri")]
 
 
 def test_images_to_keep_and_repositories_from_params() -> None:

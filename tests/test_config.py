@@ -172,12 +172,6 @@ def test_github_repository_owner_cannot_start_with_a_dash(tmp_path: Path) -> Non
     ]
 
 
-def test_repositories_cannot_be_empty(tmp_path: Path) -> None:
-    assert _errors(tmp_path, "bootstrap:\n  repositories: []\n") == [
-        "bootstrap.repositories: needs at least one repository"
-    ]
-
-
 def test_repository_name(tmp_path: Path) -> None:
     assert _errors(tmp_path, "bootstrap:\n  repositories: [backend, Front_End]\n") == [
         "bootstrap.repositories[1]: 'Front_End' must be lowercase letters, digits and dashes"

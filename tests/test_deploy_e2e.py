@@ -126,7 +126,7 @@ def test_full_deploy_sequence(endpoint: str, tmp_path: Path, capsys: pytest.Capt
     ecr = boto3.client("ecr", region_name=REGION)
     repos = {r["repositoryName"]: r for r in ecr.describe_repositories()["repositories"]}
     for name in ("backend", "frontend"):
-        repo = repos[f"{cfg_prefix}-{name}"]
+        repo = repos[f"knowledgerouter-{name}"]
         # (moto keeps ScanOnPush in CloudFormation's casing, so the API omits it: see test_bootstrap.py)
         assert repo["imageTagMutability"] == "IMMUTABLE"
     bucket = project.ok("outputs", "--env", "dev", "--bootstrap", "--key", "ArtifactsBucketName").strip()
@@ -220,15 +220,17 @@ def _child_files(project: Project) -> dict[str, str]:
 
 def test_guard_blocks_removing_a_repository(endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     project = Project(tmp_path, capsys)
+    # The project's repositories belong to the dev bootstrap in this (one) account: own ones here.
+    project.set("staging", "bootstrap.repositories", ["staging-api", "staging-web"])
     project.build("staging")
     project.ok("bootstrap", "--env", "staging")
-    project.set("staging", "bootstrap.repositories", ["backend"])
+    project.set("staging", "bootstrap.repositories", ["staging-api"])
     project.build("staging")
     code, out, err = project.run("bootstrap", "--env", "staging")
     assert code == 3
     assert err.strip() == (
-        "guard: root/FrontendRepository (AWS::ECR::Repository) would be deleted; "
-        "re-plan with --allow-replace FrontendRepository if that data may be lost"
+        "guard: root/StagingWebRepository (AWS::ECR::Repository) would be deleted; "
+        "re-plan with --allow-replace StagingWebRepository if that data may be lost"
     )
     blocked = json.loads((project.out / "staging" / "bootstrap-review.json").read_text())
     code, _, err = project.run(
@@ -240,8 +242,8 @@ def test_guard_blocks_removing_a_repository(endpoint: str, tmp_path: Path, capsy
         "--change-set",
         blocked["change_set_name"],
     )
-    assert code == 3 and "not allowed at plan time: root/FrontendRepository (AWS::ECR::Repository)" in err
-    out = project.ok("bootstrap", "--env", "staging", "--allow-replace", "FrontendRepository", "--plan-only")
+    assert code == 3 and "not allowed at plan time: root/StagingWebRepository (AWS::ECR::Repository)" in err
+    out = project.ok("bootstrap", "--env", "staging", "--allow-replace", "StagingWebRepository", "--plan-only")
     assert "allowed by --allow-replace" in out
 
 

@@ -37,17 +37,16 @@ class BootstrapConfig(Model):
         90, ge=1, le=3650, description="Days the artifacts bucket keeps replaced template versions."
     )
     repositories: tuple[str, ...] = Field(
-        ("backend", "frontend"), description="ECR repositories, named '<name_prefix>-<entry>'."
+        ("backend", "frontend"),
+        description="ECR repositories '<project>-<entry>', one set per account: [] where another env makes them.",
     )
 
     def check(self) -> list[Problem]:
-        """The repository must be 'owner/name'; ECR repository entries must be valid and distinct."""
+        """The repository must be 'owner/name'; ECR repository names must be valid and distinct."""
         problems: list[Problem] = []
         repo = self.github_repository
         if repo is not None and not _REPOSITORY.match(repo):
             problems.append(("github_repository", f"{repo!r} must be 'owner/name' (the GitHub owner and repository)"))
-        if not self.repositories:
-            problems.append(("repositories", "needs at least one repository"))
         for i, name in enumerate(self.repositories):
             if not re.match(r"^[a-z0-9][a-z0-9-]{0,40}$", name):
                 problems.append((f"repositories[{i}]", f"{name!r} must be lowercase letters, digits and dashes"))
