@@ -69,26 +69,25 @@ def nested_stacks(aws: Aws, stack: str, depth: int = 1) -> list[tuple[str, int]]
 
 def _poll(aws: Aws, stack_id: str, since: Any, progress: _Progress, total: int, out: TextIO) -> None:
     cfn = aws.client("cloudformation")
-    stacks = [(stack_id, 0), *nested_stacks(aws, stack_id)]
-    for sid, depth in stacks:
+    new: list[tuple[int, str, dict[str, Any]]] = []
+    for sid, depth in [(stack_id, 0), *nested_stacks(aws, stack_id)]:
         try:
             events = cfn.describe_stack_events(StackName=sid)["StackEvents"]
         except ClientError:
             continue
-        for e in reversed(events):  # oldest first
-            if e["EventId"] in progress.seen or e["Timestamp"] < since:
-                continue
-            progress.seen.add(e["EventId"])
-            progress.events.append((depth, e))
-            if e["LogicalResourceId"] != e.get("StackName"):
-                progress.status[(sid, e["LogicalResourceId"])] = e["ResourceStatus"]
-            done = sum(1 for s in progress.status.values() if s.endswith(_DONE))
-            reason = f" ({e['ResourceStatusReason']})" if e.get("ResourceStatusReason") else ""
-            print(
-                f"[{done}/{total}] {e['Timestamp']:%H:%M:%S} {'  ' * depth}{e['StackName']} "
-                f"{e['LogicalResourceId']} {e['ResourceType']} {e['ResourceStatus']}{reason}",
-                file=out,
-            )
+        new += [(depth, sid, e) for e in events if e["EventId"] not in progress.seen and e["Timestamp"] >= since]
+    for depth, sid, e in sorted(new, key=lambda item: item[2]["Timestamp"]):  # oldest first, all stacks
+        progress.seen.add(e["EventId"])
+        progress.events.append((depth, e))
+        if e["LogicalResourceId"] != e.get("StackName"):
+            progress.status[(sid, e["LogicalResourceId"])] = e["ResourceStatus"]
+        done = sum(1 for s in progress.status.values() if s.endswith(_DONE))
+        reason = f" ({e['ResourceStatusReason']})" if e.get("ResourceStatusReason") else ""
+        print(
+            f"[{done}/{total}] {e['Timestamp']:%H:%M:%S} {'  ' * depth}{e['StackName']} "
+            f"{e['LogicalResourceId']} {e['ResourceType']} {e['ResourceStatus']}{reason}",
+            file=out,
+        )
 
 
 def root_cause(events: list[tuple[int, dict[str, Any]]]) -> dict[str, Any] | None:
