@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -174,6 +175,10 @@ def test_full_deploy_sequence(endpoint: str, tmp_path: Path, capsys: pytest.Capt
     vpc = boto3.client("ec2", region_name=REGION).describe_vpcs(VpcIds=[outputs["VpcId"]])["Vpcs"][0]
     assert vpc["CidrBlock"] == "10.0.0.0/16"
     assert f"VpcId = {outputs['VpcId']}" in out
+    if "AppUrl" in outputs:
+        assert f"app: {outputs['AppUrl']}" in out
+    for physical in children.values():  # live progress: the events of every nested stack
+        assert re.search(rf"^\[\d+/\d+\] \S+ +{physical} .* CREATE_COMPLETE$", out, re.M), physical
     assert "CREATE_COMPLETE" in project.ok("status", "--env", "dev")
 
     # applying the same change set again is refused
