@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from troposphere import Output, Parameter, Tags, Template
+from troposphere import Output, Parameter, Tags, Template, ec2
 
 TEMPLATE_VERSION = "2010-09-09"
 
@@ -34,3 +34,43 @@ def name_tags(name: str, **extra: str) -> Tags:
 def checkov_skip(*skips: tuple[str, str]) -> dict[str, Any]:
     """Resource Metadata that suppresses checkov checks, each with its reason."""
     return {"checkov": {"skip": [{"id": check, "comment": why} for check, why in skips]}}
+
+
+def allow_tcp(
+    t: Template,
+    ids: tuple[str, str],
+    source: Any,
+    target: Any,
+    port: int,
+    descriptions: tuple[str, str],
+) -> None:
+    """Allow TCP ``port`` from security group ``source`` to ``target``: both halves.
+
+    ``ids`` are the logical ids of the ingress rule (on ``target``) and of the egress rule
+    (on ``source``); ``descriptions`` likewise. Separate rule resources, not inline rules,
+    so groups in another stack can be linked without replacing them.
+    """
+    ingress_id, egress_id = ids
+    ingress_text, egress_text = descriptions
+    t.add_resource(
+        ec2.SecurityGroupIngress(
+            ingress_id,
+            GroupId=target,
+            IpProtocol="tcp",
+            FromPort=port,
+            ToPort=port,
+            SourceSecurityGroupId=source,
+            Description=ingress_text,
+        )
+    )
+    t.add_resource(
+        ec2.SecurityGroupEgress(
+            egress_id,
+            GroupId=source,
+            IpProtocol="tcp",
+            FromPort=port,
+            ToPort=port,
+            DestinationSecurityGroupId=target,
+            Description=egress_text,
+        )
+    )

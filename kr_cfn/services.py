@@ -29,7 +29,6 @@ from troposphere import (
     Sub,
     Tags,
     Template,
-    ec2,
     ecs,
     iam,
     logs,
@@ -41,7 +40,7 @@ from troposphere import (
     servicediscovery as sd,
 )
 
-from kr_cfn.blocks import checkov_skip
+from kr_cfn.blocks import allow_tcp, checkov_skip
 from kr_cfn.config.services import PLACEHOLDER, EcsSlice, ServiceSpec
 from kr_cfn.naming import pascal
 
@@ -471,48 +470,20 @@ def security_group_rules(t: Template, cfg: EcsSlice, inputs: Inputs) -> None:
     if lb_ports:
         alb = inputs.ref("AlbSecurityGroupId")
     for port, svc in lb_ports:
-        t.add_resource(
-            ec2.SecurityGroupIngress(
-                f"TaskIngressFromAlb{port}",
-                GroupId=tasks,
-                IpProtocol="tcp",
-                FromPort=port,
-                ToPort=port,
-                SourceSecurityGroupId=alb,
-                Description=f"{svc} from the load balancer",
-            )
-        )
-        t.add_resource(
-            ec2.SecurityGroupEgress(
-                f"AlbEgressToTasks{port}",
-                GroupId=alb,
-                IpProtocol="tcp",
-                FromPort=port,
-                ToPort=port,
-                DestinationSecurityGroupId=tasks,
-                Description=f"Load balancer to {svc} tasks",
-            )
+        allow_tcp(
+            t,
+            (f"TaskIngressFromAlb{port}", f"AlbEgressToTasks{port}"),
+            alb,
+            tasks,
+            port,
+            (f"{svc} from the load balancer", f"Load balancer to {svc} tasks"),
         )
     for port, svc in peer_ports:
-        t.add_resource(
-            ec2.SecurityGroupIngress(
-                f"TaskIngressFromTasks{port}",
-                GroupId=tasks,
-                IpProtocol="tcp",
-                FromPort=port,
-                ToPort=port,
-                SourceSecurityGroupId=tasks,
-                Description=f"{svc} from other tasks",
-            )
-        )
-        t.add_resource(
-            ec2.SecurityGroupEgress(
-                f"TaskEgressToTasks{port}",
-                GroupId=tasks,
-                IpProtocol="tcp",
-                FromPort=port,
-                ToPort=port,
-                DestinationSecurityGroupId=tasks,
-                Description=f"Tasks to {svc}",
-            )
+        allow_tcp(
+            t,
+            (f"TaskIngressFromTasks{port}", f"TaskEgressToTasks{port}"),
+            tasks,
+            tasks,
+            port,
+            (f"{svc} from other tasks", f"Tasks to {svc}"),
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from troposphere import GetAtt, GetAZs, Join, Ref, Select, Template, ec2
 
-from kr_cfn.blocks import add_output, checkov_skip, name_tags, new_template
+from kr_cfn.blocks import add_output, allow_tcp, checkov_skip, name_tags, new_template
 from kr_cfn.config import NetworkSlice
 
 VPC = "Vpc"
@@ -215,25 +215,11 @@ def _security_groups(t: Template, cfg: NetworkSlice, vpc: ec2.VPC) -> None:
                 Tags=name_tags(cfg.names(name)),
             )
         )
-        t.add_resource(
-            ec2.SecurityGroupIngress(
-                f"{logical_id}IngressFromTasks",
-                GroupId=GetAtt(sg, "GroupId"),
-                IpProtocol="tcp",
-                FromPort=port,
-                ToPort=port,
-                SourceSecurityGroupId=GetAtt(task_sg, "GroupId"),
-                Description=f"{description.split(' from')[0]} from ECS tasks",
-            )
-        )
-        t.add_resource(
-            ec2.SecurityGroupEgress(
-                f"{TASK_SG}EgressTo{logical_id}",
-                GroupId=GetAtt(task_sg, "GroupId"),
-                IpProtocol="tcp",
-                FromPort=port,
-                ToPort=port,
-                DestinationSecurityGroupId=GetAtt(sg, "GroupId"),
-                Description=f"ECS tasks to {name} on {port}",
-            )
+        allow_tcp(
+            t,
+            (f"{logical_id}IngressFromTasks", f"{TASK_SG}EgressTo{logical_id}"),
+            GetAtt(task_sg, "GroupId"),
+            GetAtt(sg, "GroupId"),
+            port,
+            (f"{description.split(' from')[0]} from ECS tasks", f"ECS tasks to {name} on {port}"),
         )
