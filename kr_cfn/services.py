@@ -17,8 +17,7 @@ from typing import Any
 
 from awacs import ecr, elasticfilesystem, s3, secretsmanager
 from awacs import logs as logs_actions
-from awacs.aws import Allow, ArnLike, Condition, PolicyDocument, Principal, Statement, StringEquals
-from awacs.sts import AssumeRole
+from awacs.aws import Allow, ArnLike, Condition, PolicyDocument, Statement, StringEquals
 from troposphere import (
     AWS_ACCOUNT_ID,
     AWS_REGION,
@@ -42,6 +41,7 @@ from troposphere import (
 
 from kr_cfn.blocks import allow_tcp, checkov_skip
 from kr_cfn.config.services import PLACEHOLDER, EcsSlice, ServiceSpec
+from kr_cfn.iam import arn, service_trust
 from kr_cfn.naming import pascal
 
 _PARAMETER_TYPES = {
@@ -124,28 +124,12 @@ def resolve(text: str, cfg: EcsSlice, inputs: Inputs) -> Any:
     return Sub(PLACEHOLDER.sub(lambda m: inputs.sub(name(*m.groups())), text.replace("${", "${!")))
 
 
-def arn(service: str, resource: str) -> Sub:
-    """An ARN of this account and region from the pseudo-parameters."""
-    return Sub(f"arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{resource}")
-
-
 def ecs_tasks_trust() -> PolicyDocument:
     """Trust policy for roles assumed by ECS tasks of this account only (confused-deputy guard)."""
-    return PolicyDocument(
-        Version="2012-10-17",
-        Statement=[
-            Statement(
-                Effect=Allow,
-                Principal=Principal("Service", "ecs-tasks.amazonaws.com"),
-                Action=[AssumeRole],
-                Condition=Condition(
-                    [
-                        StringEquals("aws:SourceAccount", Ref(AWS_ACCOUNT_ID)),
-                        ArnLike("aws:SourceArn", arn("ecs", "*")),
-                    ]
-                ),
-            )
-        ],
+    return service_trust(
+        "ecs-tasks.amazonaws.com",
+        StringEquals("aws:SourceAccount", Ref(AWS_ACCOUNT_ID)),
+        ArnLike("aws:SourceArn", arn("ecs", "*")),
     )
 
 

@@ -19,6 +19,7 @@ from troposphere import GetAtt, Ref, Sub, Tags, Template, ecr, iam, s3
 
 from kr_cfn.blocks import add_output, checkov_skip, new_template
 from kr_cfn.config import BootstrapSlice
+from kr_cfn.iam import arn, deny_insecure_transport, service_trust
 from kr_cfn.naming import pascal
 
 ARTIFACTS_BUCKET = "ArtifactsBucket"
@@ -130,16 +131,7 @@ def _artifacts_bucket(t: Template, cfg: BootstrapSlice) -> s3.Bucket:
             Bucket=Ref(bucket),
             PolicyDocument=aws.PolicyDocument(
                 Version="2012-10-17",
-                Statement=[
-                    aws.Statement(
-                        Sid="TlsOnly",
-                        Effect=aws.Deny,
-                        Principal=aws.Principal("*"),
-                        Action=[awacs_s3.Action("*")],
-                        Resource=[GetAtt(bucket, "Arn"), Sub("${ArtifactsBucket.Arn}/*")],
-                        Condition=aws.Condition(aws.Bool("aws:SecureTransport", False)),
-                    )
-                ],
+                Statement=[deny_insecure_transport(bucket.title)],
             ),
         )
     )
@@ -179,7 +171,7 @@ def _repository(t: Template, cfg: BootstrapSlice, name: str) -> ecr.Repository:
 def _oidc_provider(t: Template, cfg: BootstrapSlice) -> object:
     """The provider's ARN: created here, or the account's existing one."""
     if not cfg.bootstrap.create_oidc_provider:
-        return Sub(f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:oidc-provider/{GITHUB_OIDC_HOST}")
+        return arn("iam", f"oidc-provider/{GITHUB_OIDC_HOST}", region=False)
     provider = t.add_resource(
         iam.OIDCProvider(
             OIDC_PROVIDER,
@@ -223,8 +215,7 @@ def _github_role(
 
 def _stack_arns(cfg: BootstrapSlice) -> list[object]:
     """The root stack and its nested stacks (named '<root>-<LogicalId>-<suffix>')."""
-    base = "arn:${AWS::Partition}:cloudformation:${AWS::Region}:${AWS::AccountId}:stack"
-    return [Sub(f"{base}/{cfg.stack_name}/*"), Sub(f"{base}/{cfg.stack_name}-*/*")]
+    return [arn("cloudformation", f"stack/{cfg.stack_name}/*"), arn("cloudformation", f"stack/{cfg.stack_name}-*/*")]
 
 
 def _plan_policy(cfg: BootstrapSlice, bucket: s3.Bucket, service_role: iam.Role) -> iam.Policy:
@@ -292,17 +283,8 @@ def _deploy_policy(cfg: BootstrapSlice) -> iam.Policy:
 
 
 def _service_role(t: Template, cfg: BootstrapSlice) -> iam.Role:
-    trust = aws.PolicyDocument(
-        Version="2012-10-17",
-        Statement=[
-            aws.Statement(
-                Effect=aws.Allow,
-                Principal=aws.Principal("Service", "cloudformation.amazonaws.com"),
-                Action=[sts.AssumeRole],
-            )
-        ],
-    )
-    role_arn = Sub(f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/{cfg.names.prefix}-*")
+    trust = service_trust("cloudformation.amazonaws.com")
+    role_arn = arn("iam", f"role/{cfg.names.prefix}-*", region=False)
     policy = aws.PolicyDocument(
         Version="2012-10-17",
         Statement=[
@@ -322,7 +304,7 @@ def _service_role(t: Template, cfg: BootstrapSlice) -> iam.Role:
                 Sid="ServiceLinkedRoles",
                 Effect=aws.Allow,
                 Action=[awacs_iam.CreateServiceLinkedRole],
-                Resource=[Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/aws-service-role/*")],
+                Resource=[arn("iam", "role/aws-service-role/*", region=False)],
             ),
             aws.Statement(
                 Sid="NestedStacks",

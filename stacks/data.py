@@ -13,11 +13,9 @@ import json
 from typing import Any
 
 from awacs import s3 as s3_actions
-from awacs.aws import Allow, Bool, Condition, Deny, PolicyDocument, Principal, Statement, StringEquals
-from awacs.sts import AssumeRole
+from awacs.aws import Allow, Condition, PolicyDocument, Principal, Statement, StringEquals
 from troposphere import (
     AWS_ACCOUNT_ID,
-    AWS_PARTITION,
     AWS_REGION,
     GetAtt,
     Ref,
@@ -35,6 +33,7 @@ from troposphere import (
 
 from kr_cfn.blocks import add_output, add_parameter, checkov_skip, name_tags, new_template
 from kr_cfn.config import DataSlice
+from kr_cfn.iam import deny_insecure_transport, managed_policy, service_trust
 from kr_cfn.naming import pascal
 
 APP_SUBNETS = "AppSubnetIds"
@@ -118,19 +117,8 @@ def _database(t: Template, cfg: DataSlice) -> None:
     monitoring_role = t.add_resource(
         iam.Role(
             DB_MONITORING_ROLE,
-            AssumeRolePolicyDocument=PolicyDocument(
-                Version="2012-10-17",
-                Statement=[
-                    Statement(
-                        Effect=Allow,
-                        Principal=Principal("Service", "monitoring.rds.amazonaws.com"),
-                        Action=[AssumeRole],
-                    )
-                ],
-            ),
-            ManagedPolicyArns=[
-                Sub(f"arn:${{{AWS_PARTITION}}}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole")
-            ],
+            AssumeRolePolicyDocument=service_trust("monitoring.rds.amazonaws.com"),
+            ManagedPolicyArns=[managed_policy("service-role/AmazonRDSEnhancedMonitoringRole")],
         )
     )
     # Created here (RDS would create them without expiry) so the logs expire and stay with the stack.
@@ -363,14 +351,7 @@ def _bucket(
             PolicyDocument=PolicyDocument(
                 Version="2012-10-17",
                 Statement=[
-                    Statement(
-                        Sid="DenyInsecureTransport",
-                        Effect=Deny,
-                        Principal=Principal("*"),
-                        Action=[s3_actions.Action("*")],
-                        Resource=[GetAtt(bucket, "Arn"), Sub(f"${{{logical_id}.Arn}}/*")],
-                        Condition=Condition(Bool("aws:SecureTransport", False)),
-                    ),
+                    deny_insecure_transport(logical_id),
                     *extra,
                 ],
             ),

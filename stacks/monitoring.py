@@ -28,6 +28,7 @@ from troposphere import AccountId, Ref, Sub, Template, cloudwatch, kms, logs, sn
 
 from kr_cfn.blocks import add_output, add_parameter, new_template
 from kr_cfn.config.monitoring import BACKEND, AlarmSpec, MonitoringSlice
+from kr_cfn.iam import arn
 from kr_cfn.naming import pascal
 
 ALERTS_KEY = "AlertsKey"
@@ -156,7 +157,7 @@ def _alerts_topic(t: Template, cfg: MonitoringSlice) -> sns.Topic:
                     Statement(
                         Sid="AccountAdministers",
                         Effect=Allow,
-                        Principal=Principal("AWS", Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root")),
+                        Principal=Principal("AWS", arn("iam", "root", region=False)),
                         Action=[kms_actions.Action("*")],
                         Resource=["*"],
                     ),
@@ -171,10 +172,7 @@ def _alerts_topic(t: Template, cfg: MonitoringSlice) -> sns.Topic:
                                 StringEquals(SourceAccount, AccountId),
                                 ArnLike(
                                     SourceArn,
-                                    Sub(
-                                        "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}"
-                                        f":alarm:{cfg.names('*')}"
-                                    ),
+                                    arn("cloudwatch", f"alarm:{cfg.names('*')}"),
                                 ),
                             ]
                         ),
