@@ -3,45 +3,92 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
 from troposphere import Template
 
 FORMATS = ("yaml", "json")
 
 
-class _CfnDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
-    """YAML with CloudFormation's short-form tags (``!Ref``, ``!GetAtt a.b``, ``!Sub``...)."""
+# YAML is written by a small emitter of our own: templates hold only mappings, lists,
+# strings, numbers, booleans and null, and PyYAML's Python representer was most of the
+# build's time. Strings that YAML 1.1 could read as anything else are written as JSON
+# strings (valid YAML double-quoted scalars); tests parse every template back.
+_PLAIN = re.compile(r"[A-Za-z/_][A-Za-z0-9 ._/:@*=+,()-]*")
+_YAML11_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"}
+_LITERAL_SAFE = re.compile(r"[^\t\r\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x85\u2028\u2029]*")
 
 
-def _represent_dict(dumper: yaml.SafeDumper, data: dict[str, Any]) -> yaml.Node:
-    if len(data) == 1:
-        ((key, value),) = data.items()
+def _scalar(value: Any, indent: int) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    text = str(value)
+    if "\n" in text and _LITERAL_SAFE.fullmatch(text) and not text.startswith((" ", "\n")):
+        # Embedded files (Prometheus, Grafana, dashboards) stay readable as literal blocks.
+        chomp = "" if text.endswith("\n") and not text.endswith("\n\n") else "-" if not text.endswith("\n") else None
+        if chomp is not None:
+            pad = " " * (indent + 2)
+            body = text[:-1] if text.endswith("\n") else text
+            return f"|{chomp}\n" + "\n".join(pad + line if line else "" for line in body.split("\n"))
+    if (
+        _PLAIN.fullmatch(text)
+        and text.lower() not in _YAML11_WORDS
+        and not text.endswith((" ", ":"))
+        and ": " not in text
+    ):
+        return text
+    return json.dumps(text)
+
+
+def _tagged(value: Any) -> tuple[str | None, Any]:
+    """CloudFormation's short form: ``{"Ref": x}`` -> ``!Ref x``, ``{"Fn::Join": [..]}`` -> ``!Join [..]``."""
+    if isinstance(value, dict) and len(value) == 1:
+        ((key, inner),) = value.items()
         if key == "Ref":
-            return dumper.represent_scalar("!Ref", value)
-        if key == "Fn::GetAtt" and isinstance(value, list) and all(isinstance(v, str) for v in value):
-            return dumper.represent_scalar("!GetAtt", ".".join(value))
+            return "!Ref", inner
+        if key == "Fn::GetAtt" and isinstance(inner, list) and all(isinstance(v, str) for v in inner):
+            return "!GetAtt", ".".join(inner)
         if key.startswith("Fn::"):
-            tag = "!" + key.removeprefix("Fn::")
-            if isinstance(value, list):
-                return dumper.represent_sequence(tag, value)
-            if isinstance(value, dict):
-                return dumper.represent_mapping(tag, value)
-            return dumper.represent_scalar(tag, str(value))
-    return dumper.represent_dict(data)
+            return "!" + key.removeprefix("Fn::"), inner
+    return None, value
 
 
-def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
-    # Multi-line values (embedded config files, dashboards) stay readable as block scalars.
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|" if "\n" in data else None)
+def _emit(out: list[str], head: str, value: Any, indent: int) -> None:
+    """Append ``value`` under ``head`` (``"Key:"`` or ``"-"``) written at column ``indent``."""
+    tag, value = _tagged(value)
+    if tag:
+        head = f"{head} {tag}"
+    if isinstance(value, dict | list) and value:
+        out.append(" " * indent + head)
+        start = len(out)
+        if isinstance(value, dict):
+            for key in sorted(value):
+                _emit(out, f"{_scalar(key, 0)}:", value[key], indent + 2)
+        else:
+            for item in value:
+                _emit(out, "-", item, indent + 2)
+        if head == "-":  # compact form: "- Key: v" / "- - item" on the entry's own line
+            out[start] = " " * indent + "- " + out[start].lstrip(" ")
+            del out[start - 1]
+    else:
+        text = "{}" if isinstance(value, dict) else "[]" if isinstance(value, list) else _scalar(value, indent)
+        out.append(f"{' ' * indent}{head} {text}")
 
 
-_CfnDumper.add_representer(dict, _represent_dict)
-_CfnDumper.add_representer(str, _represent_str)
+def to_yaml(data: dict[str, Any]) -> str:
+    """A template's data as YAML with short-form intrinsic functions, keys sorted."""
+    out: list[str] = []
+    for key in sorted(data):
+        _emit(out, f"{_scalar(key, 0)}:", data[key], 0)
+    return "\n".join(out) + "\n"
 
 
 def render(template: Template, fmt: str) -> str:
@@ -49,8 +96,7 @@ def render(template: Template, fmt: str) -> str:
     data = template.to_dict()
     if fmt == "json":
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
-    # libyaml's emitter: several times faster than troposphere's to_yaml (cfn-flip).
-    return yaml.dump(data, Dumper=_CfnDumper, sort_keys=True, default_flow_style=False, width=120, allow_unicode=True)
+    return to_yaml(data)
 
 
 def render_parameters(values: list[dict[str, Any]]) -> str:

@@ -123,3 +123,61 @@ def test_yaml_output_parses_back_to_the_template(env: str) -> None:
     for name, template in stacks.build_all(load_env(env)).items():
         parsed = json.loads(json.dumps(cfn_flip.load_yaml(render(template, "yaml"))))
         assert parsed == json.loads(render(template, "json")), name
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "yes",
+        "No",
+        "on",
+        "OFF",
+        "true",
+        "null",
+        "~",
+        "",
+        "-c",
+        "0.0.0.0/0",
+        "2010-09-09",
+        "1:20",
+        "0x1F",
+        ".inf",
+        "a: b",
+        "a #b",
+        "trailing ",
+        "ends:",
+        "*",
+        "&anchor",
+        "!tag",
+        "%x",
+        "@x",
+        "`x`",
+        "'q'",
+        '"q"',
+        "[x]",
+        "{x}",
+        "arn:${AWS::Partition}:s3:::b/*",
+        "line1\nline2",
+        "line1\nline2\n",
+        "two\n\n",
+        "\nlead",
+        " lead\nx",
+        "tab\tx\ny",
+        "unicode \u2028 sep",
+        "é",
+        7,
+        1.5,
+        True,
+        False,
+        None,
+    ],
+)
+def test_yaml_scalars_read_back_unchanged(value: object) -> None:
+    import cfn_flip
+
+    from kr_cfn.output import to_yaml
+
+    data: dict[str, object] = {"Key": value, "List": [value, {"Nested": value}]}
+    if isinstance(value, str):  # a tag's scalar is always read as a string
+        data["Tagged"] = {"Fn::Sub": value}
+    assert json.loads(json.dumps(cfn_flip.load_yaml(to_yaml(data)))) == data
