@@ -204,13 +204,16 @@ def test_full_deploy_sequence(endpoint: str, tmp_path: Path, capsys: pytest.Capt
     assert (json.loads(deployed) if isinstance(deployed, str) else deployed) == packaged
     assert {"Key": "CostCenter", "Value": "rag"} in packaged["Resources"]["NetworkStack"]["Properties"]["Tags"]
 
-    # plan (no changes): says so, deletes the empty change set
-    out = project.ok("plan", "--env", "dev", *_image_tags(project, "dev", "v2"))
+    # plan (no changes): says so, deletes the empty change set; image tags not named keep the
+    # deployed ones (UsePreviousValue), not the template's Default
+    out = project.ok("plan", "--env", "dev")
     assert f"no changes: stack {cfg_prefix} is up to date" in out
     assert _cfn().list_change_sets(StackName=cfg_prefix)["Summaries"] == [] or all(
         s["ExecutionStatus"] == "EXECUTE_COMPLETE" for s in _cfn().list_change_sets(StackName=cfg_prefix)["Summaries"]
     )
     assert not project.review("dev")["has_changes"]
+    tags = {p["ParameterKey"]: p["ParameterValue"] for p in _stack(cfg_prefix)["Parameters"]}
+    assert tags and set(tags.values()) == {"v2"}
 
 
 def _child_files(project: Project) -> dict[str, str]:

@@ -206,3 +206,16 @@ def test_plan_refuses_a_package_older_than_the_build(tmp_path: Path) -> None:
     )
     with pytest.raises(DeployError, match=r"root.yaml: changed since kr-cfn package; run kr-cfn package"):
         package.read_package(tmp_path)
+
+
+def test_image_tags_not_named_keep_the_deployed_values() -> None:
+    # Left out of an update, a parameter would take the template's Default ("latest").
+    from argparse import Namespace
+
+    from kr_cfn.deploy.commands import _parameters
+
+    root = {"Parameters": {"BackendImageTag": {"Type": "String", "Default": "latest"}, "Other": {"Default": "x"}}}
+    deployed = {"StackStatus": "UPDATE_COMPLETE", "Parameters": [{"ParameterKey": "BackendImageTag"}]}
+    assert _parameters(Namespace(image_tag=None), root, deployed) == [("BackendImageTag", None)]
+    assert _parameters(Namespace(image_tag=["backend=v3"]), root, deployed) == [("BackendImageTag", "v3")]
+    assert _parameters(Namespace(image_tag=None), root, None) == []

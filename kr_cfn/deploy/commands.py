@@ -64,14 +64,17 @@ def _parameters(
             raise DeployError(f"--image-tag {item}: the root template has no parameter {name} (have: {have})")
         given[name] = value
     deployed = stack is not None and stack["StackStatus"] != "REVIEW_IN_PROGRESS"
+    # A parameter left out of an update takes the template's Default, not the deployed value:
+    # keep the deployed image tags unless new ones are named.
+    previous = {p["ParameterKey"] for p in (stack or {}).get("Parameters") or []} if deployed else set()
     params: list[tuple[str, str | None]] = []
     for name, spec in sorted(declared.items()):
         if name in given:
             params.append((name, given[name]))
-        elif "Default" not in spec:
-            if not deployed:
-                raise DeployError(f"parameter {name} has no default: name it with --image-tag {name}=TAG")
+        elif name in previous:
             params.append((name, None))
+        elif "Default" not in spec:
+            raise DeployError(f"parameter {name} has no default: name it with --image-tag {name}=TAG")
     return params
 
 
