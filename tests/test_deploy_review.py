@@ -165,6 +165,18 @@ def test_root_cause_is_the_first_failure_in_the_deepest_stack() -> None:
     assert apply.root_cause(events[:1]) is None
 
 
+def test_root_cause_passes_over_resources_cancelled_in_a_deeper_stack() -> None:
+    # A root-level failure cancels the nested stack's creation: its resources fail one level
+    # deeper, but only as "Resource creation cancelled".
+    events = [
+        (0, _event("root", "Certificate", "CREATE_FAILED", 3, "Certificate limit exceeded")),
+        (1, _event("root-DataStack-X", "DbInstance", "CREATE_FAILED", 4, "Resource creation cancelled")),
+        (0, _event("root", "DataStack", "CREATE_FAILED", 5, "Resource creation cancelled")),
+    ]
+    cause = apply.root_cause(events)
+    assert cause is not None and cause["LogicalResourceId"] == "Certificate"
+
+
 @pytest.mark.parametrize(
     ("status", "message"),
     [

@@ -91,12 +91,25 @@ def _poll(aws: Aws, stack_id: str, since: Any, progress: _Progress, total: int, 
 
 
 def root_cause(events: list[tuple[int, dict[str, Any]]]) -> dict[str, Any] | None:
-    """The first failed event in the deepest stack that has one."""
-    failed = [(depth, i, e) for i, (depth, e) in enumerate(events) if e["ResourceStatus"].endswith("_FAILED")]
+    """The first failed event in the deepest stack that has one.
+
+    Resources CloudFormation cancelled because something else failed (in a sibling or parent
+    stack) are effects, not the cause, and are passed over.
+    """
+    failed = [
+        (depth, i, e)
+        for i, (depth, e) in enumerate(events)
+        if e["ResourceStatus"].endswith("_FAILED") and not _cancelled(e.get("ResourceStatusReason"))
+    ]
     if not failed:
         return None
     deepest = max(d for d, _, _ in failed)
     return next(e for d, _, e in failed if d == deepest)
+
+
+def _cancelled(reason: str | None) -> bool:
+    # "Resource creation cancelled", "Resource update cancelled"
+    return (reason or "").startswith("Resource ") and (reason or "").endswith(" cancelled")
 
 
 def execute(
@@ -113,16 +126,16 @@ def execute(
     stack_id = cs["StackId"]
     allowed_ids = [f.logical_id for f in review.findings if f.allowed]
     existing = [stack_id, *(s for s, _ in nested_stacks(aws, stack_id))] if review.change_set_type == "UPDATE" else []
-    if allowed_ids:
-        # The stack policy denies replacing stateful resources; lift it for the allowed ones only,
-        # for this execution (restored below whatever happens).
-        for sid in existing:
-            _set_policy(cfn, sid, guard.stack_policy(except_ids=allowed_ids))
     # Events before the change set was made belong to earlier operations (server clock).
     since = cs["CreationTime"]
     total = sum(len(s.changes) for s in review.stacks)
     progress = _Progress()
     try:
+        if allowed_ids:
+            # The stack policy denies replacing stateful resources; lift it for the allowed ones only,
+            # for this execution (restored below whatever happens, also when lifting fails halfway).
+            for sid in existing:
+                _set_policy(cfn, sid, guard.stack_policy(except_ids=allowed_ids))
         try:
             cfn.execute_change_set(ChangeSetName=cs["ChangeSetId"])
         except ClientError as exc:
