@@ -284,7 +284,11 @@ def _deploy_policy(cfg: BootstrapSlice) -> iam.Policy:
 
 def _service_role(t: Template, cfg: BootstrapSlice) -> iam.Role:
     trust = service_trust("cloudformation.amazonaws.com")
-    role_arn = arn("iam", f"role/{cfg.names.prefix}-*", region=False)
+    # Roles named by the stacks (cfg.names) and roles CloudFormation names itself
+    # ('<nested stack name>-<LogicalId>-<suffix>', starting with the root stack's name).
+    role_arns = [
+        arn("iam", f"role/{name}-*", region=False) for name in dict.fromkeys([cfg.names.prefix, cfg.stack_name])
+    ]
     policy = aws.PolicyDocument(
         Version="2012-10-17",
         Statement=[
@@ -298,7 +302,7 @@ def _service_role(t: Template, cfg: BootstrapSlice) -> iam.Role:
                 Sid="ApplicationRoles",
                 Effect=aws.Allow,
                 Action=[awacs_iam.Action("*")],
-                Resource=[role_arn],
+                Resource=role_arns,
             ),
             aws.Statement(
                 Sid="ServiceLinkedRoles",

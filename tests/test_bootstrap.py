@@ -145,3 +145,13 @@ def test_images_to_keep_and_repositories_from_params() -> None:
     rules = json.loads(repos["WorkerRepository"]["Properties"]["LifecyclePolicy"]["LifecyclePolicyText"])["rules"]
     assert rules[0]["selection"]["countNumber"] == 5
     assert "WorkerRepositoryUri" in t["Outputs"]
+
+
+def test_service_role_manages_roles_cloudformation_names_after_the_stack() -> None:
+    # Roles without a RoleName are named '<nested stack name>-<LogicalId>-<suffix>'.
+    cfg = load_env("dev")
+    cfg = cfg.model_copy(update={"deploy": cfg.deploy.model_copy(update={"stack_name": "kr-app"})})
+    t = bootstrap.build(config.bootstrap_slice(cfg)).to_dict()
+    resources = _statements(t, bootstrap.SERVICE_ROLE)["ApplicationRoles"]["Resource"]
+    assert {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/kr-app-*"} in resources
+    assert {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/{cfg.names.prefix}-*"} in resources
