@@ -271,6 +271,20 @@ def test_missing_bucket(endpoint: str, tmp_path: Path, capsys: pytest.CaptureFix
     )
 
 
+def test_bucket_in_another_region(endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project = Project(tmp_path, capsys)
+    project.build("dev")
+    boto3.client("s3", region_name="us-west-2").create_bucket(
+        Bucket="kr-elsewhere", CreateBucketConfiguration={"LocationConstraint": "us-west-2"}
+    )
+    code, _, err = project.run("package", "--env", "dev", "--bucket", "kr-elsewhere")
+    assert code == 2
+    assert err.strip() == (
+        f"--bucket kr-elsewhere: the bucket is in us-west-2, the stacks deploy to {REGION}; "
+        f"use the ArtifactsBucketName output of the bootstrap stack in {REGION}"
+    )
+
+
 def test_no_credentials(
     endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

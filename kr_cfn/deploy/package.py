@@ -54,9 +54,9 @@ def template_url(aws: Aws, bucket: str, key: str) -> str:
 
 
 def check_bucket(aws: Aws, bucket: str) -> None:
-    """Exit 2 with a clear message when the bucket does not exist or is not ours."""
+    """Exit 2 with a clear message when the bucket does not exist, is not ours or is in another region."""
     try:
-        aws.client("s3").head_bucket(Bucket=bucket)
+        head = aws.client("s3").head_bucket(Bucket=bucket)
     except ClientError as exc:
         if error_code(exc) in ("404", "NoSuchBucket", "NotFound"):
             raise DeployError(
@@ -66,6 +66,13 @@ def check_bucket(aws: Aws, bucket: str) -> None:
         if error_code(exc) in ("403", "AccessDenied"):
             raise DeployError(f"--bucket {bucket}: access denied (the bucket belongs to another account?)") from None
         raise
+    # The template URLs name the deploy region's S3 endpoint, where CloudFormation reads them.
+    region = head.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("x-amz-bucket-region")
+    if region and region != aws.region:
+        raise DeployError(
+            f"--bucket {bucket}: the bucket is in {region}, the stacks deploy to {aws.region}; "
+            f"use the ArtifactsBucketName output of the bootstrap stack in {aws.region}"
+        )
 
 
 def _upload(aws: Aws, bucket: str, prefix: str, name: str, body: bytes, packaged: Packaged) -> str:
