@@ -231,3 +231,22 @@ def test_image_tags_not_named_keep_the_deployed_values() -> None:
     assert _parameters(Namespace(image_tag=None), root, deployed) == [("BackendImageTag", None)]
     assert _parameters(Namespace(image_tag=["backend=v3"]), root, deployed) == [("BackendImageTag", "v3")]
     assert _parameters(Namespace(image_tag=None), root, None) == []
+
+
+def test_events_are_read_from_every_page_up_to_the_last_seen() -> None:
+    # moto returns every event on one page; AWS pages them (newest first), so a fake stands in here.
+    pages = [
+        {"StackEvents": [{**_event("s", f"R{i}", "CREATE_COMPLETE", 59 - i), "EventId": f"e{i}"} for i in range(3)]},
+        {"StackEvents": [{**_event("s", f"R{i}", "CREATE_COMPLETE", 59 - i), "EventId": f"e{i}"} for i in (3, 4)]},
+    ]
+
+    class _Cfn:
+        def get_paginator(self, name: str) -> Any:
+            assert name == "describe_stack_events"
+            return type("P", (), {"paginate": lambda self, **kw: iter(pages)})()
+
+    since = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
+    assert [e["EventId"] for e in apply._events_since(_Cfn(), "s", since, set())] == ["e0", "e1", "e2", "e3", "e4"]
+    assert [e["EventId"] for e in apply._events_since(_Cfn(), "s", since, {"e2"})] == ["e0", "e1"]
+    later = datetime(2026, 11, 28, 12, 0, 57, tzinfo=UTC)
+    assert [e["EventId"] for e in apply._events_since(_Cfn(), "s", later, set())] == ["e0", "e1", "e2"]

@@ -67,15 +67,29 @@ def nested_stacks(aws: Aws, stack: str, depth: int = 1) -> list[tuple[str, int]]
     return out
 
 
+def _events_since(cfn: Any, stack: str, since: Any, seen: set[str]) -> list[dict[str, Any]]:
+    """The stack's events not seen yet and not older than ``since``, from every page.
+
+    Pages are newest first; reading stops at the first seen or older event (a rollback can log
+    more than one page of events between two polls).
+    """
+    out: list[dict[str, Any]] = []
+    for page in cfn.get_paginator("describe_stack_events").paginate(StackName=stack):
+        for e in page["StackEvents"]:
+            if e["EventId"] in seen or e["Timestamp"] < since:
+                return out
+            out.append(e)
+    return out
+
+
 def _poll(aws: Aws, stack_id: str, since: Any, progress: _Progress, total: int, out: TextIO) -> None:
     cfn = aws.client("cloudformation")
     new: list[tuple[int, str, dict[str, Any]]] = []
     for sid, depth in [(stack_id, 0), *nested_stacks(aws, stack_id)]:
         try:
-            events = cfn.describe_stack_events(StackName=sid)["StackEvents"]
+            new += [(depth, sid, e) for e in _events_since(cfn, sid, since, progress.seen)]
         except ClientError:
             continue
-        new += [(depth, sid, e) for e in events if e["EventId"] not in progress.seen and e["Timestamp"] >= since]
     for depth, sid, e in sorted(new, key=lambda item: item[2]["Timestamp"]):  # oldest first, all stacks
         progress.seen.add(e["EventId"])
         progress.events.append((depth, e))
