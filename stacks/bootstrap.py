@@ -73,7 +73,11 @@ def build(cfg: BootstrapSlice) -> Template:
             DEPLOY_ROLE,
             "github-deploy",
             [
-                f"repo:{repository}:ref:refs/heads/{cfg.bootstrap.deploy_branch}",
+                *(
+                    [f"repo:{repository}:ref:refs/heads/{cfg.bootstrap.deploy_branch}"]
+                    if cfg.bootstrap.deploy_branch
+                    else []
+                ),
                 f"repo:{repository}:environment:{cfg.env}",
             ],
             provider,

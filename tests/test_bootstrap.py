@@ -78,8 +78,10 @@ def test_github_roles_trust_the_exact_repository(env: str) -> None:
         "token.actions.githubusercontent.com:sub": ["repo:knowledgerouter/kr_cfn:pull_request"],
     }
     deploy = _trust(t, bootstrap.DEPLOY_ROLE)
+    # prod: the protected environment only, so a job without 'environment:' cannot skip its reviewers.
+    branch = [] if env == "prod" else ["repo:knowledgerouter/kr_cfn:ref:refs/heads/main"]
     assert deploy["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"] == [
-        "repo:knowledgerouter/kr_cfn:ref:refs/heads/main",
+        *branch,
         f"repo:knowledgerouter/kr_cfn:environment:{env}",
     ]
 

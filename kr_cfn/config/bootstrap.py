@@ -25,8 +25,11 @@ class BootstrapConfig(Model):
         None,
         description="GitHub repository 'owner/name' whose workflows may plan and deploy; null: no GitHub roles.",
     )
-    deploy_branch: str = Field(
-        "main", pattern=r"^[A-Za-z0-9._/-]{1,100}$", description="Branch whose pushes may deploy (besides the env)."
+    deploy_branch: str | None = Field(
+        "main",
+        pattern=r"^[A-Za-z0-9._/-]{1,100}$",
+        description="Branch whose pushes may deploy besides the GitHub environment; null: the environment only, "
+        "so its required reviewers cannot be bypassed by a job without 'environment:' (prod).",
     )
     create_oidc_provider: bool = Field(
         True,
