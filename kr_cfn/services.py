@@ -97,7 +97,7 @@ class Rendered:
 
 
 def resolve(text: str, cfg: EcsSlice, inputs: Inputs) -> Any:
-    """A string with ``{{host:x}}``, ``{{port:x}}`` and ``{{output:X}}`` placeholders as a template value.
+    """A string with ``{{host:x}}``, ``{{port:x}}``, ``{{tls:x}}``, ``{{output:X}}`` placeholders as a value.
 
     Service addresses become literal text; outputs (and services the data stack provides)
     become Parameters, so such a value is a ``Ref`` or an ``Fn::Sub``.
@@ -105,6 +105,8 @@ def resolve(text: str, cfg: EcsSlice, inputs: Inputs) -> Any:
 
     def plain(m: re.Match[str]) -> str:
         kind, ref = m.groups()
+        if kind == "tls":  # services the data stack provides (ElastiCache) require TLS
+            return "true" if ref in cfg.external else "false"
         if kind == "output" or ref in cfg.external:
             return m.group(0)
         return (

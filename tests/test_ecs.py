@@ -224,6 +224,7 @@ def test_backend_environment() -> None:
     assert env["DJANGO_SETTINGS_MODULE"] == "core.settings"
     assert env["QDRANT_HOST"] == "qdrant.knowledge.local"
     assert env["REDIS_HOST"] == "redis.knowledge.local"
+    assert env["REDIS_SSL"] == "false", "the in-cluster redis speaks plain TCP"
     assert env["POSTGRES_HOST"] == {"Ref": "DbEndpointAddress"}
 
 
@@ -234,6 +235,7 @@ def test_elasticache_replaces_the_redis_service() -> None:
     env = _env(t, "backend")
     assert env["REDIS_HOST"] == {"Ref": "RedisEndpointAddress"}
     assert env["REDIS_PORT"] == {"Ref": "RedisEndpointPort"}
+    assert env["REDIS_SSL"] == "true", "ElastiCache has transit encryption on: plain-TCP clients are refused"
     assert "TaskIngressFromTasks6379" not in t["Resources"]
 
 

@@ -52,7 +52,7 @@ BUCKET_OUTPUTS = ("DataBucketArn", "BackupsBucketArn")
 ACCESS_POINTS = ("Qdrant",)
 """EFS access points of the data stack: ``Qdrant`` -> QdrantAccessPointId/Arn on FileSystemId."""
 
-PLACEHOLDER = re.compile(r"\{\{(host|port|output):([A-Za-z0-9_-]+)\}\}")
+PLACEHOLDER = re.compile(r"\{\{(host|port|tls|output):([A-Za-z0-9_-]+)\}\}")
 _SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 _ECR_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
 _PATH = re.compile(r"^/[A-Za-z0-9._/-]+$")
@@ -288,7 +288,7 @@ def check_services(services: dict[str, ServiceSpec], redis: str) -> list[Problem
                             f"{{{{output:{ref}}}}} is not a data output{why} (one of: {', '.join(values)})",
                         )
                     )
-                elif kind in ("host", "port") and ref not in discoverable:
+                elif kind in ("host", "port", "tls") and ref not in discoverable:
                     problems.append((f"{name}.{path}", f"{{{{{kind}:{ref}}}}} names no service with a discovery_name"))
         for var, s in spec.secrets.items():
             if s.secret not in SECRET_OUTPUTS:
@@ -406,6 +406,8 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
             "QDRANT_PORT": "{{port:qdrant}}",
             "REDIS_HOST": "{{host:redis}}",
             "REDIS_PORT": "{{port:redis}}",
+            # ElastiCache only accepts TLS (transit encryption); the in-cluster redis speaks plain TCP
+            "REDIS_SSL": "{{tls:redis}}",
             "POSTGRES_HOST": "{{output:DbEndpointAddress}}",
             "POSTGRES_PORT": "{{output:DbEndpointPort}}",
             "POSTGRES_DB": "{{output:DbName}}",
