@@ -30,7 +30,7 @@ CHILDREN: tuple[Child, ...] = (
     Child("network", "NetworkStack", lambda cfg: network.build(config.network_slice(cfg)), ("VpcId",)),
     Child("data", "DataStack", lambda cfg: data.build(config.data_slice(cfg))),
     Child("alb", "AlbStack", lambda cfg: alb.build(config.alb_slice(cfg)), ("AppUrl", "AlbDnsName")),
-    Child("ecs", "EcsStack", lambda cfg: ecs.build(config.ecs_slice(cfg))),
+    Child("ecs", "EcsStack", lambda cfg: ecs.build(config.ecs_slice(cfg)), ("ClusterName",)),
     Child("monitoring", "MonitoringStack", lambda cfg: monitoring.build(config.monitoring_slice(cfg))),
 )
 

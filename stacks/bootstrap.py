@@ -13,6 +13,7 @@ import json
 
 from awacs import aws, sts
 from awacs import cloudformation as cfn
+from awacs import ecs as ecs_actions
 from awacs import iam as awacs_iam
 from awacs import s3 as awacs_s3
 from troposphere import GetAtt, Ref, Sub, Tags, Template, ecr, iam, s3
@@ -280,7 +281,14 @@ def _deploy_policy(cfg: BootstrapSlice) -> iam.Policy:
                     Effect=aws.Allow,
                     Action=[cfn.ExecuteChangeSet, cfn.SetStackPolicy, cfn.UpdateTerminationProtection],
                     Resource=_stack_arns(cfg),
-                )
+                ),
+                # Read-only: the workflow waits for the ECS services to be stable after a deploy.
+                aws.Statement(
+                    Sid="WatchServices",
+                    Effect=aws.Allow,
+                    Action=[ecs_actions.ListServices, ecs_actions.DescribeServices],
+                    Resource=["*"],
+                ),
             ],
         ),
     )

@@ -110,6 +110,7 @@ def test_only_the_deploy_role_executes() -> None:
     assert {"cloudformation:CreateChangeSet", "s3:PutObject"} <= plan_actions
     assert {"cloudformation:ExecuteChangeSet", "cloudformation:SetStackPolicy"} <= deploy_actions
     assert {"cloudformation:UpdateTerminationProtection"} <= deploy_actions
+    assert {"ecs:ListServices", "ecs:DescribeServices"} <= deploy_actions - plan_actions
 
 
 def test_service_role_is_for_cloudformation() -> None:
