@@ -519,6 +519,12 @@ RULES: dict[str, Rule] = {
 """Billable resource types and their rules."""
 
 _NO_CHARGE = "no charge of its own"
+_ECS_FREE = (
+    "ECS orchestration carries no charge "
+    "(https://spot.io/resources/aws-pricing/aws-ecs-pricing-3-pricing-models-and-5-cost-saving-tips/)"
+)
+_ACM_FREE = "public certificates carry no charge (https://aws.amazon.com/certificate-manager/pricing/; not read here)"
+_CHATBOT_FREE = "Chatbot carries no charge of its own (not confirmed by a stored page); SNS delivers underneath"
 FREE: dict[str, str] = {
     "AWS::CloudFormation::Stack": "priced through the resources of the nested template",
     "AWS::EC2::VPC": "VPCs carry no charge (https://jayendrapatil.com/aws-pricing-whitepaper/)",
@@ -538,11 +544,11 @@ FREE: dict[str, str] = {
     "AWS::IAM::ManagedPolicy": "IAM carries no charge",
     "AWS::IAM::InstanceProfile": "IAM carries no charge",
     "AWS::IAM::OIDCProvider": "IAM carries no charge",
-    "AWS::ECS::ClusterCapacityProviderAssociations": "ECS orchestration carries no charge (https://spot.io/resources/aws-pricing/aws-ecs-pricing-3-pricing-models-and-5-cost-saving-tips/)",
+    "AWS::ECS::ClusterCapacityProviderAssociations": _ECS_FREE,
     "AWS::ECS::TaskDefinition": "priced through the services and scheduled tasks that run it",
-    "AWS::ApplicationAutoScaling::ScalableTarget": "Auto Scaling carries no charge; its schedule shapes the service's task count",
+    "AWS::ApplicationAutoScaling::ScalableTarget": "Auto Scaling carries no charge; its schedule shapes the task count",
     "AWS::ApplicationAutoScaling::ScalingPolicy": "Auto Scaling carries no charge (its alarms are AWS-managed)",
-    "AWS::ServiceDiscovery::PrivateDnsNamespace": "not modelled: Cloud Map's private hosted zone and queries (no stored price page)",
+    "AWS::ServiceDiscovery::PrivateDnsNamespace": "not modelled: Cloud Map private zone and queries (no stored price)",
     "AWS::ServiceDiscovery::Service": "not modelled: Cloud Map instances registered by ECS (no stored price page)",
     "AWS::ElasticLoadBalancingV2::Listener": "part of the load balancer's hours and LCUs",
     "AWS::ElasticLoadBalancingV2::ListenerRule": "part of the load balancer's LCUs (rule evaluations)",
@@ -565,10 +571,10 @@ FREE: dict[str, str] = {
     "AWS::SNS::Subscription": "e-mail deliveries of alerts; not modelled",
     "AWS::SNS::TopicPolicy": _NO_CHARGE,
     "AWS::CloudWatch::CompositeAlarm": "not modelled: no stored price figure",
-    "AWS::CertificateManager::Certificate": "public certificates carry no charge (https://aws.amazon.com/certificate-manager/pricing/; no stored copy read)",
+    "AWS::CertificateManager::Certificate": _ACM_FREE,
     "AWS::Route53::RecordSet": "queries not modelled (no stored figure for the query rate)",
     "AWS::Route53::RecordSetGroup": "queries not modelled (no stored figure for the query rate)",
-    "AWS::Chatbot::SlackChannelConfiguration": "Chatbot carries no charge of its own (no stored copy read); SNS is used underneath",
+    "AWS::Chatbot::SlackChannelConfiguration": _CHATBOT_FREE,
     "AWS::Backup::BackupVault": "the vault is free; the plan's snapshots are priced",
     "AWS::Backup::BackupSelection": "selection only; the plan's snapshots are priced",
     "AWS::Scheduler::ScheduleGroup": _NO_CHARGE,
