@@ -71,12 +71,17 @@ def load_template(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise DeployError(f"{path}: cannot read ({exc.strerror}); run kr-cfn build first") from None
+    return parse_template(text, str(path))
+
+
+def parse_template(text: str, source: str) -> dict[str, Any]:
+    """A template body (JSON, or YAML with short-form tags) as plain data; ``source`` names it in errors."""
     try:
-        template = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=_TemplateLoader)  # noqa: S506
+        template = json.loads(text) if text.lstrip().startswith("{") else yaml.load(text, Loader=_TemplateLoader)  # noqa: S506
     except (ValueError, yaml.YAMLError):
         template = None
     if not isinstance(template, dict) or not isinstance(template.get("Resources"), dict):
-        raise DeployError(f"{path}: not a CloudFormation template")
+        raise DeployError(f"{source}: not a CloudFormation template")
     return template
 
 

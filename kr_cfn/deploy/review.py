@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from typing import Any
 from urllib.parse import quote
 
 
@@ -65,6 +66,8 @@ class Review:
     stack_id: str = ""
     stacks: list[StackChanges] = field(default_factory=list)
     findings: list[GuardFinding] = field(default_factory=list)
+    cost: dict[str, Any] | None = None
+    """Monthly cost before and after (kr_cfn.cost.deployed.plan_delta), or ``{"error": ...}``."""
 
     @property
     def has_changes(self) -> bool:
@@ -131,8 +134,20 @@ def render_text(review: Review) -> str:
         widths = [max(len(r[i]) for r in [_HEAD, *rows]) for i in range(5)]
         for row in [_HEAD, *rows]:
             lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-    lines += ["", *_guard_lines(review), f"console: {review.console_url}"]
+    lines += ["", *_guard_lines(review), *_cost_lines(review), f"console: {review.console_url}"]
     return "\n".join(lines) + "\n"
+
+
+def _cost_lines(review: Review) -> list[str]:
+    cost = review.cost
+    if not cost:
+        return []
+    if "error" in cost:
+        return [f"monthly cost: not estimated ({cost['error']})"]
+    return [
+        f"monthly cost (kr-cfn cost, list prices): {cost['before']:,.2f} -> {cost['after']:,.2f} USD "
+        f"({cost['delta']:+,.2f})"
+    ]
 
 
 def _guard_lines(review: Review) -> list[str]:
@@ -171,6 +186,7 @@ def render_markdown(review: Review) -> str:
             flag = "allowed" if f.allowed else "**blocked**"
             out.append(f"> - `{f.path}/{f.logical_id}` ({f.type}) {what}: {flag}")
         out.append("")
+    out += _cost_markdown(review)
     for stack in review.stacks:
         rows = _rows(stack)
         if not rows:
@@ -181,3 +197,31 @@ def render_markdown(review: Review) -> str:
             out.append(f"| {action} | `{logical_id}` | {type_} | {rep} | {_md_cell(props)} |")
         out.append("")
     return "\n".join(out)
+
+
+def _cost_markdown(review: Review) -> list[str]:
+    """The monthly delta, with the lines that change, for the pull-request comment."""
+    cost = review.cost
+    if not cost:
+        return []
+    if "error" in cost:
+        return [f"Monthly cost: not estimated ({_md_cell(cost['error'])}).", ""]
+    out = [
+        f"Monthly cost (list prices, `kr-cfn cost`): {cost['before']:,.2f} → {cost['after']:,.2f} USD "
+        f"(**{cost['delta']:+,.2f}**)",
+        "",
+    ]
+    changed = [ln for ln in cost.get("lines", []) if (ln["after"] or 0) != (ln["before"] or 0)]
+    if changed:
+        out += [
+            "<details><summary>cost lines that change</summary>",
+            "",
+            "| line | before | after |",
+            "|---|---:|---:|",
+        ]
+        for ln in changed:
+            before = "-" if ln["before"] is None else f"{ln['before']:,.2f}"
+            after = "-" if ln["after"] is None else f"{ln['after']:,.2f}"
+            out.append(f"| `{ln['key']}` | {before} | {after} |")
+        out += ["", "</details>", ""]
+    return out
