@@ -564,3 +564,14 @@ def test_cli_missing_build_and_bad_compare(tmp_path, capsys):
     assert f"{tmp_path / 'dev'}: no built templates (root.yaml); run kr-cfn build --env dev first" in (
         capsys.readouterr().err
     )
+
+
+def test_tasks_on_an_ec2_capacity_provider_are_priced_as_the_instances():
+    res = service([{"CapacityProvider": {"Ref": "HostCapacity"}, "Weight": 1}], desired=1)
+    lines = price(res)
+    assert one(lines, "ECS on EC2 api").usd == 0.0
+    assert not [ln for ln in lines if ln.item == "Fargate api"]
+    mixed = service(
+        [{"CapacityProvider": {"Ref": "Host"}, "Base": 1, "Weight": 0}, {"CapacityProvider": "FARGATE", "Weight": 1}]
+    )
+    assert one(price(mixed), "Fargate api").usd == pytest.approx((0.5 * 0.04 + 0.004) * H)

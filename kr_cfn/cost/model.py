@@ -117,35 +117,46 @@ def _ref(node: Any) -> str | None:
 
 def _strategy(ctx: Context, props: dict[str, Any]) -> list[tuple[str, float, float]]:
     if props.get("LaunchType"):
-        return [(str(props["LaunchType"]), 0.0, 1.0)]
+        return [("FARGATE" if props["LaunchType"] == "FARGATE" else "EC2", 0.0, 1.0)]
     strategy = props.get("CapacityProviderStrategy")
     if not strategy:
         for res in ctx.stack.resources.values():
             if res.get("Type") == "AWS::ECS::ClusterCapacityProviderAssociations":
                 strategy = _props(res).get("DefaultCapacityProviderStrategy")
     return [
-        (str(s.get("CapacityProvider")), _num(s.get("Base")), _num(s.get("Weight"), 0.0))
+        (
+            str(s["CapacityProvider"]) if s.get("CapacityProvider") in ("FARGATE", "FARGATE_SPOT") else "EC2",
+            _num(s.get("Base")),
+            _num(s.get("Weight"), 0.0),
+        )
         for s in strategy or [{"CapacityProvider": "FARGATE", "Weight": 1}]
     ]
 
 
-def spot_split(tasks: float, strategy: list[tuple[str, float, float]]) -> tuple[float, float]:
-    """(on-demand, Spot) tasks: the base goes to its provider first, the rest by weight.
+def split(tasks: float, strategy: list[tuple[str, float, float]]) -> dict[str, float]:
+    """Tasks per capacity provider: the base goes to its provider first, the rest by weight.
 
     https://docs.aws.amazon.com/AmazonECS/latest/developerguide/cluster-capacity-providers.html
     """
-    spot = 0.0
+    out = {provider: 0.0 for provider, _, _ in strategy}
     left = tasks
     for provider, base, _ in strategy:
         taken = min(left, base)
+        out[provider] += taken
         left -= taken
-        spot += taken if provider == "FARGATE_SPOT" else 0.0
     weights = sum(w for _, _, w in strategy)
-    if weights > 0:
-        spot += left * sum(w for p, _, w in strategy if p == "FARGATE_SPOT") / weights
-    elif strategy and strategy[0][0] == "FARGATE_SPOT":
-        spot += left
-    return tasks - spot, spot
+    for provider, _, weight in strategy:
+        if weights > 0:
+            out[provider] += left * weight / weights
+    if weights == 0 and strategy:
+        out[strategy[0][0]] += left
+    return out
+
+
+def spot_split(tasks: float, strategy: list[tuple[str, float, float]]) -> tuple[float, float]:
+    """(Fargate on-demand, Fargate Spot) tasks; tasks on EC2 capacity providers are in neither."""
+    shares = split(tasks, strategy)
+    return shares.get("FARGATE", 0.0), shares.get("FARGATE_SPOT", 0.0)
 
 
 def _scalable_target(ctx: Context, service_id: str) -> dict[str, Any] | None:
@@ -216,6 +227,13 @@ def ecs_service(ctx: Context, sid: str, res: dict[str, Any]) -> None:
     on_demand = sum(share * spot_split(n, strategy)[0] for share, n in pieces)
     spot = sum(share * spot_split(n, strategy)[1] for share, n in pieces)
     tasks = on_demand + spot
+    ec2 = sum(share * n for share, n in pieces) - tasks
+    if ec2 > 1e-9:
+        ctx.add(
+            sid, res["Type"], f"ECS on EC2 {name}", f"avg {ec2:.2f} tasks", [], "priced as the EC2 capacity it runs on"
+        )
+    if tasks < 1e-9 and ec2 > 1e-9:
+        return
     parts, size = _fargate_parts(ctx, td, on_demand, spot)
     spot_note = f", {spot / tasks:.0%} Spot" if tasks and spot else ""
     ctx.add(sid, res["Type"], f"Fargate {name}", f"{size}, avg {tasks:.2f} tasks{spot_note}", parts, note)
@@ -538,6 +556,7 @@ FREE: dict[str, str] = {
     "AWS::EC2::SecurityGroupIngress": _NO_CHARGE,
     "AWS::EC2::SecurityGroupEgress": _NO_CHARGE,
     "AWS::EC2::LaunchTemplate": "priced through the instances or Auto Scaling group that use it",
+    "AWS::ECS::CapacityProvider": "priced through its Auto Scaling group's instances",
     "AWS::EC2::VolumeAttachment": _NO_CHARGE + "; the volume is priced",
     "AWS::IAM::Role": "IAM carries no charge (https://jayendrapatil.com/aws-pricing-whitepaper/)",
     "AWS::IAM::Policy": "IAM carries no charge",
