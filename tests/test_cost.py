@@ -352,11 +352,11 @@ def test_env_lines_data_transfer_and_secret_calls():
 
 def test_missing_price_and_unknown_type_are_listed_never_dropped():
     res = {
-        "Vol": {"Type": "AWS::EC2::Volume", "Properties": {"Size": 10, "VolumeType": "gp3"}},
+        "Vol": {"Type": "AWS::EC2::Volume", "Properties": {"Size": 10, "VolumeType": "sc1"}},
         "Odd": {"Type": "AWS::Lightsail::Instance"},
     }
     lines = {ln.logical_id: ln for ln in price(res)}
-    assert lines["Vol"].usd is None and "no price for ebs.gp3.gb_month" in lines["Vol"].note
+    assert lines["Vol"].usd is None and "no price for ebs.sc1.gb_month" in lines["Vol"].note
     assert lines["Odd"].usd is None and "does not price" in lines["Odd"].note
 
 
