@@ -575,3 +575,38 @@ def test_tasks_on_an_ec2_capacity_provider_are_priced_as_the_instances():
         [{"CapacityProvider": {"Ref": "Host"}, "Base": 1, "Weight": 0}, {"CapacityProvider": "FARGATE", "Weight": 1}]
     )
     assert one(price(mixed), "Fargate api").usd == pytest.approx((0.5 * 0.04 + 0.004) * H)
+
+
+def test_cli_bad_price_file_is_one_line(out_root, tmp_path, capsys):
+    _built_dir("dev", out_root)
+    bad = tmp_path / "prices.json"
+    bad.write_text('{"prices": {"alb.hour": {"usd": "cheap", "source": "x"}}}')
+    assert main(["cost", "--env", "dev", "--out", out_root, "--prices", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"{bad}: prices.alb.hour: expected an object with a non-negative number 'usd'\n"
+
+
+def test_review_shows_the_monthly_delta():
+    from kr_cfn.deploy.review import ResourceChange, Review, StackChanges, render_markdown, render_text
+
+    review = Review("kr-dev", "cs-1", "arn:cs", "UPDATE", "eu-central-1")
+    review.cost = {
+        "before": 100.0,
+        "after": 112.5,
+        "delta": 12.5,
+        "lines": [
+            {"key": "DataStack/Database/RDS instance", "before": 12.41, "after": 24.82},
+            {"key": "EcsStack/Cluster/Container Insights", "before": None, "after": None},
+        ],
+    }
+    review.stacks = [
+        StackChanges("root", "kr-dev", "arn:cs", [ResourceChange("Modify", "Db", "AWS::RDS::DBInstance", "False")])
+    ]
+    md = render_markdown(review)
+    assert "Monthly cost (list prices, `kr-cfn cost`): 100.00 → 112.50 USD (**+12.50**)" in md
+    assert "| `DataStack/Database/RDS instance` | 12.41 | 24.82 |" in md
+    assert "Container Insights" not in md
+    assert "monthly cost (kr-cfn cost, list prices): 100.00 -> 112.50 USD (+12.50)" in render_text(review)
+    review.cost = {"error": "no price data for region xx-east-1"}
+    assert "Monthly cost: not estimated (no price data for region xx-east-1)." in render_markdown(review)
+    assert json.loads(review.to_json())["cost"] == {"error": "no price data for region xx-east-1"}
