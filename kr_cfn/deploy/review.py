@@ -64,10 +64,10 @@ class Review:
     change_set_type: str
     region: str
     stack_id: str = ""
-    stacks: list[StackChanges] = field(default_factory=list)
-    findings: list[GuardFinding] = field(default_factory=list)
     cost: dict[str, Any] | None = None
     """Monthly cost before and after (kr_cfn.cost.deployed.plan_delta), or ``{"error": ...}``."""
+    stacks: list[StackChanges] = field(default_factory=list)
+    findings: list[GuardFinding] = field(default_factory=list)
 
     @property
     def has_changes(self) -> bool:
@@ -123,6 +123,7 @@ _HEAD = ("action", "logical id", "type", "replacement", "changed properties")
 def render_text(review: Review) -> str:
     """The review for a terminal: one aligned table per stack."""
     lines = [f"change set {review.change_set_name} ({review.change_set_type}) on stack {review.stack_name}"]
+    lines += _cost_lines(review)
     if not review.has_changes:
         lines.append("no changes")
         return "\n".join(lines) + "\n"
@@ -134,20 +135,8 @@ def render_text(review: Review) -> str:
         widths = [max(len(r[i]) for r in [_HEAD, *rows]) for i in range(5)]
         for row in [_HEAD, *rows]:
             lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-    lines += ["", *_guard_lines(review), *_cost_lines(review), f"console: {review.console_url}"]
+    lines += ["", *_guard_lines(review), f"console: {review.console_url}"]
     return "\n".join(lines) + "\n"
-
-
-def _cost_lines(review: Review) -> list[str]:
-    cost = review.cost
-    if not cost:
-        return []
-    if "error" in cost:
-        return [f"monthly cost: not estimated ({cost['error']})"]
-    return [
-        f"monthly cost (kr-cfn cost, list prices): {cost['before']:,.2f} -> {cost['after']:,.2f} USD "
-        f"({cost['delta']:+,.2f})"
-    ]
 
 
 def _guard_lines(review: Review) -> list[str]:
@@ -225,3 +214,15 @@ def _cost_markdown(review: Review) -> list[str]:
             out.append(f"| `{ln['key']}` | {before} | {after} |")
         out += ["", "</details>", ""]
     return out
+
+
+def _cost_lines(review: Review) -> list[str]:
+    cost = review.cost
+    if not cost:
+        return []
+    if "error" in cost:
+        return [f"monthly cost: not estimated ({cost['error']})"]
+    return [
+        f"monthly cost (kr-cfn cost, list prices): {cost['before']:,.2f} -> {cost['after']:,.2f} USD "
+        f"({cost['delta']:+,.2f})"
+    ]
