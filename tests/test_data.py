@@ -72,7 +72,9 @@ def test_database_settings(env: str) -> None:
 def test_master_secret_is_rds_managed_without_a_rotation_schedule(env: str) -> None:
     # RDS rotates its own secret; CloudFormation has no documented interval for it (README).
     assert not resources_of_type(_data(env), "AWS::SecretsManager::RotationSchedule")
-    assert _data(env)["Outputs"]["DbSecretArn"]["Value"] == {"Fn::GetAtt": [data.DATABASE, "MasterUserSecret.SecretArn"]}
+    assert _data(env)["Outputs"]["DbSecretArn"]["Value"] == {
+        "Fn::GetAtt": [data.DATABASE, "MasterUserSecret.SecretArn"]
+    }
 
 
 @pytest.mark.parametrize("env", ENVS)
