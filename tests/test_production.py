@@ -79,7 +79,8 @@ def test_review_warns_when_a_template_would_reset_the_count() -> None:
     found, warnings = notes.capacity(t)
     assert found == []
     assert warnings == [
-        "BackendService (backend): DesiredCount 2 with autoscaling 2-10: every deploy resets the running task count to it"
+        "BackendService (backend): DesiredCount 2 with autoscaling 2-10: "
+        "every deploy resets the running task count to it"
     ]
 
 
@@ -251,9 +252,8 @@ def test_https_and_slack_routes(tmp_path: Path) -> None:
     ]
     role = t["Resources"][monitoring.CHATBOT_ROLE]["Properties"]
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
-    assert trust["Principal"] == {"Service": ["chatbot.amazonaws.com"]} or trust["Principal"] == {
-        "Service": "chatbot.amazonaws.com"
-    }
+    assert trust["Principal"] == {"Service": "chatbot.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
     (policy,) = role["Policies"]
     (statement,) = policy["PolicyDocument"]["Statement"]
     assert statement["Action"] == ["cloudwatch:DescribeAlarms"]
