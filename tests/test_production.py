@@ -302,3 +302,12 @@ def test_retain_logs_param_overrides_the_default(tmp_path: Path) -> None:
     cfg = _load(tmp_path, "ecs:\n  retain_logs: true\n")
     groups = resources_of_type(ecs.build(config.ecs_slice(cfg)).to_dict(), "AWS::Logs::LogGroup")
     assert {g["DeletionPolicy"] for g in groups.values()} == {"Retain"}
+
+
+def test_readme_lists_every_variable_the_backend_receives() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Backend environment", 1)[1].split("\n## ", 1)[0]
+    for env in ENVS:
+        backend = load_env(env).services["backend"]
+        for name in [*backend.environment, *backend.secrets]:
+            assert f"`{name}`" in section, f"{env}: {name} is not documented in README, Backend environment"
