@@ -136,7 +136,9 @@ def _strategy(ctx: Context, props: dict[str, Any]) -> list[tuple[str, float, flo
 def split(tasks: float, strategy: list[tuple[str, float, float]]) -> dict[str, float]:
     """Tasks per capacity provider: the base goes to its provider first, the rest by weight.
 
-    https://docs.aws.amazon.com/AmazonECS/latest/developerguide/cluster-capacity-providers.html
+    "The base value designates how many tasks, at a minimum, to run on the specified capacity provider
+    [...] The weight value is taken into consideration after the base value, if defined, is satisfied."
+    https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CapacityProviderStrategyItem.html
     """
     out = {provider: 0.0 for provider, _, _ in strategy}
     left = tasks
