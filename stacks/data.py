@@ -12,8 +12,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from awacs import elasticfilesystem
 from awacs import s3 as s3_actions
-from awacs.aws import Allow, Condition, PolicyDocument, Principal, Statement, StringEquals
+from awacs.aws import (
+    Allow,
+    ArnNotEquals,
+    Bool,
+    Condition,
+    Deny,
+    Null,
+    PolicyDocument,
+    Principal,
+    Statement,
+    StringEquals,
+)
 from troposphere import (
     AWS_ACCOUNT_ID,
     AWS_REGION,
@@ -24,6 +36,7 @@ from troposphere import (
     Template,
     efs,
     elasticache,
+    encode_to_dict,
     iam,
     logs,
     rds,
@@ -33,7 +46,7 @@ from troposphere import (
 
 from kr_cfn.blocks import add_output, add_parameter, checkov_skip, name_tags, new_template
 from kr_cfn.config import DataSlice
-from kr_cfn.iam import deny_insecure_transport, managed_policy, service_trust
+from kr_cfn.iam import arn, deny_insecure_transport, managed_policy, service_trust
 from kr_cfn.naming import pascal
 
 APP_SUBNETS = "AppSubnetIds"
@@ -201,6 +214,7 @@ def _file_system(t: Template, cfg: DataSlice) -> None:
             PerformanceMode="generalPurpose",
             ThroughputMode="bursting",
             BackupPolicy=efs.BackupPolicy(Status="ENABLED"),
+            FileSystemPolicy=encode_to_dict(_file_system_policy(cfg)),
             FileSystemTags=name_tags(cfg.names("qdrant-data")),
             **_policies(cfg, "Retain"),
         )
@@ -230,6 +244,60 @@ def _file_system(t: Template, cfg: DataSlice) -> None:
     add_output(t, "FileSystemArn", GetAtt(fs, "Arn"), "ARN of the EFS file system of Qdrant")
     add_output(t, "QdrantAccessPointId", Ref(ap), f"EFS access point for {QDRANT_PATH}")
     add_output(t, "QdrantAccessPointArn", GetAtt(ap, "Arn"), f"ARN of the EFS access point for {QDRANT_PATH}")
+
+
+def _file_system_policy(cfg: DataSlice) -> PolicyDocument:
+    """NFS clients only over TLS, only through an access point, only the task roles of its services.
+
+    Only Deny statements: the task roles' own policies grant ClientMount/ClientWrite on the
+    access point, and within one account an identity-policy Allow suffices; these Denies
+    take precedence over any Allow, and with a policy present anonymous (non-IAM) mounts
+    get no Allow at all
+    (https://docs.aws.amazon.com/efs/latest/ug/iam-access-control-nfs-efs.html).
+    Condition keys (https://docs.aws.amazon.com/efs/latest/ug/iam-access-control-nfs-efs.html,
+    "Condition keys for NFS clients"): aws:SecureTransport is false without TLS, and
+    elasticfilesystem:AccessPointArn is absent when a client mounts without an access point.
+    The access point itself cannot be named: it depends on this file system (a cycle), and
+    it is the only one, so "through an access point" is "through the Qdrant access point".
+    Roles are matched by aws:PrincipalArn, a fixed name the ecs stack gives them (it is
+    deployed after this stack), not by Principal: a Principal ARN is bound to the role's
+    unique id, which would lock a recreated role out
+    (https://docs.aws.amazon.com/efs/latest/ug/security_iam_resource-based-policy-examples.html).
+    Management actions (AWS Backup, describe) are not NFS client actions and stay unaffected.
+    """
+    client = [elasticfilesystem.ClientMount, elasticfilesystem.ClientWrite, elasticfilesystem.ClientRootAccess]
+    # The policy belongs to one file system; its own ARN would be a self-reference, so every
+    # file system of the account and region stands in for it.
+    resource = [arn("elasticfilesystem", "file-system/*")]
+    roles = [arn("iam", f"role/{name}", region=False) for name in cfg.file_system_clients]
+    statements = [
+        Statement(
+            Sid="DenyInsecureTransport",
+            Effect=Deny,
+            Principal=Principal("*"),
+            Action=client,
+            Resource=resource,
+            Condition=Condition(Bool("aws:SecureTransport", False)),
+        ),
+        Statement(
+            Sid="DenyWithoutAccessPoint",
+            Effect=Deny,
+            Principal=Principal("*"),
+            Action=client,
+            Resource=resource,
+            Condition=Condition(Null("elasticfilesystem:AccessPointArn", True)),
+        ),
+        Statement(
+            Sid="DenyOtherPrincipals",
+            Effect=Deny,
+            Principal=Principal("*"),
+            Action=client,
+            Resource=resource,
+            # No service mounts the file system: nobody may.
+            **({"Condition": Condition(ArnNotEquals("aws:PrincipalArn", roles))} if roles else {}),
+        ),
+    ]
+    return PolicyDocument(Version="2012-10-17", Statement=statements)
 
 
 def _buckets(t: Template, cfg: DataSlice) -> None:

@@ -25,6 +25,7 @@ from kr_cfn.config.base import ConfigError, Model, Problem
 from kr_cfn.config.bootstrap import BootstrapConfig, BootstrapSlice
 from kr_cfn.config.data import DataConfig, DataSlice
 from kr_cfn.config.deploy import DeployConfig, RootSlice
+from kr_cfn.config.flows import check_connects_to, service_flows
 from kr_cfn.config.monitoring import MonitoringConfig, MonitoringSlice, check_monitoring
 from kr_cfn.config.network import NetworkConfig, NetworkSlice
 from kr_cfn.config.services import (
@@ -34,6 +35,7 @@ from kr_cfn.config.services import (
     ServiceSpec,
     check_services,
     merge_services,
+    task_role_name,
 )
 from kr_cfn.naming import Naming
 
@@ -65,10 +67,12 @@ __all__ = [
     "monitoring_slice",
     "network_slice",
     "root_slice",
+    "task_role_name",
 ]
 
 _NAME = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$"
 _BUCKET_NAME_MAX = 63
+_ROLE_NAME_MAX = 64
 
 
 class EnvConfig(Model):
@@ -141,6 +145,14 @@ class EnvConfig(Model):
             (f"services.{path}" if path else "services", msg)
             for path, msg in check_services(self.services, self.data.redis)
         ]
+        problems += [
+            (f"services.{path}", msg) for path, msg in check_connects_to(self.services, self.data.redis)
+        ]
+        for name in ecs_slice(self).services:
+            if len(role := task_role_name(self.names, name)) > _ROLE_NAME_MAX and self.services[name].volumes:
+                problems.append(
+                    (f"services.{name}", f"task role name {role!r} is longer than IAM's {_ROLE_NAME_MAX} characters")
+                )
         watched = monitoring_slice(self)
         problems += [
             (f"monitoring.{path}", msg)
@@ -155,13 +167,15 @@ class EnvConfig(Model):
 
 
 def network_slice(cfg: EnvConfig) -> NetworkSlice:
-    """The network stack's slice of the config."""
-    return NetworkSlice(cfg.names, cfg.network)
+    """The network stack's slice: its settings, the services (one group each) and who talks to whom."""
+    services = ecs_slice(cfg).services
+    return NetworkSlice(cfg.names, cfg.network, tuple(services), service_flows(services, cfg.data.redis))
 
 
 def data_slice(cfg: EnvConfig) -> DataSlice:
     """The data stack's slice of the config."""
-    return DataSlice(cfg.names, cfg.data, cfg.network.az_count)
+    clients = tuple(task_role_name(cfg.names, n) for n, s in ecs_slice(cfg).services.items() if s.volumes)
+    return DataSlice(cfg.names, cfg.data, cfg.network.az_count, clients)
 
 
 def alb_slice(cfg: EnvConfig) -> AlbSlice:
