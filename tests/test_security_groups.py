@@ -16,7 +16,6 @@ import pytest
 import stacks
 from kr_cfn import config
 from kr_cfn.config.flows import DATA_ENDPOINTS, service_flows
-from kr_cfn.naming import pascal
 from tests.conftest import ENVS, ROOT, built, load_env, resources_of_type, write_params
 
 SEVENTH = ROOT / "tests" / "fixtures" / "seventh-service" / "dev.yaml"

@@ -145,9 +145,7 @@ class EnvConfig(Model):
             (f"services.{path}" if path else "services", msg)
             for path, msg in check_services(self.services, self.data.redis)
         ]
-        problems += [
-            (f"services.{path}", msg) for path, msg in check_connects_to(self.services, self.data.redis)
-        ]
+        problems += [(f"services.{path}", msg) for path, msg in check_connects_to(self.services, self.data.redis)]
         for name in ecs_slice(self).services:
             if len(role := task_role_name(self.names, name)) > _ROLE_NAME_MAX and self.services[name].volumes:
                 problems.append(

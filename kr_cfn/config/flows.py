@@ -53,7 +53,12 @@ DATA_ENDPOINTS: dict[str, Endpoint] = {
     ),
     "efs": Endpoint("FileSystemSecurityGroup", 2049, "NFS (EFS) from the ECS tasks only", "efs"),
     "redis": Endpoint(
-        "CacheSecurityGroup", 6379, "Redis (ElastiCache) from the ECS tasks only", "cache", REDIS_OUTPUTS, ("elasticache",)
+        "CacheSecurityGroup",
+        6379,
+        "Redis (ElastiCache) from the ECS tasks only",
+        "cache",
+        REDIS_OUTPUTS,
+        ("elasticache",),
     ),
 }
 """Every data endpoint; a new one (another file system, a broker) is one entry here plus its data-stack

@@ -10,6 +10,10 @@ String values in ``environment`` and ``files`` may contain placeholders, resolve
 time: ``{{host:qdrant}}`` (the service's Cloud Map name, ``qdrant.knowledge.local``),
 ``{{port:qdrant}}`` (its container port) and ``{{output:DbEndpointAddress}}`` (a data-stack
 output, passed to the ecs stack as a Parameter of the same name).
+
+The same references say who talks to whom: each service gets its own security group that
+reaches exactly what its placeholders, secrets, volumes and ``connects_to`` name
+(kr_cfn.config.flows).
 """
 
 from __future__ import annotations
@@ -65,11 +69,45 @@ _DIGEST = r"^sha256:[0-9a-f]{64}$"
 # Linux capabilities ECS accepts in linuxParameters.capabilities.drop
 # (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_KernelCapabilities.html).
 CAPABILITIES = (
-    "ALL AUDIT_CONTROL AUDIT_WRITE BLOCK_SUSPEND CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID IPC_LOCK "
-    "IPC_OWNER KILL LEASE LINUX_IMMUTABLE MAC_ADMIN MAC_OVERRIDE MKNOD NET_ADMIN NET_BIND_SERVICE NET_BROADCAST "
-    "NET_RAW SETFCAP SETGID SETPCAP SETUID SYS_ADMIN SYS_BOOT SYS_CHROOT SYS_MODULE SYS_NICE SYS_PACCT SYS_PTRACE "
-    "SYS_RAWIO SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG SYSLOG WAKE_ALARM"
-).split()
+    "ALL",
+    "AUDIT_CONTROL",
+    "AUDIT_WRITE",
+    "BLOCK_SUSPEND",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "KILL",
+    "LEASE",
+    "LINUX_IMMUTABLE",
+    "MAC_ADMIN",
+    "MAC_OVERRIDE",
+    "MKNOD",
+    "NET_ADMIN",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_RAW",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_CHROOT",
+    "SYS_MODULE",
+    "SYS_NICE",
+    "SYS_PACCT",
+    "SYS_PTRACE",
+    "SYS_RAWIO",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "SYSLOG",
+    "WAKE_ALARM",
+)
 
 
 class HealthCheck(Model):
@@ -162,7 +200,7 @@ class ServiceSpec(Model):
         (), description="Writable task-local paths (needed with a read-only root file system)."
     )
     discovery_name: str | None = Field(
-        None, description="Cloud Map name (<name>.<namespace>); also opens the port to the other tasks."
+        None, description="Cloud Map name (<name>.<namespace>) other services reach it by; opens nothing by itself."
     )
     load_balancer: Route | None = Field(None, description="ALB route; null = not behind the load balancer.")
     capacity: tuple[CapacityItem, ...] = Field(
@@ -173,7 +211,9 @@ class ServiceSpec(Model):
     command: tuple[str, ...] | None = Field(None, description="Override of the image's command.")
     read_only_root: bool = Field(True, description="Read-only root file system.")
     user: str | None = Field(
-        None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?$", description="User to run as; null = the image's."
+        None,
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?$",
+        description="User to run as; null = the image's.",
     )
     image_digest: str | None = Field(
         None,
@@ -216,7 +256,9 @@ class ServiceSpec(Model):
         problems += self._pin_problems()
         for i, cap in enumerate(self.drop_capabilities):
             if cap not in CAPABILITIES:
-                problems.append((f"drop_capabilities[{i}]", f"{cap!r} is not a Linux capability ECS knows (e.g. ALL, NET_RAW)"))
+                problems.append(
+                    (f"drop_capabilities[{i}]", f"{cap!r} is not a Linux capability ECS knows (e.g. ALL, NET_RAW)")
+                )
         if self.log_retention_days not in LOG_RETENTION_DAYS:
             allowed = ", ".join(map(str, LOG_RETENTION_DAYS[:12]))
             problems.append(
