@@ -41,7 +41,7 @@ from troposphere import (
 )
 
 from kr_cfn.blocks import checkov_skip
-from kr_cfn.config.services import PLACEHOLDER, EcsSlice, ServiceSpec, task_role_name
+from kr_cfn.config.services import PLACEHOLDER, EcsSlice, ServiceSpec
 from kr_cfn.iam import arn, service_trust
 from kr_cfn.naming import pascal
 
@@ -216,7 +216,7 @@ def _container(name: str, spec: ServiceSpec, cfg: EcsSlice, inputs: Inputs, log_
     return ecs.ContainerDefinition(**{k: v for k, v in props.items() if v != []})
 
 
-def _task_role(t: Template, cfg: EcsSlice, name: str, spec: ServiceSpec, inputs: Inputs) -> iam.Role:
+def _task_role(t: Template, name: str, spec: ServiceSpec, inputs: Inputs) -> iam.Role:
     statements = []
     for bucket, access in sorted(spec.buckets.items()):
         bucket_arn = inputs.ref(bucket)
@@ -240,9 +240,6 @@ def _task_role(t: Template, cfg: EcsSlice, name: str, spec: ServiceSpec, inputs:
             )
         )
     props: dict[str, Any] = {"AssumeRolePolicyDocument": ecs_tasks_trust()}
-    if spec.volumes:
-        # A fixed name: the data stack's file-system policy admits this role by ARN before it exists.
-        props["RoleName"] = task_role_name(cfg.names, name)
     if statements:
         props["Policies"] = [
             iam.Policy(
@@ -278,7 +275,7 @@ def render_service(
             ),
         )
     )
-    task_role = _task_role(t, cfg, name, spec, inputs)
+    task_role = _task_role(t, name, spec, inputs)
     volumes = [ecs.Volume(Name=_volume_name(path)) for path in spec.scratch_paths]
     volumes += [
         ecs.Volume(

@@ -16,7 +16,6 @@ from awacs import elasticfilesystem
 from awacs import s3 as s3_actions
 from awacs.aws import (
     Allow,
-    ArnNotEquals,
     Bool,
     Condition,
     Deny,
@@ -214,7 +213,7 @@ def _file_system(t: Template, cfg: DataSlice) -> None:
             PerformanceMode="generalPurpose",
             ThroughputMode="bursting",
             BackupPolicy=efs.BackupPolicy(Status="ENABLED"),
-            FileSystemPolicy=encode_to_dict(_file_system_policy(cfg)),
+            FileSystemPolicy=encode_to_dict(_file_system_policy()),
             FileSystemTags=name_tags(cfg.names("qdrant-data")),
             **_policies(cfg, "Retain"),
         )
@@ -246,58 +245,59 @@ def _file_system(t: Template, cfg: DataSlice) -> None:
     add_output(t, "QdrantAccessPointArn", GetAtt(ap, "Arn"), f"ARN of the EFS access point for {QDRANT_PATH}")
 
 
-def _file_system_policy(cfg: DataSlice) -> PolicyDocument:
-    """NFS clients only over TLS, only through an access point, only the task roles of its services.
+def _file_system_policy() -> PolicyDocument:
+    """NFS clients only over TLS, only through an access point, never as root; no anonymous client.
 
-    Only Deny statements: the task roles' own policies grant ClientMount/ClientWrite on the
-    access point, and within one account an identity-policy Allow suffices; these Denies
-    take precedence over any Allow, and with a policy present anonymous (non-IAM) mounts
-    get no Allow at all
-    (https://docs.aws.amazon.com/efs/latest/ug/iam-access-control-nfs-efs.html).
-    Condition keys (https://docs.aws.amazon.com/efs/latest/ug/iam-access-control-nfs-efs.html,
-    "Condition keys for NFS clients"): aws:SecureTransport is false without TLS, and
-    elasticfilesystem:AccessPointArn is absent when a client mounts without an access point.
-    The access point itself cannot be named: it depends on this file system (a cycle), and
-    it is the only one, so "through an access point" is "through the Qdrant access point".
-    Roles are matched by aws:PrincipalArn, a fixed name the ecs stack gives them (it is
-    deployed after this stack), not by Principal: a Principal ARN is bound to the role's
-    unique id, which would lock a recreated role out
-    (https://docs.aws.amazon.com/efs/latest/ug/security_iam_resource-based-policy-examples.html).
-    Management actions (AWS Backup, describe) are not NFS client actions and stay unaffected.
+    EFS evaluates a file system policy together with the client's identity policy, and an
+    Allow in either suffices (https://docs.aws.amazon.com/efs/latest/ug/iam-access-control-nfs-efs.html).
+    So this policy holds only Denies, which beat any Allow, and no Allow: an anonymous (non-IAM)
+    client, which only the default policy would admit, gets nothing. EFS enforces only four
+    condition keys for NFS clients -- aws:SecureTransport, aws:SourceIp,
+    elasticfilesystem:AccessPointArn, elasticfilesystem:AccessedViaMountTarget -- "no other
+    condition keys are enforced" (same page, "EFS condition keys for clients"), so the caller
+    cannot be named in a condition (aws:PrincipalArn), and a Deny with NotPrincipal would have to
+    name the ECS task's session ARN, which is unknown. Who may mount is therefore decided by the
+    identity side: only the task role of a service with ``volumes`` is granted
+    ClientMount/ClientWrite, on this file system through its own access point
+    (kr_cfn.services._task_role; tests/test_security_groups.py checks no other role is).
+    Management calls (AWS Backup, describe) are not NFS client actions and stay unaffected.
     """
     client = [elasticfilesystem.ClientMount, elasticfilesystem.ClientWrite, elasticfilesystem.ClientRootAccess]
-    # The policy belongs to one file system; its own ARN would be a self-reference, so every
-    # file system of the account and region stands in for it.
+    # The policy belongs to one file system; its own ARN would be a self-reference, so (as in
+    # https://docs.aws.amazon.com/efs/latest/ug/access-points-iam-policy.html) every file system
+    # of the account and region stands in for it.
     resource = [arn("elasticfilesystem", "file-system/*")]
-    roles = [arn("iam", f"role/{name}", region=False) for name in cfg.file_system_clients]
-    statements = [
-        Statement(
-            Sid="DenyInsecureTransport",
-            Effect=Deny,
-            Principal=Principal("*"),
-            Action=client,
-            Resource=resource,
-            Condition=Condition(Bool("aws:SecureTransport", False)),
-        ),
-        Statement(
-            Sid="DenyWithoutAccessPoint",
-            Effect=Deny,
-            Principal=Principal("*"),
-            Action=client,
-            Resource=resource,
-            Condition=Condition(Null("elasticfilesystem:AccessPointArn", True)),
-        ),
-        Statement(
-            Sid="DenyOtherPrincipals",
-            Effect=Deny,
-            Principal=Principal("*"),
-            Action=client,
-            Resource=resource,
-            # No service mounts the file system: nobody may.
-            **({"Condition": Condition(ArnNotEquals("aws:PrincipalArn", roles))} if roles else {}),
-        ),
-    ]
-    return PolicyDocument(Version="2012-10-17", Statement=statements)
+    return PolicyDocument(
+        Version="2012-10-17",
+        Statement=[
+            Statement(
+                Sid="DenyInsecureTransport",
+                Effect=Deny,
+                Principal=Principal("*"),
+                Action=client,
+                Resource=resource,
+                Condition=Condition(Bool("aws:SecureTransport", False)),
+            ),
+            Statement(
+                # The key is absent when a client mounts without an access point; the only access
+                # point (Qdrant's) fixes the directory and the uid/gid.
+                Sid="DenyWithoutAccessPoint",
+                Effect=Deny,
+                Principal=Principal("*"),
+                Action=client,
+                Resource=resource,
+                Condition=Condition(Null("elasticfilesystem:AccessPointArn", True)),
+            ),
+            Statement(
+                # The access point maps every client to uid/gid 1000: nobody needs root.
+                Sid="DenyRootAccess",
+                Effect=Deny,
+                Principal=Principal("*"),
+                Action=[elasticfilesystem.ClientRootAccess],
+                Resource=resource,
+            ),
+        ],
+    )
 
 
 def _buckets(t: Template, cfg: DataSlice) -> None:

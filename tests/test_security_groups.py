@@ -177,41 +177,71 @@ def _fs_policy(env: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_file_system_policy_tls_access_point_and_qdrant_role_only(env: str) -> None:
+def test_file_system_policy_tls_access_point_no_root_no_anonymous(env: str) -> None:
     statements = {s["Sid"]: s for s in _fs_policy(env)}
     client = {"elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite", "elasticfilesystem:ClientRootAccess"}
-    for s in statements.values():
-        # Only Deny: nothing here widens what the task roles' own policies allow.
-        assert (s["Effect"], s["Principal"], set(s["Action"])) == ("Deny", "*", client)
+    # Only Deny: nothing here widens what identity policies allow, and anonymous clients get no Allow.
+    assert {s["Effect"] for s in statements.values()} == {"Deny"}
+    assert all(s["Principal"] == "*" for s in statements.values())
+    for sid in ("DenyInsecureTransport", "DenyWithoutAccessPoint"):
+        assert set(statements[sid]["Action"]) == client
     assert statements["DenyInsecureTransport"]["Condition"] == {"Bool": {"aws:SecureTransport": False}}
     assert statements["DenyWithoutAccessPoint"]["Condition"] == {"Null": {"elasticfilesystem:AccessPointArn": True}}
-    (arns,) = statements["DenyOtherPrincipals"]["Condition"]["ArnNotEquals"].values()
-    prefix = load_env(env).names.prefix
-    assert arns == [{"Fn::Sub": f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/{prefix}-qdrant-task"}]
-    # ... which is the name the ecs stack gives the qdrant task role, the one that mounts the volume.
-    ecs = built(env)["ecs"]
-    assert ecs["Resources"]["QdrantTaskRole"]["Properties"]["RoleName"] == f"{prefix}-qdrant-task"
-    named = [k for k, r in resources_of_type(ecs, "AWS::IAM::Role").items() if "RoleName" in r["Properties"]]
-    assert named == ["QdrantTaskRole"]
+    assert statements["DenyRootAccess"]["Action"] == ["elasticfilesystem:ClientRootAccess"]
+    assert "Condition" not in statements["DenyRootAccess"]
+
+
+def _statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(role logical id, statement) of every inline role policy and managed policy of a template."""
+    found = []
+    for k, r in template["Resources"].items():
+        if r["Type"] == "AWS::IAM::Role":
+            for policy in r["Properties"].get("Policies", []):
+                found += [(k, s) for s in policy["PolicyDocument"]["Statement"]]
+        elif r["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            found += [(k, s) for s in r["Properties"]["PolicyDocument"]["Statement"]]
+    return found
+
+
+@pytest.mark.parametrize(("name", "templates"), CASES, ids=IDS)
+def test_only_the_qdrant_task_role_may_mount_and_only_through_its_access_point(
+    name: str, templates: dict[str, Any]
+) -> None:
+    """EFS cannot name the caller in its file system policy, so the identity side decides: check it.
+
+    Over the application stacks; the bootstrap's CloudFormation service role manages file systems
+    for CloudFormation, which never is an NFS client (its scope is issue 9's finding 1).
+    """
+    grants = []
+    for stack, template in templates.items():
+        if stack == "bootstrap":
+            continue
+        for owner, s in _statements(template):
+            actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+            if s["Effect"] == "Allow" and any(
+                a.lower().startswith(("elasticfilesystem:client", "elasticfilesystem:*")) or a == "*" for a in actions
+            ):
+                grants.append((owner, s))
+    assert [owner for owner, _ in grants] == ["QdrantTaskRole"]
+    ((_, grant),) = grants
+    assert sorted(grant["Action"]) == ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"]
+    assert grant["Resource"] == [{"Ref": "FileSystemArn"}]
+    assert grant["Condition"] == {"StringEquals": {"elasticfilesystem:AccessPointArn": {"Ref": "QdrantAccessPointArn"}}}
     mounts = [
         k
-        for k, r in resources_of_type(ecs, "AWS::ECS::TaskDefinition").items()
+        for k, r in resources_of_type(templates["ecs"], "AWS::ECS::TaskDefinition").items()
         for v in r["Properties"].get("Volumes", [])
         if "EFSVolumeConfiguration" in v
     ]
     assert mounts == ["QdrantTaskDefinition"]
-
-
-def test_file_system_policy_without_clients_denies_everyone(tmp_path: Path) -> None:
-    path = write_params(
-        tmp_path,
-        "dev",
-        "services:\n  qdrant: null\n  backend:\n    environment:\n      QDRANT_HOST: x\n      QDRANT_PORT: '1'\n",
-    )
-    data = stacks.build_all(config.load(path))["data"].to_dict()
-    (fs,) = resources_of_type(data, "AWS::EFS::FileSystem").values()
-    (deny,) = [s for s in fs["Properties"]["FileSystemPolicy"]["Statement"] if s["Sid"] == "DenyOtherPrincipals"]
-    assert "Condition" not in deny
+    (volume,) = [
+        v
+        for v in templates["ecs"]["Resources"]["QdrantTaskDefinition"]["Properties"]["Volumes"]
+        if "EFSVolumeConfiguration" in v
+    ]
+    efs = volume["EFSVolumeConfiguration"]
+    assert efs["TransitEncryption"] == "ENABLED"
+    assert efs["AuthorizationConfig"] == {"AccessPointId": {"Ref": "QdrantAccessPointId"}, "IAM": "ENABLED"}
 
 
 # --------------------------------------------------------------------------- containers

@@ -412,14 +412,3 @@ def test_unknown_capability(tmp_path: Path) -> None:
     assert _errors(tmp_path, "services:\n  backend:\n    drop_capabilities: [ALL, NET_RAWW]\n") == [
         "services.backend.drop_capabilities[1]: 'NET_RAWW' is not a Linux capability ECS knows (e.g. ALL, NET_RAW)"
     ]
-
-
-def test_fixed_task_role_name_too_long(tmp_path: Path) -> None:
-    """A service that mounts the file system gets a fixed role name; IAM allows 64 characters."""
-    prefix, name = "kr-" + "a" * 26, "vector-store-with-a-long-name-x"
-    text = (
-        f"name_prefix: {prefix}\nservices:\n  {name}:\n    image: qdrant/qdrant:v1.7.0\n    port: 6334\n"
-        "    volumes: [{access_point: Qdrant, path: /data}]\n"
-    )
-    role = f"{prefix}-{name}-task"
-    assert _errors(tmp_path, text) == [f"services.{name}: task role name {role!r} is longer than IAM's 64 characters"]

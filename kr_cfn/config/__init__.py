@@ -35,7 +35,6 @@ from kr_cfn.config.services import (
     ServiceSpec,
     check_services,
     merge_services,
-    task_role_name,
 )
 from kr_cfn.naming import Naming
 
@@ -67,12 +66,10 @@ __all__ = [
     "monitoring_slice",
     "network_slice",
     "root_slice",
-    "task_role_name",
 ]
 
 _NAME = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$"
 _BUCKET_NAME_MAX = 63
-_ROLE_NAME_MAX = 64
 
 
 class EnvConfig(Model):
@@ -146,11 +143,6 @@ class EnvConfig(Model):
             for path, msg in check_services(self.services, self.data.redis)
         ]
         problems += [(f"services.{path}", msg) for path, msg in check_connects_to(self.services, self.data.redis)]
-        for name in ecs_slice(self).services:
-            if len(role := task_role_name(self.names, name)) > _ROLE_NAME_MAX and self.services[name].volumes:
-                problems.append(
-                    (f"services.{name}", f"task role name {role!r} is longer than IAM's {_ROLE_NAME_MAX} characters")
-                )
         watched = monitoring_slice(self)
         problems += [
             (f"monitoring.{path}", msg)
@@ -172,8 +164,7 @@ def network_slice(cfg: EnvConfig) -> NetworkSlice:
 
 def data_slice(cfg: EnvConfig) -> DataSlice:
     """The data stack's slice of the config."""
-    clients = tuple(task_role_name(cfg.names, n) for n, s in ecs_slice(cfg).services.items() if s.volumes)
-    return DataSlice(cfg.names, cfg.data, cfg.network.az_count, clients)
+    return DataSlice(cfg.names, cfg.data, cfg.network.az_count)
 
 
 def alb_slice(cfg: EnvConfig) -> AlbSlice:

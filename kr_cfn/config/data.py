@@ -115,5 +115,3 @@ class DataSlice:
     data: DataConfig
     az_count: int
     """How many subnets AppSubnetIds holds (one per AZ)."""
-    file_system_clients: tuple[str, ...] = ()
-    """Names of the task roles that may mount the file system (services with ``volumes``)."""

@@ -646,15 +646,6 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
 }
 
 
-def task_role_name(names: Naming, service: str) -> str:
-    """The fixed name of the task role of a service with ``volumes``.
-
-    The data stack's file-system policy names this role before the ecs stack creates it
-    (the ecs stack depends on the data stack, so it cannot pass the ARN back).
-    """
-    return names(service, "task")
-
-
 @dataclass(frozen=True)
 class EcsSlice:
     """What the ecs stack may see: cluster settings and the services it renders."""
