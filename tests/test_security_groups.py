@@ -113,7 +113,7 @@ def test_default_services_talk_exactly_as_the_architecture_says(env: str) -> Non
 def test_every_rule_is_a_flow_of_the_params(name: str, templates: dict[str, Any]) -> None:
     """For every rule between groups, the destination port is one the source uses (params' who-talks-to-whom)."""
     cfg = config.load(SEVENTH) if name == "seventh-service" else load_env(name)
-    flows = service_flows(config.ecs_slice(cfg).services, cfg.data.redis)
+    flows = service_flows(config.ecs_slice(cfg).services, config.data_choices(cfg))
     assert _reachable(templates) == {(f.source, f.destination, f.port) for f in flows}
 
 

@@ -60,6 +60,7 @@ __all__ = [
     "alb_slice",
     "available_envs",
     "bootstrap_slice",
+    "data_choices",
     "data_slice",
     "ecs_slice",
     "load",
@@ -142,7 +143,9 @@ class EnvConfig(Model):
             (f"services.{path}" if path else "services", msg)
             for path, msg in check_services(self.services, self.data.redis)
         ]
-        problems += [(f"services.{path}", msg) for path, msg in check_connects_to(self.services, self.data.redis)]
+        problems += [
+            (f"services.{path}", msg) for path, msg in check_connects_to(ecs_slice(self).services, data_choices(self))
+        ]
         watched = monitoring_slice(self)
         problems += [
             (f"monitoring.{path}", msg)
@@ -159,7 +162,12 @@ class EnvConfig(Model):
 def network_slice(cfg: EnvConfig) -> NetworkSlice:
     """The network stack's slice: its settings, the services (one group each) and who talks to whom."""
     services = ecs_slice(cfg).services
-    return NetworkSlice(cfg.names, cfg.network, tuple(services), service_flows(services, cfg.data.redis))
+    return NetworkSlice(cfg.names, cfg.network, tuple(services), service_flows(services, data_choices(cfg)))
+
+
+def data_choices(cfg: EnvConfig) -> dict[str, str]:
+    """The ``data.*`` choices that decide which data endpoints exist (kr_cfn.config.flows.Endpoint.requires)."""
+    return {"redis": cfg.data.redis}
 
 
 def data_slice(cfg: EnvConfig) -> DataSlice:

@@ -17,7 +17,8 @@ A reference to itself (``localhost:{{port:prometheus}}`` in Prometheus' own conf
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from kr_cfn.config.base import Problem
 from kr_cfn.config.services import PLACEHOLDER, REDIS_OUTPUTS, ServiceSpec
@@ -39,8 +40,9 @@ class Endpoint:
     """Name tag part of the group (``<prefix>-<tag>``)."""
     outputs: tuple[str, ...] = ()
     """Data outputs (``{{output:X}}`` or a secret) whose use means talking to this endpoint."""
-    redis: tuple[str, ...] = ("fargate", "elasticache")
-    """The ``data.redis`` choices with which services can reach it (ElastiCache only with ``elasticache``)."""
+    requires: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Params choices (``data.<key>``) under which the data stack provides it, e.g. ElastiCache only with
+    ``{"redis": ("elasticache",)}``; empty = always."""
 
 
 DATA_ENDPOINTS: dict[str, Endpoint] = {
@@ -58,11 +60,12 @@ DATA_ENDPOINTS: dict[str, Endpoint] = {
         "Redis (ElastiCache) from the ECS tasks only",
         "cache",
         REDIS_OUTPUTS,
-        ("elasticache",),
+        {"redis": ("elasticache",)},
     ),
 }
-"""Every data endpoint; a new one (another file system, a broker) is one entry here plus its data-stack
-resource, which takes ``<group>Id`` as a Parameter."""
+"""Every data endpoint; a new one (another file system, a broker) is one entry here (with the ``data.*``
+choice that provides it in ``requires``, passed in by :func:`kr_cfn.config.data_choices`) plus its
+data-stack resource, which takes ``<group>Id`` as a Parameter."""
 
 RESERVED_NAMES = (ALB, "db", "efs")
 """Names a service cannot take: they name the load balancer and the data endpoints in ``connects_to``."""
@@ -77,14 +80,15 @@ class Flow:
     port: int
 
 
-def endpoints(redis: str) -> dict[str, Endpoint]:
-    """The data endpoints services can reach with this ``data.redis`` choice."""
-    return {n: e for n, e in DATA_ENDPOINTS.items() if redis in e.redis}
+def endpoints(choices: Mapping[str, str]) -> dict[str, Endpoint]:
+    """The data endpoints the data stack provides with these ``data.*`` choices (``{"redis": "fargate"}``)."""
+    return {
+        n: e for n, e in DATA_ENDPOINTS.items() if all(choices.get(k) in allowed for k, allowed in e.requires.items())
+    }
 
 
-def _targets(name: str, spec: ServiceSpec, redis: str) -> list[str]:
+def _targets(name: str, spec: ServiceSpec, reachable: Mapping[str, Endpoint]) -> list[str]:
     """Everything ``name`` talks to, derived and declared, in order of first mention."""
-    reachable = endpoints(redis)
     found: list[str] = []
     texts = [*spec.environment.values(), *spec.files.values()]
     for text in texts:
@@ -100,15 +104,15 @@ def _targets(name: str, spec: ServiceSpec, redis: str) -> list[str]:
     return [t for i, t in enumerate(found) if t != name and t not in found[:i]]
 
 
-def service_flows(services: dict[str, ServiceSpec], redis: str) -> tuple[Flow, ...]:
-    """Every flow of the rendered ``services`` (with ``data.redis`` = ``redis``), sorted.
+def service_flows(services: Mapping[str, ServiceSpec], choices: Mapping[str, str]) -> tuple[Flow, ...]:
+    """Every flow of the rendered ``services`` with the ``data.*`` ``choices``, sorted.
 
     Call after :func:`check_connects_to` found no problem: unknown targets are skipped here.
     """
-    reachable = endpoints(redis)
+    reachable = endpoints(choices)
     flows = {Flow(ALB, n, s.port) for n, s in services.items() if s.load_balancer is not None}
     for name, spec in services.items():
-        for target in _targets(name, spec, redis):
+        for target in _targets(name, spec, reachable):
             if target in services:
                 flows.add(Flow(name, target, services[target].port))
             elif target in reachable:
@@ -116,11 +120,14 @@ def service_flows(services: dict[str, ServiceSpec], redis: str) -> tuple[Flow, .
     return tuple(sorted(flows, key=lambda f: (f.source, f.destination)))
 
 
-def check_connects_to(services: dict[str, ServiceSpec], redis: str) -> list[Problem]:
-    """``connects_to`` names services with a discovery_name or data endpoints; no service takes a reserved name."""
+def check_connects_to(services: Mapping[str, ServiceSpec], choices: Mapping[str, str]) -> list[Problem]:
+    """``connects_to`` names services with a discovery_name or data endpoints; no service takes a reserved name.
+
+    ``services`` are the rendered ones (an endpoint such as ElastiCache replaces its service).
+    """
     problems: list[Problem] = []
-    reachable = endpoints(redis)
-    rendered = {n for n in services if not (n == "redis" and "redis" in reachable)}
+    reachable = endpoints(choices)
+    rendered = set(services)
     discoverable = {n for n in rendered if services[n].discovery_name}
     known = sorted(discoverable | set(reachable))
     for name, spec in services.items():
@@ -133,7 +140,9 @@ def check_connects_to(services: dict[str, ServiceSpec], redis: str) -> list[Prob
             elif target in rendered and target not in discoverable:
                 problems.append((key, f"{target!r} has no discovery_name, so no other service can reach it"))
             elif target not in known:
-                why = " (only with data.redis: elasticache)" if target in DATA_ENDPOINTS else ""
+                requires = DATA_ENDPOINTS[target].requires if target in DATA_ENDPOINTS else {}
+                only = "; ".join(f"data.{k}: {' or '.join(v)}" for k, v in requires.items())
+                why = f" (only with {only})" if only else ""
                 problems.append(
                     (key, f"{target!r} is not a service or data endpoint{why} (one of: {', '.join(known)})")
                 )
