@@ -220,7 +220,11 @@ def test_previous_build_read_when_the_nested_stack_cannot_be(stacks: dict[str, t
     )
     bind = _binding("data-stack-removed", stacks, **{"root/DataStack": gone})
     review, _ = _review("data-stack-removed", bind)
-    assert _rows(review) == DATA_STACK
+    # The build does not say which Conditions held: its conditional bucket counts too.
+    assert _rows(review) == [
+        *DATA_STACK,
+        ("root/DataStack", "ReplicaBucket", "AWS::S3::Bucket", "Remove", False, "DataStack"),
+    ]
 
 
 def test_blocked_when_neither_the_stack_nor_the_previous_build_can_be_read(stacks: dict[str, tuple[str, str]]) -> None:
@@ -320,6 +324,16 @@ def test_nested_stack_contents_asked_when_the_stack_can_go(action: str, replacem
     )
 
 
+def test_a_retained_nested_stack_still_blocks_and_says_so() -> None:
+    def contents(stack: StackChanges, change: ResourceChange) -> list[guard.Held]:
+        return [guard.Held("root/DataStack", "Db", "AWS::RDS::DBInstance", "Snapshot")]
+
+    change = ResourceChange("Remove", "DataStack", guard.NESTED_STACK, None, policy_action="Retain")
+    (finding,) = guard.findings([StackChanges("root", "s", "cs", [change])], [], contents)
+    assert (finding.logical_id, finding.policy_action, finding.allowed) == ("Db", "Retain", False)
+    assert finding.what == "goes with nested stack DataStack (removed); policy Retain: kept, outside the stack"
+
+
 def test_held_in_template_for_callers_with_templates_only() -> None:
     outer = {"Resources": {"Db": {"Type": "AWS::RDS::DBCluster"}, "Inner": {"Type": guard.NESTED_STACK}}}
     inner = {"Resources": {"Table": {"Type": "AWS::DynamoDB::Table", "DeletionPolicy": "Retain"}}}
@@ -329,6 +343,10 @@ def test_held_in_template_for_callers_with_templates_only() -> None:
         guard.Held("root/Data/Inner", "Table", "AWS::DynamoDB::Table", "Retain"),
     ]
     assert guard.held_in(outer, "root/Data", lambda path, lid, res: "unreadable") == "root/Data/Inner: unreadable"
+    for_each = {"Resources": {"Fn::ForEach::Tables": ["Name", ["A"], {"${Name}": {"Type": "AWS::DynamoDB::Table"}}]}}
+    assert guard.held_in(for_each, "root/Data", lambda path, lid, res: inner) == (
+        "root/Data/Fn::ForEach::Tables: not a resource (a transform not processed)"
+    )
 
 
 @pytest.mark.parametrize(

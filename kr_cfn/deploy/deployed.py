@@ -36,6 +36,13 @@ def _parse(body: Any) -> dict[str, Any] | str:
     return json.loads(json.dumps(template))
 
 
+def _deployed_only(template: dict[str, Any] | str, existing: set[str] | None) -> dict[str, Any] | str:
+    """The template without resources the stack does not have (a false Condition); all when unknown."""
+    if isinstance(template, str) or existing is None or not isinstance(template.get("Resources"), dict):
+        return template
+    return {**template, "Resources": {k: v for k, v in template["Resources"].items() if k in existing}}
+
+
 def s3_location(url: str) -> tuple[str, str] | None:
     """(bucket, key) of an S3 template URL, path style or virtual-hosted style; None for anything else."""
     parsed = urlparse(url)
@@ -85,11 +92,21 @@ class Reader:
             return "no physical id"
         if stack not in self._templates:
             try:
-                body = self.cfn.get_template(StackName=stack, TemplateStage="Original")["TemplateBody"]
-                self._templates[stack] = _parse(body)
+                # Processed: after transforms (Fn::ForEach, SAM); the same as Original without them
+                # (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_GetTemplate.html).
+                body = self.cfn.get_template(StackName=stack, TemplateStage="Processed")["TemplateBody"]
+                self._templates[stack] = _deployed_only(_parse(body), self._resources(stack))
             except ClientError as exc:
                 self._templates[stack] = f"GetTemplate {stack}: {error_message(exc)}"
         return self._templates[stack]
+
+    def _resources(self, stack: str) -> set[str] | None:
+        """The logical ids the stack has (ListStackResources); None when they cannot be listed."""
+        try:
+            pages = self.cfn.get_paginator("list_stack_resources").paginate(StackName=stack)
+            return {r["LogicalResourceId"] for page in pages for r in page["StackResourceSummaries"]}
+        except ClientError:
+            return None
 
     def _physical_id(self, parent: str, logical_id: str) -> str | None:
         if not parent:

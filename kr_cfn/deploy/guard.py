@@ -82,6 +82,7 @@ _KEEPS_DATA = frozenset({"Add", "Import", "SyncWithActual"})
 # PolicyAction: Delete | Retain | Snapshot | ReplaceAndDelete | ReplaceAndRetain | ReplaceAndSnapshot (same page).
 _REPLACING = frozenset({"ReplaceAndDelete", "ReplaceAndRetain", "ReplaceAndSnapshot"})
 _SNAPSHOT = frozenset({"Snapshot", "ReplaceAndSnapshot"})
+_RETAINED = frozenset({"Retain", "ReplaceAndRetain"})
 # A Retain or Snapshot policy does not lift the block. Retain keeps the old resource, but outside the stack:
 # the stack (and the app) go on with a new, empty one when the logical id was renamed or the resource
 # replaced. Snapshot deletes the live resource: getting the data back is a restore into a new resource,
@@ -127,8 +128,8 @@ def held_in(template: dict[str, Any], path: str, child: ChildTemplate) -> list[H
     if not isinstance(resources, dict):
         return "no Resources in the template"
     for logical_id, resource in resources.items():
-        if not isinstance(resource, dict):
-            continue
+        if not isinstance(resource, dict):  # e.g. Fn::ForEach (a transform): cannot tell what it makes
+            return f"{path}/{logical_id}: not a resource (a transform not processed)"
         type_, policy = str(resource.get("Type", "")), resource.get("DeletionPolicy")
         policy = policy if isinstance(policy, str) else None
         if type_ == NESTED_STACK:
@@ -171,12 +172,13 @@ def findings(
                     finding = _unreadable(stack, c, c.logical_id in allow)
                     found.append(replace(finding, reason=held))
                     continue
+                # A nested stack that is itself retained keeps everything in it (outside the stack).
+                kept = c.policy_action if c.policy_action in _RETAINED else None
                 for h in held:
                     ok = c.logical_id in allow or h.logical_id in allow
+                    policy = kept or h.deletion_policy
                     found.append(
-                        GuardFinding(
-                            h.path, h.logical_id, h.type, c.action, c.replacement, ok, h.deletion_policy, c.logical_id
-                        )
+                        GuardFinding(h.path, h.logical_id, h.type, c.action, c.replacement, ok, policy, c.logical_id)
                     )
             elif stateful(c.type, c.policy_action):
                 replacement = "Conditional" if c.action == "Dynamic" else c.replacement
