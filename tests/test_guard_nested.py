@@ -112,7 +112,7 @@ def _review(case: str, bind: dict[str, str], allowed: list[str] = (), contents: 
     root = changeset._describe_all(cfn, root_id)
     stacks = changeset.walk(lambda arn: changeset._describe_all(cfn, arn), root)
     reader = deployed.Reader(Aws(REGION)) if contents == "aws" else contents
-    return changeset.build_review(root, stacks, REGION, list(allowed), "UPDATE", reader), cfn
+    return changeset.build_review(root, stacks, REGION, list(allowed), "UPDATE", contents=reader), cfn
 
 
 def _rows(review: Review) -> list[tuple[str, str, str, str, bool, str | None]]:

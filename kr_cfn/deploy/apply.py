@@ -34,7 +34,7 @@ def check(aws: Aws, stack_name: str, change_set: str) -> tuple[Review, dict[str,
     stacks = changeset.walk(lambda arn: changeset._describe_all(cfn, arn), cs)
     stack = changeset.stack_status(aws, stack_name)
     change_set_type = "CREATE" if stack is None or stack["StackStatus"] == "REVIEW_IN_PROGRESS" else "UPDATE"
-    review = changeset.build_review(cs, stacks, aws.region, allowed, change_set_type, deployed.Reader(aws))
+    review = changeset.build_review(cs, stacks, aws.region, allowed, change_set_type, contents=deployed.Reader(aws))
     if review.blocked:
         listing = ", ".join(
             f"{f.path}/{f.logical_id} ({f.type})" + (f" with nested stack {f.nested_stack}" if f.nested_stack else "")

@@ -185,6 +185,7 @@ def build_review(
     region: str,
     allowed: Sequence[str],
     change_set_type: str,
+    *,
     contents: guard.Contents | None = None,
 ) -> Review:
     """The review of a walked change set with the guard's findings (DescribeChangeSet tells no type).
@@ -268,5 +269,5 @@ def plan(aws: Aws, target: Target, env: str, allowed: Sequence[str]) -> tuple[Re
             code=1,
         )
     stacks = walk(lambda arn: _describe_all(cfn, arn), existing)
-    review = build_review(existing, stacks, aws.region, allowed, change_set_type, deployed.Reader(aws))
+    review = build_review(existing, stacks, aws.region, allowed, change_set_type, contents=deployed.Reader(aws))
     return review, existing
