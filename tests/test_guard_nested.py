@@ -349,6 +349,24 @@ def test_held_in_template_for_callers_with_templates_only() -> None:
     )
 
 
+def test_template_contents_for_callers_with_a_previous_build() -> None:
+    templates = {
+        "root/DataStack": {
+            "Resources": {"Db": {"Type": "AWS::RDS::DBInstance"}, "Inner": {"Type": guard.NESTED_STACK}}
+        },
+        "root/DataStack/Inner": {"Resources": {"Vault": {"Type": "AWS::Backup::BackupVault"}}},
+        "root/Quiet": {"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}},
+    }
+    contents = guard.template_contents(templates.get)
+    changes = [ResourceChange("Remove", n, guard.NESTED_STACK, None) for n in ("DataStack", "Quiet", "Unknown")]
+    found = guard.findings([StackChanges("root", "s", "cs", changes)], ["Unknown"], contents)
+    assert [(f.path, f.logical_id, f.allowed, f.reason) for f in found] == [
+        ("root/DataStack", "Db", False, None),
+        ("root/DataStack/Inner", "Vault", False, None),
+        ("root", "Unknown", True, "root/Unknown: no template"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("url", "location"),
     [

@@ -143,6 +143,24 @@ def held_in(template: dict[str, Any], path: str, child: ChildTemplate) -> list[H
     return found
 
 
+def template_contents(template_at: Callable[[str], dict[str, Any] | None]) -> Contents:
+    """A ``Contents`` for callers with templates only (e.g. a previous build).
+
+    ``template_at("root/DataStack")`` returns the template of the nested stack at that path, or
+    None when there is none (then the stack is blocked as a whole).
+    """
+
+    def child(path: str, logical_id: str, resource: dict[str, Any]) -> dict[str, Any] | str:
+        return template_at(f"{path}/{logical_id}") or f"{path}/{logical_id}: no template"
+
+    def contents(stack: StackChanges, change: ResourceChange) -> list[Held] | str:
+        top = f"{stack.path}/{change.logical_id}"
+        template = template_at(top)
+        return held_in(template, top, child) if template is not None else f"{top}: no template"
+
+    return contents
+
+
 def _unreadable(stack: StackChanges, change: ResourceChange, allowed: bool) -> GuardFinding:
     return GuardFinding(
         stack.path, change.logical_id, change.type, change.action, change.replacement, allowed, change.policy_action
