@@ -20,6 +20,7 @@ import botocore.exceptions
 import pytest
 import yaml
 
+from kr_cfn import config
 from kr_cfn.cli import main
 from kr_cfn.deploy import guard
 from kr_cfn.deploy.package import load_template
@@ -27,6 +28,7 @@ from tests import aws_endpoint
 from tests.conftest import PARAMS
 
 REGION = "eu-central-1"
+MOTO_ACCOUNT = "123456789012"
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +52,8 @@ class Project:
     def __init__(self, tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
         self.params, self.out, self.capsys = tmp / "params", tmp / "out", capsys
         shutil.copytree(PARAMS, self.params)
+        for env in config.available_envs(self.params):  # the local endpoint's account (STS)
+            self.set(env, "account_id", MOTO_ACCOUNT)
 
     def set(self, env: str, path: str, value: Any) -> None:
         """Change one key in ``params/<env>.yaml``."""
@@ -155,7 +159,8 @@ def test_full_deploy_sequence(endpoint: str, tmp_path: Path, capsys: pytest.Capt
     nested = {k for k, v in project.template("dev", "root")["Resources"].items() if v["Type"].endswith("::Stack")}
     assert review["change_set_type"] == "CREATE" and review["has_changes"]
     assert {(c["action"], c["logical_id"]) for c in review["stacks"][0]["changes"]} >= {("Add", n) for n in nested}
-    assert f"apply with: kr-cfn apply --env dev --change-set {review['change_set_name']}" in out
+    assert f"or: kr-cfn apply --env dev --change-set {review['change_set_name']}" in out
+    assert f"apply with: kr-cfn apply --env dev --plan {project.out / 'dev' / 'plan.json'}" in out
     assert (project.out / "dev" / "review.md").read_text().startswith("### CloudFormation plan: `knowledgerouter-dev`")
 
     # apply: every resource of every stack exists, outputs, stack policy, termination protection
