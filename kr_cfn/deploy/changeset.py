@@ -17,6 +17,7 @@ from kr_cfn.deploy import guard
 from kr_cfn.deploy.aws import Aws, error_code, error_message
 from kr_cfn.deploy.errors import DeployError
 from kr_cfn.deploy.review import (
+    CHANGED,
     ParameterChange,
     PropertyChange,
     ResourceChange,
@@ -268,7 +269,12 @@ def plan(aws: Aws, target: Target, env: str, allowed: Sequence[str]) -> tuple[Re
             ChangeSetName=arn, WaiterConfig={"Delay": 2, "MaxAttempts": 300}
         )
     existing = _describe_all(cfn, arn)
-    if _no_changes(existing) or (existing.get("Status") == "CREATE_COMPLETE" and not existing.get("Changes")):
+    params = parameter_changes(existing.get("Parameters"), deployed, kept)
+    # A new parameter value that no resource uses changes no resource, but executing stores it.
+    new_values = any(p.status in CHANGED for p in params)
+    if _no_changes(existing) or (
+        existing.get("Status") == "CREATE_COMPLETE" and not existing.get("Changes") and not new_values
+    ):
         cfn.delete_change_set(ChangeSetName=arn)
         root = {**existing, "Changes": []}
         return build_review(root, [], aws.region, allowed, change_set_type), root
@@ -279,5 +285,4 @@ def plan(aws: Aws, target: Target, env: str, allowed: Sequence[str]) -> tuple[Re
             code=1,
         )
     stacks = walk(lambda arn: _describe_all(cfn, arn), existing)
-    params = parameter_changes(existing.get("Parameters"), deployed, kept)
     return build_review(existing, stacks, aws.region, allowed, change_set_type, params), existing

@@ -53,6 +53,10 @@ class GuardFinding:
     allowed: bool
 
 
+CHANGED = ("changed", "added", "removed")
+"""Statuses of a :class:`ParameterChange` that change the stack."""
+
+
 @dataclass(frozen=True)
 class ParameterChange:
     """A root-stack parameter: the deployed value and the one the change set sets."""
@@ -122,8 +126,8 @@ class Review:
 
     @property
     def has_changes(self) -> bool:
-        """Whether any stack has a change."""
-        return any(s.changes for s in self.stacks)
+        """Whether any stack has a change, or a root parameter gets another value."""
+        return any(s.changes for s in self.stacks) or any(p.status in CHANGED for p in self.parameters)
 
     @property
     def blocked(self) -> list[GuardFinding]:
@@ -193,7 +197,7 @@ def _parameter_lines(review: Review) -> list[str]:
     if not review.parameters:
         return []
     width = max(len(c.key) for c in review.parameters)
-    changed = sum(c.status in ("changed", "added", "removed") for c in review.parameters)
+    changed = sum(c.status in CHANGED for c in review.parameters)
     return [
         f"root stack parameters ({changed} changed):",
         *(f"  {c.key.ljust(width)}  {_parameter_note(c)}" for c in review.parameters),
