@@ -163,6 +163,9 @@ def test_pull_requests_write_only_under_pr(endpoint: str, bucket: str, project: 
 def test_planted_change_set_is_not_executed(endpoint: str, bucket: str, project: Project) -> None:  # noqa: F811
     """A change set made ahead with the name main's plan derives, and other parameters, is never used."""
     stack = STACK
+    # main's next commit changes the templates too (a tag), so the change set has resource changes.
+    project.set(ENV, "tags", {"Release": "planted-cs"})
+    project.build(ENV)
     project.ok("package", "--env", ENV, "--bucket", bucket)
     pkg = json.loads((project.out / ENV / "package.json").read_text())
     role = _cfn().describe_stacks(StackName=f"knowledgerouter-{ENV}-bootstrap")["Stacks"][0]["Outputs"]
@@ -186,12 +189,11 @@ def test_planted_change_set_is_not_executed(endpoint: str, bucket: str, project:
     )
 
     out = _plan(project, bucket, "v2")
-    review = project.review(ENV)
-    assert review["change_set_name"] != predictable
-    assert all(p["planned"] == "v2" for p in review["parameters"]), review["parameters"]
-    assert "evil" not in out
     _apply_plan(project)
-    assert set(_parameters(stack).values()) == {"v2"}
+    assert set(_parameters(stack).values()) == {"v2"}  # not "evil"
+    review = project.review(ENV)
+    assert review["change_set_name"] != predictable and "evil" not in out
+    assert all(p["planned"] == "v2" for p in review["parameters"]), review["parameters"]
     # Applying by the name printed works the same way: that name was never the attacker's.
     assert review["change_set_id"].split("/")[1] == review["change_set_name"]
 
