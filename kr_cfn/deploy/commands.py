@@ -15,6 +15,7 @@ from kr_cfn.deploy import changeset
 from kr_cfn.deploy import package as packaging
 from kr_cfn.deploy.aws import Aws, pinned
 from kr_cfn.deploy.errors import EXIT_GUARD, DeployError
+from kr_cfn.deploy.notes import add_template_notes, live_desired_counts
 from kr_cfn.deploy.review import Review, render_markdown, render_text
 from kr_cfn.naming import pascal
 
@@ -159,6 +160,7 @@ def cmd_plan(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     )
     review, cs = changeset.plan(aws, target, cfg.env, args.allow_replace or [])
     directory = Path(args.review_dir or env_dir)
+    add_template_notes(review, env_dir, cfg.env, live_desired_counts(aws, stack))
     code = _report(review, directory, "review")
     kept = frozenset(k for k, v in target.parameters if v is None)
     # The stack as the change set found it (a CREATE made it REVIEW_IN_PROGRESS); a change after
