@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 from botocore.exceptions import ClientError
 
-from kr_cfn.deploy import changeset, guard
+from kr_cfn.deploy import changeset, deployed, guard
 from kr_cfn.deploy.aws import Aws, error_message
 from kr_cfn.deploy.errors import EXIT_FAILED, EXIT_GUARD, DeployError
 from kr_cfn.deploy.review import Review, parameter_changes
@@ -47,9 +47,14 @@ def check(
     params = parameter_changes(
         cs.get("Parameters"), (stack or {}).get("Parameters") if change_set_type == "UPDATE" else None, kept
     )
-    review = changeset.build_review(cs, stacks, aws.region, allowed, change_set_type, params)
+    review = changeset.build_review(
+        cs, stacks, aws.region, allowed, change_set_type, contents=deployed.Reader(aws), parameters=params
+    )
     if review.blocked:
-        listing = ", ".join(f"{f.path}/{f.logical_id} ({f.type})" for f in review.blocked)
+        listing = ", ".join(
+            f"{f.path}/{f.logical_id} ({f.type})" + (f" with nested stack {f.nested_stack}" if f.nested_stack else "")
+            for f in review.blocked
+        )
         raise DeployError(
             f"change set {change_set} replaces or deletes stateful resources not allowed at plan time: {listing}",
             code=EXIT_GUARD,
@@ -236,7 +241,7 @@ def execute(
     out = out or sys.stdout
     cfn = aws.client("cloudformation")
     stack_id = cs["StackId"]
-    allowed_ids = [f.logical_id for f in review.findings if f.allowed]
+    allowed_ids = guard.lifted_ids(review)
     existing = [stack_id, *(s for s, _ in nested_stacks(aws, stack_id))] if review.change_set_type == "UPDATE" else []
     # Events before the change set was made belong to earlier operations (server clock).
     since = cs["CreationTime"]

@@ -13,7 +13,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError, WaiterError
 
-from kr_cfn.deploy import guard
+from kr_cfn.deploy import deployed, guard
 from kr_cfn.deploy.aws import Aws, error_code, error_message
 from kr_cfn.deploy.errors import DeployError
 from kr_cfn.deploy.review import (
@@ -164,6 +164,7 @@ def _resource_change(change: dict[str, Any]) -> ResourceChange:
         physical_id=rc.get("PhysicalResourceId"),
         properties=tuple(props.values()),
         nested_change_set_id=rc.get("ChangeSetId"),
+        policy_action=rc.get("PolicyAction"),
     )
 
 
@@ -193,9 +194,14 @@ def build_review(
     region: str,
     allowed: Sequence[str],
     change_set_type: str,
+    *,
+    contents: guard.Contents | None = None,
     parameters: list[ParameterChange] | None = None,
 ) -> Review:
-    """The review of a walked change set with the guard's findings (DescribeChangeSet tells no type)."""
+    """The review of a walked change set with the guard's findings (DescribeChangeSet tells no type).
+
+    ``contents`` reads what a removed or replaced nested stack holds (``deployed.Reader``).
+    """
     return Review(
         parameters=parameters or [],
         stack_name=root.get("StackName", "?"),
@@ -205,7 +211,7 @@ def build_review(
         region=region,
         stack_id=root.get("StackId", ""),
         stacks=stacks,
-        findings=guard.findings(stacks, allowed),
+        findings=guard.findings(stacks, allowed, contents),
     )
 
 
@@ -232,7 +238,7 @@ def plan(aws: Aws, target: Target, env: str, allowed: Sequence[str]) -> tuple[Re
     cfn = aws.client("cloudformation")
     stack = stack_status(aws, target.stack_name)
     change_set_type = check_deployable(stack, env)
-    deployed = (stack or {}).get("Parameters") if change_set_type == "UPDATE" else None
+    live_parameters = (stack or {}).get("Parameters") if change_set_type == "UPDATE" else None
     kept = frozenset(k for k, v in target.parameters if v is None)
     name = unique_name(target, change_set_type, allowed)
     kwargs: dict[str, Any] = {
@@ -271,7 +277,7 @@ def plan(aws: Aws, target: Target, env: str, allowed: Sequence[str]) -> tuple[Re
             ChangeSetName=arn, WaiterConfig={"Delay": 2, "MaxAttempts": 300}
         )
     existing = _describe_all(cfn, arn)
-    params = parameter_changes(existing.get("Parameters"), deployed, kept)
+    params = parameter_changes(existing.get("Parameters"), live_parameters, kept)
     # A new parameter value that no resource uses changes no resource, but executing stores it.
     new_values = any(p.status in CHANGED for p in params)
     if _no_changes(existing) or (
@@ -287,4 +293,7 @@ def plan(aws: Aws, target: Target, env: str, allowed: Sequence[str]) -> tuple[Re
             code=1,
         )
     stacks = walk(lambda arn: _describe_all(cfn, arn), existing)
-    return build_review(existing, stacks, aws.region, allowed, change_set_type, params), existing
+    review = build_review(
+        existing, stacks, aws.region, allowed, change_set_type, contents=deployed.Reader(aws), parameters=params
+    )
+    return review, existing
