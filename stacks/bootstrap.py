@@ -5,11 +5,18 @@ provider (optional), the CloudFormation service role the application stacks run 
 and two GitHub roles whose trust names the exact repository: a plan role for pull
 requests (read, change sets, uploads) and a deploy role for the deploy branch and the
 environment (executes change sets). The GitHub roles may pass only the service role.
+
+The service role works through a permissions boundary (``ApplicationPermissionsBoundary``):
+it may create and change only roles under the environment's IAM path that carry that
+boundary, and it is denied its own role, the GitHub roles, the boundary, the artifacts bucket
+and this stack. Its other actions are the handler permissions of the resource types the
+built application templates hold (see kr_cfn.iam.handler_permissions).
 """
 
 from __future__ import annotations
 
 import json
+import re
 
 from awacs import aws, sts
 from awacs import cloudformation as cfn
@@ -20,7 +27,16 @@ from troposphere import GetAtt, Ref, Sub, Tags, Template, ecr, iam, s3
 
 from kr_cfn.blocks import add_output, checkov_skip, new_template
 from kr_cfn.config import BootstrapSlice
-from kr_cfn.iam import arn, deny_insecure_transport, service_trust
+from kr_cfn.config.bootstrap import bootstrap_stack_name
+from kr_cfn.iam import (
+    application_role_arns,
+    arn,
+    boundary_name,
+    deny_insecure_transport,
+    handler_permissions,
+    permissions_boundary,
+    service_trust,
+)
 from kr_cfn.naming import pascal
 
 ARTIFACTS_BUCKET = "ArtifactsBucket"
@@ -33,24 +49,41 @@ DEPLOY_ROLE = "GitHubDeployRole"
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 STS_AUDIENCE = "sts.amazonaws.com"
 
-# What the application stacks create; the service role may manage these services.
-_STACK_SERVICES = (
-    "application-autoscaling",
-    "cloudwatch",
-    "ec2",
-    "ecs",
-    "elasticache",
-    "elasticfilesystem",
-    "elasticloadbalancing",
-    "kms",
-    "logs",
-    "rds",
-    "route53",
-    "s3",
-    "secretsmanager",
-    "servicediscovery",
-    "sns",
-)
+BOUNDARY_POLICY = "ApplicationPermissionsBoundary"
+
+# Role actions allowed only when the role carries the boundary (condition iam:PermissionsBoundary).
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html#access_policies_boundaries-delegate
+_WITH_BOUNDARY = ("iam:CreateRole", "iam:PutRolePermissionsBoundary", "iam:PutRolePolicy", "iam:DeleteRolePolicy")
+# IAM handler permissions granted by their own statements (with conditions) or never.
+_IAM_ELSEWHERE = {
+    *_WITH_BOUNDARY,
+    "iam:AttachRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:DeleteRolePermissionsBoundary",
+    "iam:PassRole",
+    "iam:CreateServiceLinkedRole",
+}
+
+# Handler permissions the application templates do not use; reviewed, left out of the service role.
+_UNUSED_HANDLER_SERVICES = {
+    "lambda": "provisioned concurrency and rotation Lambdas: the stacks have no Lambda functions",
+    "firehose": "log delivery to Kinesis Data Firehose: the stacks deliver logs to CloudWatch Logs only",
+    "cognito-idp": "ALB Cognito authentication: the listeners do not authenticate",
+}
+# Handler permissions that are not IAM actions (e.g. "s3:REST.PUT.OBJECT" in the log group's schema).
+_IAM_ACTION = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9]+$")
+# Actions CloudFormation itself needs besides the handlers: Fn::GetAZs in the network stack.
+_EXTRA_ACTIONS = ("ec2:DescribeAvailabilityZones",)
+# Service-linked roles the stacks' services create on first use, by resource-type prefix.
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/using-service-linked-roles.html
+_SERVICE_LINKED = {
+    "AWS::ApplicationAutoScaling::": "ecs.application-autoscaling.amazonaws.com",
+    "AWS::ECS::": "ecs.amazonaws.com",
+    "AWS::EFS::": "elasticfilesystem.amazonaws.com",
+    "AWS::ElastiCache::": "elasticache.amazonaws.com",
+    "AWS::ElasticLoadBalancingV2::": "elasticloadbalancing.amazonaws.com",
+    "AWS::RDS::": "rds.amazonaws.com",
+}
 
 
 def build(cfg: BootstrapSlice) -> Template:
@@ -60,29 +93,19 @@ def build(cfg: BootstrapSlice) -> Template:
     for name in cfg.bootstrap.repositories:
         repo = _repository(t, cfg, name)
         add_output(t, f"{pascal(name)}RepositoryUri", GetAtt(repo, "RepositoryUri"), f"ECR repository for {name}")
+    boundary = _boundary_policy(t, cfg)
     service_role = _service_role(t, cfg)
+    service_role.DependsOn = [boundary.title]
     add_output(t, "ArtifactsBucketName", Ref(bucket), "Bucket for packaged templates (kr-cfn package --bucket)")
     add_output(t, "CloudFormationRoleArn", GetAtt(service_role, "Arn"), "Role the application stacks run under")
+    add_output(t, "PermissionsBoundaryArn", Ref(boundary), "Boundary every application role carries")
     repository = cfg.bootstrap.github_repository
     if repository is not None:
         provider = _oidc_provider(t, cfg)
-        plan = _github_role(t, cfg, PLAN_ROLE, "github-plan", [f"repo:{repository}:pull_request"], provider)
+        plan_subject, deploy_subject = github_subjects(cfg)
+        plan = _github_role(t, cfg, PLAN_ROLE, "github-plan", plan_subject, provider)
         plan.Policies = [_plan_policy(cfg, bucket, service_role)]
-        deploy = _github_role(
-            t,
-            cfg,
-            DEPLOY_ROLE,
-            "github-deploy",
-            [
-                *(
-                    [f"repo:{repository}:ref:refs/heads/{cfg.bootstrap.deploy_branch}"]
-                    if cfg.bootstrap.deploy_branch
-                    else []
-                ),
-                f"repo:{repository}:environment:{cfg.env}",
-            ],
-            provider,
-        )
+        deploy = _github_role(t, cfg, DEPLOY_ROLE, "github-deploy", deploy_subject, provider)
         deploy.Policies = [_plan_policy(cfg, bucket, service_role), _deploy_policy(cfg)]
         add_output(t, "PlanRoleArn", GetAtt(plan, "Arn"), "Role for pull-request workflows (plan)")
         add_output(t, "DeployRoleArn", GetAtt(deploy, "Arn"), "Role for deploy-branch and environment workflows")
@@ -190,9 +213,37 @@ def _oidc_provider(t: Template, cfg: BootstrapSlice) -> object:
     return Ref(provider)
 
 
+def github_subjects(cfg: BootstrapSlice) -> tuple[str, str]:
+    """The OIDC ``sub`` the plan role and the deploy role trust.
+
+    With ``oidc_subject: environment_and_ref`` the repository's subject template is
+    ``include_claim_keys: [repo, context, ref]``, so a job names both its environment and its
+    branch (``repo:o/r:environment:prod:ref:refs/heads/main``) and a workflow_dispatch from an
+    unreviewed branch gets a subject the deploy role does not trust. GitHub's default subject
+    names the environment only (``repo:o/r:environment:prod``).
+    https://docs.github.com/en/actions/security-for-github-actions/security-hardening-your-deployments/about-security-hardening-with-openid-connect#customizing-the-token-claims
+    """
+    repo = f"repo:{cfg.bootstrap.github_repository}"
+    if cfg.bootstrap.oidc_subject == "environment":
+        return f"{repo}:pull_request", f"{repo}:environment:{cfg.env}"
+    # Pull-request workflows run on the merge ref refs/pull/<number>/merge.
+    return (
+        f"{repo}:pull_request:ref:refs/pull/*/merge",
+        f"{repo}:environment:{cfg.env}:ref:refs/heads/{cfg.bootstrap.deploy_branch}",
+    )
+
+
 def _github_role(
-    t: Template, cfg: BootstrapSlice, logical_id: str, name: str, subjects: list[str], provider: object
+    t: Template, cfg: BootstrapSlice, logical_id: str, name: str, subject: str, provider: object
 ) -> iam.Role:
+    aud, sub = f"{GITHUB_OIDC_HOST}:aud", f"{GITHUB_OIDC_HOST}:sub"
+    # StringLike only where the subject has a wildcard (the pull-request number); otherwise one
+    # StringEquals holding both keys (two StringEquals elements would collide).
+    condition = (
+        aws.Condition([aws.StringEquals(aud, STS_AUDIENCE), aws.StringLike(sub, subject)])
+        if "*" in subject
+        else aws.Condition(aws.StringEquals({aud: STS_AUDIENCE, sub: subject}))
+    )
     trust = aws.PolicyDocument(
         Version="2012-10-17",
         Statement=[
@@ -200,10 +251,7 @@ def _github_role(
                 Effect=aws.Allow,
                 Principal=aws.Principal("Federated", provider),
                 Action=[sts.AssumeRoleWithWebIdentity],
-                # One StringEquals holding both keys: two StringEquals elements would collide.
-                Condition=aws.Condition(
-                    aws.StringEquals({f"{GITHUB_OIDC_HOST}:aud": STS_AUDIENCE, f"{GITHUB_OIDC_HOST}:sub": subjects})
-                ),
+                Condition=condition,
             )
         ],
     )
@@ -219,8 +267,27 @@ def _github_role(
 
 
 def _stack_arns(cfg: BootstrapSlice) -> list[object]:
-    """The root stack and its nested stacks (named '<root>-<LogicalId>-<suffix>')."""
-    return [arn("cloudformation", f"stack/{cfg.stack_name}/*"), arn("cloudformation", f"stack/{cfg.stack_name}-*/*")]
+    """The root stack and its nested stacks, and nothing else.
+
+    Nested stacks are named '<root>-<LogicalId>-<suffix>'; the logical ids are the root's
+    children (PascalCase), so '<root>-NetworkStack-*' never matches '<root>-bootstrap' nor
+    another environment's '<root>-dev-...' stacks. Stack ARN: stack/<name>/<id>.
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscloudformation.html#awscloudformation-resources-for-iam-policies
+    """
+    return [
+        arn("cloudformation", f"stack/{cfg.stack_name}/*"),
+        *(arn("cloudformation", f"stack/{cfg.stack_name}-{child}-*/*") for child in cfg.app.children),
+    ]
+
+
+def _deny_bootstrap_stack(cfg: BootstrapSlice) -> aws.Statement:
+    """Explicit deny of every CloudFormation action on this (the bootstrap) stack."""
+    return aws.Statement(
+        Sid="DenyBootstrapStack",
+        Effect=aws.Deny,
+        Action=[cfn.Action("*")],  # a Deny: every action, present and future
+        Resource=[arn("cloudformation", f"stack/{bootstrap_stack_name(cfg.names)}/*")],
+    )
 
 
 def _plan_policy(cfg: BootstrapSlice, bucket: s3.Bucket, service_role: iam.Role) -> iam.Policy:
@@ -265,6 +332,7 @@ def _plan_policy(cfg: BootstrapSlice, bucket: s3.Bucket, service_role: iam.Role)
                     Resource=[GetAtt(service_role, "Arn")],
                     Condition=aws.Condition(aws.StringEquals("iam:PassedToService", "cloudformation.amazonaws.com")),
                 ),
+                _deny_bootstrap_stack(cfg),
             ],
         ),
     )
@@ -289,53 +357,249 @@ def _deploy_policy(cfg: BootstrapSlice) -> iam.Policy:
                     Action=[ecs_actions.ListServices, ecs_actions.DescribeServices],
                     Resource=["*"],
                 ),
+                _deny_bootstrap_stack(cfg),
             ],
         ),
     )
 
 
-def _service_role(t: Template, cfg: BootstrapSlice) -> iam.Role:
-    trust = service_trust("cloudformation.amazonaws.com")
-    # Roles named by the stacks (cfg.names) and roles CloudFormation names itself
-    # ('<nested stack name>-<LogicalId>-<suffix>', starting with the root stack's name).
-    role_arns = [
-        arn("iam", f"role/{name}-*", region=False) for name in dict.fromkeys([cfg.names.prefix, cfg.stack_name])
+def _boundary_policy(t: Template, cfg: BootstrapSlice) -> iam.ManagedPolicy:
+    """The permissions boundary: the most any application role may do.
+
+    Pull images, write logs, read secrets, use the environment's buckets and file systems, and
+    what RDS Enhanced Monitoring needs. Every application role carries it (kr_cfn.iam.bounded),
+    so no template can grant more.
+    """
+    region_account = "${AWS::Region}:${AWS::AccountId}"
+    buckets = [Sub(f"arn:${{AWS::Partition}}:s3:::{name}") for name in cfg.app.bucket_names]
+    objects = [Sub(f"arn:${{AWS::Partition}}:s3:::{name}/*") for name in cfg.app.bucket_names]
+    statements = [
+        # No resource-level permissions: it only returns a registry login token.
+        aws.Statement(
+            Sid="EcrLogin", Effect=aws.Allow, Action=[aws.Action("ecr", "GetAuthorizationToken")], Resource=["*"]
+        ),
+        aws.Statement(
+            Sid="PullImages",
+            Effect=aws.Allow,
+            Action=[
+                aws.Action("ecr", a) for a in ("BatchCheckLayerAvailability", "GetDownloadUrlForLayer", "BatchGetImage")
+            ],
+            Resource=[arn("ecr", "repository/*")],
+        ),
+        aws.Statement(
+            Sid="WriteLogs",
+            Effect=aws.Allow,
+            Action=[aws.Action("logs", a) for a in ("CreateLogStream", "PutLogEvents", "DescribeLogStreams")],
+            Resource=[Sub(f"arn:${{AWS::Partition}}:logs:{region_account}:log-group:*")],
+        ),
+        # AmazonRDSEnhancedMonitoringRole: the RDSOSMetrics log group and its streams.
+        aws.Statement(
+            Sid="RdsEnhancedMonitoring",
+            Effect=aws.Allow,
+            Action=[aws.Action("logs", a) for a in ("CreateLogGroup", "PutRetentionPolicy", "GetLogEvents")],
+            Resource=[Sub(f"arn:${{AWS::Partition}}:logs:{region_account}:log-group:RDS*")],
+        ),
+        aws.Statement(
+            Sid="ReadSecrets",
+            Effect=aws.Allow,
+            Action=[aws.Action("secretsmanager", "GetSecretValue")],
+            Resource=[arn("secretsmanager", "secret:*")],
+        ),
+        aws.Statement(
+            Sid="MountFileSystems",
+            Effect=aws.Allow,
+            Action=[aws.Action("elasticfilesystem", a) for a in ("ClientMount", "ClientWrite")],
+            Resource=[arn("elasticfilesystem", "file-system/*")],
+        ),
     ]
-    policy = aws.PolicyDocument(
-        Version="2012-10-17",
-        Statement=[
+    if buckets:
+        statements.append(
             aws.Statement(
-                Sid="StackServices",
+                Sid="EnvironmentBuckets",
                 Effect=aws.Allow,
-                Action=[aws.Action(service, "*") for service in _STACK_SERVICES],
-                Resource=["*"],
-            ),
+                Action=[awacs_s3.GetObject, awacs_s3.PutObject, awacs_s3.DeleteObject, awacs_s3.AbortMultipartUpload],
+                Resource=objects,
+            )
+        )
+        statements.append(
             aws.Statement(
-                Sid="ApplicationRoles",
+                Sid="ListEnvironmentBuckets", Effect=aws.Allow, Action=[awacs_s3.ListBucket], Resource=buckets
+            )
+        )
+    return t.add_resource(
+        iam.ManagedPolicy(
+            BOUNDARY_POLICY,
+            # A fixed name: the application stacks compute its ARN at build time (kr_cfn.iam).
+            ManagedPolicyName=boundary_name(cfg.names.prefix),
+            Description=f"{cfg.names.prefix}: the most any application role may do (permissions boundary)",
+            PolicyDocument=aws.PolicyDocument(Version="2012-10-17", Statement=statements),
+        )
+    )
+
+
+def _stack_actions(cfg: BootstrapSlice) -> dict[str, list[str]]:
+    """The handler permissions of the application's resource types, by service prefix."""
+    by_service: dict[str, set[str]] = {}
+    for actions in handler_permissions(cfg.app.resource_types, cfg.region).values():
+        for action in actions:
+            service = action.split(":", 1)[0]
+            if _IAM_ACTION.match(action) and service not in _UNUSED_HANDLER_SERVICES:
+                by_service.setdefault(service, set()).add(action)
+    for action in _EXTRA_ACTIONS:
+        by_service.setdefault(action.split(":", 1)[0], set()).add(action)
+    return {service: sorted(actions) for service, actions in sorted(by_service.items())}
+
+
+def _action(name: str) -> aws.Action:
+    service, action = name.split(":", 1)
+    return aws.Action(service, action)
+
+
+def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
+    by_service = _stack_actions(cfg)
+    iam_actions = set(by_service.pop("iam", []))
+    s3_actions = by_service.pop("s3", [])
+    by_service.pop("cloudformation", None)
+    prefix = cfg.names.prefix
+    roles = [application_role_arns(prefix)]
+    boundary = permissions_boundary(prefix)
+    with_boundary = aws.StringEquals("iam:PermissionsBoundary", boundary)
+    managed = [Sub(p) for p in cfg.app.managed_policies]
+    linked = sorted({name for p, name in _SERVICE_LINKED.items() for rt in cfg.app.resource_types if rt.startswith(p)})
+    own = [
+        arn("iam", f"role/{cfg.names(name)}", region=False)
+        for name in ("cloudformation", "github-plan", "github-deploy")
+    ]
+    statements = [
+        aws.Statement(
+            Sid="StackResources",
+            Effect=aws.Allow,
+            Action=[_action(a) for actions in by_service.values() for a in actions],
+            # "*": exactly the handler permissions of the stacks' resource types; their resources get
+            # ids at create time (vpc-..., sg-..., key ids) and many of these actions have no resource scope.
+            Resource=["*"],
+        ),
+        aws.Statement(
+            Sid="CreateRolesOnlyWithTheBoundary",
+            Effect=aws.Allow,
+            Action=[
+                _action(a)
+                for a in (
+                    "iam:CreateRole",
+                    "iam:PutRolePermissionsBoundary",
+                    "iam:PutRolePolicy",
+                    "iam:DeleteRolePolicy",
+                )
+            ],
+            Resource=roles,
+            Condition=aws.Condition(with_boundary),
+        ),
+        aws.Statement(
+            Sid="ManageApplicationRoles",
+            Effect=aws.Allow,
+            Action=[_action(a) for a in sorted(iam_actions - _IAM_ELSEWHERE)],
+            Resource=roles,
+        ),
+        aws.Statement(
+            Sid="PassApplicationRoles",
+            Effect=aws.Allow,
+            Action=[awacs_iam.PassRole],
+            Resource=roles,
+            Condition=aws.Condition(aws.StringEquals("iam:PassedToService", list(cfg.app.role_services))),
+        ),
+        aws.Statement(
+            Sid="NestedStacks",
+            Effect=aws.Allow,
+            Action=[
+                _action(f"cloudformation:{a}")
+                for a in (
+                    "CreateStack",
+                    "UpdateStack",
+                    "DeleteStack",
+                    "DescribeStacks",
+                    "DescribeStackEvents",
+                    "DescribeStackResource",
+                    "DescribeStackResources",
+                    "ListStackResources",
+                    "GetTemplate",
+                    "GetTemplateSummary",
+                    "GetStackPolicy",
+                    "SetStackPolicy",
+                    "UpdateTerminationProtection",
+                    # Nested change sets (IncludeNestedStacks) are made and run under the root's role.
+                    "CreateChangeSet",
+                    "DescribeChangeSet",
+                    "ExecuteChangeSet",
+                    "DeleteChangeSet",
+                )
+            ],
+            Resource=_stack_arns(cfg),
+        ),
+        aws.Statement(
+            Sid="ReadTemplates",
+            Effect=aws.Allow,
+            Action=[awacs_s3.GetObject],
+            Resource=[Sub("${ArtifactsBucket.Arn}/*")],
+        ),
+    ]
+    if managed:
+        statements.insert(
+            2,
+            aws.Statement(
+                Sid="AttachOnlyTheStacksManagedPolicies",
                 Effect=aws.Allow,
-                Action=[awacs_iam.Action("*")],
-                Resource=role_arns,
+                Action=[awacs_iam.AttachRolePolicy, awacs_iam.DetachRolePolicy],
+                Resource=roles,
+                Condition=aws.Condition([with_boundary, aws.ArnEquals("iam:PolicyARN", managed)]),
             ),
+        )
+    if s3_actions:
+        names = [f"arn:${{AWS::Partition}}:s3:::{name}" for name in cfg.app.bucket_names]
+        statements.append(
+            aws.Statement(
+                Sid="ApplicationBuckets",
+                Effect=aws.Allow,
+                Action=[_action(a) for a in s3_actions],
+                Resource=[Sub(n) for n in names] + [Sub(f"{n}/*") for n in names],
+            )
+        )
+    if linked:
+        statements.append(
             aws.Statement(
                 Sid="ServiceLinkedRoles",
                 Effect=aws.Allow,
                 Action=[awacs_iam.CreateServiceLinkedRole],
                 Resource=[arn("iam", "role/aws-service-role/*", region=False)],
-            ),
-            aws.Statement(
-                Sid="NestedStacks",
-                Effect=aws.Allow,
-                Action=[cfn.Action("*")],
-                Resource=_stack_arns(cfg),
-            ),
-            aws.Statement(
-                Sid="ReadTemplates",
-                Effect=aws.Allow,
-                Action=[awacs_s3.GetObject],
-                Resource=[Sub("${ArtifactsBucket.Arn}/*")],
-            ),
-        ],
-    )
+                Condition=aws.Condition(aws.StringEquals("iam:AWSServiceName", linked)),
+            )
+        )
+    statements += [
+        aws.Statement(
+            Sid="DenyBootstrapRolesAndBoundary",
+            Effect=aws.Deny,
+            Action=[awacs_iam.Action("*")],  # a Deny: no IAM action at all on these
+            Resource=[*own, boundary],
+        ),
+        aws.Statement(
+            Sid="DenyRemovingBoundaries",
+            Effect=aws.Deny,
+            Action=[awacs_iam.DeleteRolePermissionsBoundary],
+            Resource=["*"],  # a Deny: no role in the account loses its boundary through this role
+        ),
+        aws.Statement(
+            Sid="DenyArtifactsBucketChanges",
+            Effect=aws.Deny,
+            NotAction=[awacs_s3.GetObject],
+            Resource=[GetAtt(ARTIFACTS_BUCKET, "Arn"), Sub("${ArtifactsBucket.Arn}/*")],
+        ),
+        _deny_bootstrap_stack(cfg),
+    ]
+    return statements
+
+
+def _service_role(t: Template, cfg: BootstrapSlice) -> iam.Role:
+    trust = service_trust("cloudformation.amazonaws.com")
+    policy = aws.PolicyDocument(Version="2012-10-17", Statement=_service_role_statements(cfg))
     return t.add_resource(
         iam.Role(
             SERVICE_ROLE,

@@ -33,7 +33,7 @@ from troposphere import (
 
 from kr_cfn.blocks import add_output, add_parameter, checkov_skip, name_tags, new_template
 from kr_cfn.config import DataSlice
-from kr_cfn.iam import deny_insecure_transport, managed_policy, service_trust
+from kr_cfn.iam import bounded, deny_insecure_transport, managed_policy, service_trust
 from kr_cfn.naming import pascal
 
 APP_SUBNETS = "AppSubnetIds"
@@ -118,6 +118,7 @@ def _database(t: Template, cfg: DataSlice) -> None:
         iam.Role(
             DB_MONITORING_ROLE,
             AssumeRolePolicyDocument=service_trust("monitoring.rds.amazonaws.com"),
+            **bounded(cfg.names.prefix),
             ManagedPolicyArns=[managed_policy("service-role/AmazonRDSEnhancedMonitoringRole")],
         )
     )
