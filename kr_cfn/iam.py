@@ -93,16 +93,28 @@ _HANDLERS = ("create", "read", "update", "delete")
 def handler_permissions(resource_types: Iterable[str], region: str) -> dict[str, tuple[str, ...]]:
     """IAM actions CloudFormation needs per resource type, from cfn-lint's bundled schemas.
 
-    The create/read/update/delete handlers' ``permissions`` of the resource provider schemas.
+    The create/read/update/delete handlers' ``permissions`` of the resource provider schemas,
+    keeping only names cfn-lint's IAM action list knows: some schemas list legacy or API names
+    that are no IAM action (``s3:DeleteBucketEncryption``, whose permission is
+    ``s3:PutEncryptionConfiguration``, which the schema lists too).
 
     https://docs.aws.amazon.com/cloudformation-cli/latest/userguide/resource-type-schema.html#schema-properties-handlers
     """
-    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER  # heavy import: only when building
+    from cfnlint.data import AdditionalSpecs  # heavy imports: only when building
+    from cfnlint.helpers import load_resource
+    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+
+    known = load_resource(AdditionalSpecs, "Policies.json")
+
+    def is_action(name: str) -> bool:
+        service, _, action = name.partition(":")
+        return action.lower() in {a.lower() for a in known.get(service.lower(), {}).get("Actions", {})}
 
     out: dict[str, tuple[str, ...]] = {}
     for rtype in sorted(set(resource_types)):
         handlers = PROVIDER_SCHEMA_MANAGER.get_resource_schema(region, rtype).schema.get("handlers", {})
         if not handlers:
             raise ValueError(f"{rtype}: the resource provider schema lists no handler permissions")
-        out[rtype] = tuple(sorted({p for h in _HANDLERS for p in handlers.get(h, {}).get("permissions", [])}))
+        permissions = {p for h in _HANDLERS for p in handlers.get(h, {}).get("permissions", [])}
+        out[rtype] = tuple(sorted(p for p in permissions if is_action(p)))
     return out

@@ -16,7 +16,6 @@ built application templates hold (see kr_cfn.iam.handler_permissions).
 from __future__ import annotations
 
 import json
-import re
 
 from awacs import aws, sts
 from awacs import cloudformation as cfn
@@ -50,6 +49,23 @@ GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 STS_AUDIENCE = "sts.amazonaws.com"
 
 BOUNDARY_POLICY = "ApplicationPermissionsBoundary"
+STACK_ACTIONS_POLICY = "StackActionsPolicy"
+_MANAGED_POLICY_BUDGET = 5000  # characters of actions per managed policy (limit 6,144 with the rest)
+_MAX_STACK_POLICIES = 9  # a role may have 10 managed policies
+_SERVICE_ROLE_SKIPS = (
+    (
+        "CKV_AWS_109",
+        "Only the handler permissions of the stacks' resource types; roles only under the env's path with its "
+        "boundary; its own role, the GitHub roles, the boundary and the bootstrap stack are denied.",
+    ),
+    (
+        "CKV_AWS_111",
+        "Write access is what a CloudFormation service role is for: exactly the handler permissions of the "
+        "stacks' resource types; only the GitHub roles may pass it, to CloudFormation.",
+    ),
+    ("CKV_AWS_107", "The Secrets Manager handlers read the secrets the stacks create (GetSecretValue)."),
+    ("CKV_AWS_108", "The S3 bucket handlers read bucket data (only the application's buckets, by name)."),
+)
 
 # Role actions allowed only when the role carries the boundary (condition iam:PermissionsBoundary).
 # https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html#access_policies_boundaries-delegate
@@ -69,9 +85,8 @@ _UNUSED_HANDLER_SERVICES = {
     "lambda": "provisioned concurrency and rotation Lambdas: the stacks have no Lambda functions",
     "firehose": "log delivery to Kinesis Data Firehose: the stacks deliver logs to CloudWatch Logs only",
     "cognito-idp": "ALB Cognito authentication: the listeners do not authenticate",
+    "s3tables": "S3 metadata table configurations: the buckets have none",
 }
-# Handler permissions that are not IAM actions (e.g. "s3:REST.PUT.OBJECT" in the log group's schema).
-_IAM_ACTION = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9]+$")
 # Actions CloudFormation itself needs besides the handlers: Fn::GetAZs in the network stack.
 _EXTRA_ACTIONS = ("ec2:DescribeAvailabilityZones",)
 # Service-linked roles the stacks' services create on first use, by resource-type prefix.
@@ -443,7 +458,7 @@ def _stack_actions(cfg: BootstrapSlice) -> dict[str, list[str]]:
     for actions in handler_permissions(cfg.app.resource_types, cfg.region).values():
         for action in actions:
             service = action.split(":", 1)[0]
-            if _IAM_ACTION.match(action) and service not in _UNUSED_HANDLER_SERVICES:
+            if service not in _UNUSED_HANDLER_SERVICES:
                 by_service.setdefault(service, set()).add(action)
     for action in _EXTRA_ACTIONS:
         by_service.setdefault(action.split(":", 1)[0], set()).add(action)
@@ -457,9 +472,8 @@ def _action(name: str) -> aws.Action:
 
 def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
     by_service = _stack_actions(cfg)
-    iam_actions = set(by_service.pop("iam", []))
-    s3_actions = by_service.pop("s3", [])
-    by_service.pop("cloudformation", None)
+    iam_actions = set(by_service.get("iam", []))
+    s3_actions = by_service.get("s3", [])
     prefix = cfg.names.prefix
     roles = [application_role_arns(prefix)]
     boundary = permissions_boundary(prefix)
@@ -472,25 +486,9 @@ def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
     ]
     statements = [
         aws.Statement(
-            Sid="StackResources",
-            Effect=aws.Allow,
-            Action=[_action(a) for actions in by_service.values() for a in actions],
-            # "*": exactly the handler permissions of the stacks' resource types; their resources get
-            # ids at create time (vpc-..., sg-..., key ids) and many of these actions have no resource scope.
-            Resource=["*"],
-        ),
-        aws.Statement(
             Sid="CreateRolesOnlyWithTheBoundary",
             Effect=aws.Allow,
-            Action=[
-                _action(a)
-                for a in (
-                    "iam:CreateRole",
-                    "iam:PutRolePermissionsBoundary",
-                    "iam:PutRolePolicy",
-                    "iam:DeleteRolePolicy",
-                )
-            ],
+            Action=[_action(a) for a in _WITH_BOUNDARY],
             Resource=roles,
             Condition=aws.Condition(with_boundary),
         ),
@@ -597,6 +595,47 @@ def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
     return statements
 
 
+def _stack_resource_policies(t: Template, cfg: BootstrapSlice) -> list[iam.ManagedPolicy]:
+    """The handler permissions on '*', in managed policies of at most 6,144 characters each.
+
+    Inline policies of one role may total 10,240 characters, a managed policy 6,144, and a role
+    may have 10 managed policies: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html
+    """
+    # Granted by their own, scoped statements (iam, s3, cloudformation).
+    by_service = {s: a for s, a in _stack_actions(cfg).items() if s not in {"iam", "s3", "cloudformation"}}
+    chunks: list[list[str]] = [[]]
+    for actions in by_service.values():
+        for action in actions:
+            if sum(len(a) + 3 for a in chunks[-1]) + len(action) > _MANAGED_POLICY_BUDGET:
+                chunks.append([])
+            chunks[-1].append(action)
+    if len(chunks) > _MAX_STACK_POLICIES:
+        raise ValueError(f"the stacks' handler permissions need {len(chunks)} managed policies (limit 9)")
+    return [
+        t.add_resource(
+            iam.ManagedPolicy(
+                f"{STACK_ACTIONS_POLICY}{i}",
+                Description=f"{cfg.names.prefix}: what CloudFormation needs for the stacks' resources",
+                PolicyDocument=aws.PolicyDocument(
+                    Version="2012-10-17",
+                    Statement=[
+                        aws.Statement(
+                            Sid="StackResources",
+                            Effect=aws.Allow,
+                            Action=[_action(a) for a in chunk],
+                            # "*": exactly the handler permissions of the stacks' resource types; their resources
+                            # get ids at create time (vpc-..., sg-..., key ids), many actions have no resource scope.
+                            Resource=["*"],
+                        )
+                    ],
+                ),
+                Metadata=checkov_skip(*_SERVICE_ROLE_SKIPS),
+            )
+        )
+        for i, chunk in enumerate(chunks, start=1)
+    ]
+
+
 def _service_role(t: Template, cfg: BootstrapSlice) -> iam.Role:
     trust = service_trust("cloudformation.amazonaws.com")
     policy = aws.PolicyDocument(Version="2012-10-17", Statement=_service_role_statements(cfg))
@@ -606,15 +645,8 @@ def _service_role(t: Template, cfg: BootstrapSlice) -> iam.Role:
             RoleName=cfg.names("cloudformation"),
             AssumeRolePolicyDocument=trust,
             Policies=[iam.Policy(PolicyName="stacks", PolicyDocument=policy)],
+            ManagedPolicyArns=[Ref(p) for p in _stack_resource_policies(t, cfg)],
             Tags=Tags(**cfg.tags),
-            Metadata=checkov_skip(
-                (
-                    "CKV_AWS_109",
-                    "CloudFormation creates and deletes the whole application with this role; only it may pass it.",
-                ),
-                ("CKV_AWS_111", "Write access is what a CloudFormation service role is for; only deploys can use it."),
-                ("CKV_AWS_107", "The stacks create secrets (Secrets Manager) and must read them back."),
-                ("CKV_AWS_108", "The stacks create buckets and must manage their objects (e.g. empty on delete)."),
-            ),
+            Metadata=checkov_skip(*_SERVICE_ROLE_SKIPS),
         )
     )
