@@ -180,3 +180,43 @@ def test_roles_are_scoped_by_the_environment_path_not_a_name_prefix() -> None:
         ]
     nested = _statements(t, bootstrap.SERVICE_ROLE)["NestedStacks"]["Resource"]
     assert {"Fn::Sub": "arn:${AWS::Partition}:cloudformation:${AWS::Region}:${AWS::AccountId}:stack/kr-app/*"} in nested
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_bootstrap_fits_aws_size_limits(env: str) -> None:
+    # https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html (characters without
+    # whitespace: inline policies of one role 10,240 in total, a managed policy 6,144, 10 managed per role);
+    # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html (body 51,200 bytes).
+    t = _boot(env)
+
+    def size(doc: Any) -> int:
+        return len(json.dumps(doc, separators=(",", ":")))
+
+    for logical_id, r in resources_of_type(t, "AWS::IAM::Role").items():
+        assert sum(size(p["PolicyDocument"]) for p in r["Properties"].get("Policies", [])) <= 10_240, logical_id
+        assert len(r["Properties"].get("ManagedPolicyArns", [])) <= 10, logical_id
+    for logical_id, r in resources_of_type(t, "AWS::IAM::ManagedPolicy").items():
+        assert size(r["Properties"]["PolicyDocument"]) <= 6_144, logical_id
+    assert size(t) <= 51_200
+
+
+def test_service_role_actions_follow_the_resource_types_of_the_built_templates() -> None:
+    base = load_env("dev")
+    dev = stacks.build_all(base)["bootstrap"].to_dict()
+    actions = {
+        a
+        for r in resources_of_type(dev, "AWS::IAM::ManagedPolicy").values()
+        if r["Properties"]["PolicyDocument"]["Statement"][0]["Sid"] == "StackResources"
+        for a in r["Properties"]["PolicyDocument"]["Statement"][0]["Action"]
+    }
+    # dev runs Redis as a task; prod's ElastiCache adds its handler permissions.
+    assert "elasticache:CreateReplicationGroup" not in actions
+    prod = {
+        a
+        for r in resources_of_type(_boot("prod"), "AWS::IAM::ManagedPolicy").values()
+        if r["Properties"]["PolicyDocument"]["Statement"][0]["Sid"] == "StackResources"
+        for a in r["Properties"]["PolicyDocument"]["Statement"][0]["Action"]
+    }
+    assert "elasticache:CreateReplicationGroup" in prod
+    assert {"ec2:CreateVpc", "ecs:CreateService", "rds:CreateDBInstance"} <= actions
+    assert not [a for a in actions if a.endswith(":*") or a.split(":")[0] in {"iam", "lambda", "cloudformation"}]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from kr_cfn import config
+from kr_cfn.config import bootstrap as config_bootstrap
 from kr_cfn.deploy import account, changeset
 from kr_cfn.deploy import apply as applying
 from kr_cfn.deploy import package as packaging
@@ -29,8 +30,8 @@ def _env_dir(args: argparse.Namespace, cfg: config.EnvConfig) -> Path:
 
 
 def bootstrap_stack_name(cfg: config.EnvConfig) -> str:
-    """The bootstrap stack of an environment."""
-    return cfg.names("bootstrap")
+    """The bootstrap stack of an environment (its roles deny themselves this name)."""
+    return config_bootstrap.bootstrap_stack_name(cfg.names)
 
 
 def root_stack_name(cfg: config.EnvConfig, args: argparse.Namespace) -> str:
