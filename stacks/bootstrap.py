@@ -465,6 +465,18 @@ def _stack_actions(cfg: BootstrapSlice) -> dict[str, list[str]]:
     return {service: sorted(actions) for service, actions in sorted(by_service.items())}
 
 
+# The API that receives a role can differ from the principal the role trusts: RDS's
+# CreateDBInstance takes the Enhanced Monitoring role (MonitoringRoleArn) that
+# monitoring.rds.amazonaws.com assumes. AWS does not document which of the two IAM reports as
+# iam:PassedToService there, so both are allowed (the role is bounded either way).
+_RECEIVED_BY = {"monitoring.rds.amazonaws.com": "rds.amazonaws.com"}
+
+
+def _passed_to(trusted: tuple[str, ...]) -> list[str]:
+    """Services the application roles may be passed to: those they trust, and the APIs taking them."""
+    return sorted({*trusted, *(_RECEIVED_BY[t] for t in trusted if t in _RECEIVED_BY)})
+
+
 def _action(name: str) -> aws.Action:
     service, action = name.split(":", 1)
     return aws.Action(service, action)
@@ -503,7 +515,7 @@ def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
             Effect=aws.Allow,
             Action=[awacs_iam.PassRole],
             Resource=roles,
-            Condition=aws.Condition(aws.StringEquals("iam:PassedToService", list(cfg.app.role_services))),
+            Condition=aws.Condition(aws.StringEquals("iam:PassedToService", _passed_to(cfg.app.role_services))),
         ),
         aws.Statement(
             Sid="NestedStacks",
