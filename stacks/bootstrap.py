@@ -295,6 +295,23 @@ def _stack_arns(cfg: BootstrapSlice) -> list[object]:
     ]
 
 
+def _deny_import() -> aws.Statement:
+    """Explicit deny of resource import.
+
+    Importing would adopt a resource another stack or environment owns into the application
+    stacks, to change or delete it there.
+
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/security_iam_id-based-policy-examples.html
+    """
+    return aws.Statement(
+        Sid="DenyImport",
+        Effect=aws.Deny,
+        Action=[cfn.Action("*")],  # a Deny: every action of an import
+        Resource=["*"],  # a Deny: on every stack
+        Condition=aws.Condition(aws.ForAnyValueStringLike("cloudformation:ImportResourceTypes", ["*"])),
+    )
+
+
 def _deny_bootstrap_stack(cfg: BootstrapSlice) -> aws.Statement:
     """Explicit deny of every CloudFormation action on this (the bootstrap) stack."""
     return aws.Statement(
@@ -348,6 +365,7 @@ def _plan_policy(cfg: BootstrapSlice, bucket: s3.Bucket, service_role: iam.Role)
                     Condition=aws.Condition(aws.StringEquals("iam:PassedToService", "cloudformation.amazonaws.com")),
                 ),
                 _deny_bootstrap_stack(cfg),
+                _deny_import(),
             ],
         ),
     )
@@ -603,6 +621,7 @@ def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
             Resource=[GetAtt(ARTIFACTS_BUCKET, "Arn"), Sub("${ArtifactsBucket.Arn}/*")],
         ),
         _deny_bootstrap_stack(cfg),
+        _deny_import(),
     ]
     return statements
 

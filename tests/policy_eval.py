@@ -15,7 +15,8 @@ Statements: ``Action``/``NotAction`` (case-insensitive, ``*`` and ``?`` wildcard
 ``Resource``/``NotResource`` (case-sensitive wildcards), ``Condition`` with the operators
 below, all operators and keys ANDed, the values of one key ORed. A key missing from the request
 makes a positive operator false and a negated one (``...Not...``) true; ``...IfExists`` makes a
-missing key true. Unknown operators raise, so a policy using one is never silently misjudged.
+missing key true; ``ForAnyValue:``/``ForAllValues:`` compare multi-valued keys (a missing key:
+false/true). Unknown operators raise, so a policy using one is never silently misjudged.
 https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html
 """
 
@@ -79,20 +80,26 @@ _NEGATED = {
 
 
 def _condition_holds(operator: str, key: str, wanted: Any, context: Mapping[str, Any]) -> bool:
-    if_exists = operator.endswith("IfExists")
-    base = operator.removesuffix("IfExists")
-    if ":" in base:
-        raise ValueError(f"condition operator {operator!r} (set operators) is not supported")
+    qualifier, _, rest = operator.rpartition(":")
+    if qualifier not in ("", "ForAnyValue", "ForAllValues"):
+        raise ValueError(f"condition operator {operator!r} is not supported")
+    if_exists = rest.endswith("IfExists")
+    base = rest.removesuffix("IfExists")
     negated = base in _NEGATED
     match = _OPERATORS.get(_NEGATED.get(base, base))
     if match is None:
         raise ValueError(f"condition operator {operator!r} is not supported")
     present = {k.lower(): v for k, v in context.items()}
     if key.lower() not in present:
-        return if_exists or negated
+        # ForAllValues holds for an empty set, ForAnyValue does not.
+        return qualifier == "ForAllValues" or (qualifier == "" and (if_exists or negated))
     values = [str(v) for v in _list(present[key.lower()])]
-    hit = any(match(str(w), v) for w in _list(wanted) for v in values)
-    return not hit if negated else hit
+
+    def one(value: str) -> bool:
+        hit = any(match(str(w), value) for w in _list(wanted))
+        return not hit if negated else hit
+
+    return all(one(v) for v in values) if qualifier == "ForAllValues" else any(one(v) for v in values)
 
 
 def _applies(statement: Mapping[str, Any], request: Request) -> bool:

@@ -278,6 +278,16 @@ def test_iam_deploy_role_cannot_touch_the_bootstrap_stack(iam_account: IamAccoun
         assert evaluate(Request(action, arn), acct.deploy_role).allowed is allowed, name
 
 
+@pytest.mark.parametrize("role", ["deploy", "plan", "service"])
+def test_iam_no_role_can_import_another_stacks_resources(iam_account: IamAccount, role: str) -> None:
+    acct = iam_account
+    policies = {"deploy": acct.deploy_role, "plan": acct.plan_role, "service": acct.service_role}[role]
+    nested = acct.arn(f"stack/{IAM_PREFIX}-DataStack-1X2Y3Z/0a1b2c", "cloudformation", IAM_REGION)
+    importing = {"cloudformation:ImportResourceTypes": ["AWS::RDS::DBInstance"]}
+    decision = evaluate(Request("cloudformation:CreateChangeSet", nested, importing), policies)
+    assert decision.allowed is False and decision.reason.startswith("explicitly denied by DenyImport")
+
+
 def _trust_decision(trust: Policy, subject: str) -> Decision:
     context = {
         "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",

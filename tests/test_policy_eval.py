@@ -114,7 +114,7 @@ def test_conditions_are_anded_across_operators_and_ored_across_values() -> None:
 
 
 def test_unknown_operators_raise() -> None:
-    for operator in ("NumericLessThan", "ForAnyValue:StringEquals"):
+    for operator in ("NumericLessThan", "Null", "ForSome:StringEquals"):
         policy = _doc({"Effect": "Allow", "Action": "*", "Resource": "*", "Condition": {operator: {"k": "1"}}})
         with pytest.raises(ValueError, match="is not supported"):
             evaluate(Request("s3:GetObject", "x", {"k": "1"}), {"p": policy})
@@ -124,3 +124,34 @@ def test_action_allowed_somewhere() -> None:
     policy = _doc({"Effect": "Allow", "Action": ["ecr:Batch*"], "Resource": "arn:aws:ecr:*:*:repository/x"})
     assert action_allowed_somewhere("ecr:BatchGetImage", policy)
     assert not action_allowed_somewhere("ecr:PutImage", policy)
+
+
+def test_set_operators_on_multi_valued_keys() -> None:
+    # AWS's "deny all CloudFormation import operations" example.
+    deny = _doc(
+        {"Sid": "All", "Effect": "Allow", "Action": "cloudformation:*", "Resource": "*"},
+        {
+            "Sid": "DenyImport",
+            "Effect": "Deny",
+            "Action": "cloudformation:*",
+            "Resource": "*",
+            "Condition": {"ForAnyValue:StringLike": {"cloudformation:ImportResourceTypes": ["*"]}},
+        },
+    )
+    importing = {"cloudformation:ImportResourceTypes": ["AWS::S3::Bucket", "AWS::RDS::DBInstance"]}
+    assert evaluate(Request("cloudformation:CreateChangeSet", "s", importing), {"p": deny}).reason == (
+        "explicitly denied by DenyImport (p)"
+    )
+    assert evaluate(Request("cloudformation:CreateChangeSet", "s"), {"p": deny}).allowed
+    only_buckets = _doc(
+        {
+            "Effect": "Allow",
+            "Action": "cloudformation:*",
+            "Resource": "*",
+            "Condition": {"ForAllValues:StringEquals": {"cloudformation:ImportResourceTypes": ["AWS::S3::Bucket"]}},
+        }
+    )
+    assert not evaluate(Request("cloudformation:CreateChangeSet", "s", importing), {"p": only_buckets}).allowed
+    buckets = {"cloudformation:ImportResourceTypes": ["AWS::S3::Bucket"]}
+    assert evaluate(Request("cloudformation:CreateChangeSet", "s", buckets), {"p": only_buckets}).allowed
+    assert evaluate(Request("cloudformation:CreateChangeSet", "s"), {"p": only_buckets}).allowed
