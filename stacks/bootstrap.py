@@ -399,8 +399,8 @@ def _deploy_policy(cfg: BootstrapSlice) -> iam.Policy:
 def _boundary_policy(t: Template, cfg: BootstrapSlice) -> iam.ManagedPolicy:
     """The permissions boundary: the most any application role may do.
 
-    Pull images, write logs, read secrets, use the environment's buckets and file systems, and
-    what RDS Enhanced Monitoring needs. Every application role carries it (kr_cfn.iam.bounded),
+    Pull images, write logs, read secrets, use the environment's buckets and file systems, read
+    alarms (Chatbot), and what RDS Enhanced Monitoring needs. Every application role carries it (kr_cfn.iam.bounded),
     so no template can grant more.
     """
     region_account = "${AWS::Region}:${AWS::AccountId}"
@@ -437,6 +437,13 @@ def _boundary_policy(t: Template, cfg: BootstrapSlice) -> iam.ManagedPolicy:
             Effect=aws.Allow,
             Action=[aws.Action("secretsmanager", "GetSecretValue")],
             Resource=[arn("secretsmanager", "secret:*")],
+        ),
+        # AWS Chatbot's role reads the alarms it posts (monitoring.slack).
+        aws.Statement(
+            Sid="ReadAlarms",
+            Effect=aws.Allow,
+            Action=[aws.Action("cloudwatch", "DescribeAlarms")],
+            Resource=[arn("cloudwatch", "alarm:*")],
         ),
         aws.Statement(
             Sid="MountFileSystems",

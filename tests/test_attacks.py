@@ -24,7 +24,9 @@ from typing import Any
 import boto3
 import pytest
 
+import stacks
 from kr_cfn.cli import main
+from kr_cfn.config.monitoring import SlackRoute
 from kr_cfn.iam import boundary_name, role_path
 from stacks import bootstrap
 from tests import aws_endpoint
@@ -387,33 +389,47 @@ def test_iam_one_environment_cannot_reach_another_in_the_same_account() -> None:
     ).allowed
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_iam_every_application_role_carries_the_boundary(env: str) -> None:
-    prefix = load_env(env).names.prefix
+def _variants() -> dict[str, dict[str, dict[str, Any]]]:
+    """Every shipped environment, and prod with every optional role-making feature (Slack through Chatbot)."""
+    out = {env: built(env) for env in ENVS}
+    cfg = load_env("prod")
+    slack = SlackRoute(workspace_id="T07EA123LEP", channel_id="C07EZ1ABC23")
+    cfg = cfg.model_copy(update={"monitoring": cfg.monitoring.model_copy(update={"slack": slack})})
+    out["prod+slack"] = {name: t.to_dict() for name, t in stacks.build_all(cfg).items()}
+    return out
+
+
+VARIANTS = _variants()
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_iam_every_application_role_carries_the_boundary(variant: str) -> None:
+    templates = VARIANTS[variant]
+    prefix = load_env(variant.split("+")[0]).names.prefix
     boundary = {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:policy/{boundary_name(prefix)}"}
     roles = [
         (stack, logical_id, r["Properties"])
-        for stack, t in built(env).items()
+        for stack, t in templates.items()
         if stack != "bootstrap"
         for logical_id, r in t["Resources"].items()
         if r["Type"] == "AWS::IAM::Role"
     ]
     assert roles
     for stack, logical_id, props in roles:
-        assert props.get("PermissionsBoundary") == boundary, f"{env}/{stack}: {logical_id} has no boundary"
-        assert props.get("Path") == role_path(prefix), f"{env}/{stack}: {logical_id} is outside {role_path(prefix)}"
+        assert props.get("PermissionsBoundary") == boundary, f"{variant}/{stack}: {logical_id} has no boundary"
+        assert props.get("Path") == role_path(prefix), f"{variant}/{stack}: {logical_id} is outside {role_path(prefix)}"
     # The bootstrap's own roles are outside the path the service role may touch.
-    own = [r["Properties"] for r in built(env)["bootstrap"]["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
+    own = [r["Properties"] for r in templates["bootstrap"]["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
     assert own and all("Path" not in p for p in own)
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_iam_boundary_allows_every_action_the_application_roles_use(env: str) -> None:
-    t = built(env)["bootstrap"]
-    boundary = t["Resources"][bootstrap.BOUNDARY_POLICY]["Properties"]["PolicyDocument"]
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_iam_boundary_allows_every_action_the_application_roles_use(variant: str) -> None:
+    templates = VARIANTS[variant]
+    boundary = templates["bootstrap"]["Resources"][bootstrap.BOUNDARY_POLICY]["Properties"]["PolicyDocument"]
     used = {
         action
-        for stack, template in built(env).items()
+        for stack, template in templates.items()
         if stack != "bootstrap"
         for r in template["Resources"].values()
         if r["Type"] == "AWS::IAM::Role"
@@ -423,3 +439,21 @@ def test_iam_boundary_allows_every_action_the_application_roles_use(env: str) ->
     }
     assert used
     assert not [a for a in sorted(used) if not action_allowed_somewhere(a, boundary)]
+
+
+def test_iam_application_roles_may_be_passed_only_to_the_services_they_trust() -> None:
+    statements = {
+        s["Sid"]: s
+        for p in VARIANTS["prod+slack"]["bootstrap"]["Resources"][bootstrap.SERVICE_ROLE]["Properties"]["Policies"]
+        for s in p["PolicyDocument"]["Statement"]
+    }
+    assert statements["PassApplicationRoles"]["Condition"] == {
+        "StringEquals": {
+            "iam:PassedToService": [
+                "chatbot.amazonaws.com",
+                "ecs-tasks.amazonaws.com",
+                "monitoring.rds.amazonaws.com",
+                "rds.amazonaws.com",
+            ]
+        }
+    }
