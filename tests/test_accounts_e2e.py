@@ -8,12 +8,21 @@ refused before anything is created, naming the key to change.
 
 from __future__ import annotations
 
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 
 from tests.test_deploy_e2e import REGION, Project, _stack, endpoint  # noqa: F401 - the module's endpoint fixture
+
+
+@pytest.fixture(autouse=True)
+def empty_account(endpoint: str) -> Iterator[None]:  # noqa: F811
+    """Each test starts from an empty account (moto keeps its state per process, across test modules)."""
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=30).close()
+    yield
 
 
 def test_dev_then_staging_bootstrap_into_one_account(
@@ -45,17 +54,13 @@ def test_second_owner_of_the_account_resources_is_refused(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     project = Project(tmp_path, capsys)
-    # The account has its GitHub OIDC provider and dev's repositories (the previous test, or here).
-    iam = boto3.client("iam", region_name=REGION)
-    url = "https://token.actions.githubusercontent.com"
-    if not any(
-        p["Arn"].endswith("token.actions.githubusercontent.com")
-        for p in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]
-    ):
-        iam.create_open_id_connect_provider(Url=url, ClientIDList=["sts.amazonaws.com"], ThumbprintList=["a" * 40])
-    if not boto3.client("ecr", region_name=REGION).describe_repositories()["repositories"]:
-        project.build("dev")
-        project.ok("bootstrap", "--env", "dev")
+    # dev owns the account's repositories; the account has its GitHub OIDC provider (moto's
+    # CloudFormation does not create AWS::IAM::OIDCProvider, so it is made here as dev's would be).
+    project.build("dev")
+    project.ok("bootstrap", "--env", "dev")
+    boto3.client("iam", region_name=REGION).create_open_id_connect_provider(
+        Url="https://token.actions.githubusercontent.com", ClientIDList=["sts.amazonaws.com"], ThumbprintList=["a" * 40]
+    )
 
     project.set("staging", "bootstrap.create_oidc_provider", True)
     project.build("staging")

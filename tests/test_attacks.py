@@ -17,6 +17,7 @@ import json
 import logging
 import shutil
 import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -96,6 +97,11 @@ def _iam_managed_policy(iam: Any, policy_arn: str) -> Policy:
     return _iam_document(iam.get_policy_version(PolicyArn=policy_arn, VersionId=version)["PolicyVersion"]["Document"])
 
 
+def _iam_reset(url: str) -> None:
+    """An empty account: moto keeps its state per process, across servers and test modules."""
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=30).close()
+
+
 @pytest.fixture(scope="module")
 def iam_account(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IamAccount]:
     """dev's bootstrap stack deployed to the local endpoint; its roles' policies read back."""
@@ -104,6 +110,7 @@ def iam_account(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IamAccount
     params, out = tmp / "params", tmp / "out"
     shutil.copytree(PARAMS, params)
     with aws_endpoint.local_endpoint() as url, pytest.MonkeyPatch.context() as mp:
+        _iam_reset(url)
         mp.setenv("AWS_ENDPOINT_URL", url)
         mp.setenv("AWS_ACCESS_KEY_ID", "testing")
         mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
