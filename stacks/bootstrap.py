@@ -343,6 +343,7 @@ def _plan_policy(cfg: BootstrapSlice, bucket: s3.Bucket, service_role: iam.Role)
                         cfn.ListChangeSets,
                         cfn.ValidateTemplate,
                     ],
+                    # "*": read-only; ValidateTemplate has no resource, and the review reads nested stacks by ARN.
                     Resource=["*"],
                 ),
                 aws.Statement(
@@ -417,12 +418,13 @@ def _boundary_policy(t: Template, cfg: BootstrapSlice) -> iam.ManagedPolicy:
             Action=[
                 aws.Action("ecr", a) for a in ("BatchCheckLayerAvailability", "GetDownloadUrlForLayer", "BatchGetImage")
             ],
-            Resource=[arn("ecr", "repository/*")],
+            Resource=[arn("ecr", "repository/*")],  # the account's repositories: envs share them (README "Accounts")
         ),
         aws.Statement(
             Sid="WriteLogs",
             Effect=aws.Allow,
             Action=[aws.Action("logs", a) for a in ("CreateLogStream", "PutLogEvents", "DescribeLogStreams")],
+            # log-group:*: ECS and RDS name their log groups; the roles' own policies name each group.
             Resource=[Sub(f"arn:${{AWS::Partition}}:logs:{region_account}:log-group:*")],
         ),
         # AmazonRDSEnhancedMonitoringRole: the RDSOSMetrics log group and its streams.
@@ -436,6 +438,7 @@ def _boundary_policy(t: Template, cfg: BootstrapSlice) -> iam.ManagedPolicy:
             Sid="ReadSecrets",
             Effect=aws.Allow,
             Action=[aws.Action("secretsmanager", "GetSecretValue")],
+            # secret:*: RDS names its managed secret 'rds!db-<id>'; the roles' own policies name each secret.
             Resource=[arn("secretsmanager", "secret:*")],
         ),
         # AWS Chatbot's role reads the alarms it posts (monitoring.slack).
@@ -443,12 +446,13 @@ def _boundary_policy(t: Template, cfg: BootstrapSlice) -> iam.ManagedPolicy:
             Sid="ReadAlarms",
             Effect=aws.Allow,
             Action=[aws.Action("cloudwatch", "DescribeAlarms")],
-            Resource=[arn("cloudwatch", "alarm:*")],
+            Resource=[arn("cloudwatch", "alarm:*")],  # read-only; the Chatbot role's policy names this env's alarms
         ),
         aws.Statement(
             Sid="MountFileSystems",
             Effect=aws.Allow,
             Action=[aws.Action("elasticfilesystem", a) for a in ("ClientMount", "ClientWrite")],
+            # file-system/*: ids are generated; the roles' policies name the file system and access point.
             Resource=[arn("elasticfilesystem", "file-system/*")],
         ),
     ]
@@ -604,6 +608,7 @@ def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
                 Sid="ServiceLinkedRoles",
                 Effect=aws.Allow,
                 Action=[awacs_iam.CreateServiceLinkedRole],
+                # Service-linked roles have fixed AWS paths; the condition names the services.
                 Resource=[arn("iam", "role/aws-service-role/*", region=False)],
                 Condition=aws.Condition(aws.StringEquals("iam:AWSServiceName", linked)),
             )
@@ -625,6 +630,7 @@ def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
             Sid="DenyArtifactsBucketChanges",
             Effect=aws.Deny,
             NotAction=[awacs_s3.GetObject],
+            # A Deny of everything but reading the packaged templates, on the bucket and every object.
             Resource=[GetAtt(ARTIFACTS_BUCKET, "Arn"), Sub("${ArtifactsBucket.Arn}/*")],
         ),
         _deny_bootstrap_stack(cfg),
