@@ -25,6 +25,7 @@ from kr_cfn.config.data import DataConfig, DataSlice
 from kr_cfn.config.deploy import DeployConfig, RootSlice
 from kr_cfn.config.flows import check_connects_to, service_flows
 from kr_cfn.config.monitoring import MonitoringConfig, MonitoringSlice, check_monitoring
+from kr_cfn.config.names import check_names
 from kr_cfn.config.network import NetworkConfig, NetworkSlice
 from kr_cfn.config.production import check_production
 from kr_cfn.config.reading import ReadError, read_yaml, translate
@@ -180,6 +181,7 @@ class EnvConfig(Model):
             )
         ]
         problems += check_production(self)
+        problems += check_names(self)
         return problems
 
 

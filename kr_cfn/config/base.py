@@ -63,14 +63,14 @@ class Model(BaseModel):
         # YAML reads yes/no/on/off as booleans and pydantic would take them as 1/0.
         field = cls.model_fields.get(info.field_name or "")
         if isinstance(value, bool) and field is not None and not _admits_bool(field.annotation):
-            raise ValueError("expected a number, not true/false (YAML reads yes, no, on, off as true/false)")
+            raise ValueError(f"expected a number, got {str(value).lower()} (YAML reads yes, no, on, off as true/false)")
         return value
 
     @field_validator("*", mode="after")
     @classmethod
     def _int_in_range(cls, value: Any) -> Any:
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
-            raise ValueError(f"expected a whole number up to {MAX_INT} (CloudFormation takes 32-bit integers)")
+            raise ValueError(f"{value} is above {MAX_INT}, the largest number CloudFormation takes here (32-bit)")
         return value
 
     def check(self) -> list[Problem]:

@@ -145,7 +145,9 @@ def translate(
             yield path, f"unknown key ({expected})"
         elif kind == "missing":
             yield path, "required key is missing"
+        elif kind == "value_error":  # our own validators: the message names what it got
+            yield path, str(err["msg"]).removeprefix("Value error, ")
         else:
-            msg = str(err["msg"]).removeprefix("Value error, ")
+            msg = str(err["msg"])
             expected = _EXPECTED.get(kind) or f"{msg[:1].lower()}{msg[1:]}"
             yield path, f"{expected}, got {shown(err.get('input'))}"
