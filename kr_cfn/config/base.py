@@ -48,7 +48,7 @@ def _admits_bool(annotation: Any) -> bool:
     if annotation is bool or annotation is Any:
         return True
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        return any(_admits_bool(a) for a in typing.get_args(annotation))
+        return any(_admits_bool(a) for a in typing.get_args(annotation) if a is not type(None))
     return not (annotation in (int, float) or typing.get_origin(annotation) is typing.Literal)
 
 

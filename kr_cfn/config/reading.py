@@ -31,8 +31,10 @@ class ReadError(Exception):
         self.problem: Problem = (where, message)
 
 
-class _ParamsLoader(yaml.SafeLoader):
-    """SafeLoader: duplicate or non-string keys are errors; dates are read as strings."""
+class _ParamsLoader(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader):  # type: ignore[misc]
+    """The safe loader (libyaml's when installed: fast, and it caps nesting itself); duplicate or
+    non-string keys are errors; dates are read as strings.
+    """
 
     yaml_implicit_resolvers: ClassVar[dict[str, list[tuple[str, Any]]]] = {
         first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]

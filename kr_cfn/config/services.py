@@ -472,8 +472,6 @@ def check_services(services: dict[str, ServiceSpec], redis: str) -> list[Problem
 
 def merge_services(given: Any) -> Any:
     """Merge a params ``services:`` mapping onto :data:`DEFAULT_SERVICES` (dicts merge, lists replace)."""
-    if given is None:
-        given = {}
     if not isinstance(given, dict):
         return given  # pydantic reports the type error
     merged = copy.deepcopy(DEFAULT_SERVICES)
