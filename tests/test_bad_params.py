@@ -396,3 +396,220 @@ def test_long_inputs_are_shortened_in_messages(project: Path) -> None:
     run = run_build(project, f"region: {'x' * 5000}\n")
     assert run.code == 2
     assert "... (5002 characters)" in run.err[0] and len(run.err[0]) < len(run.source) + 300
+
+
+# --------------------------------------------------------------------------- one test per cross-field message
+
+MESSAGES: dict[str, tuple[str, str]] = {
+    "health_check_timeout_below_interval": (
+        "services:\n  redis:\n    health_check: {interval: 10, timeout: 10}\n",
+        "services.redis.health_check.timeout: 10 must be below interval 10 (a check ends before the next)",
+    ),
+    "alb_path_pattern": (
+        "services:\n  backend:\n    load_balancer: {paths: ['/api/*', '/a b']}\n",
+        "services.backend.load_balancer.paths[1]: '/a b' is not an ALB path pattern "
+        "(1-128 of A-Z a-z 0-9 _-.$/~\"'@:+&*?)",
+    ),
+    "alb_path_pattern_too_long": (
+        f"services:\n  backend:\n    load_balancer: {{paths: ['/{'a' * 128}']}}\n",
+        f"services.backend.load_balancer.paths[0]: '/{'a' * 128}' is not an ALB path pattern",
+    ),
+    "health_check_path": (
+        "services:\n  frontend:\n    load_balancer: {health_check_path: 'health'}\n",
+        "services.frontend.load_balancer.health_check_path: string should match pattern",
+    ),
+    "ssl_policy": ("alb: {ssl_policy: TLS1.2}\n", "alb.ssl_policy: string should match pattern"),
+    "cron_day_fields": (
+        "services:\n  backend:\n    autoscaling:\n      schedules:\n"
+        "        - {name: night, cron: '0 1 * * MON *', min_count: 1, max_count: 3}\n",
+        "services.backend.autoscaling.schedules[0].cron: '0 1 * * MON *': "
+        "exactly one of day-of-month and day-of-week must be '?'",
+    ),
+    "unknown_service_nulled": (
+        "services:\n  grafna: null\n",
+        "services: grafna: null, but 'grafna' is not a default service (null drops one of: backend, frontend, "
+        "qdrant, redis, prometheus, grafana)",
+    ),
+    "services_null": ("services:\n", "services: expected a mapping (key: value), got None"),
+    "double_hyphen_name": (
+        "project: kr--app\n",
+        "project: 'kr--app-dev-postgres' (the RDS instance identifier) must not hold two hyphens in a row",
+    ),
+    "elasticache_name_length": (
+        "name_prefix: abcdefghij-abcdefghij-abcdefghij-a\ndata: {redis: elasticache}\n",
+        "name_prefix: string should match pattern",
+    ),
+    "tag_key": ('tags: {"bad*key": x}\n', "tags.bad*key: a tag key has 1-128 letters, digits, spaces and _.:/=+-@"),
+    "tag_value": (
+        f"tags: {{Team: '{'v' * 257}'}}\n",
+        "tags.Team: 'vvvvvvvvvv",
+    ),
+    "too_many_tags": (
+        "tags: {" + ", ".join(f"T{i}: x" for i in range(47)) + "}\n",
+        "tags: 51 tags with kr_cfn's own (Project, Environment, ManagedBy, Name), max 50",
+    ),
+    "bool_for_number": (
+        "services:\n  backend:\n    desired_count: yes\n",
+        "services.backend.desired_count: expected a number, got true (YAML reads yes, no, on, off as true/false)",
+    ),
+    "beyond_32_bit": (
+        "cost: {secrets_api_calls: 2147483648}\n",
+        "cost.secrets_api_calls: 2147483648 is above 2147483647, the largest number CloudFormation takes here",
+    ),
+    "infinity": (
+        "monitoring:\n  alarms:\n    db_connections: {threshold: .inf}\n",
+        "monitoring.alarms.db_connections.threshold: input should be a finite number, got inf",
+    ),
+    "not_a_number": (
+        "monitoring:\n  alarms:\n    db_connections: {threshold: .nan}\n",
+        "monitoring.alarms.db_connections.threshold: input should be a finite number, got nan",
+    ),
+    "section_as_list": ("network: [a]\n", "network: expected a mapping of settings (key: value), got ['a']"),
+    "list_as_mapping": ("bootstrap: {repositories: {a: 1}}\n", "bootstrap.repositories: expected a list, got {'a': 1}"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MESSAGES))
+def test_cross_field_and_type_messages(project: Path, name: str) -> None:
+    body, expected = MESSAGES[name]
+    run = run_build(project, body)
+    assert run.code == 2
+    assert any(line.startswith(f"{run.source}: {expected}") for line in run.err), run.err
+
+
+# --------------------------------------------------------------------------- command-line options
+
+
+def _cli(argv: list[str]) -> tuple[int, list[str]]:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse
+            code = int(exc.code or 0)
+    text = err.getvalue()
+    assert "Traceback" not in text
+    return code, text.splitlines()
+
+
+@pytest.fixture
+def shipped(project: Path) -> Path:
+    """The project with the shipped dev params back in place."""
+    (project / "params" / f"{ENV}.yaml").write_bytes((PARAMS / f"{ENV}.yaml").read_bytes())
+    return project
+
+
+def _build_args(project: Path, *extra: str) -> list[str]:
+    return ["build", "--env", ENV, "--params", str(project / "params"), "--no-lint", *extra]
+
+
+def test_build_format_must_be_known(shipped: Path) -> None:
+    code, err = _cli([*_build_args(shipped, "--out", str(shipped / "out")), "--format", "xml"])
+    assert code == 2
+    assert err == [
+        "kr-cfn build: argument --format: invalid choice: 'xml' (choose from 'yaml', 'json') (see kr-cfn build --help)"
+    ]
+
+
+def test_build_out_must_not_be_a_file(shipped: Path, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    assert _cli(_build_args(shipped, "--out", str(tmp_path / "file"))) == (
+        2,
+        [f"--out {tmp_path / 'file'}: is a file, not a folder"],
+    )
+    assert _cli(_build_args(shipped, "--out", str(tmp_path / "file" / "sub"))) == (
+        2,
+        [f"--out {tmp_path / 'file' / 'sub'}: is inside {tmp_path / 'file'}, which is a file, not a folder"],
+    )
+    assert (tmp_path / "file").read_text() == "x"
+
+
+@pytest.mark.parametrize("kind", ["missing", "file", "empty"])
+def test_build_params_folder(tmp_path: Path, kind: str) -> None:
+    params = tmp_path / "params"
+    if kind == "file":
+        params.write_text("x")
+    elif kind == "empty":
+        params.mkdir()
+    code, err = _cli(["build", "--params", str(params), "--out", str(tmp_path / "out"), "--no-lint"])
+    expected = {
+        "missing": f"--params {params}: no such folder",
+        "file": f"--params {params}: not a folder",
+        "empty": f"{params}: no params files (*.yaml) found",
+    }[kind]
+    assert (code, err) == (2, [expected])
+    assert not (tmp_path / "out").exists()
+
+
+def test_no_command_and_unknown_command() -> None:
+    assert _cli([]) == (2, ["kr-cfn: the following arguments are required: command (see kr-cfn --help)"])
+    code, err = _cli(["frobnicate"])
+    assert code == 2 and len(err) == 1 and err[0].startswith("kr-cfn: argument command: invalid choice: 'frobnicate'")
+
+
+@pytest.fixture
+def no_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials that would work, pointed at a closed port: these checks must fail before any call."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+
+
+DEPLOY_CASES: dict[str, tuple[list[str], str]] = {
+    "plan_without_build": (
+        ["plan", "--out", "{empty}"],
+        "{empty}/dev: no built templates; run kr-cfn build --env dev first",
+    ),
+    "package_without_build": (
+        ["package", "--out", "{empty}", "--bucket", "kr-artifacts"],
+        "{empty}/dev: no built templates; run kr-cfn build --env dev first",
+    ),
+    "bootstrap_without_build": (
+        ["bootstrap", "--out", "{empty}"],
+        "{empty}/dev: no built templates; run kr-cfn build --env dev first",
+    ),
+    "image_tag_without_tag": (["plan", "--image-tag", "backend"], "--image-tag 'backend': expected NAME=TAG"),
+    "image_tag_bad_tag": (
+        ["plan", "--image-tag", "backend=-bad tag"],
+        "--image-tag 'backend=-bad tag': '-bad tag' is not a Docker tag",
+    ),
+    "image_tag_unknown_service": (
+        ["plan", "--image-tag", "nosuch=1.2.3"],
+        "--image-tag: the root template has no parameter NosuchImageTag (have: BackendImageTag, FrontendImageTag)",
+    ),
+    "image_tag_twice": (
+        ["plan", "--image-tag", "backend=1", "--image-tag", "backend=2"],
+        "--image-tag 'backend=2': backend is named twice",
+    ),
+    "allow_replace_not_a_logical_id": (
+        ["plan", "--allow-replace", "DataStack/Database"],
+        "--allow-replace 'DataStack/Database': expected a logical id (letters and digits, e.g. DatabaseInstance)",
+    ),
+    "bootstrap_allow_replace": (
+        ["bootstrap", "--allow-replace", "my-bucket"],
+        "--allow-replace 'my-bucket': expected a logical id",
+    ),
+    "change_set_name": (["apply", "--change-set", "1 bad"], "--change-set '1 bad': expected the change set name"),
+    "stack_name": (
+        ["status", "--stack-name", "no_underscores"],
+        "--stack-name 'no_underscores': expected a stack name",
+    ),
+    "bucket_name": (["package", "--bucket", "Not_A_Bucket"], "--bucket 'Not_A_Bucket': expected an S3 bucket name"),
+    "unknown_env": (["plan", "--env", "qa"], "--env qa: no params file {params}/qa.yaml (have: dev)"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DEPLOY_CASES))
+def test_deploy_options_fail_before_aws(shipped: Path, tmp_path: Path, no_aws: None, name: str) -> None:
+    argv, expected = DEPLOY_CASES[name]
+    where = {"empty": str(tmp_path), "params": str(shipped / "params")}
+    argv = [a.format(**where) for a in argv]
+    base = [argv[0], "--params", str(shipped / "params")]
+    if "--env" not in argv:
+        base += ["--env", ENV]
+    if "--out" not in argv:
+        base += ["--out", str(shipped / "out")]
+    code, err = _cli([*base, *argv[1:]])
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith(expected.format(**where)), err

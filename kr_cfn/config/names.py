@@ -49,7 +49,7 @@ def check_names(cfg: EnvConfig) -> list[Problem]:
     total = len(cfg.names.tags(cfg.tags) | {"Name": ""})
     if total > TAGS_MAX:
         problems.append(
-            ("tags", f"{total} tags with kr_cfn's own (Project, Environment, ManagedBy, Name); the limit is 50")
+            ("tags", f"{total} tags with kr_cfn's own (Project, Environment, ManagedBy, Name), max {TAGS_MAX}")
         )
     for tag, value in cfg.tags.items():
         if not 1 <= len(tag) <= TAG_KEY_MAX or not _tag_text_ok(tag):
