@@ -1,0 +1,54 @@
+"""Create-only properties of resource types, from the provider schemas cfn-lint ships (no network).
+
+A property in a type's ``createOnlyProperties`` cannot be changed in place: CloudFormation
+replaces the resource (https://docs.aws.amazon.com/cloudformation-cli/latest/userguide/resource-type-schema.html,
+"createOnlyProperties"). ``conditionalCreateOnlyProperties`` may or may not replace it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+Pointer = tuple[str, ...]
+"""A JSON pointer below ``/properties`` as segments; ``*`` stands for any list item."""
+
+
+@functools.cache
+def _schema_dir() -> Path:
+    import cfnlint
+
+    return Path(cfnlint.__file__).parent / "data" / "schemas"
+
+
+@functools.cache
+def _provider(region: str) -> dict[str, str]:
+    providers = _schema_dir() / "providers"
+    path = providers / f"{region}.json"
+    if not path.exists():
+        path = providers / "us-east-1.json"
+    return dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def _pointers(values: list[str] | None) -> tuple[Pointer, ...]:
+    out = []
+    for v in values or []:
+        parts = v.split("/")
+        if len(parts) > 2 and parts[1] == "properties":
+            out.append(tuple(parts[2:]))
+    return tuple(out)
+
+
+@functools.cache
+def create_only(region: str, resource_type: str) -> tuple[tuple[Pointer, ...], tuple[Pointer, ...]]:
+    """``(createOnlyProperties, conditionalCreateOnlyProperties)`` of a type; empty when unknown."""
+    digest = _provider(region).get(resource_type)
+    if digest is None:
+        return (), ()
+    path = _schema_dir() / "resources" / f"{digest}.json"
+    try:
+        schema = json.loads(path.read_text(encoding="utf-8"))
+    except OSError:
+        return (), ()
+    return _pointers(schema.get("createOnlyProperties")), _pointers(schema.get("conditionalCreateOnlyProperties"))
