@@ -31,6 +31,16 @@ INPUT = "KrCfn::Input"
 MAY_CHANGE = "KrCfn::MayChange"
 """Marks a reference to a resource (or nested stack output) that the deploy creates anew."""
 _MISSING = object()
+# Subnet groups cannot move to another VPC in place: ModifyDBSubnetGroup / ModifyCacheSubnetGroup
+# refuse subnets of a different VPC ("The new Subnets are not in the same Vpc as the existing subnet
+# group"; https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_VPC.WorkingWithRDSInstanceinaVPC.html,
+# "Working with DB subnet groups"). When their subnets come from a network that is itself replaced,
+# the group (and the database or cache placed in it by name) may have to be created anew.
+_VPC_BOUND: dict[str, tuple[tuple[str, ...], ...]] = {
+    "AWS::RDS::DBSubnetGroup": (("SubnetIds",),),
+    "AWS::ElastiCache::SubnetGroup": (("SubnetIds",),),
+    "AWS::DocDB::DBSubnetGroup": (("SubnetIds",),),
+}
 _SUB_VAR = re.compile(r"\$\{([^!}][^}]*)\}")
 
 
@@ -148,14 +158,14 @@ def _property_changes(
     _paths(old, new, "", paths)
     if not paths:
         return ()
-    create_only, conditional = schemas.create_only(region, type_)
+    create_only = schemas.create_only(region, type_)
     always: list[tuple[str, ...]] = []
     maybe: list[tuple[str, ...]] = []
     for pointer in create_only:
         before, after = _at(old, pointer), _at(new, pointer)
         if before != after:
             (maybe if _unknown(before) or _unknown(after) else always).append(pointer)
-    maybe += [p for p in conditional if _at(old, p) != _at(new, p)]
+    maybe += [p for p in _VPC_BOUND.get(type_, ()) if _at(old, p) != _at(new, p) and _unknown_change(_at(new, p))]
     out = []
     for path in paths:
         segs = _segments(path)

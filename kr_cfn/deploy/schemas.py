@@ -2,7 +2,9 @@
 
 A property in a type's ``createOnlyProperties`` cannot be changed in place: CloudFormation
 replaces the resource (https://docs.aws.amazon.com/cloudformation-cli/latest/userguide/resource-type-schema.html,
-"createOnlyProperties"). ``conditionalCreateOnlyProperties`` may or may not replace it.
+"createOnlyProperties"). ``conditionalCreateOnlyProperties`` are not used: the schemas list there
+properties that replace only in rare cases (RDS: BackupRetentionPeriod, MultiAZ), which would
+make every routine change look like a possible replacement.
 """
 
 from __future__ import annotations
@@ -41,14 +43,14 @@ def _pointers(values: list[str] | None) -> tuple[Pointer, ...]:
 
 
 @functools.cache
-def create_only(region: str, resource_type: str) -> tuple[tuple[Pointer, ...], tuple[Pointer, ...]]:
-    """``(createOnlyProperties, conditionalCreateOnlyProperties)`` of a type; empty when unknown."""
+def create_only(region: str, resource_type: str) -> tuple[Pointer, ...]:
+    """The ``createOnlyProperties`` of a type in a region; empty when the type is unknown (custom)."""
     digest = _provider(region).get(resource_type)
     if digest is None:
-        return (), ()
+        return ()
     path = _schema_dir() / "resources" / f"{digest}.json"
     try:
         schema = json.loads(path.read_text(encoding="utf-8"))
     except OSError:
-        return (), ()
-    return _pointers(schema.get("createOnlyProperties")), _pointers(schema.get("conditionalCreateOnlyProperties"))
+        return ()
+    return _pointers(schema.get("createOnlyProperties"))
