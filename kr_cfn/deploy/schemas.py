@@ -10,6 +10,7 @@ make every routine change look like a possible replacement.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 from pathlib import Path
 
@@ -19,9 +20,11 @@ Pointer = tuple[str, ...]
 
 @functools.cache
 def _schema_dir() -> Path:
-    import cfnlint
-
-    return Path(cfnlint.__file__).parent / "data" / "schemas"
+    # Found without importing cfnlint (its import alone takes longer than the whole forecast).
+    spec = importlib.util.find_spec("cfnlint")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("cfn-lint is not installed: its provider schemas are needed")
+    return Path(spec.origin).parent / "data" / "schemas"
 
 
 @functools.cache
