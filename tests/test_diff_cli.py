@@ -108,7 +108,7 @@ def test_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], a
         "    Properties:\n      TemplateURL: ./network.yaml\n"
     )
     target = against if against.startswith("stack:") else str(tmp_path / against)
-    code, out, err = run(capsys, "diff", "--env", "dev", "--params", str(PARAMS), "--against", target)
+    code, _, err = run(capsys, "diff", "--env", "dev", "--params", str(PARAMS), "--against", target)
     assert code == 2
     assert err.strip().endswith(message) and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1

@@ -444,3 +444,18 @@ def test_disagreements_with_the_change_set(prod: trees.Tree, tmp_path: Path) -> 
     path.write_text(json.dumps(cs))
     assert "the change set is the authority" in diffcmd.comparison_markdown(fc, path)
     assert "no AWS access" in diffcmd.comparison_markdown(fc, tmp_path / "missing.json")
+
+
+def test_compare_command(prod: trees.Tree, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    new = copy.deepcopy(prod)
+    bucket_renamed(new)
+    fc = tmp_path / "forecast.json"
+    fc.write_text(review(prod, new).to_json())
+    cs = json.loads(fc.read_text())
+    cs["stacks"][1]["changes"] = []
+    (tmp_path / "review.json").write_text(json.dumps(cs))
+    assert diffcmd._compare_main([str(fc), str(tmp_path / "review.json")]) == 0
+    out = capsys.readouterr().out
+    assert "`root/DataStack/DataBucket`: forecast Modify (True), not in the change set" in out
+    (tmp_path / "bad.json").write_text("[]")
+    assert diffcmd._compare_main([str(tmp_path / "bad.json"), str(tmp_path / "review.json")]) == 2

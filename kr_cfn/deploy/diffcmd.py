@@ -112,12 +112,18 @@ def run(args: argparse.Namespace, cfg: Any, build_files: Callable[[Any], dict[st
     else:
         new, new_label = trees_mod.from_build(build_files(cfg), cfg.env), f"build of {cfg.env}"
     review = make_review(
-        old, new, cfg.region, args.stack_name or cfg.deploy.stack(cfg.names), f"{old_label} -> {new_label}",
+        old,
+        new,
+        cfg.region,
+        args.stack_name or cfg.deploy.stack(cfg.names),
+        f"{old_label} -> {new_label}",
         args.allow_replace or [],
     )
     markdown = render_markdown(review)
     if args.review:
-        markdown += "\n#### Forecast vs change set\n\n" + comparison_markdown(json.loads(review.to_json()), Path(args.review))
+        markdown += "\n#### Forecast vs change set\n\n" + comparison_markdown(
+            json.loads(review.to_json()), Path(args.review)
+        )
     if args.review_dir:
         directory = Path(args.review_dir)
         directory.mkdir(parents=True, exist_ok=True)
@@ -165,3 +171,29 @@ def add_parser(sub: Any, load_env: Callable[[Path, str], Any], build_files: Call
             raise
 
     p.set_defaults(func=call)
+
+
+def _compare_main(argv: Sequence[str]) -> int:
+    """``python -m kr_cfn.deploy.diffcmd compare FORECAST_JSON REVIEW_JSON``: the comparison as Markdown."""
+    parser = argparse.ArgumentParser(prog="python -m kr_cfn.deploy.diffcmd compare")
+    parser.add_argument("forecast", type=Path, help="forecast.json of kr-cfn diff")
+    parser.add_argument("review", type=Path, help="review.json of kr-cfn plan (may be missing)")
+    args = parser.parse_args(argv)
+    try:
+        data = json.loads(args.forecast.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("expected an object")
+        print(comparison_markdown(data, args.review), end="")
+    except (OSError, ValueError) as exc:
+        print(f"{args.forecast}: not a forecast.json ({exc})", file=sys.stderr)
+        return 2
+    except DeployError as exc:
+        print(exc, file=sys.stderr)
+        return exc.code
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["compare"]:
+        sys.exit("usage: python -m kr_cfn.deploy.diffcmd compare FORECAST_JSON REVIEW_JSON")
+    sys.exit(_compare_main(sys.argv[2:]))

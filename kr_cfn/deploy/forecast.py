@@ -151,9 +151,7 @@ def _overlaps(path: tuple[str, ...], pointer: tuple[str, ...]) -> bool:
     return all(a == b or "*" in (a, b) for a, b in zip(path, pointer, strict=False))
 
 
-def _property_changes(
-    region: str, type_: str, old: dict[str, Any], new: dict[str, Any]
-) -> tuple[PropertyChange, ...]:
+def _property_changes(region: str, type_: str, old: dict[str, Any], new: dict[str, Any]) -> tuple[PropertyChange, ...]:
     paths: list[str] = []
     _paths(old, new, "", paths)
     if not paths:

@@ -6,7 +6,6 @@ import json
 from dataclasses import asdict, dataclass, field
 from urllib.parse import quote
 
-
 FORECAST = "FORECAST"
 """``change_set_type`` of an offline forecast (``kr-cfn diff``): there is no change set to link to."""
 
