@@ -459,3 +459,42 @@ def test_compare_command(prod: trees.Tree, tmp_path: Path, capsys: pytest.Captur
     assert "`root/DataStack/DataBucket`: forecast Modify (True), not in the change set" in out
     (tmp_path / "bad.json").write_text("[]")
     assert diffcmd._compare_main([str(tmp_path / "bad.json"), str(tmp_path / "review.json")]) == 2
+
+
+def test_comparison_ignores_what_a_change_set_shows_differently(prod: trees.Tree) -> None:
+    new = copy.deepcopy(prod)
+    nested_data_stack_removed(new)
+    alarm_threshold_changed(new)
+    fc = json.loads(review(prod, new).to_json())
+    # The change set: the removed stack as one row, TemplateURL on the parent of a changed child.
+    cs = {
+        "stacks": [
+            {
+                "path": "root",
+                "changes": [
+                    {"action": "Remove", "logical_id": "DataStack", "type": "AWS::CloudFormation::Stack"},
+                    {
+                        "action": "Modify",
+                        "logical_id": "MonitoringStack",
+                        "type": "AWS::CloudFormation::Stack",
+                        "replacement": "False",
+                        "properties": [{"name": "TemplateURL", "requires_recreation": "Never"}],
+                    },
+                ],
+            },
+            {
+                "path": "root/MonitoringStack",
+                "changes": [
+                    {
+                        "action": "Modify",
+                        "logical_id": "BackendHighCpuAlarm",
+                        "type": "AWS::CloudWatch::Alarm",
+                        "replacement": "False",
+                    }
+                ],
+            },
+        ]
+    }
+    lines = diffcmd.disagreements(fc, cs)
+    assert all("root/DataStack/" not in line and "MonitoringStack`" not in line for line in lines), lines
+    assert "`root/MonitoringStack/BackendHighCpuAlarm`" not in " ".join(lines)

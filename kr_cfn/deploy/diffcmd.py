@@ -40,14 +40,28 @@ def make_review(
 
 
 def _rows(data: dict[str, Any]) -> dict[tuple[str, str], tuple[str, str]]:
-    """(stack path, logical id) -> (action, replacement) of a review.json; nested-stack pass-through rows left out."""
+    """(stack path, logical id) -> (action, replacement) of a review.json, as comparable rows.
+
+    Left out: a nested stack's own Modify row (the change set's says TemplateURL for any change
+    of the child, whose rows are compared instead) and the rows inside a nested stack that is
+    added or removed whole (the change set shows only the stack; the forecast lists its content).
+    """
+    whole = {
+        f"{stack.get('path')}/{c.get('logical_id')}"
+        for stack in data.get("stacks") or []
+        for c in stack.get("changes") or []
+        if c.get("type") == trees_mod.STACK_TYPE and c.get("action") in ("Add", "Remove")
+    }
     rows = {}
     for stack in data.get("stacks") or []:
+        path = str(stack.get("path"))
+        if any(path == w or path.startswith(f"{w}/") for w in whole):
+            continue
         for c in stack.get("changes") or []:
-            if c.get("type") == trees_mod.STACK_TYPE and c.get("action") == "Modify" and not c.get("properties"):
+            if c.get("type") == trees_mod.STACK_TYPE and c.get("action") == "Modify":
                 continue
             replacement = (c.get("replacement") or "-") if c.get("action") == "Modify" else "-"
-            rows[(str(stack.get("path")), str(c.get("logical_id")))] = (str(c.get("action")), str(replacement))
+            rows[(path, str(c.get("logical_id")))] = (str(c.get("action")), str(replacement))
     return rows
 
 

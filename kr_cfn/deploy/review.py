@@ -125,6 +125,8 @@ _HEAD = ("action", "logical id", "type", "replacement", "changed properties")
 def render_text(review: Review) -> str:
     """The review for a terminal: one aligned table per stack."""
     lines = [f"change set {review.change_set_name} ({review.change_set_type}) on stack {review.stack_name}"]
+    if review.change_set_type == FORECAST:
+        lines = [f"forecast ({review.change_set_name}) for stack {review.stack_name}, offline from the templates"]
     if not review.has_changes:
         lines.append("no changes")
         return "\n".join(lines) + "\n"
