@@ -498,3 +498,19 @@ def test_comparison_ignores_what_a_change_set_shows_differently(prod: trees.Tree
     lines = diffcmd.disagreements(fc, cs)
     assert all("root/DataStack/" not in line and "MonitoringStack`" not in line for line in lines), lines
     assert "`root/MonitoringStack/BackendHighCpuAlarm`" not in " ".join(lines)
+
+
+def test_literal_parameter_inside_sub(prod: trees.Tree) -> None:
+    def variant(value: str) -> trees.Tree:
+        t = copy.deepcopy(prod)
+        data = t.children["DataStack"].template
+        data.setdefault("Parameters", {})["Suffix"] = {"Type": "String"}
+        data["Resources"]["DataBucket"]["Properties"]["BucketName"] = {"Fn::Sub": "${AWS::StackName}-${Suffix}"}
+        t.template["Resources"]["DataStack"]["Properties"]["Parameters"]["Suffix"] = value
+        return t
+
+    same = review(variant("docs"), variant("docs"))
+    assert not same.has_changes
+    changed = forecast(variant("docs"), variant("documents"), REGION)
+    bucket = next(c for s in changed for c in s.changes if c.logical_id == "DataBucket")
+    assert bucket.replacement == "True" and bucket.properties[0].name == "BucketName"

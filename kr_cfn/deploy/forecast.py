@@ -114,7 +114,10 @@ def _unknown(value: Any) -> bool:
 
 
 def _intrinsic(value: Any) -> bool:
-    return isinstance(value, dict) and len(value) == 1 and (next(iter(value)).startswith(("Fn::", "KrCfn::", "Ref")))
+    if not isinstance(value, dict) or len(value) != 1:
+        return False
+    key = next(iter(value))
+    return key == "Ref" or key.startswith(("Fn::", "KrCfn::"))
 
 
 def _paths(old: Any, new: Any, path: str, out: list[str]) -> None:
@@ -306,6 +309,12 @@ def _renames(removed: list[ResourceChange], added: list[ResourceChange], fingerp
                 break
 
 
+def _fingerprint(tree: Tree | None, rid: str, props: dict[str, Any]) -> Any:
+    """What must match for a rename: the properties, and for a nested stack also its template's resources."""
+    child = tree.children.get(rid) if tree else None
+    return (props, child.template.get("Resources") if child else None)
+
+
 def _diff(run: _Run, path: str, old: Tree | None, new: Tree, old_side: _Side, new_side: _Side) -> set[str]:
     """Diff one template (and, depth first, its nested stacks); return its outputs that may change."""
     stack = StackChanges(path, new.name, "")
@@ -325,7 +334,7 @@ def _diff(run: _Run, path: str, old: Tree | None, new: Tree, old_side: _Side, ne
                 removed.append(ResourceChange("Remove", rid, _type(old_res[rid]), None))
                 fingerprints[f"old:{rid}"] = ("type changed",)
             new_side.changed.add(rid)
-            fingerprints[f"new:{rid}"] = new_props
+            fingerprints[f"new:{rid}"] = _fingerprint(new, rid, new_props)
             added.append(ResourceChange("Add", rid, _type(res), None))
             if _type(res) == STACK_TYPE:
                 nested_after.append((rid, "Add"))
@@ -341,7 +350,7 @@ def _diff(run: _Run, path: str, old: Tree | None, new: Tree, old_side: _Side, ne
             if change.replacement in ("True", "Conditional"):
                 new_side.changed.add(rid)
     for rid in sorted(set(old_res) - set(new_res)):
-        fingerprints[f"old:{rid}"] = _resolve(_props(old_res[rid]), old_side)
+        fingerprints[f"old:{rid}"] = _fingerprint(old, rid, _resolve(_props(old_res[rid]), old_side))
         removed.append(ResourceChange("Remove", rid, _type(old_res[rid]), None))
     _renames(removed, added, fingerprints)
     stack.changes = sorted(added + modified + removed, key=lambda c: (c.logical_id, c.action))
@@ -396,7 +405,7 @@ def _changed_outputs(old: Tree | None, new: Tree, old_side: _Side, new_side: _Si
     for name, spec in (new.template.get("Outputs") or {}).items():
         value = _resolve(spec.get("Value") if isinstance(spec, dict) else None, new_side)
         before = old_out.get(name)
-        if before is None or _resolve(before.get("Value"), old_side) != value or _unknown_change(value):
+        if not isinstance(before, dict) or _resolve(before.get("Value"), old_side) != value or _unknown_change(value):
             out.add(name)
     return out
 
