@@ -172,3 +172,16 @@ def test_against_a_deployed_stack(endpoint: str, tmp_path: Path, capsys: pytest.
 
     code, _, err = run(capsys, "diff", "--env", "dev", "--params", str(PARAMS), "--against", "stack:kr-nope")
     assert code == 2 and "stack kr-nope does not exist" in err
+
+
+def test_forecast_code_never_imports_stacks() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import kr_cfn.deploy.diffcmd, kr_cfn.deploy.forecast, kr_cfn.deploy.trees, kr_cfn.deploy.schemas\n"
+        "bad = sorted(m for m in sys.modules if m == 'stacks' or m.startswith('stacks.'))\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
