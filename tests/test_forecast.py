@@ -514,3 +514,12 @@ def test_literal_parameter_inside_sub(prod: trees.Tree) -> None:
     changed = forecast(variant("docs"), variant("documents"), REGION)
     bucket = next(c for s in changed for c in s.changes if c.logical_id == "DataBucket")
     assert bucket.replacement == "True" and bucket.properties[0].name == "BucketName"
+
+
+def test_removed_nested_stack_is_allowed_by_its_logical_id(prod: trees.Tree) -> None:
+    new = copy.deepcopy(prod)
+    nested_data_stack_removed(new)
+    assert review(prod, new).blocked
+    r = review(prod, new, ("DataStack",))
+    assert r.findings and not r.blocked
+    assert len({(f.path, f.logical_id) for f in r.findings}) == len(r.findings)

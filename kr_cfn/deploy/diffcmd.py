@@ -8,6 +8,7 @@ the two disagree).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -18,7 +19,7 @@ from kr_cfn.deploy import guard
 from kr_cfn.deploy import trees as trees_mod
 from kr_cfn.deploy.errors import EXIT_GUARD, DeployError
 from kr_cfn.deploy.forecast import forecast
-from kr_cfn.deploy.review import FORECAST, Review, render_markdown, render_text
+from kr_cfn.deploy.review import FORECAST, GuardFinding, Review, StackChanges, render_markdown, render_text
 
 STACK_PREFIX = "stack:"
 
@@ -35,8 +36,30 @@ def make_review(
         change_set_type=FORECAST,
         region=region,
         stacks=stacks,
-        findings=guard.findings(stacks, list(allowed)),
+        findings=_whole_stack_allowances(stacks, guard.findings(stacks, list(allowed)), allowed),
     )
+
+
+def _whole_stack_allowances(
+    stacks: Sequence[StackChanges], findings: list[GuardFinding], allowed: Sequence[str]
+) -> list[GuardFinding]:
+    """A resource of a nested stack removed whole is also allowed by the stack's logical id; one finding each."""
+    whole = {
+        f"{s.path}/{c.logical_id}"
+        for s in stacks
+        for c in s.changes
+        if c.type == trees_mod.STACK_TYPE and c.action == "Remove" and c.logical_id in allowed
+    }
+    out: list[GuardFinding] = []
+    seen: set[tuple[str, str]] = set()
+    for f in findings:
+        if (f.path, f.logical_id) in seen:
+            continue
+        seen.add((f.path, f.logical_id))
+        if not f.allowed and any(f.path == w or f.path.startswith(f"{w}/") for w in whole):
+            f = dataclasses.replace(f, allowed=True)
+        out.append(f)
+    return out
 
 
 def _rows(data: dict[str, Any]) -> dict[tuple[str, str], tuple[str, str]]:
