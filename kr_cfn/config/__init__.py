@@ -27,6 +27,7 @@ from kr_cfn.config.data import DataConfig, DataSlice
 from kr_cfn.config.deploy import DeployConfig, RootSlice
 from kr_cfn.config.monitoring import MonitoringConfig, MonitoringSlice, check_monitoring
 from kr_cfn.config.network import NetworkConfig, NetworkSlice
+from kr_cfn.config.production import check_production
 from kr_cfn.config.services import (
     REDIS_OUTPUTS,
     EcsConfig,
@@ -148,6 +149,7 @@ class EnvConfig(Model):
                 self.monitoring, watched.services, watched.load_balanced, watched.container_insights
             )
         ]
+        problems += check_production(self)
         return problems
 
 
@@ -161,7 +163,13 @@ def network_slice(cfg: EnvConfig) -> NetworkSlice:
 
 def data_slice(cfg: EnvConfig) -> DataSlice:
     """The data stack's slice of the config."""
-    return DataSlice(cfg.names, cfg.data, cfg.network.az_count)
+    return DataSlice(
+        cfg.names,
+        cfg.data,
+        cfg.network.az_count,
+        alb_log_prefix=cfg.alb.access_logs_prefix if cfg.alb.access_logs else None,
+        region=cfg.region,
+    )
 
 
 def alb_slice(cfg: EnvConfig) -> AlbSlice:
@@ -181,7 +189,8 @@ def ecs_slice(cfg: EnvConfig) -> EcsSlice:
     if cfg.data.redis == "elasticache":
         services.pop("redis", None)
         external["redis"] = REDIS_OUTPUTS
-    return EcsSlice(cfg.names, cfg.ecs, services, external)
+    retain_logs = cfg.ecs.retain_logs if cfg.ecs.retain_logs is not None else cfg.deploy.termination_protection
+    return EcsSlice(cfg.names, cfg.ecs, services, external, retain_logs=retain_logs)
 
 
 def monitoring_slice(cfg: EnvConfig) -> MonitoringSlice:
