@@ -384,7 +384,7 @@ def test_replacement_forecast_and_paths(prod: trees.Tree) -> None:
         "BackupRetentionPeriod": "Never",
     }
     task = next(c for c in stacks["root/EcsStack"].changes if c.logical_id == "QdrantTaskDefinition")
-    assert task.replacement == "True" and [p.name for p in task.properties] == ["ContainerDefinitions[0].Image"]
+    assert task.replacement == "True" and [p.name for p in task.properties] == ["ContainerDefinitions[qdrant].Image"]
     # the service follows its replaced task definition: a reference that may change, not a replacement
     service = next(c for c in stacks["root/EcsStack"].changes if c.logical_id == "QdrantService")
     assert service.replacement == "False" and [p.name for p in service.properties] == ["TaskDefinition"]

@@ -121,7 +121,7 @@ def _intrinsic(value: Any) -> bool:
 
 
 def _paths(old: Any, new: Any, path: str, out: list[str]) -> None:
-    """Append the dotted paths (``A.B[0].C``) where ``old`` and ``new`` differ."""
+    """Append the dotted paths (``A.B[0].C``, ``Environment[REDIS_URL].Value``) where ``old`` and ``new`` differ."""
     if old == new:
         return
     if isinstance(old, dict) and isinstance(new, dict) and not _intrinsic(old) and not _intrinsic(new):
@@ -129,9 +129,19 @@ def _paths(old: Any, new: Any, path: str, out: list[str]) -> None:
             _paths(old.get(k, _MISSING), new.get(k, _MISSING), f"{path}.{k}" if path else k, out)
     elif isinstance(old, list) and isinstance(new, list) and len(old) == len(new) and path:
         for i, (o, n) in enumerate(zip(old, new, strict=True)):
-            _paths(o, n, f"{path}[{i}]", out)
+            _paths(o, n, f"{path}[{_item_label(o, n, i)}]", out)
     else:
         out.append(path or "Properties")
+
+
+def _item_label(old: Any, new: Any, index: int) -> str:
+    """A list item by its ``Name`` or ``Key`` (containers, environment, tags) when both sides agree, else its index."""
+    for key in ("Name", "Key"):
+        if isinstance(old, dict) and isinstance(new, dict):
+            label = old.get(key)
+            if isinstance(label, str) and label == new.get(key) and re.fullmatch(r"[\w:/@+=,-]+", label):
+                return label
+    return str(index)
 
 
 def _at(value: Any, pointer: tuple[str, ...]) -> list[Any]:
@@ -147,7 +157,7 @@ def _at(value: Any, pointer: tuple[str, ...]) -> list[Any]:
 
 
 def _segments(path: str) -> tuple[str, ...]:
-    return tuple(re.sub(r"\[\d+\]", ".*", path).split("."))
+    return tuple(re.sub(r"\[[^\]]*\]", ".*", path).split("."))
 
 
 def _overlaps(path: tuple[str, ...], pointer: tuple[str, ...]) -> bool:
