@@ -31,11 +31,12 @@ INPUT = "KrCfn::Input"
 MAY_CHANGE = "KrCfn::MayChange"
 """Marks a reference to a resource (or nested stack output) that the deploy creates anew."""
 _MISSING = object()
-# Subnet groups cannot move to another VPC in place: ModifyDBSubnetGroup / ModifyCacheSubnetGroup
-# refuse subnets of a different VPC ("The new Subnets are not in the same Vpc as the existing subnet
-# group"; https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_VPC.WorkingWithRDSInstanceinaVPC.html,
-# "Working with DB subnet groups"). When their subnets come from a network that is itself replaced,
-# the group (and the database or cache placed in it by name) may have to be created anew.
+# A subnet group belongs to one VPC (DBSubnetGroup.VpcId): a DB instance moves to another VPC only by
+# naming another subnet group (ModifyDBInstance, DBSubnetGroupName: "use this parameter to move your
+# DB instance to a different VPC", https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_ModifyDBInstance.html),
+# and DBSubnetGroupName / CacheSubnetGroupName are create-only for the database and the cache. So when
+# a subnet group's subnets come from a network that is itself replaced, the group may have to be
+# created anew, and what is placed in it by name may be replaced: Conditional, not False.
 _VPC_BOUND: dict[str, tuple[tuple[str, ...], ...]] = {
     "AWS::RDS::DBSubnetGroup": (("SubnetIds",),),
     "AWS::ElastiCache::SubnetGroup": (("SubnetIds",),),
