@@ -416,6 +416,9 @@ def test_removed_nested_stack_lists_every_resource(prod: trees.Tree) -> None:
     assert removed == set(prod.children["DataStack"].template["Resources"])
     r = review(prod, new)
     assert {"Database", "DataBucket", "QdrantFileSystem", "RedisReplicationGroup"} <= {f.logical_id for f in r.blocked}
+    # the guard reads the removed stack from the previous build: each finding names the stack that goes
+    db = next(f for f in r.blocked if f.logical_id == "Database")
+    assert db.nested_stack == "DataStack" and db.allow_id == "DataStack" and db.policy_action == "Snapshot"
 
 
 def test_markdown_and_json_share_the_review_format(prod: trees.Tree) -> None:

@@ -36,8 +36,22 @@ def make_review(
         change_set_type=FORECAST,
         region=region,
         stacks=stacks,
-        findings=_whole_stack_allowances(stacks, guard.findings(stacks, list(allowed)), allowed),
+        findings=_whole_stack_allowances(
+            stacks, guard.findings(stacks, list(allowed), guard.template_contents(_template_at(old))), allowed
+        ),
     )
+
+
+def _template_at(old: trees_mod.Tree) -> Callable[[str], dict[str, Any] | None]:
+    """``root/DataStack`` -> that nested stack's template in the previous build (what a removal deletes)."""
+
+    def template_at(path: str) -> dict[str, Any] | None:
+        tree: trees_mod.Tree | None = old
+        for logical_id in path.split("/")[1:]:
+            tree = tree.children.get(logical_id) if tree else None
+        return tree.template if tree else None
+
+    return template_at
 
 
 def _whole_stack_allowances(
@@ -170,9 +184,11 @@ def run(args: argparse.Namespace, cfg: Any, build_files: Callable[[Any], dict[st
     if args.review_dir:
         print(f"forecast: {Path(args.review_dir) / 'forecast.json'} {Path(args.review_dir) / 'forecast.md'}")
     for f in review.blocked:
+        fate = "deleted" if f.action == "Remove" else "replaced"
+        if f.nested_stack:
+            fate = f"removed with nested stack {f.nested_stack}"
         print(
-            f"guard: {f.path}/{f.logical_id} ({f.type}) would be "
-            f"{'deleted' if f.action == 'Remove' else 'replaced'}; pass --allow-replace {f.logical_id} "
+            f"guard: {f.path}/{f.logical_id} ({f.type}) would be {fate}; pass --allow-replace {f.allow_id} "
             "if that data may be lost",
             file=sys.stderr,
         )
