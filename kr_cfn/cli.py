@@ -135,6 +135,9 @@ def _parser() -> argparse.ArgumentParser:
     from kr_cfn.deploy import diffcmd
 
     diffcmd.add_parser(sub, lambda params_dir, env: _load_envs(params_dir, [env])[0], _diff_build)
+    from kr_cfn.cost.cli import add_parser as add_cost_parser
+
+    add_cost_parser(sub, lambda params_dir, env: _load_envs(params_dir, [env])[0])
     return parser
 
 
