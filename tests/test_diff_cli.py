@@ -59,6 +59,7 @@ def test_builds_differing_only_in_an_image_tag(tmp_path: Path, capsys: pytest.Ca
     assert "no changes" in out and "True" not in out and "Conditional" not in out
     data = json.loads((tmp_path / "forecast" / "forecast.json").read_text())
     assert data["findings"] == [] and data["change_set_type"] == "FORECAST"
+    assert data["cost"]["delta"] == 0 and data["cost"]["before"] > 0  # the cost delta of plan, offline
     assert (tmp_path / "forecast" / "forecast.md").read_text().startswith("### CloudFormation plan")
 
 

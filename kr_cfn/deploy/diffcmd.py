@@ -170,6 +170,7 @@ def run(args: argparse.Namespace, cfg: Any, build_files: Callable[[Any], dict[st
         f"{old_label} -> {new_label}",
         args.allow_replace or [],
     )
+    review.cost = _cost_delta(old, new, cfg)
     markdown = render_markdown(review)
     if args.review:
         markdown += "\n#### Forecast vs change set\n\n" + comparison_markdown(
@@ -193,6 +194,38 @@ def run(args: argparse.Namespace, cfg: Any, build_files: Callable[[Any], dict[st
             file=sys.stderr,
         )
     return EXIT_GUARD if review.blocked else 0
+
+
+def _cost_stacks(tree: trees_mod.Tree) -> list[Any]:
+    """The root and its nested stacks as the cost model takes them (parameters wired from the root)."""
+    from kr_cfn.cost.templates import Stack, wire
+
+    params = tree.template.get("Parameters") or {}
+    defaults = {k: v["Default"] for k, v in params.items() if isinstance(v, dict) and "Default" in v}
+    return wire(Stack("root", tree.template, defaults), {k: c.template for k, c in tree.children.items()})
+
+
+def _cost_delta(old: trees_mod.Tree, new: trees_mod.Tree, cfg: Any) -> dict[str, Any]:
+    """Monthly cost of the old and the new templates, as ``plan`` reports it; the reason when it cannot."""
+    from kr_cfn.cost import model, prices
+    from kr_cfn.cost.report import delta
+
+    try:
+        book = prices.load(cfg.region)
+    except prices.PriceError as exc:  # the estimate is information: the forecast goes on
+        return {"error": str(exc)}
+    before = model.price(_cost_stacks(old), book, cfg.cost)
+    after = model.price(_cost_stacks(new), book, cfg.cost)
+    return {
+        "before": round(model.total(before), 2),
+        "after": round(model.total(after), 2),
+        "delta": round(model.total(after) - model.total(before), 2),
+        "unpriced": [ln.key for ln in after if ln.usd is None],
+        "lines": [
+            {"key": key, "before": a.usd if a else None, "after": b.usd if b else None}
+            for key, a, b in delta(before, after)
+        ],
+    }
 
 
 def add_parser(sub: Any, load_env: Callable[[Path, str], Any], build_files: Callable[[Any], dict[str, str]]) -> None:
