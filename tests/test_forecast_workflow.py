@@ -44,3 +44,14 @@ def test_comment_workflow_runs_only_trusted_code() -> None:
     runs = " ".join(str(s.get("run", "")) for s in _steps(data))
     assert "${{ github.event.workflow_run" not in runs  # run fields reach the shell only through env
     assert "pulls/$pr" in runs and '[ "$pr_head" = "$HEAD_SHA" ]' in runs  # the artifact's PR is checked
+
+
+def test_plan_job_keeps_the_review_the_comment_compares_with() -> None:
+    data = _load("deploy.yml")
+    uploads = [s for s in data["jobs"]["plan"]["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact")]
+    assert any(
+        s["with"]["name"] == "review-${{ matrix.env }}" and s["with"]["path"] == "out/${{ matrix.env }}/review.json"
+        for s in uploads
+    )
+    runs = " ".join(str(s.get("run", "")) for s in _steps(_load("forecast-comment.yml")))
+    assert "pattern='review-*'" in runs and "artifacts/review/review-$env/review.json" in runs
