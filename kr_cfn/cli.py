@@ -140,6 +140,11 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
+def _diff_build(cfg: config.EnvConfig) -> dict[str, str]:
+    """An env's templates rendered in memory for ``kr-cfn diff`` (the same build as ``kr-cfn build``)."""
+    return build_env_files(cfg, "json")[0]
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="kr-cfn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -153,6 +158,9 @@ def _parser() -> argparse.ArgumentParser:
     from kr_cfn.deploy.parsers import add_parsers
 
     add_parsers(sub, lambda params_dir, env: _load_envs(params_dir, [env])[0])
+    from kr_cfn.deploy import diffcmd
+
+    diffcmd.add_parser(sub, lambda params_dir, env: _load_envs(params_dir, [env])[0], _diff_build)
     from kr_cfn.cost.cli import add_parser as add_cost_parser
 
     add_cost_parser(sub, lambda params_dir, env: _load_envs(params_dir, [env])[0])
