@@ -31,16 +31,25 @@ class ReadError(Exception):
         self.problem: Problem = (where, message)
 
 
-class _ParamsLoader(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader):  # type: ignore[misc]
-    """The safe loader: duplicate or non-string keys are errors; dates are read as strings.
+_RESOLVERS = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
-    libyaml's when installed: ten times faster, and it caps nesting itself.
+
+class _ParamsLoader(yaml.SafeLoader):
+    """The safe loader: duplicate or non-string keys are errors; dates are read as strings."""
+
+    yaml_implicit_resolvers: ClassVar[dict[str, list[tuple[str, Any]]]] = _RESOLVERS
+
+
+class _FastParamsLoader(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader):  # type: ignore[misc]
+    """The same rules on libyaml: ten times faster, and it caps nesting itself.
+
+    Its messages are terser, so a file it refuses is read again by :class:`_ParamsLoader` for the message.
     """
 
-    yaml_implicit_resolvers: ClassVar[dict[str, list[tuple[str, Any]]]] = {
-        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-    }
+    yaml_implicit_resolvers: ClassVar[dict[str, list[tuple[str, Any]]]] = _RESOLVERS
 
 
 def _construct_mapping(loader: _ParamsLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -62,6 +71,7 @@ def _construct_mapping(loader: _ParamsLoader, node: yaml.MappingNode, deep: bool
 
 
 _ParamsLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_FastParamsLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def read_yaml(data: bytes) -> Any:
@@ -74,7 +84,7 @@ def read_yaml(data: bytes) -> Any:
             f"line {line}", f"not UTF-8 text (byte {data[exc.start]:#04x}); save the file as UTF-8"
         ) from None
     try:
-        doc = yaml.load(text, Loader=_ParamsLoader)  # noqa: S506 - a SafeLoader subclass
+        doc = _parse(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         if mark is not None:
@@ -94,6 +104,16 @@ def read_yaml(data: bytes) -> Any:
         raise ReadError("YAML", f"nested too deeply (at most {MAX_DEPTH} levels)") from None
     _check_size(doc)
     return doc
+
+
+def _parse(text: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_FastParamsLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        if "nesting depth" in str(exc):
+            raise
+        yaml.load(text, Loader=_ParamsLoader)  # noqa: S506 - for its clearer message
+        raise  # pragma: no cover - both parsers refuse the same documents
 
 
 def _check_size(doc: Any) -> None:
