@@ -464,6 +464,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "monitoring:\n  alarms:\n    db_connections: {threshold: .nan}\n",
         "monitoring.alarms.db_connections.threshold: input should be a finite number, got nan",
     ),
+    "cost_figure_too_large": (
+        "cost: {efs_gb: 1.0e+300, s3_gb: {DataBucket: 2.0e+13}}\n",
+        "cost.efs_gb: 1e+300 is above 1e+12, more than any usage",
+    ),
+    "cost_per_key_figure_too_large": (
+        "cost: {s3_gb: {DataBucket: 2.0e+13}}\n",
+        "cost.s3_gb.DataBucket: 2e+13 is above 1e+12, more than any usage",
+    ),
     "section_as_list": ("network: [a]\n", "network: expected a mapping of settings (key: value), got ['a']"),
     "list_as_mapping": ("bootstrap: {repositories: {a: 1}}\n", "bootstrap.repositories: expected a list, got {'a': 1}"),
 }
