@@ -621,3 +621,44 @@ def test_deploy_options_fail_before_aws(shipped: Path, tmp_path: Path, no_aws: N
     code, err = _cli([*base, *argv[1:]])
     assert code == 2
     assert len(err) == 1 and err[0].startswith(expected.format(**where)), err
+
+
+# --------------------------------------------------------------------------- hand-edited built templates
+
+TEMPLATE_EDITS: dict[str, tuple[str, str | bytes, str]] = {
+    "resource_not_a_mapping": (
+        "root.yaml",
+        "Resources: {A: 5}\n",
+        "Resources.A: expected a mapping with Type, got int",
+    ),
+    "resource_without_type": ("root.yaml", "Resources: {A: {}}\n", "Resources.A.Type: expected a resource type"),
+    "properties_not_a_mapping": (
+        "ecs.yaml",
+        "Resources: {S: {Type: AWS::ECS::Service, Properties: 5}}\n",
+        "Resources.S.Properties: expected a mapping, got int",
+    ),
+    "parameters_a_list": ("root.yaml", "Parameters: [1]\nResources: {}\n", "Parameters: expected a mapping, got list"),
+    "no_resources": ("data.yaml", "Outputs: {}\n", "not a CloudFormation template"),
+    "not_utf8": ("data.yaml", b"\xff\xfe\x00", "not UTF-8 text|can't decode byte 0xff"),
+}
+
+
+@pytest.mark.parametrize("command", ["cost", "diff"])
+@pytest.mark.parametrize("name", sorted(TEMPLATE_EDITS))
+def test_edited_templates_are_one_line_each(shipped: Path, tmp_path: Path, command: str, name: str) -> None:
+    import shutil
+
+    file, body, message = TEMPLATE_EDITS[name]
+    out = tmp_path / "out"
+    shutil.copytree(shipped / "out", out)
+    edited = out / ENV / file
+    edited.write_bytes(body if isinstance(body, bytes) else body.encode())
+    params = ["--env", ENV, "--params", str(shipped / "params")]
+    argv = {
+        "cost": ["cost", *params, "--out", str(out)],
+        "diff": ["diff", *params, "--against", str(shipped / "out" / ENV), "--build", str(out / ENV)],
+    }[command]
+    code, err = _cli(argv)
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith(f"{edited}: "), err
+    assert any(m in err[0] for m in message.split("|")), err
