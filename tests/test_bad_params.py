@@ -604,6 +604,10 @@ DEPLOY_CASES: dict[str, tuple[list[str], str]] = {
         "--stack-name 'no_underscores': expected a stack name",
     ),
     "bucket_name": (["package", "--bucket", "Not_A_Bucket"], "--bucket 'Not_A_Bucket': expected an S3 bucket name"),
+    "diff_allow_replace": (
+        ["diff", "--against", "{empty}", "--allow-replace", "Data Stack"],
+        "--allow-replace 'Data Stack': expected a logical id",
+    ),
     "unknown_env": (["plan", "--env", "qa"], "--env qa: no params file {params}/qa.yaml (have: dev)"),
 }
 
@@ -616,7 +620,7 @@ def test_deploy_options_fail_before_aws(shipped: Path, tmp_path: Path, no_aws: N
     base = [argv[0], "--params", str(shipped / "params")]
     if "--env" not in argv:
         base += ["--env", ENV]
-    if "--out" not in argv:
+    if "--out" not in argv and argv[0] != "diff":
         base += ["--out", str(shipped / "out")]
     code, err = _cli([*base, *argv[1:]])
     assert code == 2
