@@ -425,6 +425,16 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "services.backend.autoscaling.schedules[0].cron: '0 1 * * MON *': "
         "exactly one of day-of-month and day-of-week must be '?'",
     ),
+    "schedule_above_max_count": (
+        "services:\n  backend:\n    max_count: 8\n    autoscaling:\n      schedules:\n"
+        "        - {name: day, cron: '0 7 ? * MON-FRI *', min_count: 2, max_count: 9}\n",
+        "services.backend.autoscaling.schedules[0].max_count: 9 is above the service's max_count 8",
+    ),
+    "schedule_max_below_min": (
+        "services:\n  backend:\n    autoscaling:\n      schedules:\n"
+        "        - {name: day, cron: '0 7 ? * MON-FRI *', min_count: 3, max_count: 2}\n",
+        "services.backend.autoscaling.schedules[0].max_count: 2 is below min_count 3",
+    ),
     "unknown_service_nulled": (
         "services:\n  grafna: null\n",
         "services: grafna: null, but 'grafna' is not a default service (null drops one of: backend, frontend, "

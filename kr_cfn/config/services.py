@@ -373,6 +373,13 @@ class ServiceSpec(Model):
                 )
             if s.max_count < s.min_count:
                 problems.append((f"schedules[{i}].max_count", f"{s.max_count} is below min_count {s.min_count}"))
+            elif s.max_count > self.max_count:
+                problems.append(
+                    (
+                        f"schedules[{i}].max_count",
+                        f"{s.max_count} is above the service's max_count {self.max_count} (bounds every schedule)",
+                    )
+                )
         return problems
 
 
