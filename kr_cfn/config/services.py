@@ -19,6 +19,7 @@ reaches exactly what its placeholders, secrets, volumes and ``connects_to`` name
 from __future__ import annotations
 
 import copy
+import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -137,7 +138,13 @@ class Volume(Model):
 class Route(Model):
     """How the load balancer reaches a service."""
 
-    paths: tuple[str, ...] = Field((), description="Path patterns routed here; empty = the listener's default.")
+    paths: tuple[str, ...] = Field(
+        (), description="Path patterns routed here; with no paths and no hosts, the listener's default."
+    )
+    hosts: tuple[str, ...] = Field((), description="Host names routed here (host-header condition).")
+    source_cidrs: tuple[str, ...] = Field(
+        (), description="Only requests from these IPv4 CIDRs (source-ip condition); empty = from anywhere."
+    )
     priority: int = Field(10, ge=1, le=50000, description="Listener rule priority (path routes only).")
     health_check_path: str = Field("/", description="Target group health check path.")
     health_check_grace: int = Field(60, ge=0, le=2147483647, description="ECS ignores LB health for this long (s).")
@@ -208,6 +215,11 @@ class ServiceSpec(Model):
         None, description="Cloud Map name (<name>.<namespace>) other services reach it by; opens nothing by itself."
     )
     load_balancer: Route | None = Field(None, description="ALB route; null = not behind the load balancer.")
+    metrics_path: str | None = Field(
+        None,
+        pattern=_PATH.pattern,
+        description="Path on the container port that Prometheus scrapes (needs discovery_name); null = not scraped.",
+    )
     capacity: tuple[CapacityItem, ...] = Field(
         (CapacityItem(provider="FARGATE"),), description="Capacity provider strategy."
     )
@@ -285,6 +297,8 @@ class ServiceSpec(Model):
                 problems.append((f"files.{path}", "must be an absolute path of letters, digits and ._-/"))
         if self.files and (self.command is None or self.entry_point is not None):
             problems.append(("files", "needs command (the full command to run after writing them) and no entry_point"))
+        if self.metrics_path is not None and self.discovery_name is None:
+            problems.append(("metrics_path", "needs discovery_name (Prometheus finds the tasks by their DNS name)"))
         if self.discovery_name is not None and not _SERVICE_NAME.match(self.discovery_name):
             problems.append(("discovery_name", f"{self.discovery_name!r} must be a lowercase DNS label"))
         providers = [c.provider for c in self.capacity]
@@ -418,7 +432,8 @@ def check_services(services: dict[str, ServiceSpec], redis: str) -> list[Problem
                     (f"{name}.buckets.{bucket}", f"is not a bucket output (one of: {', '.join(BUCKET_OUTPUTS)})")
                 )
     routed = {n: s.load_balancer for n, s in services.items() if s.load_balancer is not None}
-    defaults = [n for n, r in routed.items() if not r.paths]
+    problems += check_routes(routed)
+    defaults = [n for n, r in routed.items() if not r.paths and not r.hosts]
     if routed and len(defaults) != 1:
         problems.append(
             (
@@ -429,10 +444,65 @@ def check_services(services: dict[str, ServiceSpec], redis: str) -> list[Problem
         )
     seen: dict[int, str] = {}
     for n, r in routed.items():
-        if r.paths and r.priority in seen:
-            problems.append((f"{n}.load_balancer.priority", f"{r.priority} is also {seen[r.priority]}'s priority"))
-        elif r.paths:
-            seen[r.priority] = n
+        taken = [p for p in rule_priorities(r) if p in seen]
+        if taken:
+            problems.append((f"{n}.load_balancer.priority", f"{taken[0]} is also {seen[taken[0]]}'s priority"))
+        else:
+            seen.update(dict.fromkeys(rule_priorities(r), n))
+    return problems
+
+
+RULE_CONDITION_VALUES = 5
+"""ALB quota "Condition values per rule": 5, not adjustable
+(https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-limits.html)."""
+
+
+def rule_cidr_chunks(route: Route) -> list[tuple[str, ...]]:
+    """The route's source CIDRs split so each listener rule stays within :data:`RULE_CONDITION_VALUES`.
+
+    Every rule repeats the route's path and host values, the CIDRs share what is left; one chunk
+    (possibly empty) per listener rule. A route's rules take consecutive priorities.
+    """
+    room = RULE_CONDITION_VALUES - len(route.paths) - len(route.hosts)
+    cidrs = route.source_cidrs
+    return [cidrs[i : i + room] for i in range(0, len(cidrs), room)] if cidrs and room > 0 else [cidrs]
+
+
+def rule_priorities(route: Route) -> list[int]:
+    """Listener rule priorities of a path or host route (none for the default route)."""
+    if not route.paths and not route.hosts:
+        return []
+    return [route.priority + i for i in range(len(rule_cidr_chunks(route)))]
+
+
+def check_routes(routed: dict[str, Route]) -> list[Problem]:
+    """Each route's conditions fit a listener rule; source CIDRs are IPv4 networks (the ALB is IPv4)."""
+    problems: list[Problem] = []
+    for n, r in routed.items():
+        key = f"{n}.load_balancer"
+        if len(r.paths) + len(r.hosts) >= RULE_CONDITION_VALUES and r.source_cidrs:
+            problems.append(
+                (key, f"paths and hosts leave no room for source_cidrs ({RULE_CONDITION_VALUES} values per rule)")
+            )
+        if r.source_cidrs and not r.paths and not r.hosts:
+            problems.append((f"{key}.source_cidrs", "the default route cannot be limited; give paths or hosts"))
+        problems += [(f"{key}.source_cidrs[{i}]", msg) for i, msg in cidr_problems(r.source_cidrs)]
+    return problems
+
+
+def cidr_problems(cidrs: tuple[str, ...]) -> list[tuple[int, str]]:
+    """(index, message) for each entry that is not a distinct, narrower-than-everything IPv4 network."""
+    problems: list[tuple[int, str]] = []
+    for i, text in enumerate(cidrs):
+        try:
+            net = ipaddress.IPv4Network(text, strict=True)
+        except ValueError:
+            problems.append((i, f"{text!r} is not an IPv4 network in CIDR notation (e.g. 203.0.113.0/24)"))
+            continue
+        if net.prefixlen == 0:
+            problems.append((i, f"{text!r} is the whole internet; list the networks that may connect"))
+        elif cidrs.index(text) != i:
+            problems.append((i, f"{text!r} is listed twice"))
     return problems
 
 
@@ -471,13 +541,8 @@ scrape_configs:
   - job_name: prometheus
     static_configs:
       - targets: ["localhost:{{port:prometheus}}"]
-  - job_name: backend
-    metrics_path: /metrics
-    dns_sd_configs:
-      - names: ["{{host:backend}}"]
-        type: A
-        port: {{port:backend}}
 """
+"""Prometheus scrapes itself; a job per service with a ``metrics_path`` is appended (kr_cfn.config.grafana)."""
 
 _GRAFANA_DATASOURCES = """\
 apiVersion: 1
@@ -534,6 +599,7 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
         # image's user if it does not run as root).
         "scratch_paths": ["/tmp"],  # noqa: S108 - a task-local volume, not a shared temp dir
         "discovery_name": "backend",
+        "metrics_path": "/metrics",
         "load_balancer": {
             "paths": ["/api/*"],
             "priority": 10,
@@ -585,6 +651,8 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
         # bypass file permissions or open raw sockets, and the EFS access point maps all its
         # file access to uid/gid 1000 whatever the container's user.
         "discovery_name": "qdrant",
+        # Qdrant's Prometheus endpoint on its HTTP port: https://qdrant.tech/documentation/guides/monitoring/
+        "metrics_path": "/metrics",
         "log_retention_days": 7,
     },
     "redis": {
@@ -614,8 +682,9 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
         "command": [
             "/bin/prometheus",
             "--config.file=/etc/prometheus/prometheus.yml",
+            # The task's ephemeral storage (README, "Grafana and dashboards"); the retention flag
+            # comes from monitoring.prometheus_retention.
             "--storage.tsdb.path=/prometheus",
-            "--storage.tsdb.retention.time=15d",
         ],
         "health_check": {"command": "wget -q -O /dev/null http://localhost:9090/-/healthy || exit 1"},
         # The image's own user, stated so an image change cannot silently run it as root.
@@ -635,7 +704,13 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
         "memory": 512,
         "port": 3000,
         **_STATEFUL,
-        "environment": {"GF_LOG_MODE": "console", "GF_USERS_ALLOW_SIGN_UP": "false"},
+        # Grafana's own login stays on; no anonymous access, no self sign-up.
+        "environment": {
+            "GF_LOG_MODE": "console",
+            "GF_USERS_ALLOW_SIGN_UP": "false",
+            "GF_AUTH_ANONYMOUS_ENABLED": "false",
+            "GF_AUTH_DISABLE_LOGIN_FORM": "false",
+        },
         "secrets": {
             "GF_SECURITY_ADMIN_USER": {"secret": "GrafanaAdminSecretArn", "key": "username"},
             "GF_SECURITY_ADMIN_PASSWORD": {"secret": "GrafanaAdminSecretArn", "key": "password"},
