@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from kr_cfn import dashboards
 from kr_cfn.config.base import Model, Problem
 from kr_cfn.naming import Naming
 
@@ -207,6 +208,14 @@ class ServiceSpec(Model):
         default_factory=dict,
         description="Config files written at start (path -> content, placeholders allowed); needs command.",
     )
+    dashboards: tuple[str, ...] = Field(
+        (),
+        description="Grafana only: dashboards of kr_cfn/dashboards (file stems) written at start for Grafana's "
+        "file provider; needs command.",
+    )
+    reads_cloudwatch_metrics: bool = Field(
+        False, description="The task role may read CloudWatch metrics (Grafana's CloudWatch data source)."
+    )
     volumes: tuple[Volume, ...] = Field((), description="EFS access points mounted into the container.")
     scratch_paths: tuple[str, ...] = Field(
         (), description="Writable task-local paths (needed with a read-only root file system)."
@@ -249,6 +258,20 @@ class ServiceSpec(Model):
         default_factory=dict, description="S3 access of the task role: bucket ARN output -> read/write/read_write."
     )
     autoscaling: Autoscaling | None = Field(None, description="Autoscaling; null = fixed desired_count.")
+
+    def _dashboard_problems(self) -> list[Problem]:
+        problems: list[Problem] = []
+        known = dashboards.names()
+        for i, name in enumerate(self.dashboards):
+            if name not in known:
+                problems.append(
+                    (f"dashboards[{i}]", f"{name!r} is not a dashboard of kr_cfn (one of: {', '.join(known)})")
+                )
+        if self.dashboards and (self.command is None or self.entry_point is not None):
+            problems.append(
+                ("dashboards", "needs command (the full command to run after writing them) and no entry_point")
+            )
+        return problems + _payload_problems(self)
 
     @property
     def ecr_repository(self) -> str | None:
@@ -297,6 +320,7 @@ class ServiceSpec(Model):
                 problems.append((f"files.{path}", "must be an absolute path of letters, digits and ._-/"))
         if self.files and (self.command is None or self.entry_point is not None):
             problems.append(("files", "needs command (the full command to run after writing them) and no entry_point"))
+        problems += self._dashboard_problems()
         if self.metrics_path is not None and self.discovery_name is None:
             problems.append(("metrics_path", "needs discovery_name (Prometheus finds the tasks by their DNS name)"))
         if self.discovery_name is not None and not _SERVICE_NAME.match(self.discovery_name):
@@ -354,6 +378,22 @@ class ServiceSpec(Model):
             if s.max_count < s.min_count:
                 problems.append((f"schedules[{i}].max_count", f"{s.max_count} is below min_count {s.min_count}"))
         return problems
+
+
+def _payload_problems(spec: ServiceSpec) -> list[Problem]:
+    """Files and dashboards must leave room in the task definition (ECS limits its size)."""
+    size = sum(len(c.encode()) for c in spec.files.values())
+    size += sum(len(dashboards.encoded(d)) for d in spec.dashboards if d in dashboards.names())
+    if size > dashboards.PAYLOAD_BUDGET:
+        return [
+            (
+                "dashboards" if spec.dashboards else "files",
+                f"files and dashboards take {size} bytes of the task definition, more than "
+                f"{dashboards.PAYLOAD_BUDGET} (ECS allows {dashboards.TASK_DEFINITION_LIMIT // 1024} KiB per task "
+                "definition); ship fewer or smaller dashboards",
+            )
+        ]
+    return []
 
 
 def _count_problems(min_count: int, desired: int, max_count: int) -> list[Problem]:
@@ -548,11 +588,25 @@ _GRAFANA_DATASOURCES = """\
 apiVersion: 1
 datasources:
   - name: Prometheus
+    uid: prometheus
     type: prometheus
     access: proxy
     url: http://{{host:prometheus}}:{{port:prometheus}}
     isDefault: true
+    editable: false
+  - name: CloudWatch
+    uid: cloudwatch
+    type: cloudwatch
+    editable: false
+    jsonData:
+      authType: default
+      defaultRegion: $AWS_REGION
 """
+"""The dashboards name these uids. CloudWatch signs in with the task role (the SDK's default chain);
+its region is the task's: ECS sets AWS_REGION in every task
+(https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs-environment-variables.html) and
+Grafana expands $VAR in provisioning files
+(https://grafana.com/docs/grafana/latest/administration/provisioning/#using-environment-variables)."""
 
 _STATEFUL = {"min_healthy_percent": 0, "max_percent": 100}
 """One task that owns its storage: stop the old task before starting the new one."""
@@ -715,7 +769,9 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
             "GF_SECURITY_ADMIN_USER": {"secret": "GrafanaAdminSecretArn", "key": "username"},
             "GF_SECURITY_ADMIN_PASSWORD": {"secret": "GrafanaAdminSecretArn", "key": "password"},
         },
-        "files": {"/etc/grafana/provisioning/datasources/prometheus.yaml": _GRAFANA_DATASOURCES},
+        "files": {"/etc/grafana/provisioning/datasources/datasources.yaml": _GRAFANA_DATASOURCES},
+        "dashboards": ["infrastructure", "langgraph", "rag"],
+        "reads_cloudwatch_metrics": True,
         "command": ["/run.sh"],
         "health_check": {"command": "wget -q -O /dev/null http://localhost:3000/api/health || exit 1"},
         # The image's own user (grafana, uid 472, group root), stated so an image change cannot
