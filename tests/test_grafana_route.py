@@ -133,7 +133,8 @@ def test_many_networks_are_split_over_rules_within_the_condition_quota(tmp_path:
     ("cidrs", "message"),
     [
         ("[203.0.113.1/24]", "'203.0.113.1/24' is not an IPv4 network in CIDR notation (e.g. 203.0.113.0/24)"),
-        ("[0.0.0.0/0]", "'0.0.0.0/0' is the whole internet; list the networks that may connect"),
+        ("[0.0.0.0/0]", "'0.0.0.0/0' is wider than /8 (no one's office); list the networks that may connect"),
+        ("[0.0.0.0/1]", "'0.0.0.0/1' is wider than /8 (no one's office); list the networks that may connect"),
         ("['2001:db8::/32']", "'2001:db8::/32' is not an IPv4 network in CIDR notation (e.g. 203.0.113.0/24)"),
     ],
 )
@@ -178,3 +179,9 @@ def test_a_default_route_cannot_be_limited_to_networks(tmp_path: Path) -> None:
 def test_routed_environments_build_with_zero_cfn_lint_findings(tmp_path: Path) -> None:
     """The fixture params (path and host routes, two rules) through the CLI with cfn-lint on."""
     assert main(["build", "--params", str(ROUTED), "--out", str(tmp_path)]) == 0
+
+
+@pytest.mark.parametrize("var", ["GF_AUTH_ANONYMOUS_ENABLED", "GF_AUTH_DISABLE_LOGIN_FORM", "GF_AUTH_PROXY_ENABLED"])
+def test_params_cannot_open_grafana_past_its_login(tmp_path: Path, var: str) -> None:
+    errors = _errors(tmp_path, DEV + f"services:\n  grafana:\n    environment:\n      {var}: 'true'\n")
+    assert errors == [f"services.grafana.environment.{var}: must stay false (Grafana's own login, no anonymous access)"]

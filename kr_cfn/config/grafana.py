@@ -25,6 +25,8 @@ PROMETHEUS = "prometheus"
 PROMETHEUS_CONFIG = "/etc/prometheus/prometheus.yml"
 """The Prometheus config file (in the prometheus service's ``files``) that the scrape jobs are appended to."""
 RETENTION_FLAG = "--storage.tsdb.retention.time="
+LOGIN_SETTINGS = ("GF_AUTH_ANONYMOUS_ENABLED", "GF_AUTH_DISABLE_LOGIN_FORM", "GF_AUTH_PROXY_ENABLED")
+"""Grafana settings that would let a request past its login; params may not turn them on."""
 SUB_PATH = "/grafana"
 HOST_LABEL = "grafana"
 GRAFANA_PRIORITY = 1
@@ -140,6 +142,11 @@ def check_grafana(
     """
     problems: list[Problem] = []
     given = services.get(GRAFANA)
+    for var, value in sorted((given.environment if given else {}).items()):
+        if var in LOGIN_SETTINGS and value.lower() != "false":
+            problems.append(
+                (f"services.{GRAFANA}.environment.{var}", "must stay false (Grafana's own login, no anonymous access)")
+            )
     if given is not None and given.load_balancer is not None:
         problems.append(
             (

@@ -530,6 +530,11 @@ def check_routes(routed: dict[str, Route]) -> list[Problem]:
     return problems
 
 
+MIN_PREFIX = 8
+"""Widest network a source-ip limit may name: /8 (16.7 million addresses); wider ones (0.0.0.0/1 twice)
+would open a limited route to most of the internet."""
+
+
 def cidr_problems(cidrs: tuple[str, ...]) -> list[tuple[int, str]]:
     """(index, message) for each entry that is not a distinct, narrower-than-everything IPv4 network."""
     problems: list[tuple[int, str]] = []
@@ -539,8 +544,10 @@ def cidr_problems(cidrs: tuple[str, ...]) -> list[tuple[int, str]]:
         except ValueError:
             problems.append((i, f"{text!r} is not an IPv4 network in CIDR notation (e.g. 203.0.113.0/24)"))
             continue
-        if net.prefixlen == 0:
-            problems.append((i, f"{text!r} is the whole internet; list the networks that may connect"))
+        if net.prefixlen < MIN_PREFIX:
+            problems.append(
+                (i, f"{text!r} is wider than /{MIN_PREFIX} (no one's office); list the networks that may connect")
+            )
         elif cidrs.index(text) != i:
             problems.append((i, f"{text!r} is listed twice"))
     return problems
