@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -185,3 +187,23 @@ def test_routed_environments_build_with_zero_cfn_lint_findings(tmp_path: Path) -
 def test_params_cannot_open_grafana_past_its_login(tmp_path: Path, var: str) -> None:
     errors = _errors(tmp_path, DEV + f"services:\n  grafana:\n    environment:\n      {var}: 'true'\n")
     assert errors == [f"services.grafana.environment.{var}: must stay false (Grafana's own login, no anonymous access)"]
+
+
+def test_routed_environments_pass_checkov(tmp_path: Path) -> None:
+    """checkov on the routed builds (listener rules, the Grafana target group, alias record, certificate)."""
+    from tests.test_checkov import _checkov, _failures
+
+    checkov = _checkov()
+    if checkov is None:
+        pytest.skip("checkov not found: set KR_CFN_CHECKOV")
+    assert main(["build", "--params", str(ROUTED), "--out", str(tmp_path), "--no-lint"]) == 0
+    for env in ("dev", "prod"):
+        proc = subprocess.run(
+            [str(checkov), "-d", str(tmp_path / env), "--framework", "cloudformation", "-o", "json", "--skip-download"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        report = json.loads(proc.stdout)
+        assert not _failures(env, report)
+        assert (report if isinstance(report, list) else [report])[0]["summary"]["parsing_errors"] == 0
