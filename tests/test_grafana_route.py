@@ -22,6 +22,7 @@ alb:
   plain_http_reason: "development environment without a domain; no user data over the internet"
 """
 PROD_LIKE = """\
+account_id: "123456789012"
 deploy:
   termination_protection: true
 alb:
