@@ -338,6 +338,45 @@ def _deny_bootstrap_stack(cfg: BootstrapSlice) -> aws.Statement:
     )
 
 
+STACK_NAME_TAG = "aws:cloudformation:stack-name"
+"""The tag CloudFormation puts on every resource it creates (where the type propagates stack tags)."""
+
+
+def own_stack_names(cfg: BootstrapSlice) -> list[str]:
+    """Patterns of the stack names this environment's application resources are tagged with.
+
+    The root, its children (and the stacks nested in them, named '<child stack>-<LogicalId>-*'):
+    the same names :func:`_stack_arns` allows, never the bootstrap stack nor another environment's.
+    """
+    return [cfg.stack_name, *(f"{cfg.stack_name}-{child}-*" for child in cfg.app.children)]
+
+
+def _deny_other_stacks(cfg: BootstrapSlice, sid: str, not_actions: list[aws.Action]) -> aws.Statement:
+    """Explicit deny of every action on a resource another stack made (another env, the bootstrap).
+
+    The handler permissions are on '*' (ids made at create time); in an account shared by several
+    environments, a template could still point a resource at another environment's security
+    group, listener, file system, database, secret or key (an ingress rule, a listener rule, an
+    access point, a read replica, a dynamic reference). CloudFormation tags what it creates with
+    aws:cloudformation:stack-name, and the aws: prefix is reserved: no template can set or change
+    it (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-properties-resource-tags.html).
+    So a resource that carries the tag with a name outside this environment's stacks is refused
+    (aws:ResourceTag: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-resourcetag;
+    Null "false": only when the tag is there,
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html#Conditions_Null).
+    Resources without the tag (made outside CloudFormation, or types that do not propagate it) are
+    not covered: see README "Accounts".
+    """
+    key = f"aws:ResourceTag/{STACK_NAME_TAG}"
+    return aws.Statement(
+        Sid=sid,
+        Effect=aws.Deny,
+        NotAction=not_actions,
+        Resource=["*"],  # a Deny: any resource that carries another stack's name
+        Condition=aws.Condition([aws.Null(key, "false"), aws.StringNotLike(key, own_stack_names(cfg))]),
+    )
+
+
 def _release_plan_role(
     t: Template, cfg: BootstrapSlice, bucket: s3.Bucket, service_role: iam.Role, provider: object
 ) -> iam.Role:
@@ -509,6 +548,8 @@ def _boundary_policy(t: Template, cfg: BootstrapSlice) -> iam.ManagedPolicy:
                 Sid="ListEnvironmentBuckets", Effect=aws.Allow, Action=[awacs_s3.ListBucket], Resource=buckets
             )
         )
+    # ECR: the repositories are the account's, made by one env's bootstrap stack and pulled by all.
+    statements.append(_deny_other_stacks(cfg, "DenyOtherStacksResources", [aws.Action("ecr", "*")]))
     return t.add_resource(
         iam.ManagedPolicy(
             BOUNDARY_POLICY,
@@ -674,6 +715,8 @@ def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
         ),
         _deny_bootstrap_stack(cfg),
         _deny_import(),
+        # Stacks are scoped by ARN above; the application buckets by name (S3 ABAC is off by default).
+        _deny_other_stacks(cfg, "DenyOtherStacksResources", [cfn.Action("*"), awacs_s3.Action("*")]),
     ]
     return statements
 
