@@ -80,6 +80,16 @@ def application_role_arns(prefix: str) -> Sub:
     return arn("iam", f"role{role_path(prefix)}*", region=False)
 
 
+def application_instance_profile_arns(prefix: str) -> Sub:
+    """Every instance profile of one environment: made with ``Path=role_path(prefix)``, like its roles."""
+    return arn("iam", f"instance-profile{role_path(prefix)}*", region=False)
+
+
+def application_policy_arns(prefix: str) -> Sub:
+    """Every customer managed policy the application stacks make: ``Path=role_path(prefix)``."""
+    return arn("iam", f"policy{role_path(prefix)}*", region=False)
+
+
 def bounded(prefix: str) -> dict[str, Any]:
     """``Path`` and ``PermissionsBoundary`` for every ``iam.Role`` an application stack creates."""
     return {"Path": role_path(prefix), "PermissionsBoundary": permissions_boundary(prefix)}

@@ -28,6 +28,8 @@ from kr_cfn.blocks import add_output, checkov_skip, new_template
 from kr_cfn.config import BootstrapSlice
 from kr_cfn.config.bootstrap import bootstrap_stack_name
 from kr_cfn.iam import (
+    application_instance_profile_arns,
+    application_policy_arns,
     application_role_arns,
     arn,
     boundary_name,
@@ -81,6 +83,11 @@ _IAM_ELSEWHERE = {
     "iam:DeleteRolePermissionsBoundary",
     "iam:PassRole",
     "iam:CreateServiceLinkedRole",
+    # Users and groups: the stacks make none (AWS::IAM::ManagedPolicy's handlers list these).
+    "iam:AttachGroupPolicy",
+    "iam:AttachUserPolicy",
+    "iam:DetachGroupPolicy",
+    "iam:DetachUserPolicy",
 }
 
 # Handler permissions the application templates do not use; reviewed, left out of the service role.
@@ -96,6 +103,10 @@ _EXTRA_ACTIONS = ("ec2:DescribeAvailabilityZones",)
 # https://docs.aws.amazon.com/IAM/latest/UserGuide/using-service-linked-roles.html
 _SERVICE_LINKED = {
     "AWS::ApplicationAutoScaling::": "ecs.application-autoscaling.amazonaws.com",
+    # AWSServiceRoleForAutoScaling: https://docs.aws.amazon.com/autoscaling/ec2/userguide/autoscaling-service-linked-role.html
+    "AWS::AutoScaling::": "autoscaling.amazonaws.com",
+    # AWSServiceRoleForBackup: https://docs.aws.amazon.com/aws-backup/latest/devguide/using-service-linked-roles.html
+    "AWS::Backup::": "backup.amazonaws.com",
     "AWS::ECS::": "ecs.amazonaws.com",
     "AWS::EFS::": "elasticfilesystem.amazonaws.com",
     "AWS::ElastiCache::": "elasticache.amazonaws.com",
@@ -591,6 +602,38 @@ def _action(name: str) -> aws.Action:
     return aws.Action(service, action)
 
 
+def _iam_resource_statements(prefix: str, actions: set[str]) -> list[aws.Statement]:
+    """The IAM handler permissions without conditions, each on the env's own path of what it acts on.
+
+    Instance profiles (AWS::IAM::InstanceProfile) and customer managed policies
+    (AWS::IAM::ManagedPolicy) the stacks make live under the same path as their roles; the
+    action's resource type decides which ARN it is scoped to
+    (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsidentityandaccessmanagementiam.html).
+    """
+    kinds = {"InstanceProfile": application_instance_profile_arns(prefix), "Policy": application_policy_arns(prefix)}
+    grouped: dict[str, list[str]] = {}
+    for action in sorted(actions):
+        name = action.split(":", 1)[1]
+        kind = "InstanceProfile" if "InstanceProfile" in name else "Policy" if _on_policy(name) else "Role"
+        grouped.setdefault(kind, []).append(action)
+    sids = {"Role": "ManageApplicationRoles", "InstanceProfile": "ManageInstanceProfiles", "Policy": "ManagePolicies"}
+    return [
+        aws.Statement(
+            Sid=sids[kind],
+            Effect=aws.Allow,
+            Action=[_action(a) for a in grouped[kind]],
+            Resource=[kinds.get(kind, application_role_arns(prefix))],
+        )
+        for kind in ("Role", "InstanceProfile", "Policy")
+        if kind in grouped
+    ]
+
+
+def _on_policy(name: str) -> bool:
+    """Whether an IAM action acts on a managed policy (CreatePolicy, GetPolicyVersion, ...), not a role."""
+    return "Role" not in name and ("Policy" in name or "Policies" in name or name == "ListEntitiesForPolicy")
+
+
 def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
     by_service = _stack_actions(cfg)
     iam_actions = set(by_service.get("iam", []))
@@ -603,7 +646,7 @@ def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
     linked = sorted({name for p, name in _SERVICE_LINKED.items() for rt in cfg.app.resource_types if rt.startswith(p)})
     own = [
         arn("iam", f"role/{cfg.names(name)}", region=False)
-        for name in ("cloudformation", "github-plan", "github-deploy")
+        for name in ("cloudformation", "github-plan", "github-deploy", "github-release-plan")
     ]
     statements = [
         aws.Statement(
@@ -613,12 +656,7 @@ def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
             Resource=roles,
             Condition=aws.Condition(with_boundary),
         ),
-        aws.Statement(
-            Sid="ManageApplicationRoles",
-            Effect=aws.Allow,
-            Action=[_action(a) for a in sorted(iam_actions - _IAM_ELSEWHERE)],
-            Resource=roles,
-        ),
+        *_iam_resource_statements(prefix, iam_actions - _IAM_ELSEWHERE),
         aws.Statement(
             Sid="PassApplicationRoles",
             Effect=aws.Allow,
@@ -661,7 +699,7 @@ def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
             Resource=[Sub("${ArtifactsBucket.Arn}/*")],
         ),
     ]
-    if managed:
+    if managed or "iam:CreatePolicy" in iam_actions:
         statements.insert(
             2,
             aws.Statement(
@@ -669,7 +707,10 @@ def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
                 Effect=aws.Allow,
                 Action=[awacs_iam.AttachRolePolicy, awacs_iam.DetachRolePolicy],
                 Resource=roles,
-                Condition=aws.Condition([with_boundary, aws.ArnEquals("iam:PolicyARN", managed)]),
+                # The AWS managed policies the templates name, and the stacks' own under the env's path.
+                Condition=aws.Condition(
+                    [with_boundary, aws.ArnEquals("iam:PolicyARN", [*managed, application_policy_arns(prefix)])]
+                ),
             ),
         )
     if s3_actions:

@@ -16,7 +16,8 @@ Statements: ``Action``/``NotAction`` (case-insensitive, ``*`` and ``?`` wildcard
 below, all operators and keys ANDed, the values of one key ORed. A key missing from the request
 makes a positive operator false and a negated one (``...Not...``) true; ``...IfExists`` makes a
 missing key true; ``ForAnyValue:``/``ForAllValues:`` compare multi-valued keys (a missing key:
-false/true); ``Null`` tests whether the key is there. Unknown operators raise, so a policy using one is never silently misjudged.
+false/true); ``Null`` tests whether the key is there. Unknown operators raise, so a policy using
+one is never silently misjudged.
 https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html
 """
 

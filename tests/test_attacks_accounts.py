@@ -8,10 +8,14 @@ it creates (``aws:cloudformation:stack-name``), as IAM's request context would.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 
+import stacks
+from kr_cfn import config
+from kr_cfn.iam import boundary_name, role_path
 from stacks import bootstrap
 from tests.conftest import built, load_env
 from tests.policy_eval import Decision, Policy, Request, evaluate
@@ -46,7 +50,7 @@ ATTACKS: list[tuple[str, str, str]] = [
     # a route in dev's route table (AWS::EC2::Route RouteTableId)
     ("ec2:CreateRoute", "ec2", "route-table/rtb-0dev"),
     # a rule on dev's listener sending its traffic elsewhere (AWS::ElasticLoadBalancingV2::ListenerRule)
-    ("elasticloadbalancing:CreateRule", "elasticloadbalancing", "listener/app/dev-alb/50dc6c495c0c9188/f2f7dc8efc522ab2"),
+    ("elasticloadbalancing:CreateRule", "elasticloadbalancing", "listener/app/dev/50dc6c49/f2f7dc8e"),
     # an access point on dev's Qdrant file system, mounted by a staging task (AWS::EFS::AccessPoint)
     ("elasticfilesystem:CreateAccessPoint", "elasticfilesystem", "file-system/fs-0dev"),
     # a read replica of dev's database in a staging stack (AWS::RDS::DBInstance SourceDBInstanceIdentifier)
@@ -98,7 +102,11 @@ def test_application_roles_cannot_read_another_environments_secrets_or_file_syst
     wide = {
         "Version": "2012-10-17",
         "Statement": [
-            {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "elasticfilesystem:Client*"], "Resource": "*"}
+            {
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue", "elasticfilesystem:Client*"],
+                "Resource": ["*"],
+            }
         ],
     }
     denied = Decision(False, "explicitly denied by DenyOtherStacksResources (permissions boundary)")
@@ -121,3 +129,106 @@ def test_application_roles_still_pull_the_shared_images() -> None:
     tags = {TAG: "knowledgerouter-dev-bootstrap"}
     assert evaluate(Request("ecr:BatchGetImage", repo, tags), {"inline": pull}, boundary).allowed
 
+
+# --------------------------------------------------------------------------- resource types to come
+
+
+def _with_ec2_qdrant(env: str) -> dict[str, Any]:
+    """``env``'s bootstrap template for an application that also runs Qdrant on EC2 (instance profile,
+    launch template, Auto Scaling group, EventBridge Scheduler, AWS Backup, a managed policy of its own)."""
+    cfg = load_env(env)
+    app = stacks.application([t for name, t in stacks.build_all(cfg).items() if name != "bootstrap"])
+    app = dataclasses.replace(
+        app,
+        resource_types=tuple(
+            sorted(
+                {
+                    *app.resource_types,
+                    "AWS::IAM::InstanceProfile",
+                    "AWS::IAM::ManagedPolicy",
+                    "AWS::EC2::LaunchTemplate",
+                    "AWS::AutoScaling::AutoScalingGroup",
+                    "AWS::Scheduler::Schedule",
+                    "AWS::Backup::BackupPlan",
+                    "AWS::Backup::BackupSelection",
+                    "AWS::Backup::BackupVault",
+                }
+            )
+        ),
+        role_services=tuple(
+            sorted({*app.role_services, "ec2.amazonaws.com", "scheduler.amazonaws.com", "backup.amazonaws.com"})
+        ),
+    )
+    return bootstrap.build(config.bootstrap_slice(cfg, app)).to_dict()
+
+
+def _policies_of(t: dict[str, Any], env: str) -> dict[str, Policy]:
+    prefix = load_env(env).names.prefix
+    names = {
+        "ArtifactsBucket.Arn": f"arn:aws:s3:::{prefix}-artifacts-{ACCOUNT}-{IAM_REGION}",
+        **{k: _arn("iam", f"policy/{k}") for k, r in t["Resources"].items() if r["Type"] == "AWS::IAM::ManagedPolicy"},
+    }
+    role = t["Resources"][bootstrap.SERVICE_ROLE]["Properties"]
+    policies = {p["PolicyName"]: _resolve(p["PolicyDocument"], ACCOUNT, names) for p in role["Policies"]}
+    for ref in role.get("ManagedPolicyArns", []):
+        policies[ref["Ref"]] = _resolve(t["Resources"][ref["Ref"]]["Properties"]["PolicyDocument"], ACCOUNT, names)
+    return policies
+
+
+def test_service_role_manages_instance_profiles_and_policies_under_the_path_only() -> None:
+    """Failed before: every IAM handler permission was scoped to role ARNs, so an instance profile or a
+    managed policy of a stack could not be made, and iam:AttachUserPolicy rode along."""
+    policies = _policies_of(_with_ec2_qdrant("staging"), "staging")
+    path = role_path(load_env("staging").names.prefix)
+    boundary = {"iam:PermissionsBoundary": _arn("iam", f"policy/{boundary_name(load_env('staging').names.prefix)}")}
+    for action, resource, context, allowed in (
+        ("iam:CreateInstanceProfile", f"instance-profile{path}QdrantProfile-1A2B", {}, True),
+        ("iam:AddRoleToInstanceProfile", f"instance-profile{path}QdrantProfile-1A2B", {}, True),
+        ("iam:CreateInstanceProfile", "instance-profile/knowledgerouter-dev/QdrantProfile-1A2B", {}, False),
+        ("iam:CreateInstanceProfile", "instance-profile/AdminProfile", {}, False),
+        ("iam:CreatePolicy", f"policy{path}QdrantPolicy-1A2B", {}, True),
+        ("iam:CreatePolicyVersion", f"policy{path}QdrantPolicy-1A2B", {}, True),
+        ("iam:CreatePolicyVersion", "policy/knowledgerouter-staging-app-boundary", {}, False),
+        ("iam:CreatePolicy", "policy/Admin", {}, False),
+        ("iam:AttachUserPolicy", "user/evil", {}, False),
+        ("iam:CreateUser", "user/evil", {}, False),
+        ("iam:CreateAccessKey", "user/evil", {}, False),
+        ("iam:AddUserToGroup", "group/admins", {}, False),
+        # the stack's own policy on a bounded role under the path; never AdministratorAccess
+        (
+            "iam:AttachRolePolicy",
+            f"role{path}QdrantRole-1A2B",
+            {**boundary, "iam:PolicyARN": _arn("iam", f"policy{path}QdrantPolicy-1A2B")},
+            True,
+        ),
+        (
+            "iam:AttachRolePolicy",
+            f"role{path}QdrantRole-1A2B",
+            {**boundary, "iam:PolicyARN": "arn:aws:iam::aws:policy/AdministratorAccess"},
+            False,
+        ),
+        ("iam:PassRole", f"role{path}QdrantRole-1A2B", {"iam:PassedToService": "ec2.amazonaws.com"}, True),
+        ("iam:PassRole", f"role{path}SchedulerRole-1A2B", {"iam:PassedToService": "scheduler.amazonaws.com"}, True),
+        ("iam:PassRole", f"role{path}BackupRole-1A2B", {"iam:PassedToService": "backup.amazonaws.com"}, True),
+        ("iam:PassRole", f"role{path}QdrantRole-1A2B", {"iam:PassedToService": "lambda.amazonaws.com"}, False),
+        (
+            "iam:CreateServiceLinkedRole",
+            "role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling",
+            {"iam:AWSServiceName": "autoscaling.amazonaws.com"},
+            True,
+        ),
+        (
+            "iam:CreateServiceLinkedRole",
+            "role/aws-service-role/backup.amazonaws.com/AWSServiceRoleForBackup",
+            {"iam:AWSServiceName": "backup.amazonaws.com"},
+            True,
+        ),
+    ):
+        decision = evaluate(Request(action, _arn("iam", resource), context), policies)
+        assert decision.allowed is allowed, (action, resource, decision.reason)
+
+
+def test_application_without_new_types_gets_no_instance_profile_or_policy_statements() -> None:
+    sids = {s["Sid"] for p in _service_role_of("prod", ACCOUNT).values() for s in p["Statement"] if "Sid" in s}
+    assert "ManageApplicationRoles" in sids
+    assert not sids & {"ManageInstanceProfiles", "ManagePolicies"}
