@@ -643,6 +643,7 @@ def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
     boundary = permissions_boundary(prefix)
     with_boundary = aws.StringEquals("iam:PermissionsBoundary", boundary)
     managed = [Sub(p) for p in cfg.app.managed_policies]
+    own_policies = [application_policy_arns(prefix)] if "iam:CreatePolicy" in iam_actions else []
     linked = sorted({name for p, name in _SERVICE_LINKED.items() for rt in cfg.app.resource_types if rt.startswith(p)})
     own = [
         arn("iam", f"role/{cfg.names(name)}", region=False)
@@ -699,7 +700,7 @@ def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
             Resource=[Sub("${ArtifactsBucket.Arn}/*")],
         ),
     ]
-    if managed or "iam:CreatePolicy" in iam_actions:
+    if managed or own_policies:
         statements.insert(
             2,
             aws.Statement(
@@ -708,9 +709,7 @@ def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
                 Action=[awacs_iam.AttachRolePolicy, awacs_iam.DetachRolePolicy],
                 Resource=roles,
                 # The AWS managed policies the templates name, and the stacks' own under the env's path.
-                Condition=aws.Condition(
-                    [with_boundary, aws.ArnEquals("iam:PolicyARN", [*managed, application_policy_arns(prefix)])]
-                ),
+                Condition=aws.Condition([with_boundary, aws.ArnEquals("iam:PolicyARN", [*managed, *own_policies])]),
             ),
         )
     if s3_actions:
