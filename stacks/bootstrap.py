@@ -47,6 +47,8 @@ SERVICE_ROLE = "CloudFormationServiceRole"
 PLAN_ROLE = "GitHubPlanRole"
 DEPLOY_ROLE = "GitHubDeployRole"
 RELEASE_PLAN_ROLE = "GitHubReleasePlanRole"
+PR_CHANGE_SETS = "kr-cfn-pr-"
+"""Name prefix of pull-request change sets (kr_cfn.deploy.changeset.PR_CHANGE_SET_PREFIX)."""
 PR_ARTIFACTS_PREFIX = "pr"
 """Key prefix of pull-request packages (``kr-cfn package --pull-request``); deploys never read it."""
 
@@ -427,12 +429,7 @@ def _plan_policy(
                     # "*": read-only; ValidateTemplate has no resource, and the review reads nested stacks by ARN.
                     Resource=["*"],
                 ),
-                aws.Statement(
-                    Sid="ChangeSets",
-                    Effect=aws.Allow,
-                    Action=[cfn.CreateChangeSet, cfn.DescribeChangeSet, cfn.DeleteChangeSet],
-                    Resource=_stack_arns(cfg),
-                ),
+                *_change_set_statements(cfg, pull_request=upload_prefix == PR_ARTIFACTS_PREFIX),
                 aws.Statement(
                     Sid="ReadTemplates",
                     Effect=aws.Allow,
@@ -461,6 +458,39 @@ def _plan_policy(
     )
 
 
+def _change_set_statements(cfg: BootstrapSlice, *, pull_request: bool) -> list[aws.Statement]:
+    """Change sets on the application stacks; a pull request's only under its own names.
+
+    Pull-request plans name their change sets 'kr-cfn-pr-...' (kr_cfn.deploy.changeset): the plan
+    role may create and delete only those, so a pull request cannot delete the change set the
+    reviewers are about to approve, and the deploy role never executes one of them
+    (cloudformation:ChangeSetName on CreateChangeSet, DeleteChangeSet, ExecuteChangeSet:
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscloudformation.html).
+    """
+    read = aws.Statement(
+        Sid="DescribeChangeSets", Effect=aws.Allow, Action=[cfn.DescribeChangeSet], Resource=_stack_arns(cfg)
+    )
+    write = aws.Statement(
+        Sid="ChangeSets",
+        Effect=aws.Allow,
+        Action=[cfn.CreateChangeSet, cfn.DeleteChangeSet],
+        Resource=_stack_arns(cfg),
+    )
+    if pull_request:
+        write.Condition = aws.Condition(aws.StringLike("cloudformation:ChangeSetName", f"{PR_CHANGE_SETS}*"))
+    return [read, write]
+
+
+def _deny_executing_pull_request_change_sets() -> aws.Statement:
+    return aws.Statement(
+        Sid="NeverExecutePullRequestChangeSets",
+        Effect=aws.Deny,
+        Action=[cfn.ExecuteChangeSet],
+        Resource=["*"],  # a Deny: a pull request's change set, on any stack
+        Condition=aws.Condition(aws.StringLike("cloudformation:ChangeSetName", f"{PR_CHANGE_SETS}*")),
+    )
+
+
 def _deploy_policy(cfg: BootstrapSlice) -> iam.Policy:
     return iam.Policy(
         PolicyName="deploy",
@@ -481,6 +511,7 @@ def _deploy_policy(cfg: BootstrapSlice) -> iam.Policy:
                     Resource=["*"],
                 ),
                 _deny_bootstrap_stack(cfg),
+                _deny_executing_pull_request_change_sets(),
             ],
         ),
     )

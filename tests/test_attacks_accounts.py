@@ -1,4 +1,6 @@
-"""Attacks of one environment's templates on another's resources in a shared account (dev + staging).
+"""Attacks across trust boundaries, decided offline: one environment's templates on another's
+resources in a shared account (dev + staging), the IAM resources of stacks to come, and a pull
+request's change sets.
 
 Offline: the built bootstrap templates' policies (service role, permissions boundary) are resolved
 for one account and every request is decided by tests/policy_eval.py, because moto's server does
@@ -15,6 +17,7 @@ import pytest
 
 import stacks
 from kr_cfn import config
+from kr_cfn.deploy import changeset
 from kr_cfn.iam import boundary_name, role_path
 from stacks import bootstrap
 from tests.conftest import built, load_env
@@ -232,3 +235,59 @@ def test_application_without_new_types_gets_no_instance_profile_or_policy_statem
     sids = {s["Sid"] for p in _service_role_of("prod", ACCOUNT).values() for s in p["Statement"] if "Sid" in s}
     assert "ManageApplicationRoles" in sids
     assert not sids & {"ManageInstanceProfiles", "ManagePolicies"}
+
+
+# --------------------------------------------------------------------------- pull-request change sets
+
+
+def _github_role_policies(env: str, logical_id: str) -> dict[str, Policy]:
+    t = built(env)["bootstrap"]
+    prefix = load_env(env).names.prefix
+    names = {
+        "ArtifactsBucket.Arn": f"arn:aws:s3:::{prefix}-artifacts-{ACCOUNT}-{IAM_REGION}",
+        f"{bootstrap.SERVICE_ROLE}.Arn": _arn("iam", f"role/{prefix}-cloudformation"),
+    }
+    role = t["Resources"][logical_id]["Properties"]
+    return {p["PolicyName"]: _resolve(p["PolicyDocument"], ACCOUNT, names) for p in role["Policies"]}
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_pull_request_cannot_delete_the_change_set_under_review(env: str) -> None:
+    """Failed before: the plan role (any pull request) could DeleteChangeSet any change set on the
+    application stacks, e.g. the release plan's between its review and the approval (the deploy
+    job then finds nothing to execute), and create change sets under any name."""
+    plan = _github_role_policies(env, bootstrap.PLAN_ROLE)
+    root = load_env(env).deploy.stack(load_env(env).names)
+    stack = _arn("cloudformation", f"stack/{root}/0a1b2c3d")
+    released = {"cloudformation:ChangeSetName": "kr-cfn-0123456789abcdef-1a2b3c4d"}
+    own = {"cloudformation:ChangeSetName": f"{changeset.PR_CHANGE_SET_PREFIX}0123456789abcdef-1a2b3c4d"}
+    for action in ("cloudformation:DeleteChangeSet", "cloudformation:CreateChangeSet"):
+        assert not evaluate(Request(action, stack, released), plan).allowed, action
+        assert evaluate(Request(action, stack, own), plan).allowed, action
+    assert evaluate(Request("cloudformation:DescribeChangeSet", stack, released), plan).allowed
+    # The release plan makes and cleans up its own change sets under any name.
+    release = _github_role_policies(env, bootstrap.RELEASE_PLAN_ROLE)
+    assert evaluate(Request("cloudformation:DeleteChangeSet", stack, released), release).allowed
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_deploy_role_never_executes_a_pull_request_change_set(env: str) -> None:
+    deploy = _github_role_policies(env, bootstrap.DEPLOY_ROLE)
+    root = load_env(env).deploy.stack(load_env(env).names)
+    stack = _arn("cloudformation", f"stack/{root}/0a1b2c3d")
+    pr = {"cloudformation:ChangeSetName": f"{changeset.PR_CHANGE_SET_PREFIX}0123456789abcdef-1a2b3c4d"}
+    assert evaluate(Request("cloudformation:ExecuteChangeSet", stack, pr), deploy) == Decision(
+        False, "explicitly denied by NeverExecutePullRequestChangeSets (deploy)"
+    )
+    released = {"cloudformation:ChangeSetName": "kr-cfn-0123456789abcdef-1a2b3c4d"}
+    assert evaluate(Request("cloudformation:ExecuteChangeSet", stack, released), deploy).allowed
+
+
+def test_change_set_prefix_is_the_same_on_both_sides() -> None:
+    """stacks/ never imports deployment code: the name prefix is written twice and must agree."""
+    assert bootstrap.PR_CHANGE_SETS == changeset.PR_CHANGE_SET_PREFIX
+    target = changeset.Target(stack_name="s", template_url="https://x", pull_request=True)
+    assert changeset.unique_name(target, "UPDATE", []).startswith(changeset.PR_CHANGE_SET_PREFIX)
+    release = changeset.unique_name(changeset.Target(stack_name="s", template_url="https://x"), "UPDATE", [])
+    assert release.startswith(changeset.CHANGE_SET_PREFIX)
+    assert not release.startswith(changeset.PR_CHANGE_SET_PREFIX)

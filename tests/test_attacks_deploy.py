@@ -141,6 +141,8 @@ def test_pull_requests_write_only_under_pr(endpoint: str, bucket: str, project: 
     # A pull request's plan record is never applied.
     project.ok("plan", "--env", ENV, *_tags(project, "pr"))
     record = project.out / ENV / "plan.json"
+    # Named as a pull request's: the plan role may delete only these, the deploy role never executes one.
+    assert project.review(ENV)["change_set_name"].startswith(changeset.PR_CHANGE_SET_PREFIX)
     code, _, err = project.run("apply", "--env", ENV, "--plan", str(record))
     assert code == 2
     assert err.strip() == f"--plan {record}: planned from pull-request artifacts (pr/), which are never deployed"

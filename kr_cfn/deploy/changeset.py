@@ -27,6 +27,10 @@ from kr_cfn.deploy.review import (
 )
 
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
+CHANGE_SET_PREFIX = "kr-cfn-"
+PR_CHANGE_SET_PREFIX = "kr-cfn-pr-"
+"""Change sets of pull-request plans: the plan role may create and delete only these, the deploy role
+never executes one (condition cloudformation:ChangeSetName, stacks/bootstrap.py)."""
 _NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
 _ALLOW_PREFIX = "kr-cfn allow-replace:"
 _UPDATABLE = frozenset(
@@ -53,6 +57,8 @@ class Target:
     role_arn: str | None = None
     nested: bool = True
     tags: tuple[tuple[str, str], ...] = ()
+    pull_request: bool = False
+    """A pull-request plan (artifacts under pr/): its change set is named ``kr-cfn-pr-...``."""
 
 
 def stack_status(aws: Aws, stack_name: str) -> dict[str, Any] | None:
@@ -221,7 +227,10 @@ def _no_changes(cs: dict[str, Any]) -> bool:
 
 def unique_name(target: Target, change_set_type: str, allowed: Sequence[str]) -> str:
     """The content name plus a random part: nobody can create the change set a plan will use."""
-    return f"{change_set_name(target, change_set_type, allowed)}-{secrets.token_hex(4)}"
+    name = change_set_name(target, change_set_type, allowed)
+    if target.pull_request:
+        name = PR_CHANGE_SET_PREFIX + name.removeprefix(CHANGE_SET_PREFIX)
+    return f"{name}-{secrets.token_hex(4)}"
 
 
 def plan(aws: Aws, target: Target, env: str, allowed: Sequence[str]) -> tuple[Review, dict[str, Any]]:
@@ -283,7 +292,9 @@ def plan(aws: Aws, target: Target, env: str, allowed: Sequence[str]) -> tuple[Re
     if _no_changes(existing) or (
         existing.get("Status") == "CREATE_COMPLETE" and not existing.get("Changes") and not new_values
     ):
-        cfn.delete_change_set(ChangeSetName=arn)
+        # By name and stack (the name is unique): IAM's cloudformation:ChangeSetName condition, which
+        # limits the pull-request plan role to its own change sets, then names it for sure.
+        cfn.delete_change_set(ChangeSetName=name, StackName=target.stack_name)
         root = {**existing, "Changes": []}
         return build_review(root, [], aws.region, allowed, change_set_type), root
     if existing.get("Status") != "CREATE_COMPLETE":

@@ -169,6 +169,7 @@ def cmd_plan(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
         parameters=tuple(_parameters(args, root, stack)),
         role_arn=_role_arn(aws, cfg),
         tags=tuple(sorted(cfg.names.tags(cfg.tags).items())),
+        pull_request=bool(pkg.get("pull_request")),
     )
     review, cs = changeset.plan(aws, target, cfg.env, args.allow_replace or [])
     directory = Path(args.review_dir or env_dir)
