@@ -135,7 +135,7 @@ def build(cfg: BootstrapSlice) -> Template:
         provider = _oidc_provider(t, cfg)
         plan_subject, deploy_subject = github_subjects(cfg)
         plan = _github_role(t, cfg, PLAN_ROLE, "github-plan", plan_subject, provider)
-        plan.Policies = [_plan_policy(cfg, bucket, service_role)]
+        plan.Policies = [_plan_policy(cfg, bucket, service_role, pull_request=True)]
         deploy = _github_role(t, cfg, DEPLOY_ROLE, "github-deploy", deploy_subject, provider)
         deploy.Policies = [_plan_policy(cfg, bucket, service_role), _deploy_policy(cfg)]
         add_output(t, "PlanRoleArn", GetAtt(plan, "Arn"), "Role for pull-request workflows (plan)")
@@ -404,7 +404,12 @@ def _release_plan_role(
 
 
 def _plan_policy(
-    cfg: BootstrapSlice, bucket: s3.Bucket, service_role: iam.Role, upload_prefix: str = PR_ARTIFACTS_PREFIX
+    cfg: BootstrapSlice,
+    bucket: s3.Bucket,
+    service_role: iam.Role,
+    upload_prefix: str = PR_ARTIFACTS_PREFIX,
+    *,
+    pull_request: bool = False,
 ) -> iam.Policy:
     return iam.Policy(
         PolicyName="plan",
@@ -429,7 +434,7 @@ def _plan_policy(
                     # "*": read-only; ValidateTemplate has no resource, and the review reads nested stacks by ARN.
                     Resource=["*"],
                 ),
-                *_change_set_statements(cfg, pull_request=upload_prefix == PR_ARTIFACTS_PREFIX),
+                *_change_set_statements(cfg, pull_request=pull_request),
                 aws.Statement(
                     Sid="ReadTemplates",
                     Effect=aws.Allow,
