@@ -18,6 +18,7 @@ import pytest
 import stacks
 from kr_cfn import config
 from kr_cfn.deploy import changeset
+from kr_cfn.deploy.review import render_markdown
 from kr_cfn.iam import boundary_name, role_path
 from stacks import bootstrap
 from tests.conftest import built, load_env
@@ -291,3 +292,68 @@ def test_change_set_prefix_is_the_same_on_both_sides() -> None:
     release = changeset.unique_name(changeset.Target(stack_name="s", template_url="https://x"), "UPDATE", [])
     assert release.startswith(changeset.CHANGE_SET_PREFIX)
     assert not release.startswith(changeset.PR_CHANGE_SET_PREFIX)
+
+
+# --------------------------------------------------------------------------- change sets made elsewhere
+
+_ROOT_ID = "arn:aws:cloudformation:eu-central-1:123456789012:stack/knowledgerouter/5e6f7a8b-4b5a-11ef-9a8b-06c1d2e3f4a5"
+
+
+def _hand_made(include_nested: bool, nested_id: str | None) -> dict[str, Any]:
+    """DescribeChangeSet of the prod root (AWS's shape): DataStack updated, as `aws cloudformation
+    create-change-set` makes it without --include-nested-stacks (no nested change set)."""
+    change: dict[str, Any] = {
+        "Action": "Modify",
+        "LogicalResourceId": "DataStack",
+        "PhysicalResourceId": _ROOT_ID.replace("knowledgerouter/", "knowledgerouter-DataStack-1QAZ2WSX3EDC/"),
+        "ResourceType": "AWS::CloudFormation::Stack",
+        "Replacement": "False",
+        "Scope": ["Properties"],
+        "Details": [
+            {
+                "Target": {"Attribute": "Properties", "Name": "TemplateURL", "RequiresRecreation": "Never"},
+                "Evaluation": "Static",
+                "ChangeSource": "DirectModification",
+            }
+        ],
+    }
+    if nested_id:
+        change["ChangeSetId"] = nested_id
+    return {
+        "ChangeSetName": "by-hand",
+        "ChangeSetId": "arn:aws:cloudformation:eu-central-1:123456789012:changeSet/by-hand/3e4f5a6b",
+        "StackId": _ROOT_ID,
+        "StackName": "knowledgerouter",
+        "IncludeNestedStacks": include_nested,
+        "ExecutionStatus": "AVAILABLE",
+        "Status": "CREATE_COMPLETE",
+        "Changes": [{"Type": "Resource", "HookInvocationCount": 0, "ResourceChange": change}],
+    }
+
+
+def test_nested_stack_update_without_its_change_set_is_blocked() -> None:
+    """Failed before: `apply --change-set` of a change set made without IncludeNestedStacks passed the
+    guard, though what DataStack's update does inside (replace the database) was never shown."""
+    root = _hand_made(include_nested=False, nested_id=None)
+    stacks_ = changeset.walk(lambda arn: {}, root)
+    review = changeset.build_review(root, stacks_, "eu-central-1", [], "UPDATE")
+    assert [(f.path, f.logical_id, f.allowed) for f in review.blocked] == [("root", "DataStack", False)]
+    assert review.blocked[0].reason == (
+        "its changes are not in this change set (made without IncludeNestedStacks): run kr-cfn plan"
+    )
+    assert review.blocked[0].what == (
+        "updated, what it does inside unknown: "
+        "its changes are not in this change set (made without IncludeNestedStacks): run kr-cfn plan"
+    )
+    assert "updated, what it does inside unknown" in render_markdown(review)
+    allowed = changeset.build_review(root, stacks_, "eu-central-1", ["DataStack"], "UPDATE")
+    assert not allowed.blocked
+
+
+def test_nested_stack_update_with_its_change_set_is_walked_not_blocked() -> None:
+    nested_id = "arn:aws:cloudformation:eu-central-1:123456789012:changeSet/by-hand-DataStack-1A2B/7c8d"
+    root = _hand_made(include_nested=True, nested_id=nested_id)
+    nested = {"ChangeSetId": nested_id, "StackName": "knowledgerouter-DataStack-1QAZ2WSX3EDC", "Changes": []}
+    stacks_ = changeset.walk(lambda arn: nested if arn == nested_id else {}, root)
+    review = changeset.build_review(root, stacks_, "eu-central-1", [], "UPDATE")
+    assert [s.path for s in stacks_] == ["root", "root/DataStack"] and not review.findings

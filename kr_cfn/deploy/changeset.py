@@ -18,6 +18,7 @@ from kr_cfn.deploy.aws import Aws, error_code, error_message
 from kr_cfn.deploy.errors import DeployError
 from kr_cfn.deploy.review import (
     CHANGED,
+    GuardFinding,
     ParameterChange,
     PropertyChange,
     ResourceChange,
@@ -208,6 +209,7 @@ def build_review(
 
     ``contents`` reads what a removed or replaced nested stack holds (``deployed.Reader``).
     """
+    findings = guard.findings(stacks, allowed, contents) + unseen_nested_stacks(root, stacks, allowed)
     return Review(
         parameters=parameters or [],
         stack_name=root.get("StackName", "?"),
@@ -217,8 +219,41 @@ def build_review(
         region=region,
         stack_id=root.get("StackId", ""),
         stacks=stacks,
-        findings=guard.findings(stacks, allowed, contents),
+        findings=findings,
     )
+
+
+def unseen_nested_stacks(
+    root: dict[str, Any], stacks: list[StackChanges], allowed: Sequence[str]
+) -> list[GuardFinding]:
+    """Nested stacks the change set updates without showing how: each one is blocked unless allowed.
+
+    A change set made without IncludeNestedStacks (by hand, or by another tool) lists a nested
+    stack only as ``Modify AWS::CloudFormation::Stack``: what the update does inside (replace the
+    database) is decided at execution and never reviewed. With IncludeNestedStacks every nested
+    stack's change carries its own change set (``ChangeSetId``)
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ResourceChange.html,
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/change-sets-for-nested-stacks.html).
+    DescribeChangeSet always returns IncludeNestedStacks; without that field nothing is judged here.
+    """
+    if root.get("IncludeNestedStacks") is None:
+        return []
+    allow = set(allowed)
+    return [
+        GuardFinding(
+            s.path,
+            c.logical_id,
+            c.type,
+            c.action,
+            c.replacement,
+            c.logical_id in allow,
+            c.policy_action,
+            reason="its changes are not in this change set (made without IncludeNestedStacks): run kr-cfn plan",
+        )
+        for s in stacks
+        for c in s.changes
+        if c.type == guard.NESTED_STACK and c.action == "Modify" and not guard.at_risk(c) and not c.nested_change_set_id
+    ]
 
 
 def _no_changes(cs: dict[str, Any]) -> bool:

@@ -132,6 +132,8 @@ def _report(review: Review, directory: Path, stem: str) -> int:
 
 def _at_risk(f: GuardFinding) -> str:
     """What the guard finding would do, for the one-line message on stderr."""
+    if f.reason and f.action == "Modify" and f.replacement in (None, "False"):
+        return f"updated, what it does inside unknown ({f.reason})"
     if f.reason:
         return f"deleted with everything in it (its deployed template could not be read: {f.reason})"
     if f.nested_stack:
