@@ -110,19 +110,17 @@ def handler_permissions(resource_types: Iterable[str], region: str) -> dict[str,
 
     https://docs.aws.amazon.com/cloudformation-cli/latest/userguide/resource-type-schema.html#schema-properties-handlers
     """
-    from cfnlint.data import AdditionalSpecs  # heavy imports: only when building
-    from cfnlint.helpers import load_resource
-    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+    from kr_cfn.schemas import iam_actions, resource_schema
 
-    known = load_resource(AdditionalSpecs, "Policies.json")
+    known = iam_actions()
 
     def is_action(name: str) -> bool:
         service, _, action = name.partition(":")
-        return action.lower() in {a.lower() for a in known.get(service.lower(), {}).get("Actions", {})}
+        return action.lower() in known.get(service.lower(), frozenset())
 
     out: dict[str, tuple[str, ...]] = {}
     for rtype in sorted(set(resource_types)):
-        handlers = PROVIDER_SCHEMA_MANAGER.get_resource_schema(region, rtype).schema.get("handlers", {})
+        handlers = (resource_schema(region, rtype) or {}).get("handlers", {})
         if not handlers:
             raise ValueError(f"{rtype}: the resource provider schema lists no handler permissions")
         permissions = {p for h in _HANDLERS for p in handlers.get(h, {}).get("permissions", [])}
