@@ -40,6 +40,7 @@ from troposphere import (
 )
 
 from kr_cfn.blocks import allow_tcp, checkov_skip
+from kr_cfn.config.qdrant import HOST_MOUNT
 from kr_cfn.config.services import PLACEHOLDER, EcsSlice, ServiceSpec
 from kr_cfn.iam import arn, service_trust
 from kr_cfn.naming import pascal
@@ -139,7 +140,29 @@ def _volume_name(path: str) -> str:
     return "scratch" + re.sub(r"[^A-Za-z0-9]+", "-", path).rstrip("-")
 
 
-def _container(name: str, spec: ServiceSpec, cfg: EcsSlice, inputs: Inputs, log_group: logs.LogGroup) -> Any:
+@dataclass(frozen=True)
+class HostPlacement:
+    """An EC2 capacity provider a service runs on instead of Fargate (qdrant with storage ebs).
+
+    Its ``volumes`` become the host path the instance mounts its EBS volume at.
+    """
+
+    capacity_provider: Any
+    placement: ecs.PlacementConstraint
+
+
+def _data_volume_name(access_point: str, host: HostPlacement | None) -> str:
+    return f"{'host' if host else 'efs'}-{access_point.lower()}"
+
+
+def _container(
+    name: str,
+    spec: ServiceSpec,
+    cfg: EcsSlice,
+    inputs: Inputs,
+    log_group: logs.LogGroup,
+    host: HostPlacement | None = None,
+) -> Any:
     if spec.ecr_repository:
         tag = inputs.sub(f"{pascal(name)}ImageTag")
         image: Any = Sub(
@@ -166,7 +189,7 @@ def _container(name: str, spec: ServiceSpec, cfg: EcsSlice, inputs: Inputs, log_
         secrets.append(ecs.Secret(Name=var, ValueFrom=Join(":", [value, s.key, "", ""]) if s.key else value))
     mounts = [ecs.MountPoint(SourceVolume=_volume_name(p), ContainerPath=p, ReadOnly=False) for p in spec.scratch_paths]
     mounts += [
-        ecs.MountPoint(SourceVolume=f"efs-{v.access_point.lower()}", ContainerPath=v.path, ReadOnly=False)
+        ecs.MountPoint(SourceVolume=_data_volume_name(v.access_point, host), ContainerPath=v.path, ReadOnly=False)
         for v in spec.volumes
     ]
     props: dict[str, Any] = {
@@ -205,7 +228,7 @@ def _container(name: str, spec: ServiceSpec, cfg: EcsSlice, inputs: Inputs, log_
     return ecs.ContainerDefinition(**{k: v for k, v in props.items() if v != []})
 
 
-def _task_role(t: Template, name: str, spec: ServiceSpec, inputs: Inputs) -> iam.Role:
+def _task_role(t: Template, name: str, spec: ServiceSpec, inputs: Inputs, on_host: bool = False) -> iam.Role:
     statements = []
     for bucket, access in sorted(spec.buckets.items()):
         bucket_arn = inputs.ref(bucket)
@@ -217,7 +240,7 @@ def _task_role(t: Template, name: str, spec: ServiceSpec, inputs: Inputs) -> iam
         }[access]
         statements.append(Statement(Effect=Allow, Action=actions, Resource=[objects]))
         statements.append(Statement(Effect=Allow, Action=[s3.ListBucket], Resource=[bucket_arn]))
-    for v in spec.volumes:
+    for v in () if on_host else spec.volumes:
         statements.append(
             Statement(
                 Effect=Allow,
@@ -248,6 +271,7 @@ def render_service(
     namespace: sd.PrivateDnsNamespace,
     execution_role: str,
     depends_on: list[str],
+    host: HostPlacement | None = None,
 ) -> Rendered:
     """Add one service's resources to ``t``; the execution role is shared and built afterwards."""
     spec = cfg.services[name]
@@ -264,8 +288,13 @@ def render_service(
             ),
         )
     )
-    task_role = _task_role(t, name, spec, inputs)
+    task_role = _task_role(t, name, spec, inputs, on_host=host is not None)
     volumes = [ecs.Volume(Name=_volume_name(path)) for path in spec.scratch_paths]
+    if host:
+        volumes += [
+            ecs.Volume(Name=_data_volume_name(v.access_point, host), Host=ecs.Host(SourcePath=HOST_MOUNT))
+            for v in spec.volumes
+        ]
     volumes += [
         ecs.Volume(
             Name=f"efs-{v.access_point.lower()}",
@@ -277,7 +306,7 @@ def render_service(
                 ),
             ),
         )
-        for v in spec.volumes
+        for v in (() if host else spec.volumes)
     ]
     task_props: dict[str, Any] = {}
     if volumes:
@@ -289,16 +318,26 @@ def render_service(
             Cpu=str(spec.cpu),
             Memory=str(spec.memory),
             NetworkMode="awsvpc",
-            RequiresCompatibilities=["FARGATE"],
+            RequiresCompatibilities=["EC2" if host else "FARGATE"],
             RuntimePlatform=ecs.RuntimePlatform(OperatingSystemFamily="LINUX", CpuArchitecture="X86_64"),
             ExecutionRoleArn=GetAtt(execution_role, "Arn"),
             TaskRoleArn=GetAtt(task_role, "Arn"),
-            ContainerDefinitions=[_container(name, spec, cfg, inputs, log_group)],
+            ContainerDefinitions=[_container(name, spec, cfg, inputs, log_group, host)],
             Tags=Tags(Service=name),
             **task_props,
         )
     )
-    service_props: dict[str, Any] = {}
+    service_props: dict[str, Any] = {"PlatformVersion": "LATEST"}
+    capacity = [
+        ecs.CapacityProviderStrategyItem(CapacityProvider=c.provider, Base=c.base, Weight=c.weight)
+        for c in spec.capacity
+    ]
+    public_ip: Any = inputs.ref("TaskAssignPublicIp")
+    if host:
+        # On EC2, awsvpc tasks get no public IP (AssignPublicIp is Fargate-only) and no platform version.
+        service_props = {"PlacementConstraints": [host.placement]}
+        capacity = [ecs.CapacityProviderStrategyItem(CapacityProvider=Ref(host.capacity_provider), Weight=1)]
+        public_ip = "DISABLED"
     if spec.discovery_name:
         discovery = t.add_resource(
             sd.Service(
@@ -329,14 +368,10 @@ def render_service(
             ServiceName=name,
             TaskDefinition=Ref(task),
             DesiredCount=spec.desired_count,
-            CapacityProviderStrategy=[
-                ecs.CapacityProviderStrategyItem(CapacityProvider=c.provider, Base=c.base, Weight=c.weight)
-                for c in spec.capacity
-            ],
-            PlatformVersion="LATEST",
+            CapacityProviderStrategy=capacity,
             NetworkConfiguration=ecs.NetworkConfiguration(
                 AwsvpcConfiguration=ecs.AwsvpcConfiguration(
-                    AssignPublicIp=inputs.ref("TaskAssignPublicIp"),
+                    AssignPublicIp=public_ip,
                     Subnets=inputs.ref("AppSubnetIds"),
                     SecurityGroups=[inputs.ref("TaskSecurityGroupId")],
                 )
@@ -416,7 +451,9 @@ def _autoscaling(
         )
 
 
-def execution_role_policy(rendered: list[Rendered], inputs: Inputs) -> PolicyDocument:
+def execution_role_policy(
+    rendered: list[Rendered], inputs: Inputs, extra_log_groups: list[logs.LogGroup] | None = None
+) -> PolicyDocument:
     """Pull only our ECR repositories, write only our log groups, read only the named secrets."""
     statements = [
         # GetAuthorizationToken has no resource-level permissions; it only yields a registry login.
@@ -424,7 +461,7 @@ def execution_role_policy(rendered: list[Rendered], inputs: Inputs) -> PolicyDoc
         Statement(
             Effect=Allow,
             Action=[logs_actions.CreateLogStream, logs_actions.PutLogEvents],
-            Resource=[GetAtt(r.log_group, "Arn") for r in rendered],
+            Resource=[GetAtt(g, "Arn") for g in [*(r.log_group for r in rendered), *(extra_log_groups or [])]],
         ),
     ]
     repos = sorted({r.ecr_repository for r in rendered if r.ecr_repository})
