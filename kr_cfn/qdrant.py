@@ -249,8 +249,9 @@ def snapshot_job(
             SNAPSHOT_LOG_GROUP,
             LogGroupName=cfg.names.path("ecs", "qdrant-snapshots"),
             RetentionInDays=SNAPSHOT_LOG_DAYS,
-            DeletionPolicy="Delete",
-            UpdateReplacePolicy="Delete",
+            # As the services' log groups (ecs.retain_logs).
+            DeletionPolicy="Retain" if cfg.retain_logs else "Delete",
+            UpdateReplacePolicy="Retain" if cfg.retain_logs else "Delete",
             Metadata=checkov_skip(
                 ("CKV_AWS_158", "Encrypted at rest with CloudWatch Logs' own keys; the logs hold no secrets."),
             ),

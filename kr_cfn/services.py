@@ -276,13 +276,16 @@ def render_service(
     """Add one service's resources to ``t``; the execution role is shared and built afterwards."""
     spec = cfg.services[name]
     p = pascal(name)
+    # Retain (ecs.retain_logs, default on with termination protection): the app's logs outlive a
+    # replaced log group or a deleted stack, like the data stack's database logs.
+    keep = "Retain" if cfg.retain_logs else "Delete"
     log_group = t.add_resource(
         logs.LogGroup(
             f"{p}LogGroup",
             LogGroupName=cfg.names.path("ecs", name),
             RetentionInDays=spec.log_retention_days,
-            DeletionPolicy="Delete",
-            UpdateReplacePolicy="Delete",
+            DeletionPolicy=keep,
+            UpdateReplacePolicy=keep,
             Metadata=checkov_skip(
                 ("CKV_AWS_158", "Encrypted at rest with CloudWatch Logs' own keys; the logs hold no secrets."),
             ),
@@ -360,6 +363,7 @@ def render_service(
             )
         ]
         service_props["HealthCheckGracePeriodSeconds"] = spec.load_balancer.health_check_grace
+    service_props.update(_desired_count(spec))
     service = t.add_resource(
         ecs.Service(
             f"{p}Service",
@@ -367,7 +371,6 @@ def render_service(
             Cluster=Ref(cluster),
             ServiceName=name,
             TaskDefinition=Ref(task),
-            DesiredCount=spec.desired_count,
             CapacityProviderStrategy=capacity,
             NetworkConfiguration=ecs.NetworkConfiguration(
                 AwsvpcConfiguration=ecs.AwsvpcConfiguration(
@@ -396,6 +399,23 @@ def render_service(
         secret_parameters=tuple(sorted({s.secret for s in spec.secrets.values()})),
         ecr_repository=spec.ecr_repository,
     )
+
+
+def _desired_count(spec: ServiceSpec) -> dict[str, Any]:
+    """``DesiredCount`` for a fixed-size service; none where Application Auto Scaling owns the count.
+
+    AWS::ECS::Service DesiredCount: "For new services, if a desired count is not specified, a
+    default value of 1 is used. [...] For existing services, if a desired count is not specified,
+    it is omitted from the operation."
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-ecs-service.html
+    So a deploy (new task definition, any other change) keeps the running count instead of resetting
+    it to a fixed number (why AWS CDK dropped its default: https://github.com/aws/aws-cdk/pull/13130,
+    https://github.com/aws/containers-roadmap/issues/493). A new service starts with 1 task and the
+    ScalableTarget, registered right after it, raises it to min_count: RegisterScalableTarget "changes
+    the resource's current capacity to a value that is inside of this range".
+    https://docs.aws.amazon.com/autoscaling/application/APIReference/API_RegisterScalableTarget.html
+    """
+    return {} if spec.autoscaling else {"DesiredCount": spec.desired_count}
 
 
 def _autoscaling(

@@ -1,14 +1,16 @@
 """ALB stack: the internet-facing Application Load Balancer.
 
 One ip target group per load-balanced service, HTTP (and with a certificate HTTPS)
-listeners with path routes.
+listeners with path routes; with ``alb.domain_name`` + ``alb.hosted_zone_id`` the ACM
+certificate (DNS validation) and an alias record; access logs into the data stack's bucket.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from troposphere import GetAtt, Parameter, Ref, Sub, Template
+from troposphere import GetAtt, Parameter, Ref, Sub, Template, route53
+from troposphere import certificatemanager as acm
 from troposphere import elasticloadbalancingv2 as elb
 
 from kr_cfn.blocks import add_output, checkov_skip, name_tags, new_template
@@ -18,6 +20,9 @@ from kr_cfn.naming import pascal
 LOAD_BALANCER = "LoadBalancer"
 HTTP_LISTENER = "HttpListener"
 HTTPS_LISTENER = "HttpsListener"
+CERTIFICATE = "Certificate"
+ALIAS_RECORD = "AliasRecord"
+ACCESS_LOGS_BUCKET = "AccessLogsBucketName"
 
 
 def build(cfg: AlbSlice) -> Template:
@@ -31,18 +36,6 @@ def build(cfg: AlbSlice) -> Template:
     )
     vpc = t.add_parameter(Parameter("VpcId", Type="AWS::EC2::VPC::Id", Description="VPC of the target groups"))
     a = cfg.alb
-    attributes = {
-        "routing.http.drop_invalid_header_fields.enabled": "true",
-        "deletion_protection.enabled": str(a.deletion_protection).lower(),
-        "idle_timeout.timeout_seconds": str(a.idle_timeout),
-        "access_logs.s3.enabled": str(a.access_logs_bucket is not None).lower(),
-    }
-    if a.access_logs_bucket:
-        attributes["access_logs.s3.bucket"] = a.access_logs_bucket
-        attributes["access_logs.s3.prefix"] = a.access_logs_prefix
-    skips = []
-    if not a.access_logs_bucket:
-        skips.append(("CKV_AWS_91", "Access logs are optional (alb.access_logs_bucket) and off in this environment."))
     lb = t.add_resource(
         elb.LoadBalancer(
             LOAD_BALANCER,
@@ -51,9 +44,8 @@ def build(cfg: AlbSlice) -> Template:
             IpAddressType="ipv4",
             Subnets=Ref(subnets),
             SecurityGroups=[Ref(sg)],
-            LoadBalancerAttributes=[elb.LoadBalancerAttributes(Key=k, Value=v) for k, v in sorted(attributes.items())],
             Tags=name_tags(cfg.names("alb")),
-            **({"Metadata": checkov_skip(*skips)} if skips else {}),
+            **_load_balancer_attributes(t, cfg),
         )
     )
     groups = {}
@@ -79,33 +71,8 @@ def build(cfg: AlbSlice) -> Template:
         )
     default = next(n for n, (_, r) in cfg.routes.items() if not r.paths)
     forward = elb.Action(Type="forward", TargetGroupArn=Ref(groups[default]))
-    if a.certificate_arn:
-        t.add_resource(
-            elb.Listener(
-                HTTP_LISTENER,
-                LoadBalancerArn=Ref(lb),
-                Port=80,
-                Protocol="HTTP",
-                DefaultActions=[
-                    elb.Action(
-                        Type="redirect",
-                        RedirectConfig=elb.RedirectConfig(Protocol="HTTPS", Port="443", StatusCode="HTTP_301"),
-                    )
-                ],
-            )
-        )
-        serving = t.add_resource(
-            elb.Listener(
-                HTTPS_LISTENER,
-                LoadBalancerArn=Ref(lb),
-                Port=443,
-                Protocol="HTTPS",
-                SslPolicy=a.ssl_policy,
-                Certificates=[elb.Certificate(CertificateArn=a.certificate_arn)],
-                DefaultActions=[forward],
-            )
-        )
-        url: Any = f"https://{a.domain_name}" if a.domain_name else Sub(f"https://${{{LOAD_BALANCER}.DNSName}}")
+    if a.tls:
+        serving, url = _https(t, cfg, lb, forward)
     else:
         serving = t.add_resource(
             elb.Listener(
@@ -114,10 +81,9 @@ def build(cfg: AlbSlice) -> Template:
                 Port=80,
                 Protocol="HTTP",
                 DefaultActions=[forward],
-                Metadata=checkov_skip(
-                    ("CKV_AWS_2", "No certificate in this environment (alb.certificate_arn): HTTP only."),
-                    ("CKV_AWS_103", "No certificate in this environment (alb.certificate_arn): no TLS listener."),
-                ),
+                # A skip only when params allow plain HTTP (alb.allow_plain_http + its reason): the skip
+                # carries the params' own words, never a default excuse.
+                **_plain_http_skips(cfg),
             )
         )
         url = Sub(f"http://${{{LOAD_BALANCER}.DNSName}}")
@@ -149,3 +115,105 @@ def build(cfg: AlbSlice) -> Template:
             f"{name} target group for metrics",
         )
     return t
+
+
+def _plain_http_skips(cfg: AlbSlice) -> dict[str, Any]:
+    """Checkov skips for the plain HTTP listener, only when params asked for it (with their reason)."""
+    a = cfg.alb
+    if not a.allow_plain_http:
+        return {}
+    return {
+        "Metadata": checkov_skip(
+            ("CKV_AWS_2", f"Plain HTTP by params (alb.plain_http_reason): {a.plain_http_reason}"),
+            ("CKV_AWS_103", f"No TLS listener by params (alb.plain_http_reason): {a.plain_http_reason}"),
+        )
+    }
+
+
+def _load_balancer_attributes(t: Template, cfg: AlbSlice) -> dict[str, Any]:
+    """Attributes (access logs into the data stack's access-log bucket unless alb.access_logs is off)."""
+    a = cfg.alb
+    attributes: dict[str, Any] = {
+        "routing.http.drop_invalid_header_fields.enabled": "true",
+        "deletion_protection.enabled": str(a.deletion_protection).lower(),
+        "idle_timeout.timeout_seconds": str(a.idle_timeout),
+        "access_logs.s3.enabled": str(a.access_logs).lower(),
+    }
+    props: dict[str, Any] = {}
+    if a.access_logs:
+        bucket = t.add_parameter(
+            Parameter(ACCESS_LOGS_BUCKET, Type="String", Description="Access-log bucket (data stack)")
+        )
+        attributes["access_logs.s3.bucket"] = Ref(bucket)
+        attributes["access_logs.s3.prefix"] = a.access_logs_prefix
+    else:
+        props["Metadata"] = checkov_skip(("CKV_AWS_91", "Access logs turned off by params (alb.access_logs: false)."))
+    props["LoadBalancerAttributes"] = [
+        elb.LoadBalancerAttributes(Key=k, Value=v) for k, v in sorted(attributes.items())
+    ]
+    return props
+
+
+def _https(t: Template, cfg: AlbSlice, lb: elb.LoadBalancer, forward: elb.Action) -> tuple[elb.Listener, Any]:
+    """HTTP -> HTTPS redirect, the HTTPS listener, and with a hosted zone the certificate and alias record."""
+    a = cfg.alb
+    certificate: Any = a.certificate_arn
+    if a.hosted_zone_id and a.domain_name:
+        if not certificate:
+            # DNS validation in the zone: CloudFormation adds the validation record itself and the
+            # certificate renews as long as the record stays.
+            # https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-certificatemanager-certificate.html
+            certificate = Ref(
+                t.add_resource(
+                    acm.Certificate(
+                        CERTIFICATE,
+                        DomainName=a.domain_name,
+                        ValidationMethod="DNS",
+                        DomainValidationOptions=[
+                            acm.DomainValidationOption(DomainName=a.domain_name, HostedZoneId=a.hosted_zone_id)
+                        ],
+                        Tags=name_tags(cfg.names("alb")),
+                    )
+                )
+            )
+        # A only: the load balancer is IPv4 (IpAddressType ipv4), an AAAA alias would resolve nothing.
+        t.add_resource(
+            route53.RecordSetType(
+                ALIAS_RECORD,
+                HostedZoneId=a.hosted_zone_id,
+                Name=a.domain_name,
+                Type="A",
+                AliasTarget=route53.AliasTarget(
+                    HostedZoneId=GetAtt(lb, "CanonicalHostedZoneID"),
+                    DNSName=GetAtt(lb, "DNSName"),
+                    EvaluateTargetHealth=False,
+                ),
+            )
+        )
+    t.add_resource(
+        elb.Listener(
+            HTTP_LISTENER,
+            LoadBalancerArn=Ref(lb),
+            Port=80,
+            Protocol="HTTP",
+            DefaultActions=[
+                elb.Action(
+                    Type="redirect",
+                    RedirectConfig=elb.RedirectConfig(Protocol="HTTPS", Port="443", StatusCode="HTTP_301"),
+                )
+            ],
+        )
+    )
+    serving = t.add_resource(
+        elb.Listener(
+            HTTPS_LISTENER,
+            LoadBalancerArn=Ref(lb),
+            Port=443,
+            Protocol="HTTPS",
+            SslPolicy=a.ssl_policy,
+            Certificates=[elb.Certificate(CertificateArn=certificate)],
+            DefaultActions=[forward],
+        )
+    )
+    url = f"https://{a.domain_name}" if a.domain_name else Sub(f"https://${{{LOAD_BALANCER}.DNSName}}")
+    return serving, url

@@ -35,7 +35,9 @@ STS_AUDIENCE = "sts.amazonaws.com"
 
 # What the application stacks create; the service role may manage these services.
 _STACK_SERVICES = (
+    "acm",  # the alb stack's certificate (alb.domain_name + alb.hosted_zone_id)
     "application-autoscaling",
+    "chatbot",  # the monitoring stack's Slack channel (monitoring.slack)
     "cloudwatch",
     "ec2",
     "ecs",

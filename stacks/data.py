@@ -38,6 +38,7 @@ from troposphere import (
 
 from kr_cfn.blocks import add_output, add_parameter, checkov_skip, name_tags, new_template
 from kr_cfn.config import DataSlice
+from kr_cfn.config.alb import elb_log_principal
 from kr_cfn.config.qdrant import QDRANT_SECRET_KEYS
 from kr_cfn.iam import arn, deny_insecure_transport, managed_policy, service_trust
 from kr_cfn.naming import pascal
@@ -51,7 +52,6 @@ DATABASE = "Database"
 DB_SUBNET_GROUP = "DatabaseSubnetGroup"
 DB_PARAMETER_GROUP = "DatabaseParameterGroup"
 DB_MONITORING_ROLE = "DatabaseMonitoringRole"
-DB_SECRET_ROTATION = "DatabaseSecretRotation"  # noqa: S105 - a logical id
 FILE_SYSTEM = "QdrantFileSystem"
 ACCESS_POINT = "QdrantAccessPoint"
 DATA_BUCKET = "DataBucket"
@@ -188,16 +188,12 @@ def _database(t: Template, cfg: DataSlice) -> None:
             **_policies(cfg, "Snapshot"),
         )
     )
+    # RDS rotates its secret itself (managed rotation, every 7 days by default). CloudFormation has
+    # no documented way to set that interval: AWS::SecretsManager::RotationSchedule configures a
+    # Lambda rotation and sends RDS master credentials to AWS::RDS::DBInstance MasterUserSecret,
+    # which has no interval. The interval is set once per environment in Secrets Manager (README,
+    # "Database password rotation"), https://docs.aws.amazon.com/secretsmanager/latest/userguide/rotate-secrets_managed.html
     secret_arn = GetAtt(db, "MasterUserSecret.SecretArn")
-    # RDS rotates its secret every 7 days by default; the plan asks for 90. Managed
-    # rotation: no Lambda function, RDS changes the password itself.
-    t.add_resource(
-        secretsmanager.RotationSchedule(
-            DB_SECRET_ROTATION,
-            SecretId=secret_arn,
-            RotationRules=secretsmanager.RotationRules(ScheduleExpression=f"rate({d.db_password_rotation_days} days)"),
-        )
-    )
     add_output(t, "DbEndpointAddress", GetAtt(db, "Endpoint.Address"), "PostgreSQL host name")
     add_output(t, "DbEndpointPort", GetAtt(db, "Endpoint.Port"), "PostgreSQL port")
     add_output(t, "DbName", d.db_name, "Name of the application database")
@@ -273,7 +269,9 @@ def _buckets(t: Template, cfg: DataSlice) -> None:
             Resource=[Sub(f"${{{ACCESS_LOGS_BUCKET}.Arn}}/*")],
             Condition=Condition(StringEquals("aws:SourceAccount", Ref(AWS_ACCOUNT_ID))),
         ),
+        *_alb_log_delivery(cfg),
     )
+    add_output(t, "AccessLogsBucketName", Ref(log_bucket), "Bucket for access logs (S3 server access logs, ALB)")
     data = _bucket(
         t,
         cfg,
@@ -312,6 +310,34 @@ def _buckets(t: Template, cfg: DataSlice) -> None:
     ):
         add_output(t, f"{output}Name", Ref(bucket), f"Bucket for {description}")
         add_output(t, f"{output}Arn", GetAtt(bucket, "Arn"), f"ARN of the bucket for {description}")
+
+
+def _alb_log_delivery(cfg: DataSlice) -> list[Statement]:
+    """Let Elastic Load Balancing write this account's ALB access logs under the ALB's prefix.
+
+    The principal depends on the region: the region's ELB account for regions available before
+    August 2022, the log delivery service principal for later ones ("Enable access logs for your
+    Application Load Balancer", step 2: kr_cfn.config.alb.ELB_ACCESS_LOGS_DOC). The config check
+    rejects a region in neither list.
+    """
+    if cfg.alb_log_prefix is None:
+        return []
+    who = elb_log_principal(cfg.region)
+    if who is None:  # params loading reports this as a problem first
+        raise ValueError(f"no ELB log delivery principal known for region {cfg.region}")
+    kind, value = who
+    principal = (
+        Principal("AWS", arn("iam", "root", region=False, account=value)) if kind == "AWS" else Principal(kind, value)
+    )
+    return [
+        Statement(
+            Sid="AllowAlbAccessLogs",
+            Effect=Allow,
+            Principal=principal,
+            Action=[s3_actions.PutObject],
+            Resource=[Sub(f"${{{ACCESS_LOGS_BUCKET}.Arn}}/{cfg.alb_log_prefix}/AWSLogs/${{{AWS_ACCOUNT_ID}}}/*")],
+        )
+    ]
 
 
 def _bucket(

@@ -12,6 +12,7 @@ import hashlib
 import json
 from typing import Any
 
+from awacs import cloudwatch as cloudwatch_actions
 from awacs import kms as kms_actions
 from awacs.aws import (
     Allow,
@@ -24,12 +25,12 @@ from awacs.aws import (
     Statement,
     StringEquals,
 )
-from troposphere import AccountId, Ref, Sub, Template, cloudwatch, kms, logs, sns
+from troposphere import AccountId, GetAtt, Ref, Sub, Template, chatbot, cloudwatch, iam, kms, logs, sns
 
 from kr_cfn.blocks import add_output, add_parameter, new_template
 from kr_cfn.config.monitoring import BACKEND, AlarmSpec, MonitoringSlice
 from kr_cfn.config.qdrant import SNAPSHOT_METRIC, metric_namespace
-from kr_cfn.iam import arn
+from kr_cfn.iam import arn, managed_policy, service_trust
 from kr_cfn.naming import pascal
 
 ALERTS_KEY = "AlertsKey"
@@ -37,6 +38,8 @@ ALERTS_KEY_ALIAS = "AlertsKeyAlias"
 ALERTS_TOPIC = "AlertsTopic"
 DASHBOARD = "Dashboard"
 SLOWEST_ENDPOINTS_QUERY = "SlowestEndpointsQuery"
+CHATBOT_ROLE = "AlertsChatbotRole"
+CHATBOT_CHANNEL = "AlertsSlackChannel"
 
 BACKEND_CPU_ALARM = "BackendHighCpuAlarm"
 BACKEND_MEMORY_ALARM = "BackendHighMemoryAlarm"
@@ -199,15 +202,69 @@ def _alerts_topic(t: Template, cfg: MonitoringSlice) -> sns.Topic:
             KmsMasterKeyId=Ref(key),
         )
     )
-    for email in cfg.monitoring.alert_emails:
-        # Named by the address, so removing one address leaves the others' subscriptions alone.
-        digest = hashlib.sha256(email.lower().encode()).hexdigest()[:10]
-        t.add_resource(
-            sns.SubscriptionResource(
-                f"AlertEmail{digest.upper()}", TopicArn=Ref(topic), Protocol="email", Endpoint=email
-            )
-        )
+    _alert_routes(t, cfg, topic)
     return topic
+
+
+def _alert_routes(t: Template, cfg: MonitoringSlice, topic: sns.Topic) -> None:
+    """E-mail and HTTPS subscriptions (each confirms once) and the Slack channel through AWS Chatbot."""
+    m = cfg.monitoring
+    routes = [("email", "AlertEmail", e, e.lower()) for e in m.alert_emails]
+    routes += [("https", "AlertHttps", url, url) for url in m.alert_https_endpoints]
+    for protocol, prefix, endpoint, key in routes:
+        # Named by the address, so removing one address leaves the others' subscriptions alone.
+        digest = hashlib.sha256(key.encode()).hexdigest()[:10].upper()
+        t.add_resource(
+            sns.SubscriptionResource(f"{prefix}{digest}", TopicArn=Ref(topic), Protocol=protocol, Endpoint=endpoint)
+        )
+    if m.slack is not None:
+        _slack_channel(t, cfg, topic)
+
+
+def _slack_channel(t: Template, cfg: MonitoringSlice, topic: sns.Topic) -> None:
+    """AWS Chatbot posts the topic's notifications to one Slack channel; its role may only read alarms.
+
+    The workspace must be authorised once in the Chatbot console first (README, "Alert routes").
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-chatbot-slackchannelconfiguration.html
+    """
+    assert cfg.monitoring.slack is not None
+    role = t.add_resource(
+        iam.Role(
+            CHATBOT_ROLE,
+            AssumeRolePolicyDocument=service_trust("chatbot.amazonaws.com", StringEquals(SourceAccount, AccountId)),
+            Policies=[
+                iam.Policy(
+                    PolicyName="read-alarms",
+                    PolicyDocument=PolicyDocument(
+                        Version="2012-10-17",
+                        Statement=[
+                            # What Chatbot reads to render an alarm notification: this env's alarms only.
+                            Statement(
+                                Effect=Allow,
+                                Action=[cloudwatch_actions.DescribeAlarms],
+                                Resource=[arn("cloudwatch", f"alarm:{cfg.names('*')}")],
+                            ),
+                        ],
+                    ),
+                )
+            ],
+        )
+    )
+    t.add_resource(
+        chatbot.SlackChannelConfiguration(
+            CHATBOT_CHANNEL,
+            ConfigurationName=cfg.names("alerts"),
+            IamRoleArn=GetAtt(role, "Arn"),
+            SlackWorkspaceId=cfg.monitoring.slack.workspace_id,
+            SlackChannelId=cfg.monitoring.slack.channel_id,
+            SnsTopicArns=[Ref(topic)],
+            # Channel members get no AWS permissions beyond reading CloudWatch (the default
+            # guardrail would be AdministratorAccess); the role above is narrower still.
+            GuardrailPolicies=[managed_policy("CloudWatchReadOnlyAccess")],
+            UserRoleRequired=False,
+            LoggingLevel="ERROR",
+        )
+    )
 
 
 # --------------------------------------------------------------------------- alarms

@@ -87,16 +87,80 @@ def test_certificate_adds_https_and_redirects_http(tmp_path: Path) -> None:
     assert "Metadata" not in listeners["HttpListener"]  # no checkov skips needed with TLS
 
 
-def test_access_logs_option(tmp_path: Path) -> None:
-    t = _with(tmp_path, "alb:\n  access_logs_bucket: kr-alb-logs\n")
+@pytest.mark.parametrize("env", ENVS)
+def test_access_logs_on_by_default_into_the_data_stacks_bucket(env: str) -> None:
+    t = _alb(env)
     attrs = _attributes(t)
-    assert (attrs["access_logs.s3.enabled"], attrs["access_logs.s3.bucket"], attrs["access_logs.s3.prefix"]) == (
-        "true",
-        "kr-alb-logs",
-        "alb",
-    )
-    assert "Metadata" not in t["Resources"]["LoadBalancer"]
-    assert _attributes(_alb("dev"))["access_logs.s3.enabled"] == "false"
+    assert (attrs["access_logs.s3.enabled"], attrs["access_logs.s3.prefix"]) == ("true", "alb")
+    assert attrs["access_logs.s3.bucket"] == {"Ref": "AccessLogsBucketName"}
+    assert "Metadata" not in t["Resources"]["LoadBalancer"]  # no CKV_AWS_91 skip
+    root = built(env)["root"]["Resources"]["AlbStack"]["Properties"]["Parameters"]
+    assert root["AccessLogsBucketName"] == {"Fn::GetAtt": ["DataStack", "Outputs.AccessLogsBucketName"]}
+
+
+def test_access_logs_off_by_param(tmp_path: Path) -> None:
+    t = _with(tmp_path, "alb:\n  access_logs: false\n")
+    attrs = _attributes(t)
+    assert attrs["access_logs.s3.enabled"] == "false" and "access_logs.s3.bucket" not in attrs
+    assert "AccessLogsBucketName" not in t.get("Parameters", {})
+    skips = t["Resources"]["LoadBalancer"]["Metadata"]["checkov"]["skip"]
+    assert [s["id"] for s in skips] == ["CKV_AWS_91"]
+
+
+def test_domain_and_zone_create_the_certificate_and_alias_record(tmp_path: Path) -> None:
+    t = _with(tmp_path, "alb:\n  domain_name: kr.example.com\n  hosted_zone_id: Z1D633PJN98FT9\n")
+    cert = t["Resources"]["Certificate"]
+    assert cert["Type"] == "AWS::CertificateManager::Certificate"
+    assert cert["Properties"]["DomainName"] == "kr.example.com"
+    assert cert["Properties"]["ValidationMethod"] == "DNS"
+    assert cert["Properties"]["DomainValidationOptions"] == [
+        {"DomainName": "kr.example.com", "HostedZoneId": "Z1D633PJN98FT9"}
+    ]
+    https = t["Resources"]["HttpsListener"]["Properties"]
+    assert https["Certificates"] == [{"CertificateArn": {"Ref": "Certificate"}}]
+    (record,) = resources_of_type(t, "AWS::Route53::RecordSet").values()
+    assert record["Properties"] == {
+        "HostedZoneId": "Z1D633PJN98FT9",
+        "Name": "kr.example.com",
+        "Type": "A",
+        "AliasTarget": {
+            "HostedZoneId": {"Fn::GetAtt": ["LoadBalancer", "CanonicalHostedZoneID"]},
+            "DNSName": {"Fn::GetAtt": ["LoadBalancer", "DNSName"]},
+            "EvaluateTargetHealth": False,
+        },
+    }
+    assert t["Outputs"]["AppUrl"]["Value"] == "https://kr.example.com"
+
+
+def test_existing_certificate_with_a_zone_gets_only_the_record(tmp_path: Path) -> None:
+    text = f"alb:\n  certificate_arn: {CERT}\n  domain_name: kr.example.com\n  hosted_zone_id: Z1D633PJN98FT9\n"
+    t = _with(tmp_path, text)
+    assert not resources_of_type(t, "AWS::CertificateManager::Certificate")
+    assert len(resources_of_type(t, "AWS::Route53::RecordSet")) == 1
+    assert t["Resources"]["HttpsListener"]["Properties"]["Certificates"] == [{"CertificateArn": CERT}]
+
+
+def test_prod_serves_https_on_its_domain() -> None:
+    t = _alb("prod")
+    assert set(resources_of_type(t, "AWS::ElasticLoadBalancingV2::Listener")) == {"HttpListener", "HttpsListener"}
+    assert "Certificate" in t["Resources"] and "AliasRecord" in t["Resources"]
+    assert t["Outputs"]["AppUrl"]["Value"] == f"https://{load_env('prod').alb.domain_name}"
+    for resource in t["Resources"].values():  # no checkov skip at all
+        assert "checkov" not in resource.get("Metadata", {})
+
+
+@pytest.mark.parametrize("env", ["dev", "staging"])
+def test_plain_http_skips_only_because_params_say_so(env: str) -> None:
+    cfg = load_env(env)
+    assert cfg.alb.allow_plain_http and cfg.alb.plain_http_reason
+    skips = _alb(env)["Resources"]["HttpListener"]["Metadata"]["checkov"]["skip"]
+    assert [s["id"] for s in skips] == ["CKV_AWS_2", "CKV_AWS_103"]
+    assert all(cfg.alb.plain_http_reason in s["comment"] for s in skips)
+
+
+def test_no_skip_without_the_params_asking(tmp_path: Path) -> None:
+    t = _with(tmp_path, "alb: {}\n")  # HTTP only, not protected, allow_plain_http not set
+    assert "Metadata" not in t["Resources"]["HttpListener"]
 
 
 def test_idle_timeout_and_deregistration_delay(tmp_path: Path) -> None:

@@ -216,7 +216,7 @@ def test_prod_turns_on_termination_protection() -> None:
 def test_data_defaults_follow_the_architecture() -> None:
     d = config.EnvConfig(env="x").data
     assert (d.db_instance_class, d.db_storage_gb, d.multi_az, d.backup_retention_days) == ("db.t3.micro", 20, True, 7)
-    assert (d.deletion_protection, d.db_password_rotation_days, d.delete_with_stack) == (True, 90, False)
+    assert (d.deletion_protection, d.delete_with_stack) == (True, False)
     assert (d.data_ia_days, d.data_glacier_days, d.data_expire_days, d.backups_expire_days) == (30, 90, 365, 7)
     assert (d.redis, d.redis_node_type) == ("fargate", "cache.t3.micro")
 

@@ -119,6 +119,8 @@ def test_client_endpoint_is_the_local_server(endpoint: str) -> None:
 def test_full_deploy_sequence(endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     project = Project(tmp_path, capsys)
     project.set("dev", "deploy.termination_protection", True)
+    # a protected env with no alert route builds only when its params say so; the review then warns
+    project.set("dev", "monitoring.allow_no_alert_route", True)
     project.build("dev")
     cfg_prefix = "knowledgerouter-dev"
 
@@ -194,6 +196,14 @@ def test_full_deploy_sequence(endpoint: str, tmp_path: Path, capsys: pytest.Capt
     project.ok("plan", "--env", "dev", *_image_tags(project, "dev", "v2"))
     review = project.review("dev")
     assert review["change_set_type"] == "UPDATE" and review["has_changes"] and not review["findings"]
+    # the deployed backend's desired count (read live from ECS) is what the deploy keeps
+    desired = boto3.client("ecs", region_name=REGION).describe_services(
+        cluster=outputs["ClusterName"], services=["backend"]
+    )["services"][0]["desiredCount"]
+    assert f"BackendService (backend): autoscaled 2-10; this deploy keeps its {desired} desired task(s)" in " ".join(
+        review["notes"]
+    )
+    assert any(w.startswith("the alarms of dev reach no one") for w in review["warnings"])
     assert {c["action"] for c in review["stacks"][0]["changes"]} == {"Modify"}
     project.ok("apply", "--env", "dev", "--change-set", review["change_set_name"])
     assert _stack(cfg_prefix)["StackStatus"] == "UPDATE_COMPLETE"

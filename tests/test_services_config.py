@@ -298,7 +298,7 @@ def test_route_priorities_are_unique(tmp_path: Path) -> None:
 
 def test_domain_name_needs_a_certificate(tmp_path: Path) -> None:
     assert _errors(tmp_path, "alb:\n  domain_name: kr.example.com\n") == [
-        "alb.domain_name: needs certificate_arn (the app is served over HTTPS on that name)"
+        "alb.domain_name: needs hosted_zone_id (the stack creates the certificate) or certificate_arn"
     ]
 
 

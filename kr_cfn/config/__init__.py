@@ -27,6 +27,7 @@ from kr_cfn.config.data import DataConfig, DataSlice
 from kr_cfn.config.deploy import DeployConfig, RootSlice
 from kr_cfn.config.monitoring import MonitoringConfig, MonitoringSlice, check_monitoring
 from kr_cfn.config.network import NetworkConfig, NetworkSlice
+from kr_cfn.config.production import check_production
 from kr_cfn.config.qdrant import QDRANT, EbsStorage, QdrantPlan, Snapshots
 from kr_cfn.config.services import (
     QDRANT_SECRET,
@@ -153,6 +154,7 @@ class EnvConfig(Model):
                 self.monitoring, watched.services, watched.load_balanced, watched.container_insights
             )
         ]
+        problems += check_production(self)
         return problems
 
 
@@ -169,7 +171,15 @@ def data_slice(cfg: EnvConfig) -> DataSlice:
     plan = qdrant_plan(cfg)
     # The EFS file system exists while a service mounts it (qdrant on efs, or any other service with volumes).
     on_efs = any(s.volumes for n, s in cfg.services.items() if n != QDRANT) or bool(plan and plan.storage == "efs")
-    return DataSlice(cfg.names, cfg.data, cfg.network.az_count, plan, on_efs)
+    return DataSlice(
+        cfg.names,
+        cfg.data,
+        cfg.network.az_count,
+        alb_log_prefix=cfg.alb.access_logs_prefix if cfg.alb.access_logs else None,
+        region=cfg.region,
+        qdrant=plan,
+        file_system=on_efs,
+    )
 
 
 def qdrant_plan(cfg: EnvConfig) -> QdrantPlan | None:
@@ -218,7 +228,8 @@ def ecs_slice(cfg: EnvConfig) -> EcsSlice:
     if plan and plan.storage == "external":
         services.pop(QDRANT)
         services = {n: _from_qdrant_secret(s) for n, s in services.items()}
-    return EcsSlice(cfg.names, cfg.ecs, services, external, plan)
+    retain_logs = cfg.ecs.retain_logs if cfg.ecs.retain_logs is not None else cfg.deploy.termination_protection
+    return EcsSlice(cfg.names, cfg.ecs, services, external, retain_logs=retain_logs, qdrant=plan)
 
 
 def monitoring_slice(cfg: EnvConfig) -> MonitoringSlice:

@@ -1,4 +1,4 @@
-"""Load balancer section (``alb:``) and the alb stack's slice."""
+"""Load balancer section (``alb:``), the alb stack's slice and ELB log delivery per region."""
 
 from __future__ import annotations
 
@@ -10,6 +10,65 @@ from kr_cfn.config.base import Model, Problem
 from kr_cfn.config.services import Route
 from kr_cfn.naming import Naming
 
+ELB_ACCESS_LOGS_DOC = "https://docs.aws.amazon.com/elasticloadbalancing/latest/application/enable-access-logging.html"
+"""AWS, "Enable access logs for your Application Load Balancer", step 2 "Attach a policy to your S3 bucket"."""
+
+ELB_LOG_ACCOUNTS: dict[str, str] = {
+    # "Regions available before August 2022": the bucket policy grants the Region's Elastic
+    # Load Balancing account (ELB_ACCESS_LOGS_DOC).
+    "us-east-1": "127311923021",
+    "us-east-2": "033677994240",
+    "us-west-1": "027434742980",
+    "us-west-2": "797873946194",
+    "af-south-1": "098369216593",
+    "ap-east-1": "754344448648",
+    "ap-southeast-3": "589379963580",
+    "ap-south-1": "718504428378",
+    "ap-northeast-3": "383597477331",
+    "ap-northeast-2": "600734575887",
+    "ap-southeast-1": "114774131450",
+    "ap-southeast-2": "783225319266",
+    "ap-northeast-1": "582318560864",
+    "ca-central-1": "985666609251",
+    "eu-central-1": "054676820928",
+    "eu-west-1": "156460612806",
+    "eu-west-2": "652711504416",
+    "eu-south-1": "635631232127",
+    "eu-west-3": "009996457667",
+    "eu-north-1": "897822967062",
+    "me-south-1": "076674570225",
+    "sa-east-1": "507241528517",
+    "us-gov-west-1": "048591011584",
+    "us-gov-east-1": "190560391635",
+}
+
+ELB_LOG_SERVICE = "logdelivery.elasticloadbalancing.amazonaws.com"
+ELB_LOG_SERVICE_REGIONS: frozenset[str] = frozenset(
+    # "Regions available as of August 2022 or later": the bucket policy grants the log delivery
+    # service principal instead (ELB_ACCESS_LOGS_DOC).
+    {
+        "ap-south-2",
+        "ap-southeast-4",
+        "ap-southeast-5",
+        "ap-southeast-7",
+        "ca-west-1",
+        "eu-central-2",
+        "eu-south-2",
+        "il-central-1",
+        "me-central-1",
+        "mx-central-1",
+    }
+)
+
+
+def elb_log_principal(region: str) -> tuple[str, str] | None:
+    """Who writes ALB access logs in ``region``: ``("AWS", account)``, ``("Service", name)``, or None (unknown)."""
+    if region in ELB_LOG_ACCOUNTS:
+        return "AWS", ELB_LOG_ACCOUNTS[region]
+    if region in ELB_LOG_SERVICE_REGIONS:
+        return "Service", ELB_LOG_SERVICE
+    return None
+
 
 class AlbConfig(Model):
     """The internet-facing Application Load Balancer."""
@@ -17,12 +76,25 @@ class AlbConfig(Model):
     certificate_arn: str | None = Field(
         None,
         pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+$",
-        description="ACM certificate: adds an HTTPS listener and redirects HTTP to it; null = HTTP only.",
+        description="Existing ACM certificate for the HTTPS listener; null = the stack creates one "
+        "when domain_name and hosted_zone_id are set.",
     )
     domain_name: str | None = Field(
         None,
         pattern=r"^[a-z0-9*][a-z0-9.-]*[a-z0-9]$",
-        description="Name the certificate covers (AppUrl uses it); null = the ALB's DNS name.",
+        description="Name the app is served on (AppUrl https://<domain_name>); null = the ALB's DNS name.",
+    )
+    hosted_zone_id: str | None = Field(
+        None,
+        pattern=r"^Z[A-Z0-9]{1,31}$",
+        description="Route 53 public hosted zone of domain_name: the stack validates the certificate "
+        "there (DNS) and adds an alias record for the ALB; null = DNS is managed elsewhere.",
+    )
+    allow_plain_http: bool = Field(
+        False, description="Serve HTTP without TLS; needs plain_http_reason (an environment without TLS must say so)."
+    )
+    plain_http_reason: str | None = Field(
+        None, min_length=10, description="Why this environment serves plain HTTP (kept in the checkov skip)."
     )
     ssl_policy: str = Field(
         "ELBSecurityPolicy-TLS13-1-2-2021-06", description="HTTPS listener policy (TLS 1.2 and 1.3 only)."
@@ -32,18 +104,38 @@ class AlbConfig(Model):
     deregistration_delay: int = Field(
         30, ge=0, le=3600, description="Seconds a target drains before it is removed (ELB default 300)."
     )
-    access_logs_bucket: str | None = Field(
-        None,
-        pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
-        description="Existing S3 bucket (allowing ELB log delivery) for access logs; null = off.",
+    access_logs: bool = Field(
+        True, description="Access logs into the data stack's access-log bucket (ELB default: off)."
     )
-    access_logs_prefix: str = Field("alb", description="Key prefix of the access logs.")
+    access_logs_prefix: str = Field(
+        "alb",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+        description="Key prefix of the access logs (ELB adds AWSLogs/<account>/... after it).",
+    )
+
+    @property
+    def tls(self) -> bool:
+        """Whether the ALB gets an HTTPS listener (an existing certificate or one the stack creates)."""
+        return bool(self.certificate_arn or (self.domain_name and self.hosted_zone_id))
 
     def check(self) -> list[Problem]:
-        """A domain name only means something with a certificate."""
-        if self.domain_name and not self.certificate_arn:
-            return [("domain_name", "needs certificate_arn (the app is served over HTTPS on that name)")]
-        return []
+        """A domain needs a certificate or a zone to create one in; plain HTTP needs its reason."""
+        problems: list[Problem] = []
+        if self.domain_name and not self.tls:
+            problems.append(
+                ("domain_name", "needs hosted_zone_id (the stack creates the certificate) or certificate_arn")
+            )
+        if self.hosted_zone_id and not self.domain_name:
+            problems.append(("hosted_zone_id", "needs domain_name (the name the certificate and record are for)"))
+        if self.allow_plain_http and self.tls:
+            problems.append(("allow_plain_http", "true, but TLS is configured; remove allow_plain_http"))
+        if self.allow_plain_http and not self.plain_http_reason:
+            problems.append(("plain_http_reason", "required with allow_plain_http: true (why no TLS here)"))
+        if "AWSLogs" in self.access_logs_prefix:
+            problems.append(("access_logs_prefix", "must not contain AWSLogs (ELB adds AWSLogs/<account>/ itself)"))
+        if self.plain_http_reason and not self.allow_plain_http:
+            problems.append(("plain_http_reason", "set, but allow_plain_http is not true"))
+        return problems
 
 
 @dataclass(frozen=True)

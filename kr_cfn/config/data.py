@@ -63,9 +63,6 @@ class DataConfig(Model):
     db_log_retention_days: int = Field(
         30, description="Days CloudWatch keeps the exported PostgreSQL logs (a value CloudWatch Logs accepts)."
     )
-    db_password_rotation_days: int = Field(
-        90, ge=1, le=1000, description="Rotation interval of the RDS-managed master password secret."
-    )
     redis_node_type: str = Field(
         "cache.t3.micro", pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$", description="ElastiCache node type."
     )
@@ -116,6 +113,10 @@ class DataSlice:
     data: DataConfig
     az_count: int
     """How many subnets AppSubnetIds holds (one per AZ)."""
+    alb_log_prefix: str | None = None
+    """Key prefix the ALB writes its access logs under in the access-log bucket; None = no ALB logs."""
+    region: str = "eu-central-1"
+    """The environment's region (who delivers ELB access logs depends on it)."""
     qdrant: QdrantPlan | None = None
     """Qdrant's storage choice: the EBS volume (ebs) or the secret (external) live here."""
     file_system: bool = True

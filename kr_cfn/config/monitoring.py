@@ -22,6 +22,7 @@ MAX_ALARM_WINDOW = 86400
 """CloudWatch evaluates at most one day of datapoints (period x evaluation_periods) for these alarms."""
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
+_HTTPS = re.compile(r"^https://[A-Za-z0-9.-]+(:\d+)?(/\S*)?$")
 
 
 class AlarmSpec(Model):
@@ -120,11 +121,25 @@ class Alarms(Model):
 PERCENT_ALARMS = ("backend_cpu", "backend_memory", "http_5xx")
 
 
+class SlackRoute(Model):
+    """A Slack channel that AWS Chatbot posts the alerts to (the workspace is authorised once, README)."""
+
+    workspace_id: str = Field(pattern=r"^[A-Z0-9]{1,255}$", description="Slack workspace (team) id, e.g. T07EA123LEP.")
+    channel_id: str = Field(pattern=r"^[A-Z0-9]{1,255}$", description="Slack channel id, e.g. C07EZ1ABC23.")
+
+
 class MonitoringConfig(Model):
     """Settings of the monitoring stack."""
 
     alert_emails: tuple[str, ...] = Field(
         (), description="E-mail addresses subscribed to the alerts topic (each confirms once); empty = none."
+    )
+    alert_https_endpoints: tuple[str, ...] = Field(
+        (), description="HTTPS endpoints subscribed to the alerts topic (each confirms once); empty = none."
+    )
+    slack: SlackRoute | None = Field(None, description="Slack channel for the alerts through AWS Chatbot; null = none.")
+    allow_no_alert_route: bool = Field(
+        False, description="Build an environment with termination protection whose alarms reach no one."
     )
     http_5xx_min_requests: int = Field(
         20, ge=1, description="Requests per period below which the 5xx-rate alarm stays OK (no noise at night)."
@@ -141,8 +156,20 @@ class MonitoringConfig(Model):
             elif email.lower() in seen:
                 problems.append((f"alert_emails[{i}]", f"{email!r} is listed twice"))
             seen.add(email.lower())
+        for i, url in enumerate(self.alert_https_endpoints):
+            if not _HTTPS.match(url):
+                problems.append((f"alert_https_endpoints[{i}]", f"{url!r} is not an https:// URL"))
+            elif self.alert_https_endpoints.index(url) != i:
+                problems.append((f"alert_https_endpoints[{i}]", f"{url!r} is listed twice"))
+        if self.allow_no_alert_route and self.has_route:
+            problems.append(("allow_no_alert_route", "true, but alert routes are configured; remove it"))
         problems += [(f"alarms.{path}", msg) for path, msg in self.alarms.check()]
         return problems
+
+    @property
+    def has_route(self) -> bool:
+        """Whether anything (e-mail, HTTPS endpoint, Slack) receives the alerts."""
+        return bool(self.alert_emails or self.alert_https_endpoints or self.slack)
 
 
 def check_monitoring(

@@ -136,7 +136,12 @@ class ServiceSpec(Model):
     cpu: int = Field(256, description="Fargate CPU units.")
     memory: int = Field(512, description="Fargate memory (MiB); must fit the cpu.")
     port: int = Field(ge=1, le=65535, description="Container port.")
-    desired_count: int = Field(1, ge=0, description="Tasks at deploy time.")
+    desired_count: int = Field(
+        1,
+        ge=0,
+        description="Tasks of a service without autoscaling. With autoscaling the template leaves the count "
+        "to Application Auto Scaling: a new service starts at min_count, a deploy keeps the running count.",
+    )
     min_count: int = Field(1, ge=0, description="Lower bound (autoscaling and schedules).")
     max_count: int = Field(1, ge=0, description="Upper bound (autoscaling).")
     min_healthy_percent: int = Field(100, ge=0, le=100, description="Deployment: tasks kept running.")
@@ -274,6 +279,11 @@ class EcsConfig(Model):
     )
     container_insights: Literal["enabled", "enhanced", "disabled"] = Field(
         "enabled", description="CloudWatch Container Insights on the cluster."
+    )
+    retain_logs: bool | None = Field(
+        None,
+        description="Keep the services' log groups when one is replaced or the stack deleted (Retain); "
+        "null = on when deploy.termination_protection is.",
     )
 
 
@@ -571,5 +581,7 @@ class EcsSlice:
     """The services to render (without redis when ElastiCache replaces it)."""
     external: dict[str, tuple[str, str]]
     """Services provided by the data stack: name -> (address output, port output) for {{host:}}/{{port:}}."""
+    retain_logs: bool = False
+    """DeletionPolicy/UpdateReplacePolicy Retain on the services' log groups (ecs.retain_logs resolved)."""
     qdrant: QdrantPlan | None = None
     """Qdrant's storage and backups; None without a qdrant service."""

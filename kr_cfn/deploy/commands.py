@@ -15,6 +15,7 @@ from kr_cfn.deploy import changeset
 from kr_cfn.deploy import package as packaging
 from kr_cfn.deploy.aws import Aws
 from kr_cfn.deploy.errors import EXIT_GUARD, DeployError
+from kr_cfn.deploy.notes import add_template_notes, live_desired_counts
 from kr_cfn.deploy.review import Review, render_markdown, render_text
 from kr_cfn.naming import pascal
 
@@ -146,6 +147,7 @@ def cmd_plan(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
         tags=tuple(sorted(cfg.names.tags(cfg.tags).items())),
     )
     review, _ = changeset.plan(aws, target, cfg.env, args.allow_replace or [])
+    add_template_notes(review, env_dir, cfg.env, live_desired_counts(aws, stack))
     code = _report(review, Path(args.review_dir or env_dir), "review")
     if code == 0 and review.has_changes:
         print(f"apply with: kr-cfn apply --env {cfg.env} --change-set {review.change_set_name}")

@@ -65,6 +65,10 @@ class Review:
     stack_id: str = ""
     stacks: list[StackChanges] = field(default_factory=list)
     findings: list[GuardFinding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """What the deploy will do besides the table (from the built templates, kr_cfn.deploy.notes)."""
+    warnings: list[str] = field(default_factory=list)
+    """What an operator must know before applying (alarms reaching no one, counts reset, examples)."""
 
     @property
     def has_changes(self) -> bool:
@@ -122,7 +126,7 @@ def render_text(review: Review) -> str:
     lines = [f"change set {review.change_set_name} ({review.change_set_type}) on stack {review.stack_name}"]
     if not review.has_changes:
         lines.append("no changes")
-        return "\n".join(lines) + "\n"
+        return "\n".join([*lines, *_note_lines(review)]) + "\n"
     for stack in review.stacks:
         rows = _rows(stack)
         if not rows:
@@ -131,8 +135,21 @@ def render_text(review: Review) -> str:
         widths = [max(len(r[i]) for r in [_HEAD, *rows]) for i in range(5)]
         for row in [_HEAD, *rows]:
             lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-    lines += ["", *_guard_lines(review), f"console: {review.console_url}"]
+    lines += ["", *_note_lines(review), *_guard_lines(review), f"console: {review.console_url}"]
     return "\n".join(lines) + "\n"
+
+
+def _note_lines(review: Review) -> list[str]:
+    return [f"warning: {w}" for w in review.warnings] + [f"note: {n}" for n in review.notes]
+
+
+def _md_notes(review: Review) -> list[str]:
+    out: list[str] = []
+    if review.warnings:
+        out += ["> [!WARNING]", *(f"> - {_md_cell(w)}" for w in review.warnings), ""]
+    if review.notes:
+        out += ["> [!NOTE]", *(f"> - {_md_cell(n)}" for n in review.notes), ""]
+    return out
 
 
 def _guard_lines(review: Review) -> list[str]:
@@ -152,11 +169,12 @@ def render_markdown(review: Review) -> str:
     """The review for a pull-request comment or a job summary."""
     out = [f"### CloudFormation plan: `{review.stack_name}` ({review.change_set_type.lower()})", ""]
     if not review.has_changes:
-        out += ["No changes.", ""]
+        out += ["No changes.", "", *_md_notes(review)]
         return "\n".join(out)
     total = sum(len(_rows(s)) for s in review.stacks)
     out.append(f"Change set [`{review.change_set_name}`]({review.console_url}): {total} change(s).")
     out.append("")
+    out += _md_notes(review)
     if review.findings:
         blocked = review.blocked
         if blocked:
