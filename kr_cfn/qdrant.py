@@ -40,7 +40,7 @@ from troposphere import (
     scheduler,
 )
 
-from kr_cfn.blocks import checkov_skip, name_tags
+from kr_cfn.blocks import add_output, checkov_skip, name_tags
 from kr_cfn.config.qdrant import HOST_MOUNT, SNAPSHOT_METRIC, SNAPSHOT_OK, SNAPSHOT_PREFIX, QdrantPlan, metric_namespace
 from kr_cfn.config.services import EcsSlice
 from kr_cfn.iam import arn, service_trust
@@ -236,6 +236,20 @@ class SnapshotJob:
 
     task: ecs.TaskDefinition
     log_group: logs.LogGroup
+    subnets: Any
+    security_groups: list[Any]
+    assign_public_ip: Any
+
+
+def snapshot_outputs(t: Template, job: SnapshotJob) -> None:
+    """What ``kr-cfn qdrant restore`` needs to run the job as the schedule does."""
+    add_output(t, "QdrantSnapshotTaskDefinitionArn", Ref(job.task), "Qdrant snapshot/restore task (kr-cfn qdrant)")
+    add_output(t, "QdrantSnapshotLogGroupName", Ref(job.log_group), "Log group of the Qdrant snapshot task")
+    add_output(t, "QdrantSnapshotSubnets", Join(",", job.subnets), "Subnets of the Qdrant snapshot task")
+    add_output(
+        t, "QdrantSnapshotSecurityGroups", Join(",", job.security_groups), "Security groups of the Qdrant snapshot task"
+    )
+    add_output(t, "QdrantSnapshotAssignPublicIp", job.assign_public_ip, "Public IP choice of the Qdrant snapshot task")
 
 
 def snapshot_job(
@@ -340,13 +354,18 @@ def snapshot_job(
             Tags=Tags(Service="qdrant-snapshots"),
         )
     )
-    _schedule(t, cfg, inputs, cluster, task, (execution_role, SNAPSHOT_TASK_ROLE))
-    return SnapshotJob(task, log_group)
+    job = SnapshotJob(
+        task,
+        log_group,
+        subnets=inputs.ref("AppSubnetIds"),
+        security_groups=[inputs.ref("TaskSecurityGroupId")],
+        assign_public_ip=inputs.ref("TaskAssignPublicIp"),
+    )
+    _schedule(t, cfg, job, cluster, (execution_role, SNAPSHOT_TASK_ROLE))
+    return job
 
 
-def _schedule(
-    t: Template, cfg: EcsSlice, inputs: Any, cluster: ecs.Cluster, task: ecs.TaskDefinition, roles: tuple[str, str]
-) -> None:
+def _schedule(t: Template, cfg: EcsSlice, job: SnapshotJob, cluster: ecs.Cluster, roles: tuple[str, str]) -> None:
     """EventBridge Scheduler runs the task daily at the params' UTC time.
 
     Role as in https://docs.aws.amazon.com/scheduler/latest/UserGuide/setting-up.html
@@ -399,15 +418,15 @@ def _schedule(
                 RoleArn=GetAtt(role, "Arn"),
                 RetryPolicy=scheduler.RetryPolicy(MaximumRetryAttempts=2, MaximumEventAgeInSeconds=3600),
                 EcsParameters=scheduler.EcsParameters(
-                    TaskDefinitionArn=Ref(task),
+                    TaskDefinitionArn=Ref(job.task),
                     TaskCount=1,
                     LaunchType="FARGATE",
                     PlatformVersion="LATEST",
                     NetworkConfiguration=scheduler.NetworkConfiguration(
                         AwsvpcConfiguration=scheduler.AwsVpcConfiguration(
-                            Subnets=inputs.ref("AppSubnetIds"),
-                            SecurityGroups=[inputs.ref("TaskSecurityGroupId")],
-                            AssignPublicIp=inputs.ref("TaskAssignPublicIp"),
+                            Subnets=job.subnets,
+                            SecurityGroups=job.security_groups,
+                            AssignPublicIp=job.assign_public_ip,
                         )
                     ),
                 ),

@@ -96,6 +96,5 @@ def build(cfg: EcsSlice) -> Template:
         add_output(t, f"{pascal(name)}ServiceName", GetAtt(r.service, "Name"), f"ECS service name of {name}")
         add_output(t, f"{pascal(name)}LogGroupName", Ref(r.log_group), f"Log group of {name}")
     if job:
-        add_output(t, "QdrantSnapshotTaskDefinitionArn", Ref(job.task), "Qdrant snapshot/restore task (kr-cfn qdrant)")
-        add_output(t, "QdrantSnapshotLogGroupName", Ref(job.log_group), "Log group of the Qdrant snapshot task")
+        qdrant.snapshot_outputs(t, job)
     return t

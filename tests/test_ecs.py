@@ -429,7 +429,9 @@ def test_outputs_for_monitoring(env: str) -> None:
     names = {"ClusterName"}
     for n in _rendered(env):
         names |= {f"{pascal(n)}ServiceName", f"{pascal(n)}LogGroupName"}
-    names |= {"QdrantSnapshotTaskDefinitionArn", "QdrantSnapshotLogGroupName"}  # for kr-cfn qdrant restore
+    # for kr-cfn qdrant restore
+    names |= {f"QdrantSnapshot{n}" for n in ("TaskDefinitionArn", "LogGroupName", "Subnets", "SecurityGroups")}
+    names.add("QdrantSnapshotAssignPublicIp")
     assert set(_ecs(env)["Outputs"]) == names
 
 

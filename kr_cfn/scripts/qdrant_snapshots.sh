@@ -40,12 +40,17 @@ urlencode() {
 }
 
 # The "name" values of a Qdrant JSON answer, one per line (none: no output, still success).
-names() { { grep -o '"name":"[^"]*"' || true; } | sed -e 's/^"name":"//' -e 's/"$//'; }
+names() { { grep -o '"name" *: *"[^"]*"' || true; } | sed -e 's/^"name" *: *"//' -e 's/"$//'; }
 
 snapshot() {
-    local stamp collections count=0 c path name
+    local stamp answer collections count=0 c path name
     stamp=$(date -u +%Y-%m-%dT%H%M%SZ)
-    collections=$(qdrant "$QDRANT_URL/collections" | names) || die "cannot list the collections at $QDRANT_URL"
+    answer=$(qdrant "$QDRANT_URL/collections") || die "cannot list the collections at $QDRANT_URL"
+    collections=$(names <<<"$answer")
+    # No names is only fine when Qdrant said so: an answer we cannot read must not pass as "0 collections".
+    if [ -z "$collections" ] && ! grep -q '"collections" *: *\[ *\]' <<<"$answer"; then
+        die "cannot read the collections from Qdrant's answer: $answer"
+    fi
     while IFS= read -r c; do
         [ -n "$c" ] || continue
         path="$QDRANT_URL/collections/$(urlencode "$c")/snapshots"
@@ -62,16 +67,16 @@ snapshot() {
 }
 
 restore() {
-    local key=${1:?usage: restore KEY [COLLECTION]} collection file
+    local key=${1:?usage: restore KEY [COLLECTION]} collection
     case "$key" in
         "$PREFIX"/*.snapshot) ;;
         *) die "$key is not a snapshot key under $PREFIX/ (e.g. $PREFIX/2026-01-31T030000Z/docs.snapshot)" ;;
     esac
     collection=${2:-$(basename "$key" .snapshot)}
-    file=$(mktemp "${TMPDIR:-/tmp}/qdrant.XXXXXX")
-    trap 'rm -f "$file"' EXIT
-    aws s3 cp --no-progress "s3://$BUCKET/$key" "$file" >/dev/null || die "cannot read s3://$BUCKET/$key"
-    qdrant -X POST -F "snapshot=@$file" \
+    RESTORE_FILE=$(mktemp "${TMPDIR:-/tmp}/qdrant.XXXXXX")
+    trap 'rm -f "$RESTORE_FILE"' EXIT
+    aws s3 cp --no-progress "s3://$BUCKET/$key" "$RESTORE_FILE" >/dev/null || die "cannot read s3://$BUCKET/$key"
+    qdrant -X POST -F "snapshot=@$RESTORE_FILE" \
         "$QDRANT_URL/collections/$(urlencode "$collection")/snapshots/upload?priority=snapshot&wait=true" >/dev/null ||
         die "Qdrant refused the snapshot for $collection"
     log "restore ok: s3://$BUCKET/$key -> collection $collection"
