@@ -70,6 +70,8 @@ VOLUME_ATTRIBUTE = "kr-cfn.qdrant-volume"
 ECS_AMI = "{{resolve:ssm:/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id}}"
 HTTPS_PORT = 443
 SNAPSHOT_LOG_DAYS = 30
+SNAPSHOT_MEMORY = 512
+"""MiB; the job streams snapshots (curl | aws s3 cp -), so memory does not grow with their size."""
 SNAPSHOT_CONTAINER = "snapshots"
 
 
@@ -314,6 +316,7 @@ def snapshot_job(
         Name=SNAPSHOT_CONTAINER,
         Image=plan.snapshots.image,
         Essential=True,
+        Memory=SNAPSHOT_MEMORY,  # the whole task's memory, as the container's hard limit
         # The script travels in the task definition; bash runs it with the command's arguments.
         EntryPoint=["/bin/bash", "-c", 'exec /bin/bash -c "$KR_QDRANT_SCRIPT" kr-qdrant "$@"', "kr-qdrant"],
         Command=["snapshot"],
@@ -343,7 +346,7 @@ def snapshot_job(
             SNAPSHOT_TASK,
             Family=cfg.names("qdrant-snapshots"),
             Cpu="256",
-            Memory="512",
+            Memory=str(SNAPSHOT_MEMORY),
             NetworkMode="awsvpc",
             RequiresCompatibilities=["FARGATE"],
             RuntimePlatform=ecs.RuntimePlatform(OperatingSystemFamily="LINUX", CpuArchitecture="X86_64"),
