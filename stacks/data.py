@@ -521,6 +521,8 @@ def _qdrant_volume(t: Template, cfg: DataSlice) -> None:
             # where the ecs stack's qdrant host runs: a volume attaches only within its AZ.
             AvailabilityZone=Select(0, GetAZs(Ref(AWS_REGION))),
             Size=ebs.volume_gb,
+            # A new SnapshotId replaces the volume with one made from that snapshot (restore).
+            **({"SnapshotId": ebs.snapshot_id} if ebs.snapshot_id else {}),
             VolumeType="gp3",
             Encrypted=True,
             Tags=Tags(Name=cfg.names("qdrant-data"), **{QDRANT_VOLUME_TAG: cfg.names.prefix}),

@@ -166,6 +166,16 @@ def test_ebs_volume_snapshots_daily_with_the_params_retention(tmp_path: Path) ->
     assert wildcards == [["ec2:DescribeInstances", "ec2:DescribeVolumes", "ec2:DescribeSnapshots"]]
 
 
+def test_volume_from_an_ebs_snapshot(tmp_path: Path) -> None:
+    """The runbook's way back from an EBS snapshot: a new volume made from it."""
+    t = _built(tmp_path, "prod", "ebs", ebs={"snapshot_id": "snap-0123456789abcdef0"})
+    assert t["data"]["Resources"]["QdrantVolume"]["Properties"]["SnapshotId"] == "snap-0123456789abcdef0"
+    assert "SnapshotId" not in _built(tmp_path, "prod", "ebs")["data"]["Resources"]["QdrantVolume"]["Properties"]
+    assert _errors(tmp_path, "services:\n  qdrant:\n    ebs: {snapshot_id: vol-1}\n")[0].startswith(
+        "services.qdrant.ebs.snapshot_id: string should match pattern"
+    )
+
+
 def test_delete_with_stack_lets_the_volume_go(tmp_path: Path) -> None:
     data = _params("dev", "ebs")
     data["data"]["delete_with_stack"] = True

@@ -52,6 +52,12 @@ class EbsStorage(Model):
     snapshot_retention_days: int = Field(
         7, ge=1, le=1000, description="Daily EBS snapshots of the volume (Data Lifecycle Manager) kept."
     )
+    snapshot_id: str | None = Field(
+        None,
+        pattern=r"^snap-[0-9a-f]{8,17}$",
+        description="Restore: create the volume from this EBS snapshot (a new value replaces the volume; "
+        "README, Qdrant runbook).",
+    )
 
 
 class Snapshots(Model):
