@@ -41,10 +41,19 @@ from troposphere import (
 )
 
 from kr_cfn.blocks import add_output, checkov_skip, name_tags
-from kr_cfn.config.qdrant import HOST_MOUNT, SNAPSHOT_METRIC, SNAPSHOT_OK, SNAPSHOT_PREFIX, QdrantPlan, metric_namespace
+from kr_cfn.config.qdrant import (
+    HOST_MOUNT,
+    SNAPSHOT_JOB,
+    SNAPSHOT_METRIC,
+    SNAPSHOT_OK,
+    SNAPSHOT_PREFIX,
+    QdrantPlan,
+    metric_namespace,
+)
 from kr_cfn.config.services import EcsSlice
 from kr_cfn.iam import arn, service_trust
-from kr_cfn.services import HostPlacement, ecs_tasks_trust
+from kr_cfn.naming import pascal
+from kr_cfn.services import SECURITY_GROUP_PARAMETER, HostPlacement, ecs_tasks_trust
 
 HOST_ROLE = "QdrantHostRole"
 HOST_PROFILE = "QdrantHostInstanceProfile"
@@ -331,6 +340,8 @@ def snapshot_job(
             )
         ],
         ReadonlyRootFilesystem=True,
+        # bash, curl and the AWS CLI need no Linux capability (the image runs as root; /tmp is its own).
+        LinuxParameters=ecs.LinuxParameters(Capabilities=ecs.KernelCapabilities(Drop=["ALL"])),
         MountPoints=[ecs.MountPoint(SourceVolume="scratch-tmp", ContainerPath="/tmp", ReadOnly=False)],  # noqa: S108
         LogConfiguration=ecs.LogConfiguration(
             LogDriver="awslogs",
@@ -361,7 +372,7 @@ def snapshot_job(
         task,
         log_group,
         subnets=inputs.ref("AppSubnetIds"),
-        security_groups=[inputs.ref("TaskSecurityGroupId")],
+        security_groups=[inputs.ref(SECURITY_GROUP_PARAMETER.format(pascal(SNAPSHOT_JOB)))],
         assign_public_ip=inputs.ref("TaskAssignPublicIp"),
     )
     _schedule(t, cfg, job, cluster, (execution_role, SNAPSHOT_TASK_ROLE))

@@ -25,10 +25,11 @@ from kr_cfn.config.base import ConfigError, Model, Problem
 from kr_cfn.config.bootstrap import BootstrapConfig, BootstrapSlice
 from kr_cfn.config.data import DataConfig, DataSlice
 from kr_cfn.config.deploy import DeployConfig, RootSlice
+from kr_cfn.config.flows import Flow, check_connects_to, service_flows
 from kr_cfn.config.monitoring import MonitoringConfig, MonitoringSlice, check_monitoring
 from kr_cfn.config.network import NetworkConfig, NetworkSlice
 from kr_cfn.config.production import check_production
-from kr_cfn.config.qdrant import QDRANT, EbsStorage, QdrantPlan, Snapshots
+from kr_cfn.config.qdrant import QDRANT, SNAPSHOT_JOB, EbsStorage, QdrantPlan, Snapshots
 from kr_cfn.config.services import (
     QDRANT_SECRET,
     REDIS_OUTPUTS,
@@ -63,6 +64,7 @@ __all__ = [
     "alb_slice",
     "available_envs",
     "bootstrap_slice",
+    "data_choices",
     "data_slice",
     "ecs_slice",
     "load",
@@ -147,6 +149,9 @@ class EnvConfig(Model):
             (f"services.{path}" if path else "services", msg)
             for path, msg in check_services(self.services, self.data.redis, plan.storage if plan else None)
         ]
+        problems += [
+            (f"services.{path}", msg) for path, msg in check_connects_to(ecs_slice(self).services, data_choices(self))
+        ]
         watched = monitoring_slice(self)
         problems += [
             (f"monitoring.{path}", msg)
@@ -162,8 +167,20 @@ class EnvConfig(Model):
 
 
 def network_slice(cfg: EnvConfig) -> NetworkSlice:
-    """The network stack's slice of the config."""
-    return NetworkSlice(cfg.names, cfg.network)
+    """The network stack's slice: its settings, the services (one group each) and who talks to whom."""
+    services = ecs_slice(cfg).services
+    flows = service_flows(services, data_choices(cfg))
+    plan = qdrant_plan(cfg)
+    if plan and plan.storage != "external":
+        # The snapshot job is no service, but a node with its own group: it talks to qdrant.
+        flows = (*flows, Flow(SNAPSHOT_JOB, QDRANT, plan.port))
+        return NetworkSlice(cfg.names, cfg.network, (*services, SNAPSHOT_JOB), flows)
+    return NetworkSlice(cfg.names, cfg.network, tuple(services), flows)
+
+
+def data_choices(cfg: EnvConfig) -> dict[str, str]:
+    """The ``data.*`` choices that decide which data endpoints exist (kr_cfn.config.flows.Endpoint.requires)."""
+    return {"redis": cfg.data.redis}
 
 
 def data_slice(cfg: EnvConfig) -> DataSlice:
@@ -228,6 +245,9 @@ def ecs_slice(cfg: EnvConfig) -> EcsSlice:
     if plan and plan.storage == "external":
         services.pop(QDRANT)
         services = {n: _from_qdrant_secret(s) for n, s in services.items()}
+    elif plan:
+        # The resolved choice, so the flows know an ebs qdrant's volume is on its host, not on EFS.
+        services[QDRANT] = services[QDRANT].model_copy(update={"storage": plan.storage})
     retain_logs = cfg.ecs.retain_logs if cfg.ecs.retain_logs is not None else cfg.deploy.termination_protection
     return EcsSlice(cfg.names, cfg.ecs, services, external, retain_logs=retain_logs, qdrant=plan)
 

@@ -27,6 +27,8 @@ Storage = Literal["efs", "ebs", "external"]
 SNAPSHOT_OK = "kr-qdrant: snapshot ok"
 """Log line the snapshot job writes when every collection is in S3 (the metric filter counts it)."""
 SNAPSHOT_METRIC = "QdrantSnapshotsSucceeded"
+SNAPSHOT_JOB = "qdrant-snapshots"
+"""The snapshot job as a flow node: its own security group, which may reach qdrant (and HTTPS for S3)."""
 SNAPSHOT_PREFIX = "qdrant"
 """Key prefix of the snapshots in the backups bucket."""
 HOST_MOUNT = "/data/qdrant"
