@@ -207,13 +207,12 @@ def _host_policy(cfg: EcsSlice, inputs: Any, cluster: ecs.Cluster, log_group: st
                     ecs_actions.SubmitAttachmentStateChanges,
                     ecs_actions.SubmitContainerStateChange,
                     ecs_actions.SubmitTaskStateChange,
-                    ecs_actions.UpdateContainerInstancesState,
                 ],
                 Resource=[cluster_arn],
             ),
             Statement(
                 Effect=Allow,
-                Action=[ecs_actions.Poll, ecs_actions.StartTelemetrySession],
+                Action=[ecs_actions.Poll, ecs_actions.StartTelemetrySession, ecs_actions.UpdateContainerInstancesState],
                 Resource=[instances],
             ),
             # DiscoverPollEndpoint and DescribeVolumes have no resource-level permissions: "*".

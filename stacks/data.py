@@ -651,7 +651,8 @@ def _snapshot_role_policy(cfg: DataSlice) -> PolicyDocument:
                 Action=[ec2_actions.CreateSnapshot],
                 Resource=[arn("ec2", f"volume/${{{QDRANT_VOLUME}}}")],
             ),
-            # New snapshots have no ARN before they exist: snapshot/* of this region (owner-less ARN).
+            # A new snapshot's id is not known in advance: snapshot/* of this region (EC2 snapshot ARNs
+            # name no account). Deleting is held to snapshots with this environment's tag (below).
             Statement(Effect=Allow, Action=[ec2_actions.CreateSnapshot, ec2_actions.CreateTags], Resource=[snapshots]),
             Statement(Effect=Allow, Action=[ec2_actions.DeleteSnapshot], Resource=[snapshots], Condition=tagged),
             # Describe* calls have no resource-level permissions in EC2, so Resource "*".
