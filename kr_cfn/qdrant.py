@@ -146,7 +146,6 @@ def host(t: Template, cfg: EcsSlice, inputs: Any, cluster: ecs.Cluster, log_grou
                         Ebs=ec2.EBSBlockDevice(VolumeType="gp3", VolumeSize=30, Encrypted=True),
                     )
                 ],
-                Monitoring=ec2.Monitoring(Enabled=True),
                 UserData=Base64(Join("\n", [header, script("qdrant_volume.sh")])),
                 TagSpecifications=[
                     ec2.TagSpecifications(ResourceType="volume", Tags=name_tags(cfg.names("qdrant-host")))

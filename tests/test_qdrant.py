@@ -82,6 +82,14 @@ def test_storage_only_on_qdrant(tmp_path: Path) -> None:
     ]
 
 
+def test_the_snapshot_jobs_name_is_reserved(tmp_path: Path) -> None:
+    text = "services:\n  qdrant-snapshots:\n    image: busybox:1.36.1\n    port: 8080\n"
+    assert (
+        "services.qdrant-snapshots: 'qdrant-snapshots' is reserved for the Qdrant snapshot job (its security group)"
+        in (_errors(tmp_path, text))
+    )
+
+
 def test_qdrant_secret_only_with_external(tmp_path: Path) -> None:
     text = "services:\n  backend:\n    secrets:\n      QDRANT_API_KEY: {secret: QdrantSecretArn, key: api_key}\n"
     assert _errors(tmp_path, text) == [

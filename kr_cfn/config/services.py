@@ -26,7 +26,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from kr_cfn.config.base import Model, Problem
-from kr_cfn.config.qdrant import QDRANT, QDRANT_SECRET_KEYS, EbsStorage, QdrantPlan, Snapshots, Storage
+from kr_cfn.config.qdrant import QDRANT, QDRANT_SECRET_KEYS, SNAPSHOT_JOB, EbsStorage, QdrantPlan, Snapshots, Storage
 from kr_cfn.naming import Naming
 
 # Fargate task sizes: cpu units -> allowed memory (MiB).
@@ -385,6 +385,10 @@ class EcsConfig(Model):
 def check_services(services: dict[str, ServiceSpec], redis: str, qdrant_storage: str | None = None) -> list[Problem]:
     """Cross-service checks: names, references to outputs and other services, routes."""
     problems: list[Problem] = []
+    if SNAPSHOT_JOB in services and QDRANT in services:
+        problems.append(
+            (SNAPSHOT_JOB, f"{SNAPSHOT_JOB!r} is reserved for the Qdrant snapshot job (its security group)")
+        )
     for name, spec in services.items():
         for key in ("storage", "ebs", "snapshots"):
             if name != QDRANT and getattr(spec, key) is not None:

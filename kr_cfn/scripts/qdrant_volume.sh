@@ -1,5 +1,6 @@
 # First boot of the qdrant host (storage ebs). The template puts the variables above this line:
 # VOLUME_ID, CLUSTER, REGION, MOUNT (host path qdrant's task mounts), OWNER (uid:gid of the data).
+# KR_ROOT (unset on the host) lets the tests run the script against a scratch directory.
 #
 # 1. Attach the data stack's volume; when the instance replaces another, wait until the old one
 #    has let go of it (a volume attaches to one instance at a time, in its own AZ).
@@ -9,7 +10,8 @@
 #    attribute that the qdrant service's placement constraint asks for: without a mounted
 #    volume qdrant is never placed here, so it can never write to the root disk instead.
 set -euo pipefail
-exec > >(tee -a /var/log/kr-qdrant-volume.log) 2>&1
+root=${KR_ROOT:-}
+exec > >(tee -a "$root/var/log/kr-qdrant-volume.log") 2>&1
 
 log() { printf 'kr-qdrant-volume: %s\n' "$*"; }
 die() { log "ERROR: $*"; exit 1; }
@@ -41,8 +43,8 @@ done
 # Nitro instances show EBS volumes as NVMe devices named after the volume id; others as xvdf.
 device=""
 for attempt in $(seq 1 60); do
-    for candidate in "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${VOLUME_ID//-/}" /dev/xvdf /dev/sdf; do
-        if [ -b "$candidate" ]; then
+    for candidate in "$root/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${VOLUME_ID//-/}" "$root/dev/xvdf"; do
+        if [ -e "$candidate" ]; then
             device=$(readlink -f "$candidate")
             break 2
         fi
@@ -65,13 +67,13 @@ case "$probe" in
 esac
 
 uuid=$(blkid -s UUID -o value "$device")
-mkdir -p "$MOUNT"
-grep -q "UUID=$uuid " /etc/fstab || printf 'UUID=%s %s xfs defaults,nofail 0 2\n' "$uuid" "$MOUNT" >>/etc/fstab
+mkdir -p "$root$MOUNT"
+grep -q "UUID=$uuid " "$root/etc/fstab" || printf 'UUID=%s %s xfs defaults,nofail 0 2\n' "$uuid" "$MOUNT" >>"$root/etc/fstab"
 mountpoint -q "$MOUNT" || mount "$MOUNT"
 chown "$OWNER" "$MOUNT"
 log "$VOLUME_ID ($device) mounted at $MOUNT"
 
-cat >>/etc/ecs/ecs.config <<CONFIG
+cat >>"$root/etc/ecs/ecs.config" <<CONFIG
 ECS_CLUSTER=$CLUSTER
 ECS_AWSVPC_BLOCK_IMDS=true
 ECS_INSTANCE_ATTRIBUTES={"kr-cfn.qdrant-volume":"mounted"}
