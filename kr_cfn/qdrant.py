@@ -51,7 +51,7 @@ from kr_cfn.config.qdrant import (
     metric_namespace,
 )
 from kr_cfn.config.services import EcsSlice
-from kr_cfn.iam import arn, service_trust
+from kr_cfn.iam import arn, bounded, service_trust
 from kr_cfn.naming import pascal
 from kr_cfn.services import SECURITY_GROUP_PARAMETER, HostPlacement, ecs_tasks_trust
 
@@ -105,12 +105,15 @@ def host(t: Template, cfg: EcsSlice, inputs: Any, cluster: ecs.Cluster, log_grou
         iam.Role(
             HOST_ROLE,
             AssumeRolePolicyDocument=service_trust("ec2.amazonaws.com"),
+            **bounded(cfg.names.prefix),
             Policies=[
                 iam.Policy(PolicyName="qdrant-host", PolicyDocument=_host_policy(cfg, inputs, cluster, log_group))
             ],
         )
     )
-    profile = t.add_resource(iam.InstanceProfile(HOST_PROFILE, Roles=[Ref(role)]))
+    profile = t.add_resource(
+        iam.InstanceProfile(HOST_PROFILE, Path=bounded(cfg.names.prefix)["Path"], Roles=[Ref(role)])
+    )
     sg = t.add_resource(
         ec2.SecurityGroup(
             HOST_SG,
@@ -300,6 +303,7 @@ def snapshot_job(
         iam.Role(
             SNAPSHOT_TASK_ROLE,
             AssumeRolePolicyDocument=ecs_tasks_trust(),
+            **bounded(cfg.names.prefix),
             Policies=[
                 iam.Policy(
                     PolicyName="qdrant-snapshots",
@@ -391,6 +395,7 @@ def _schedule(t: Template, cfg: EcsSlice, job: SnapshotJob, cluster: ecs.Cluster
             AssumeRolePolicyDocument=service_trust(
                 "scheduler.amazonaws.com", StringEquals("aws:SourceAccount", Ref(AWS_ACCOUNT_ID))
             ),
+            **bounded(cfg.names.prefix),
             Policies=[
                 iam.Policy(
                     PolicyName="run-qdrant-snapshots",

@@ -43,7 +43,7 @@ from troposphere import (
 from kr_cfn.blocks import checkov_skip
 from kr_cfn.config.qdrant import HOST_MOUNT
 from kr_cfn.config.services import PLACEHOLDER, EcsSlice, ServiceSpec
-from kr_cfn.iam import arn, service_trust
+from kr_cfn.iam import arn, bounded, service_trust
 from kr_cfn.naming import pascal
 
 _PARAMETER_TYPES = {
@@ -239,7 +239,9 @@ def _container(
     return ecs.ContainerDefinition(**{k: v for k, v in props.items() if v != []})
 
 
-def _task_role(t: Template, name: str, spec: ServiceSpec, inputs: Inputs, on_host: bool = False) -> iam.Role:
+def _task_role(
+    t: Template, name: str, spec: ServiceSpec, inputs: Inputs, prefix: str, on_host: bool = False
+) -> iam.Role:
     statements = []
     for bucket, access in sorted(spec.buckets.items()):
         bucket_arn = inputs.ref(bucket)
@@ -262,7 +264,7 @@ def _task_role(t: Template, name: str, spec: ServiceSpec, inputs: Inputs, on_hos
                 ),
             )
         )
-    props: dict[str, Any] = {"AssumeRolePolicyDocument": ecs_tasks_trust()}
+    props: dict[str, Any] = {"AssumeRolePolicyDocument": ecs_tasks_trust(), **bounded(prefix)}
     if statements:
         props["Policies"] = [
             iam.Policy(
@@ -302,7 +304,7 @@ def render_service(
             ),
         )
     )
-    task_role = _task_role(t, name, spec, inputs, on_host=host is not None)
+    task_role = _task_role(t, name, spec, inputs, cfg.names.prefix, on_host=host is not None)
     volumes = [ecs.Volume(Name=_volume_name(path)) for path in spec.scratch_paths]
     if host:
         volumes += [

@@ -52,7 +52,7 @@ from kr_cfn.blocks import add_output, add_parameter, checkov_skip, name_tags, ne
 from kr_cfn.config import DataSlice
 from kr_cfn.config.alb import elb_log_principal
 from kr_cfn.config.qdrant import QDRANT_SECRET_KEYS
-from kr_cfn.iam import arn, deny_insecure_transport, managed_policy, service_trust
+from kr_cfn.iam import arn, bounded, deny_insecure_transport, managed_policy, service_trust
 from kr_cfn.naming import pascal
 
 APP_SUBNETS = "AppSubnetIds"
@@ -149,6 +149,7 @@ def _database(t: Template, cfg: DataSlice) -> None:
         iam.Role(
             DB_MONITORING_ROLE,
             AssumeRolePolicyDocument=service_trust("monitoring.rds.amazonaws.com"),
+            **bounded(cfg.names.prefix),
             ManagedPolicyArns=[managed_policy("service-role/AmazonRDSEnhancedMonitoringRole")],
         )
     )
@@ -605,6 +606,7 @@ def _qdrant_volume(t: Template, cfg: DataSlice) -> None:
             AssumeRolePolicyDocument=service_trust(
                 "dlm.amazonaws.com", StringEquals("aws:SourceAccount", Ref(AWS_ACCOUNT_ID))
             ),
+            **bounded(cfg.names.prefix),
             Policies=[iam.Policy(PolicyName="qdrant-volume-snapshots", PolicyDocument=_snapshot_role_policy(cfg))],
         )
     )

@@ -12,6 +12,7 @@ from kr_cfn import qdrant
 from kr_cfn.blocks import add_output, new_template
 from kr_cfn.config import EcsSlice
 from kr_cfn.config.qdrant import QDRANT
+from kr_cfn.iam import bounded
 from kr_cfn.naming import pascal
 from kr_cfn.services import (
     HostPlacement,
@@ -80,6 +81,7 @@ def build(cfg: EcsSlice) -> Template:
         iam.Role(
             EXECUTION_ROLE,
             AssumeRolePolicyDocument=ecs_tasks_trust(),
+            **bounded(cfg.names.prefix),
             Policies=[
                 iam.Policy(
                     PolicyName="task-execution",
