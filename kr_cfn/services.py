@@ -350,7 +350,9 @@ def render_service(
     ]
     public_ip: Any = inputs.ref("TaskAssignPublicIp")
     if host:
-        # On EC2, awsvpc tasks get no public IP (AssignPublicIp is Fargate-only) and no platform version.
+        # On EC2, awsvpc tasks get no public IP (AssignPublicIp is Fargate-only:
+        # https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_AwsVpcConfiguration.html)
+        # and no platform version.
         service_props = {"PlacementConstraints": [host.placement]}
         capacity = [ecs.CapacityProviderStrategyItem(CapacityProvider=Ref(host.capacity_provider), Weight=1)]
         public_ip = "DISABLED"

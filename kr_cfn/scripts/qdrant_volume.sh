@@ -40,7 +40,8 @@ for attempt in $(seq 1 120); do
 done
 [ "$attached" = "$instance" ] || die "$VOLUME_ID did not attach to $instance"
 
-# Nitro instances show EBS volumes as NVMe devices named after the volume id; others as xvdf.
+# Nitro instances show EBS volumes as NVMe devices whose id names the volume; others as xvdf
+# (https://docs.aws.amazon.com/ebs/latest/userguide/nvme-ebs-volumes.html).
 device=""
 for attempt in $(seq 1 60); do
     for candidate in "$root/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${VOLUME_ID//-/}" "$root/dev/xvdf"; do
@@ -73,6 +74,7 @@ mountpoint -q "$MOUNT" || mount "$MOUNT"
 chown "$OWNER" "$MOUNT"
 log "$VOLUME_ID ($device) mounted at $MOUNT"
 
+# Agent settings: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs-agent-config.html
 cat >>"$root/etc/ecs/ecs.config" <<CONFIG
 ECS_CLUSTER=$CLUSTER
 ECS_AWSVPC_BLOCK_IMDS=true
