@@ -583,14 +583,18 @@ def _qdrant_volume(t: Template, cfg: DataSlice) -> None:
     """Qdrant's block storage (storage ebs): a gp3 volume that the qdrant host attaches at boot, snapshotted daily."""
     assert cfg.qdrant is not None
     ebs = cfg.qdrant.ebs
+    # CloudFormation updates SnapshotId in place ("Update requires: No interruption",
+    # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-properties-ec2-ebs-volume.html),
+    # which makes no new volume: a restore from an EBS snapshot is a new volume resource, so its
+    # logical id carries the snapshot id on purpose (the old volume goes, with a final snapshot).
+    logical_id = QDRANT_VOLUME + (pascal(ebs.snapshot_id) if ebs.snapshot_id else "")
     volume = t.add_resource(
         ec2.Volume(
-            QDRANT_VOLUME,
+            logical_id,
             # The AZ of the first app subnet (the network stack puts subnet i in GetAZs' i-th AZ),
             # where the ecs stack's qdrant host runs: a volume attaches only within its AZ.
             AvailabilityZone=Select(0, GetAZs(Ref(AWS_REGION))),
             Size=ebs.volume_gb,
-            # A new SnapshotId replaces the volume with one made from that snapshot (restore).
             **({"SnapshotId": ebs.snapshot_id} if ebs.snapshot_id else {}),
             VolumeType="gp3",
             Encrypted=True,
@@ -607,7 +611,11 @@ def _qdrant_volume(t: Template, cfg: DataSlice) -> None:
                 "dlm.amazonaws.com", StringEquals("aws:SourceAccount", Ref(AWS_ACCOUNT_ID))
             ),
             **bounded(cfg.names.prefix),
-            Policies=[iam.Policy(PolicyName="qdrant-volume-snapshots", PolicyDocument=_snapshot_role_policy(cfg))],
+            Policies=[
+                iam.Policy(
+                    PolicyName="qdrant-volume-snapshots", PolicyDocument=_snapshot_role_policy(cfg, volume.title)
+                )
+            ],
         )
     )
     hour, minute = cfg.qdrant.snapshots.time.split(":")
@@ -636,7 +644,7 @@ def _qdrant_volume(t: Template, cfg: DataSlice) -> None:
     add_output(t, "QdrantVolumeId", Ref(volume), "EBS volume of Qdrant (attached by the qdrant host at boot)")
 
 
-def _snapshot_role_policy(cfg: DataSlice) -> PolicyDocument:
+def _snapshot_role_policy(cfg: DataSlice, volume: str) -> PolicyDocument:
     """What Data Lifecycle Manager needs for EBS snapshot policies, no more.
 
     The actions of AWS's AWSDataLifecycleManagerServiceRole that volume snapshots use
@@ -651,7 +659,7 @@ def _snapshot_role_policy(cfg: DataSlice) -> PolicyDocument:
             Statement(
                 Effect=Allow,
                 Action=[ec2_actions.CreateSnapshot],
-                Resource=[arn("ec2", f"volume/${{{QDRANT_VOLUME}}}")],
+                Resource=[arn("ec2", f"volume/${{{volume}}}")],
             ),
             # A new snapshot's id is not known in advance: snapshot/* of this region (EC2 snapshot ARNs
             # name no account). Deleting is held to snapshots with this environment's tag (below).

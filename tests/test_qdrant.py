@@ -177,7 +177,15 @@ def test_ebs_volume_snapshots_daily_with_the_params_retention(tmp_path: Path) ->
 def test_volume_from_an_ebs_snapshot(tmp_path: Path) -> None:
     """The runbook's way back from an EBS snapshot: a new volume made from it."""
     t = _built(tmp_path, "prod", "ebs", ebs={"snapshot_id": "snap-0123456789abcdef0"})
-    assert t["data"]["Resources"]["QdrantVolume"]["Properties"]["SnapshotId"] == "snap-0123456789abcdef0"
+    # SnapshotId alone updates in place (no new volume): the restored volume is a new resource.
+    restored = "QdrantVolumeSnap0123456789abcdef0"
+    assert "QdrantVolume" not in t["data"]["Resources"]
+    volume = t["data"]["Resources"][restored]
+    assert volume["Properties"]["SnapshotId"] == "snap-0123456789abcdef0"
+    assert (volume["DeletionPolicy"], volume["UpdateReplacePolicy"]) == ("Snapshot", "Snapshot")
+    assert t["data"]["Outputs"]["QdrantVolumeId"]["Value"] == {"Ref": restored}
+    (create, *_) = _statements(t["data"]["Resources"]["QdrantVolumeSnapshotRole"])
+    assert create["Resource"][0]["Fn::Sub"].endswith(f"volume/${{{restored}}}")
     assert "SnapshotId" not in _built(tmp_path, "prod", "ebs")["data"]["Resources"]["QdrantVolume"]["Properties"]
     assert _errors(tmp_path, "services:\n  qdrant:\n    ebs: {snapshot_id: vol-1}\n")[0].startswith(
         "services.qdrant.ebs.snapshot_id: string should match pattern"

@@ -57,8 +57,8 @@ class EbsStorage(Model):
     snapshot_id: str | None = Field(
         None,
         pattern=r"^snap-[0-9a-f]{8,17}$",
-        description="Restore: create the volume from this EBS snapshot (a new value replaces the volume; "
-        "README, Qdrant runbook).",
+        description="Restore: a new volume from this EBS snapshot replaces the current one "
+        "(README, Qdrant storage, the runbook).",
     )
 
 
