@@ -103,6 +103,7 @@ def test_security_group_rules_only_between_intended_groups(env: str) -> None:
         (g["Backend"], redis, 6379),
         (g["Backend"], g["Qdrant"], 6333),
         (g["Prometheus"], g["Backend"], 8000),
+        (g["Prometheus"], g["Qdrant"], 6333),
         (g["Grafana"], g["Prometheus"], 9090),
         (g["QdrantSnapshots"], g["Qdrant"], 6333),  # the daily snapshot job
     }

@@ -27,6 +27,7 @@ from kr_cfn.config.cost import CostConfig
 from kr_cfn.config.data import DataConfig, DataSlice
 from kr_cfn.config.deploy import DeployConfig, RootSlice
 from kr_cfn.config.flows import Flow, check_connects_to, service_flows
+from kr_cfn.config.grafana import check_grafana, check_route_hosts, wire
 from kr_cfn.config.monitoring import MonitoringConfig, MonitoringSlice, check_monitoring
 from kr_cfn.config.network import NetworkConfig, NetworkSlice
 from kr_cfn.config.production import check_production
@@ -187,6 +188,8 @@ class EnvConfig(Model):
             )
         ]
         problems += check_production(self)
+        problems += check_grafana(self.services, ecs_slice(self).services, self.monitoring)
+        problems += check_route_hosts(ecs_slice(self).services, self.alb)
         return problems
 
 
@@ -275,6 +278,7 @@ def ecs_slice(cfg: EnvConfig) -> EcsSlice:
     elif plan:
         # The resolved choice, so the flows know an ebs qdrant's volume is on its host, not on EFS.
         services[QDRANT] = services[QDRANT].model_copy(update={"storage": plan.storage})
+    services = wire(services, cfg.monitoring, cfg.alb)
     retain_logs = cfg.ecs.retain_logs if cfg.ecs.retain_logs is not None else cfg.deploy.termination_protection
     return EcsSlice(cfg.names, cfg.ecs, services, external, retain_logs=retain_logs, qdrant=plan)
 
