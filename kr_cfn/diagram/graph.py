@@ -11,6 +11,7 @@ are not nodes: their rules become traffic edges between the nodes placed in them
 
 from __future__ import annotations
 
+import textwrap
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -245,7 +246,7 @@ def _traffic(build: Build, folder: _Folder, graph: Graph) -> dict[Target, str]:
             continue
         desc = str((res.get("Properties") or {}).get("GroupDescription", labels.humanize(group[1])))
         key = _key(group)
-        lines = ["security group", desc.split(":")[0][:40]]
+        lines = ["security group", *textwrap.wrap(desc.split(":")[0], 36)]
         if owners:
             lines.append("for " + ", ".join(graph.nodes[o].lines[0].removesuffix(" service") for o in owners))
         graph.nodes[key] = Node(key, group[0], lines, security.GROUP)
