@@ -1,7 +1,8 @@
 """The service builder: one ``ServiceSpec`` -> the resources of one ECS service.
 
-Task definition, service, log group, Cloud Map record, security-group rules and
-autoscaling, added to the ecs template.
+Task definition, service, log group, Cloud Map record and autoscaling, added to the ecs
+template. Each service runs in its own security group, whose rules the network stack
+renders from the same params (kr_cfn.config.flows).
 
 Everything a service needs from other stacks arrives as a Parameter named like the
 producing Output; :class:`Inputs` adds each Parameter the first time a spec uses it, so a
@@ -39,17 +40,17 @@ from troposphere import (
     servicediscovery as sd,
 )
 
-from kr_cfn.blocks import allow_tcp, checkov_skip
+from kr_cfn.blocks import checkov_skip
 from kr_cfn.config.services import PLACEHOLDER, EcsSlice, ServiceSpec
 from kr_cfn.iam import arn, service_trust
 from kr_cfn.naming import pascal
 
 _PARAMETER_TYPES = {
     "AppSubnetIds": "List<AWS::EC2::Subnet::Id>",
-    "TaskSecurityGroupId": "AWS::EC2::SecurityGroup::Id",
-    "AlbSecurityGroupId": "AWS::EC2::SecurityGroup::Id",
     "VpcId": "AWS::EC2::VPC::Id",
 }
+SECURITY_GROUP_PARAMETER = "{}ServiceSecurityGroupId"
+"""The network stack's output with a service's own security group (``BackendServiceSecurityGroupId``)."""
 
 
 @dataclass
@@ -78,7 +79,9 @@ class Inputs:
             self.used[name] = self.t.add_parameter(
                 Parameter(
                     name,
-                    Type=_PARAMETER_TYPES.get(name, "String"),
+                    Type=_PARAMETER_TYPES.get(
+                        name, "AWS::EC2::SecurityGroup::Id" if name.endswith("SecurityGroupId") else "String"
+                    ),
                     Description=f"{name} (wired by the root stack)",
                     **kwargs,
                 )
@@ -146,7 +149,9 @@ def _container(name: str, spec: ServiceSpec, cfg: EcsSlice, inputs: Inputs, log_
             f"${{AWS::AccountId}}.dkr.ecr.${{AWS::Region}}.${{AWS::URLSuffix}}/{spec.ecr_repository}:{tag}"
         )
     else:
-        image = spec.image
+        # A digest pins the bytes; the tag stays in the reference as documentation (with both,
+        # the digest decides: https://docs.docker.com/engine/reference/commandline/pull/#pull-an-image-by-digest-immutable-identifier).
+        image = f"{spec.image}@{spec.image_digest}" if spec.image_digest else spec.image
     environment = {k: resolve(v, cfg, inputs) for k, v in spec.environment.items()}
     entry_point = list(spec.entry_point) if spec.entry_point else None
     if spec.files:
@@ -202,6 +207,12 @@ def _container(name: str, spec: ServiceSpec, cfg: EcsSlice, inputs: Inputs, log_
         props["Command"] = list(spec.command)
     if spec.user:
         props["User"] = spec.user
+    if spec.drop_capabilities:
+        # Fargate can only add SYS_PTRACE, so a capability dropped here cannot come back:
+        # https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_KernelCapabilities.html
+        props["LinuxParameters"] = ecs.LinuxParameters(
+            Capabilities=ecs.KernelCapabilities(Drop=list(spec.drop_capabilities))
+        )
     return ecs.ContainerDefinition(**{k: v for k, v in props.items() if v != []})
 
 
@@ -341,7 +352,8 @@ def render_service(
                 AwsvpcConfiguration=ecs.AwsvpcConfiguration(
                     AssignPublicIp=inputs.ref("TaskAssignPublicIp"),
                     Subnets=inputs.ref("AppSubnetIds"),
-                    SecurityGroups=[inputs.ref("TaskSecurityGroupId")],
+                    # The service's own group: the network stack opens only its flows.
+                    SecurityGroups=[inputs.ref(SECURITY_GROUP_PARAMETER.format(p))],
                 )
             ),
             DeploymentConfiguration=ecs.DeploymentConfiguration(
@@ -466,30 +478,3 @@ def execution_role_policy(rendered: list[Rendered], inputs: Inputs) -> PolicyDoc
             )
         )
     return PolicyDocument(Version="2012-10-17", Statement=statements)
-
-
-def security_group_rules(t: Template, cfg: EcsSlice, inputs: Inputs) -> None:
-    """Per service port: ALB -> tasks for load-balanced services, task -> task for discoverable ones."""
-    tasks = inputs.ref("TaskSecurityGroupId")
-    lb_ports = sorted({s.port: n for n, s in cfg.services.items() if s.load_balancer}.items())
-    peer_ports = sorted({s.port: n for n, s in cfg.services.items() if s.discovery_name}.items())
-    if lb_ports:
-        alb = inputs.ref("AlbSecurityGroupId")
-    for port, svc in lb_ports:
-        allow_tcp(
-            t,
-            (f"TaskIngressFromAlb{port}", f"AlbEgressToTasks{port}"),
-            alb,
-            tasks,
-            port,
-            (f"{svc} from the load balancer", f"Load balancer to {svc} tasks"),
-        )
-    for port, svc in peer_ports:
-        allow_tcp(
-            t,
-            (f"TaskIngressFromTasks{port}", f"TaskEgressToTasks{port}"),
-            tasks,
-            tasks,
-            port,
-            (f"{svc} from other tasks", f"Tasks to {svc}"),
-        )

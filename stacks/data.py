@@ -12,8 +12,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from awacs import elasticfilesystem
 from awacs import s3 as s3_actions
-from awacs.aws import Allow, Condition, PolicyDocument, Principal, Statement, StringEquals
+from awacs.aws import (
+    Allow,
+    Bool,
+    Condition,
+    Deny,
+    Null,
+    PolicyDocument,
+    Principal,
+    Statement,
+    StringEquals,
+)
 from troposphere import (
     AWS_ACCOUNT_ID,
     AWS_REGION,
@@ -24,6 +35,7 @@ from troposphere import (
     Template,
     efs,
     elasticache,
+    encode_to_dict,
     iam,
     logs,
     rds,
@@ -197,6 +209,7 @@ def _file_system(t: Template, cfg: DataSlice) -> None:
             PerformanceMode="generalPurpose",
             ThroughputMode="bursting",
             BackupPolicy=efs.BackupPolicy(Status="ENABLED"),
+            FileSystemPolicy=encode_to_dict(_file_system_policy()),
             FileSystemTags=name_tags(cfg.names("qdrant-data")),
             **_policies(cfg, "Retain"),
         )
@@ -226,6 +239,61 @@ def _file_system(t: Template, cfg: DataSlice) -> None:
     add_output(t, "FileSystemArn", GetAtt(fs, "Arn"), "ARN of the EFS file system of Qdrant")
     add_output(t, "QdrantAccessPointId", Ref(ap), f"EFS access point for {QDRANT_PATH}")
     add_output(t, "QdrantAccessPointArn", GetAtt(ap, "Arn"), f"ARN of the EFS access point for {QDRANT_PATH}")
+
+
+def _file_system_policy() -> PolicyDocument:
+    """NFS clients only over TLS, only through an access point, never as root; no anonymous client.
+
+    EFS evaluates a file system policy together with the client's identity policy, and an
+    Allow in either suffices (https://docs.aws.amazon.com/efs/latest/ug/iam-access-control-nfs-efs.html).
+    So this policy holds only Denies, which beat any Allow, and no Allow: an anonymous (non-IAM)
+    client, which only the default policy would admit, gets nothing. EFS enforces only four
+    condition keys for NFS clients -- aws:SecureTransport, aws:SourceIp,
+    elasticfilesystem:AccessPointArn, elasticfilesystem:AccessedViaMountTarget -- "no other
+    condition keys are enforced" (same page, "EFS condition keys for clients"), so the caller
+    cannot be named in a condition (aws:PrincipalArn), and a Deny with NotPrincipal would have to
+    name the ECS task's session ARN, which is unknown. Who may mount is therefore decided by the
+    identity side: only the task role of a service with ``volumes`` is granted
+    ClientMount/ClientWrite, on this file system through its own access point
+    (kr_cfn.services._task_role; tests/test_security_groups.py checks no other role is).
+    Management calls (AWS Backup, describe) are not NFS client actions and stay unaffected.
+    """
+    client = [elasticfilesystem.ClientMount, elasticfilesystem.ClientWrite, elasticfilesystem.ClientRootAccess]
+    # The policy belongs to one file system; its own ARN would be a self-reference, so (as in
+    # https://docs.aws.amazon.com/efs/latest/ug/access-points-iam-policy.html) every file system
+    # of the account and region stands in for it.
+    resource = [arn("elasticfilesystem", "file-system/*")]
+    return PolicyDocument(
+        Version="2012-10-17",
+        Statement=[
+            Statement(
+                Sid="DenyInsecureTransport",
+                Effect=Deny,
+                Principal=Principal("*"),
+                Action=client,
+                Resource=resource,
+                Condition=Condition(Bool("aws:SecureTransport", False)),
+            ),
+            Statement(
+                # The key is absent when a client mounts without an access point; the only access
+                # point (Qdrant's) fixes the directory and the uid/gid.
+                Sid="DenyWithoutAccessPoint",
+                Effect=Deny,
+                Principal=Principal("*"),
+                Action=client,
+                Resource=resource,
+                Condition=Condition(Null("elasticfilesystem:AccessPointArn", True)),
+            ),
+            Statement(
+                # The access point maps every client to uid/gid 1000: nobody needs root.
+                Sid="DenyRootAccess",
+                Effect=Deny,
+                Principal=Principal("*"),
+                Action=[elasticfilesystem.ClientRootAccess],
+                Resource=resource,
+            ),
+        ],
+    )
 
 
 def _buckets(t: Template, cfg: DataSlice) -> None:

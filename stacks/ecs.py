@@ -1,7 +1,7 @@
 """ECS stack: Fargate cluster, Cloud Map namespace and the services.
 
-One builder renders each params entry (see kr_cfn.services) with its IAM role and
-security-group rules.
+One builder renders each params entry (see kr_cfn.services) with its IAM role; each
+service runs in its own security group from the network stack.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from kr_cfn.services import (
     ecs_tasks_trust,
     execution_role_policy,
     render_service,
-    security_group_rules,
 )
 
 CLUSTER = "Cluster"
@@ -63,7 +62,6 @@ def build(cfg: EcsSlice) -> Template:
             Policies=[iam.Policy(PolicyName="task-execution", PolicyDocument=execution_role_policy(rendered, inputs))],
         )
     )
-    security_group_rules(t, cfg, inputs)
 
     add_output(t, "ClusterName", Ref(cluster), "ECS cluster name")
     for name, r in zip(cfg.services, rendered, strict=True):

@@ -1,7 +1,10 @@
 """Network stack: VPC, public (and optional private) subnets, gateways, security groups.
 
-Ingress to the ECS tasks group depends on the services' ports, so the stack that renders
-the services adds those rules; everything else between the groups is fixed and lives here.
+Every security group lives here: the load balancer's, one per ECS service and one per data
+endpoint (database, file system, cache). The rules between them are exactly the flows of
+kr_cfn.config.flows (who talks to whom, derived from the services' params), so every rule
+is in this one template and no other stack adds any: the data and ecs stacks receive
+their groups' ids as Parameters (Outputs -> Parameters, no cycle).
 """
 
 from __future__ import annotations
@@ -10,20 +13,17 @@ from troposphere import GetAtt, GetAZs, Join, Ref, Select, Template, ec2
 
 from kr_cfn.blocks import add_output, allow_tcp, checkov_skip, name_tags, new_template
 from kr_cfn.config import NetworkSlice
+from kr_cfn.config.flows import ALB, DATA_ENDPOINTS
+from kr_cfn.naming import pascal
 
 VPC = "Vpc"
 INTERNET_GATEWAY = "InternetGateway"
 GATEWAY_ATTACHMENT = "InternetGatewayAttachment"
 PUBLIC_ROUTE_TABLE = "PublicRouteTable"
 ALB_SG = "AlbSecurityGroup"
-TASK_SG = "TaskSecurityGroup"
-DATABASE_SG = "DatabaseSecurityGroup"
-FILE_SYSTEM_SG = "FileSystemSecurityGroup"
-CACHE_SG = "CacheSecurityGroup"
+SERVICE_SG_SUFFIX = "ServiceSecurityGroup"
+"""``<Pascal service name>ServiceSecurityGroup``: the suffix keeps service groups apart from the others."""
 
-POSTGRES_PORT = 5432
-NFS_PORT = 2049
-REDIS_PORT = 6379
 HTTPS_PORT = 443
 
 # A security group with no egress rule gets "allow all" from EC2. Groups that only
@@ -31,6 +31,20 @@ HTTPS_PORT = 443
 # nothing (the same trick AWS CDK uses for allowAllOutbound=false).
 _NO_EGRESS = ec2.SecurityGroupRule(
     IpProtocol="icmp", FromPort=252, ToPort=86, CidrIp="255.255.255.255/32", Description="Disallow all traffic"
+)
+# Every task pulls its image from ECR, writes CloudWatch Logs and reads Secrets Manager through its
+# own ENI (Fargate platform 1.4.0+:
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-task-networking.html), and the
+# VPC has no interface endpoints, so those public HTTPS endpoints must be reachable; the backend also
+# calls OpenAI, Confluence and Jira over HTTPS. DNS to the VPC resolver needs no rule: security groups
+# do not filter traffic to the Amazon DNS server
+# (https://docs.aws.amazon.com/vpc/latest/userguide/security-group-rules.html).
+_HTTPS_OUT = ec2.SecurityGroupRule(
+    IpProtocol="tcp",
+    FromPort=HTTPS_PORT,
+    ToPort=HTTPS_PORT,
+    CidrIp="0.0.0.0/0",
+    Description="HTTPS to ECR, CloudWatch Logs, Secrets Manager and the services' internet APIs",
 )
 
 
@@ -48,7 +62,7 @@ def build(cfg: NetworkSlice) -> Template:
     )
     public = _public_subnets(t, cfg, vpc)
     app_subnets = _private_subnets(t, cfg, vpc, public) if cfg.network.private_subnets else public
-    _security_groups(t, cfg, vpc)
+    groups = _security_groups(t, cfg, vpc)
 
     add_output(t, "VpcId", Ref(vpc), "VPC id")
     add_output(t, "VpcCidr", GetAtt(vpc, "CidrBlock"), "VPC CIDR block")
@@ -65,7 +79,7 @@ def build(cfg: NetworkSlice) -> Template:
         "DISABLED" if cfg.network.private_subnets else "ENABLED",
         "Whether tasks need a public IP (no NAT: public subnets and a public IP)",
     )
-    for sg in (ALB_SG, TASK_SG, DATABASE_SG, FILE_SYSTEM_SG, CACHE_SG):
+    for sg in groups:
         add_output(t, f"{sg}Id", GetAtt(sg, "GroupId"), f"{sg} id")
     return t
 
@@ -160,7 +174,20 @@ def _private_subnets(t: Template, cfg: NetworkSlice, vpc: ec2.VPC, public: list[
     return subnets
 
 
-def _security_groups(t: Template, cfg: NetworkSlice, vpc: ec2.VPC) -> None:
+def group_id(node: str, services: tuple[str, ...]) -> str:
+    """Logical id of the security group of a flow node: a service, the load balancer or a data endpoint.
+
+    A service comes first: ``redis`` is the Fargate service when it is rendered, else ElastiCache.
+    """
+    if node in services:
+        return f"{pascal(node)}{SERVICE_SG_SUFFIX}"
+    if node == ALB:
+        return ALB_SG
+    return DATA_ENDPOINTS[node].group
+
+
+def _security_groups(t: Template, cfg: NetworkSlice, vpc: ec2.VPC) -> list[str]:
+    """The groups and every rule between them; returns the groups other stacks use."""
     t.add_resource(
         ec2.SecurityGroup(
             ALB_SG,
@@ -176,7 +203,7 @@ def _security_groups(t: Template, cfg: NetworkSlice, vpc: ec2.VPC) -> None:
                 )
                 for name, port in (("HTTP", 80), ("HTTPS", HTTPS_PORT))
             ],
-            # Egress to the tasks is added per target port by the stack that renders services.
+            # Egress only to the load-balanced services: one rule per flow below.
             SecurityGroupEgress=[_NO_EGRESS],
             Tags=name_tags(cfg.names("alb")),
             Metadata=checkov_skip(
@@ -184,42 +211,35 @@ def _security_groups(t: Template, cfg: NetworkSlice, vpc: ec2.VPC) -> None:
             ),
         )
     )
-    task_sg = t.add_resource(
-        ec2.SecurityGroup(
-            TASK_SG,
-            GroupDescription="ECS tasks: ingress per service port is added by the stack that renders the services",
-            VpcId=Ref(vpc),
-            SecurityGroupEgress=[
-                ec2.SecurityGroupRule(
-                    IpProtocol="tcp",
-                    FromPort=HTTPS_PORT,
-                    ToPort=HTTPS_PORT,
-                    CidrIp="0.0.0.0/0",
-                    Description="HTTPS to AWS APIs, ECR, OpenAI, Confluence and Jira",
-                )
-            ],
-            Tags=name_tags(cfg.names("tasks")),
-        )
-    )
-    for logical_id, description, port, name in (
-        (DATABASE_SG, "PostgreSQL from the ECS tasks only", POSTGRES_PORT, "db"),
-        (FILE_SYSTEM_SG, "NFS (EFS) from the ECS tasks only", NFS_PORT, "efs"),
-        (CACHE_SG, "Redis (ElastiCache) from the ECS tasks only", REDIS_PORT, "cache"),
-    ):
-        sg = t.add_resource(
+    for name in cfg.services:
+        t.add_resource(
             ec2.SecurityGroup(
-                logical_id,
-                GroupDescription=description,
+                group_id(name, cfg.services),
+                GroupDescription=f"ECS service {name}: only the flows its params declare",
                 VpcId=Ref(vpc),
-                SecurityGroupEgress=[_NO_EGRESS],
+                SecurityGroupEgress=[_HTTPS_OUT],
                 Tags=name_tags(cfg.names(name)),
             )
         )
+    for endpoint in DATA_ENDPOINTS.values():
+        t.add_resource(
+            ec2.SecurityGroup(
+                endpoint.group,
+                # Admits only the services whose flows reach it (rules below).
+                GroupDescription=endpoint.description,
+                VpcId=Ref(vpc),
+                SecurityGroupEgress=[_NO_EGRESS],
+                Tags=name_tags(cfg.names(endpoint.tag)),
+            )
+        )
+    for flow in cfg.flows:
+        source, target = group_id(flow.source, cfg.services), group_id(flow.destination, cfg.services)
         allow_tcp(
             t,
-            (f"{logical_id}IngressFromTasks", f"{TASK_SG}EgressTo{logical_id}"),
-            GetAtt(task_sg, "GroupId"),
-            GetAtt(sg, "GroupId"),
-            port,
-            (f"{description.split(' from')[0]} from ECS tasks", f"ECS tasks to {name} on {port}"),
+            (f"{target}IngressFrom{pascal(flow.source)}", f"{source}EgressTo{pascal(flow.destination)}"),
+            GetAtt(source, "GroupId"),
+            GetAtt(target, "GroupId"),
+            flow.port,
+            (f"{flow.destination} from {flow.source}", f"{flow.source} to {flow.destination} on {flow.port}"),
         )
+    return [ALB_SG, *(group_id(n, cfg.services) for n in cfg.services), *(e.group for e in DATA_ENDPOINTS.values())]

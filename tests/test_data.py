@@ -79,7 +79,7 @@ def test_master_secret_is_rds_managed_without_a_rotation_schedule(env: str) -> N
 
 @pytest.mark.parametrize("env", ENVS)
 def test_only_the_network_groups_guard_the_data(env: str) -> None:
-    """DB, file system and cache sit behind the network's groups that admit only the ECS tasks."""
+    """DB, file system and cache sit behind the network's groups that admit only the services using them."""
     t = _data(env)
     assert not resources_of_type(t, "AWS::EC2::SecurityGroup")
     assert not resources_of_type(t, "AWS::EC2::SecurityGroupIngress")
@@ -91,12 +91,13 @@ def test_only_the_network_groups_guard_the_data(env: str) -> None:
         assert target["Properties"]["SubnetId"] == {"Fn::Select": [i, {"Ref": "AppSubnetIds"}]}
     for cache in resources_of_type(t, "AWS::ElastiCache::ReplicationGroup").values():
         assert cache["Properties"]["SecurityGroupIds"] == [{"Ref": "CacheSecurityGroupId"}]
-    # ... and those groups admit only the tasks' group, on the service's port.
+    # ... and those groups admit only the groups of the services that use them, on their port.
     net = built(env)["network"]
-    for group, port in (
-        ("DatabaseSecurityGroup", 5432),
-        ("FileSystemSecurityGroup", 2049),
-        ("CacheSecurityGroup", 6379),
+    elasticache = load_env(env).data.redis == "elasticache"
+    for group, port, clients in (
+        ("DatabaseSecurityGroup", 5432, ["Backend"]),
+        ("FileSystemSecurityGroup", 2049, ["Qdrant"]),
+        ("CacheSecurityGroup", 6379, ["Backend"] if elasticache else []),
     ):
         assert "SecurityGroupIngress" not in net["Resources"][group]["Properties"]
         ingress = [
@@ -105,7 +106,7 @@ def test_only_the_network_groups_guard_the_data(env: str) -> None:
             if r["Properties"]["GroupId"]["Fn::GetAtt"][0] == group
         ]
         assert [(i["SourceSecurityGroupId"], i["FromPort"], i["ToPort"]) for i in ingress] == [
-            ({"Fn::GetAtt": ["TaskSecurityGroup", "GroupId"]}, port, port)
+            ({"Fn::GetAtt": [f"{c}ServiceSecurityGroup", "GroupId"]}, port, port) for c in clients
         ]
 
 

@@ -75,10 +75,11 @@ def test_circuit_breaker_with_rollback_on_every_service(env: str) -> None:
 @pytest.mark.parametrize("env", ENVS)
 def test_tasks_use_the_network_stacks_subnets_and_public_ip_choice(env: str) -> None:
     for s in resources_of_type(_ecs(env), "AWS::ECS::Service").values():
+        name = s["Properties"]["ServiceName"]
         assert s["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"] == {
             "AssignPublicIp": {"Ref": "TaskAssignPublicIp"},
             "Subnets": {"Ref": "AppSubnetIds"},
-            "SecurityGroups": [{"Ref": "TaskSecurityGroupId"}],
+            "SecurityGroups": [{"Ref": f"{pascal(name)}ServiceSecurityGroupId"}],
         }
 
 
@@ -388,26 +389,12 @@ def test_grafana_gets_its_data_source_and_admin_password() -> None:
     }
 
 
-def _sg_rules(t: dict[str, Any]) -> set[tuple[str, str, str, int]]:
-    rules = set()
-    for r in resources_of_type(t, "AWS::EC2::SecurityGroupIngress").values():
-        p = r["Properties"]
-        rules.add(("in", p["GroupId"]["Ref"], p["SourceSecurityGroupId"]["Ref"], p["FromPort"]))
-        assert p["FromPort"] == p["ToPort"]
-    for r in resources_of_type(t, "AWS::EC2::SecurityGroupEgress").values():
-        p = r["Properties"]
-        rules.add(("out", p["GroupId"]["Ref"], p["DestinationSecurityGroupId"]["Ref"], p["FromPort"]))
-    return rules
-
-
-def test_security_group_rules_per_service_port() -> None:
-    tasks, alb = "TaskSecurityGroupId", "AlbSecurityGroupId"
-    expected = {("in", tasks, alb, 8000), ("out", alb, tasks, 8000), ("in", tasks, alb, 80), ("out", alb, tasks, 80)}
-    for port in (8000, 6333, 6379, 9090, 3000):
-        expected |= {("in", tasks, tasks, port), ("out", tasks, tasks, port)}
-    assert _sg_rules(_ecs("dev")) == expected
-    # prod: redis is ElastiCache, whose group the network stack already opens
-    assert _sg_rules(_ecs("prod")) == {r for r in expected if r[3] != 6379}
+def test_no_security_group_rules_in_the_ecs_stack() -> None:
+    """Every rule lives in the network stack (tests/test_security_groups.py); the services only join their group."""
+    for env in ENVS:
+        t = _ecs(env)
+        assert not resources_of_type(t, "AWS::EC2::SecurityGroupIngress")
+        assert not resources_of_type(t, "AWS::EC2::SecurityGroupEgress")
 
 
 @pytest.mark.parametrize("env", ENVS)

@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from kr_cfn import config
+from kr_cfn.naming import pascal
 from tests.conftest import ENVS, built, load_env, resources_of_type
 
 
@@ -89,18 +91,27 @@ def _rules(net: dict[str, Any]) -> set[tuple[str, str, str, int]]:
 
 @pytest.mark.parametrize("env", ENVS)
 def test_security_group_rules_only_between_intended_groups(env: str) -> None:
-    tasks = "TaskSecurityGroup"
-    assert _rules(_net(env)) == {
-        ("in", "AlbSecurityGroup", "0.0.0.0/0", 80),
-        ("in", "AlbSecurityGroup", "0.0.0.0/0", 443),
-        ("in", "DatabaseSecurityGroup", tasks, 5432),
-        ("in", "FileSystemSecurityGroup", tasks, 2049),
-        ("in", "CacheSecurityGroup", tasks, 6379),
-        ("out", tasks, "0.0.0.0/0", 443),
-        ("out", tasks, "DatabaseSecurityGroup", 5432),
-        ("out", tasks, "FileSystemSecurityGroup", 2049),
-        ("out", tasks, "CacheSecurityGroup", 6379),
+    """The whole rule set, spelled out (tests/test_security_groups.py checks it against the params)."""
+    g = {n: f"{n}ServiceSecurityGroup" for n in ("Backend", "Frontend", "Qdrant", "Redis", "Prometheus", "Grafana")}
+    # prod: ElastiCache replaces the redis service, behind the cache group.
+    redis = "CacheSecurityGroup" if load_env(env).data.redis == "elasticache" else g["Redis"]
+    flows = {
+        ("AlbSecurityGroup", g["Backend"], 8000),
+        ("AlbSecurityGroup", g["Frontend"], 80),
+        (g["Backend"], "DatabaseSecurityGroup", 5432),
+        (g["Backend"], redis, 6379),
+        (g["Backend"], g["Qdrant"], 6333),
+        (g["Qdrant"], "FileSystemSecurityGroup", 2049),
+        (g["Prometheus"], g["Backend"], 8000),
+        (g["Grafana"], g["Prometheus"], 9090),
     }
+    services = set(g.values()) - ({g["Redis"]} if redis != g["Redis"] else set())
+    expected = {("in", "AlbSecurityGroup", "0.0.0.0/0", 80), ("in", "AlbSecurityGroup", "0.0.0.0/0", 443)}
+    expected |= {("out", group, "0.0.0.0/0", 443) for group in services}
+    expected |= {("in", dst, src, port) for src, dst, port in flows} | {
+        ("out", src, dst, port) for src, dst, port in flows
+    }
+    assert _rules(_net(env)) == expected
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -119,11 +130,10 @@ def test_outputs_for_the_other_stacks(env: str) -> None:
         "AppSubnetIds",
         "TaskAssignPublicIp",
         "AlbSecurityGroupId",
-        "TaskSecurityGroupId",
         "DatabaseSecurityGroupId",
         "FileSystemSecurityGroupId",
         "CacheSecurityGroupId",
-    }
+    } | {f"{pascal(n)}ServiceSecurityGroupId" for n in config.ecs_slice(load_env(env)).services}
 
 
 @pytest.mark.parametrize("env", ENVS)

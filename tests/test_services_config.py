@@ -23,7 +23,7 @@ ARCHITECTURE = {
     "backend": (512, 1024, 8000, "knowledgerouter-backend", 2, 2, 10),
     "frontend": (256, 512, 80, "knowledgerouter-frontend", 2, 2, 2),
     "qdrant": (512, 1024, 6333, "qdrant/qdrant:v1.7.0", 1, 1, 1),
-    "redis": (256, 512, 6379, "redis:7-alpine", 1, 1, 1),
+    "redis": (256, 512, 6379, "redis:7.2.4-alpine", 1, 1, 1),
     "prometheus": (512, 1024, 9090, "prom/prometheus:v2.48.0", 1, 1, 1),
     "grafana": (256, 512, 3000, "grafana/grafana:10.2.2", 1, 1, 1),
 }
@@ -252,7 +252,7 @@ def test_new_service_needs_image_and_port(tmp_path: Path) -> None:
 
 
 def test_invalid_service_name(tmp_path: Path) -> None:
-    assert _errors(tmp_path, "services:\n  Worker_1:\n    image: busybox:1\n    port: 80\n") == [
+    assert _errors(tmp_path, "services:\n  Worker_1:\n    image: busybox:1.36.1\n    port: 80\n") == [
         "services.Worker_1: service names are lowercase letters, digits and dashes (max 31)"
     ]
 
@@ -329,4 +329,86 @@ def test_file_path_must_be_absolute(tmp_path: Path) -> None:
 def test_scratch_path_must_be_absolute(tmp_path: Path) -> None:
     assert _errors(tmp_path, "services:\n  backend:\n    scratch_paths: [tmp]\n") == [
         "services.backend.scratch_paths[0]: 'tmp' must be an absolute path of letters, digits and ._-/"
+    ]
+
+
+# --------------------------------------------------------------------------- who talks to whom, image pins
+
+
+def test_connects_to_unknown_name(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "services:\n  grafana:\n    connects_to: [postgres]\n") == [
+        "services.grafana.connects_to[0]: 'postgres' is not a service or data endpoint "
+        "(one of: backend, db, efs, grafana, prometheus, qdrant, redis)"
+    ]
+
+
+def test_connects_to_elasticache_without_it(tmp_path: Path) -> None:
+    text = "data:\n  redis: fargate\nservices:\n  redis: null\n  grafana:\n    connects_to: [redis]\n"
+    assert _errors(tmp_path, text) == [
+        "services.backend.environment.REDIS_HOST: {{host:redis}} names no service with a discovery_name",
+        "services.backend.environment.REDIS_PORT: {{port:redis}} names no service with a discovery_name",
+        "services.backend.environment.REDIS_SSL: {{tls:redis}} names no service with a discovery_name",
+        "services.grafana.connects_to[0]: 'redis' is not a service or data endpoint (only with data.redis: "
+        "elasticache) (one of: backend, db, efs, grafana, prometheus, qdrant)",
+    ]
+
+
+def test_connects_to_a_service_without_discovery_name(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "services:\n  grafana:\n    connects_to: [frontend]\n") == [
+        "services.grafana.connects_to[0]: 'frontend' has no discovery_name, so no other service can reach it"
+    ]
+
+
+def test_connects_to_itself(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "services:\n  grafana:\n    connects_to: [grafana]\n") == [
+        "services.grafana.connects_to[0]: names the service itself"
+    ]
+
+
+def test_service_named_like_a_data_endpoint(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "services:\n  db:\n    image: postgres:15.13.0\n    port: 5432\n") == [
+        "services.db: 'db' is reserved for the load balancer and data endpoints in connects_to"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("image", "tag"),
+    [("redis:7-alpine", "7-alpine"), ("qdrant/qdrant:latest", "latest"), ("grafana/grafana:10.2", "10.2")],
+)
+def test_floating_image_tag(tmp_path: Path, image: str, tag: str) -> None:
+    assert _errors(tmp_path, f"services:\n  redis:\n    image: {image}\n") == [
+        f"services.redis.image: {image!r} has the floating tag {tag!r} (the registry moves it to new releases); "
+        "pin an exact version such as 1.2.3 or v1.2.3-alpine"
+    ]
+
+
+def test_registry_image_without_tag(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "services:\n  redis:\n    image: registry.example.com:5000/redis\n") == [
+        "services.redis.image: 'registry.example.com:5000/redis' has no tag; "
+        "pin an exact version such as 1.2.3 or v1.2.3-alpine"
+    ]
+
+
+def test_digest_belongs_in_image_digest(tmp_path: Path) -> None:
+    image = "redis@sha256:" + "0" * 64
+    assert _errors(tmp_path, f"services:\n  redis:\n    image: '{image}'\n") == [
+        f"services.redis.image: {image!r}: give the digest in image_digest and an exact version tag here"
+    ]
+
+
+def test_image_digest_only_for_public_images(tmp_path: Path) -> None:
+    digest = "sha256:" + "0" * 64
+    assert _errors(tmp_path, f"services:\n  backend:\n    image_digest: '{digest}'\n") == [
+        "services.backend.image_digest: only for public images; an ECR image is pinned by its deploy's image tag"
+    ]
+
+
+def test_image_digest_format(tmp_path: Path) -> None:
+    (line,) = _errors(tmp_path, "services:\n  redis:\n    image_digest: sha256:abc\n")
+    assert line.startswith("services.redis.image_digest: string should match pattern")
+
+
+def test_unknown_capability(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "services:\n  backend:\n    drop_capabilities: [ALL, NET_RAWW]\n") == [
+        "services.backend.drop_capabilities[1]: 'NET_RAWW' is not a Linux capability ECS knows (e.g. ALL, NET_RAW)"
     ]

@@ -25,6 +25,7 @@ from kr_cfn.config.base import ConfigError, Model, Problem
 from kr_cfn.config.bootstrap import BootstrapConfig, BootstrapSlice
 from kr_cfn.config.data import DataConfig, DataSlice
 from kr_cfn.config.deploy import DeployConfig, RootSlice
+from kr_cfn.config.flows import check_connects_to, service_flows
 from kr_cfn.config.monitoring import MonitoringConfig, MonitoringSlice, check_monitoring
 from kr_cfn.config.network import NetworkConfig, NetworkSlice
 from kr_cfn.config.production import check_production
@@ -60,6 +61,7 @@ __all__ = [
     "alb_slice",
     "available_envs",
     "bootstrap_slice",
+    "data_choices",
     "data_slice",
     "ecs_slice",
     "load",
@@ -142,6 +144,9 @@ class EnvConfig(Model):
             (f"services.{path}" if path else "services", msg)
             for path, msg in check_services(self.services, self.data.redis)
         ]
+        problems += [
+            (f"services.{path}", msg) for path, msg in check_connects_to(ecs_slice(self).services, data_choices(self))
+        ]
         watched = monitoring_slice(self)
         problems += [
             (f"monitoring.{path}", msg)
@@ -157,8 +162,14 @@ class EnvConfig(Model):
 
 
 def network_slice(cfg: EnvConfig) -> NetworkSlice:
-    """The network stack's slice of the config."""
-    return NetworkSlice(cfg.names, cfg.network)
+    """The network stack's slice: its settings, the services (one group each) and who talks to whom."""
+    services = ecs_slice(cfg).services
+    return NetworkSlice(cfg.names, cfg.network, tuple(services), service_flows(services, data_choices(cfg)))
+
+
+def data_choices(cfg: EnvConfig) -> dict[str, str]:
+    """The ``data.*`` choices that decide which data endpoints exist (kr_cfn.config.flows.Endpoint.requires)."""
+    return {"redis": cfg.data.redis}
 
 
 def data_slice(cfg: EnvConfig) -> DataSlice:

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field
 
 from kr_cfn.config.base import Model, Problem
+from kr_cfn.config.flows import Flow
 from kr_cfn.naming import Naming
 
 
@@ -71,3 +72,7 @@ class NetworkSlice:
 
     names: Naming
     network: NetworkConfig
+    services: tuple[str, ...] = ()
+    """The services the ecs stack renders: one security group each."""
+    flows: tuple[Flow, ...] = ()
+    """Who talks to whom (see kr_cfn.config.flows): the only rules between the groups."""

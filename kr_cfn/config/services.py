@@ -10,6 +10,10 @@ String values in ``environment`` and ``files`` may contain placeholders, resolve
 time: ``{{host:qdrant}}`` (the service's Cloud Map name, ``qdrant.knowledge.local``),
 ``{{port:qdrant}}`` (its container port) and ``{{output:DbEndpointAddress}}`` (a data-stack
 output, passed to the ecs stack as a Parameter of the same name).
+
+The same references say who talks to whom: each service gets its own security group that
+reaches exactly what its placeholders, secrets, volumes and ``connects_to`` name
+(kr_cfn.config.flows).
 """
 
 from __future__ import annotations
@@ -57,6 +61,53 @@ _SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 _ECR_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
 _PATH = re.compile(r"^/[A-Za-z0-9._/-]+$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# An exact release: major.minor.patch, optionally v-prefixed and with a variant suffix
+# (v1.7.0, 7.2.4-alpine, 10.2.2-ubuntu). Anything else (latest, 7, 7-alpine, 2.48) floats:
+# the registry moves it to new releases, so two deploys of one template can run different code.
+_EXACT_TAG = re.compile(r"^v?\d+\.\d+\.\d+(?:[-+._][A-Za-z0-9]+)*$")
+_DIGEST = r"^sha256:[0-9a-f]{64}$"
+# Linux capabilities ECS accepts in linuxParameters.capabilities.drop
+# (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_KernelCapabilities.html).
+CAPABILITIES = (
+    "ALL",
+    "AUDIT_CONTROL",
+    "AUDIT_WRITE",
+    "BLOCK_SUSPEND",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "KILL",
+    "LEASE",
+    "LINUX_IMMUTABLE",
+    "MAC_ADMIN",
+    "MAC_OVERRIDE",
+    "MKNOD",
+    "NET_ADMIN",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_RAW",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_CHROOT",
+    "SYS_MODULE",
+    "SYS_NICE",
+    "SYS_PACCT",
+    "SYS_PTRACE",
+    "SYS_RAWIO",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "SYSLOG",
+    "WAKE_ALARM",
+)
 
 
 class HealthCheck(Model):
@@ -154,7 +205,7 @@ class ServiceSpec(Model):
         (), description="Writable task-local paths (needed with a read-only root file system)."
     )
     discovery_name: str | None = Field(
-        None, description="Cloud Map name (<name>.<namespace>); also opens the port to the other tasks."
+        None, description="Cloud Map name (<name>.<namespace>) other services reach it by; opens nothing by itself."
     )
     load_balancer: Route | None = Field(None, description="ALB route; null = not behind the load balancer.")
     capacity: tuple[CapacityItem, ...] = Field(
@@ -164,7 +215,24 @@ class ServiceSpec(Model):
     entry_point: tuple[str, ...] | None = Field(None, description="Override of the image's entry point.")
     command: tuple[str, ...] | None = Field(None, description="Override of the image's command.")
     read_only_root: bool = Field(True, description="Read-only root file system.")
-    user: str | None = Field(None, description="User to run as; null = the image's.")
+    user: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?$",
+        description="User to run as; null = the image's.",
+    )
+    image_digest: str | None = Field(
+        None,
+        pattern=_DIGEST,
+        description="Public images only: pin the exact image bytes (sha256:...); the tag stays as documentation.",
+    )
+    drop_capabilities: tuple[str, ...] = Field(
+        ("ALL",), description="Linux capabilities removed from Docker's default set (ALL unless the image needs some)."
+    )
+    connects_to: tuple[str, ...] = Field(
+        (),
+        description="Services (with a discovery_name) and data endpoints (db, efs, redis) this service opens "
+        "connections to, beyond those its placeholders, secrets and volumes already show.",
+    )
     buckets: dict[str, Literal["read", "write", "read_write"]] = Field(
         default_factory=dict, description="S3 access of the task role: bucket ARN output -> read/write/read_write."
     )
@@ -190,6 +258,12 @@ class ServiceSpec(Model):
         problems += _count_problems(self.min_count, self.desired_count, self.max_count)
         if self.ecr_repository is not None and not _ECR_NAME.match(self.image):
             problems.append(("image", f"{self.image!r} is neither an image with a tag nor an ECR repository name"))
+        problems += self._pin_problems()
+        for i, cap in enumerate(self.drop_capabilities):
+            if cap not in CAPABILITIES:
+                problems.append(
+                    (f"drop_capabilities[{i}]", f"{cap!r} is not a Linux capability ECS knows (e.g. ALL, NET_RAW)")
+                )
         if self.log_retention_days not in LOG_RETENTION_DAYS:
             allowed = ", ".join(map(str, LOG_RETENTION_DAYS[:12]))
             problems.append(
@@ -227,6 +301,27 @@ class ServiceSpec(Model):
                 (f"autoscaling.{p}" if p else "autoscaling", m) for p, m in self._autoscaling_problems(self.autoscaling)
             ]
         return problems
+
+    def _pin_problems(self) -> list[Problem]:
+        """Public images name an exact release; a digest only pins public images."""
+        if self.ecr_repository is not None:
+            if self.image_digest is not None:
+                return [("image_digest", "only for public images; an ECR image is pinned by its deploy's image tag")]
+            return []
+        if "@" in self.image:
+            return [("image", f"{self.image!r}: give the digest in image_digest and an exact version tag here")]
+        tag = self.image.rpartition(":")[2]
+        if "/" in tag:
+            return [("image", f"{self.image!r} has no tag; pin an exact version such as 1.2.3 or v1.2.3-alpine")]
+        if not _EXACT_TAG.match(tag):
+            return [
+                (
+                    "image",
+                    f"{self.image!r} has the floating tag {tag!r} (the registry moves it to new releases); "
+                    "pin an exact version such as 1.2.3 or v1.2.3-alpine",
+                )
+            ]
+        return []
 
     def _autoscaling_problems(self, a: Autoscaling) -> list[Problem]:
         problems: list[Problem] = []
@@ -469,6 +564,10 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
         # nginx needs root to bind port 80 (its workers drop to the nginx user) and writable
         # cache/pid directories; the root file system stays read-only.
         "scratch_paths": ["/var/cache/nginx", "/var/run", "/tmp"],  # noqa: S108
+        # The master runs as root: it binds port 80 (NET_BIND_SERVICE), creates and chowns its temp
+        # directories (CHOWN, DAC_OVERRIDE, FOWNER), switches the workers to the nginx user (SETUID,
+        # SETGID) and signals them (KILL). Everything else in Docker's default set goes.
+        "drop_capabilities": ["AUDIT_WRITE", "FSETID", "MKNOD", "NET_RAW", "SETFCAP", "SETPCAP", "SYS_CHROOT"],
         "load_balancer": {"health_check_path": "/"},
         "log_retention_days": 3,
     },
@@ -481,18 +580,24 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
         "volumes": [{"access_point": "Qdrant", "path": "/qdrant/storage"}],
         # Qdrant writes snapshots and an init marker under /qdrant besides the storage.
         "read_only_root": False,
+        # The v1.7.0 image has no non-root user (only later releases publish *-unprivileged
+        # variants) and runs as root; with every capability dropped that root cannot chown,
+        # bypass file permissions or open raw sockets, and the EFS access point maps all its
+        # file access to uid/gid 1000 whatever the container's user.
         "discovery_name": "qdrant",
         "log_retention_days": 7,
     },
     "redis": {
-        "image": "redis:7-alpine",
+        "image": "redis:7.2.4-alpine",
         "cpu": 256,
         "memory": 512,
         "port": 6379,
         **_STATEFUL,
-        # The image's entry point starts as root, chowns /data (a VOLUME in the image) and drops
-        # to the redis user. The append-only file survives redis restarts within the task only;
-        # data.redis: elasticache is the durable option.
+        # The image's redis user (uid 999, group redis 1000 in the alpine variant) owns /data, a
+        # VOLUME in the image; started as that user the entry point skips its chown and su-exec,
+        # so no capability is needed. The append-only file survives redis restarts within the
+        # task only; data.redis: elasticache is the durable option.
+        "user": "999:1000",
         "command": ["redis-server", "--appendonly", "yes", "--dir", "/data"],
         "health_check": {"command": "redis-cli ping | grep -q PONG"},
         "scratch_paths": ["/data"],
@@ -513,6 +618,8 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
             "--storage.tsdb.retention.time=15d",
         ],
         "health_check": {"command": "wget -q -O /dev/null http://localhost:9090/-/healthy || exit 1"},
+        # The image's own user, stated so an image change cannot silently run it as root.
+        "user": "65534:65534",
         # The image runs as nobody and owns /etc/prometheus; a task volume would be root-owned
         # (ECS only copies ownership for paths the image declares as VOLUME), so the config is
         # written into the container's own file system, which therefore stays writable.
@@ -536,6 +643,9 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
         "files": {"/etc/grafana/provisioning/datasources/prometheus.yaml": _GRAFANA_DATASOURCES},
         "command": ["/run.sh"],
         "health_check": {"command": "wget -q -O /dev/null http://localhost:3000/api/health || exit 1"},
+        # The image's own user (grafana, uid 472, group root), stated so an image change cannot
+        # silently run it as root.
+        "user": "472:0",
         # Runs as the grafana user, which owns /var/lib/grafana and /etc/grafana/provisioning in
         # the image; task volumes would be root-owned, so the root file system stays writable.
         "read_only_root": False,
