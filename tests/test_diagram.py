@@ -246,7 +246,7 @@ def test_compare_to_marks_added_removed_and_changed(out: Path, tmp_path: Path) -
     params.mkdir()
     text = (PARAMS / "dev.yaml").read_text()
     text = text.replace("  multi_az: false\n", "  multi_az: false\n  db_instance_class: db.t3.small\n")
-    text = text.replace("services:\n", "services:\n  grafana: null\n  worker: {image: busybox:1.36, port: 9000}\n")
+    text = text.replace("services:\n", "services:\n  grafana: null\n  worker: {image: busybox:1.36.1, port: 9000}\n")
     (params / "dev.yaml").write_text(text)
     assert main(["build", "--params", str(params), "--out", str(tmp_path / "new"), "--no-lint", "--env", "dev"]) == 0
     graph = compare(graph_of(tmp_path / "new" / "dev", "dev"), graph_of(out / "dev", "dev"))

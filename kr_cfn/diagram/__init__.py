@@ -16,7 +16,7 @@ from typing import Any
 
 from kr_cfn.deploy.errors import EXIT_USAGE, DeployError
 from kr_cfn.diagram.graph import Edge, Graph, build_graph
-from kr_cfn.diagram.render import COMPARE_LEGEND, LEGEND, dot, mermaid
+from kr_cfn.diagram.render import COMPARE_LEGEND, dot, mermaid
 from kr_cfn.diagram.templates import Build, load_build
 
 __all__ = ["FORMATS", "VIEWS", "Build", "Graph", "add_parser", "compare", "draw", "graph_of", "load_build"]
@@ -32,7 +32,7 @@ def graph_of(folder: Path, env: str, view: str = "architecture") -> Graph:
 
 def compare(new: Graph, old: Graph) -> Graph:
     """One graph with what ``new`` adds (``added``), drops (``removed``) and relabels (``changed``)."""
-    merged = Graph(new.title + " (compared)", list(dict.fromkeys([*new.stacks, *old.stacks])))
+    merged = Graph(new.title + " (compared)", list(dict.fromkeys([*new.stacks, *old.stacks])), legend=new.legend)
     for key, node in new.nodes.items():
         before = old.nodes.get(key)
         status = "added" if before is None else ("changed" if before.lines != node.lines else "")
@@ -58,7 +58,7 @@ def compare(new: Graph, old: Graph) -> Graph:
 def draw(graph: Graph, fmt: str) -> bytes:
     """The graph in ``fmt``: mermaid and dot as text, png and svg rendered by Graphviz."""
     compared = any(n.status for n in graph.nodes.values()) or "(compared)" in graph.title
-    legend = LEGEND + ("\n" + COMPARE_LEGEND if compared else "")
+    legend = graph.legend + ("\n" + COMPARE_LEGEND if compared else "")
     if fmt == "mermaid":
         return mermaid(graph).encode()
     text = dot(graph, legend)

@@ -84,6 +84,15 @@ STORE_TYPES = {
     "AWS::DynamoDB::Table",
     "AWS::EC2::Volume",
 }
+ARCHITECTURE_LEGEND = (
+    "orange: request path (internet -> load balancer -> target group -> service -> data)\n"
+    "blue: security-group flow with its port (dashed: one side's rule missing); grey: references\n"
+    "dashed between stacks: outputs the root passes as parameters"
+)
+SECURITY_LEGEND = (
+    "who may open connections to whom, on which port, from the security groups' rules\n"
+    "dashed: only one side's rule (ingress or egress) allows it; internet (outbound): egress to anywhere"
+)
 HUB_REFERRERS = 4
 """A node named by this many nodes of its stack (VPC, cluster, shared role) gets "used by N", not N edges."""
 COLLAPSE = 3
@@ -130,6 +139,7 @@ class Graph:
     stacks: list[str]
     nodes: dict[str, Node] = field(default_factory=dict)
     edges: list[Edge] = field(default_factory=list)
+    legend: str = ""
     wiring: list[Edge] = field(default_factory=list)
     """Stack -> stack (or ``root`` parameters -> stack): the root passes outputs as parameters."""
 
@@ -206,8 +216,10 @@ def build_graph(build: Build, env: str, view: str) -> Graph:
     _set_azs(build, folder, graph)
     group_node = _traffic(build, folder, graph)
     if view == "security":
+        graph.legend = SECURITY_LEGEND
         _keep_security(graph, group_node)
     else:
+        graph.legend = ARCHITECTURE_LEGEND
         _references(build, folder, graph)
         _mark_path(graph)
         _collapse(graph)
@@ -254,7 +266,8 @@ def _traffic(build: Build, folder: _Folder, graph: Graph) -> dict[Target, str]:
         graph.edges += [Edge(o, key, "member", "in", dashed=True) for o in owners]
     ports: dict[tuple[str, str, str], list[str]] = defaultdict(list)
     for flow in security.flows(build):
-        src, dst = (_endpoint(graph, group_node, t) for t in (flow.src, flow.dst))
+        src = _endpoint(graph, group_node, flow.src, outbound=False)
+        dst = _endpoint(graph, group_node, flow.dst, outbound=True)
         half = "" if flow.ingress and flow.egress else (" (ingress only)" if flow.ingress else " (egress only)")
         ports[(src, dst, half)].append(flow.port)
     for (src, dst, half), found in ports.items():
@@ -263,12 +276,15 @@ def _traffic(build: Build, folder: _Folder, graph: Graph) -> dict[Target, str]:
     return group_node
 
 
-def _endpoint(graph: Graph, group_node: dict[Target, str], target: Target) -> str:
+def _endpoint(graph: Graph, group_node: dict[Target, str], target: Target, outbound: bool) -> str:
     if target in group_node:
         return group_node[target]
-    key = INTERNET if target[1] in security.ANYWHERE else f"cidr/{target[1]}"
+    if target[1] in security.ANYWHERE:
+        key, text = (f"{INTERNET}-out", "internet (outbound)") if outbound else (INTERNET, "internet")
+    else:
+        key, text = f"cidr/{target[1]}", target[1]
     if key not in graph.nodes:
-        graph.nodes[key] = Node(key, "", ["internet" if key == INTERNET else target[1]], "external")
+        graph.nodes[key] = Node(key, "", [text], "external")
     return key
 
 
@@ -339,6 +355,8 @@ def _mark_path(graph: Graph) -> None:
         if key in graph.nodes:
             graph.nodes[key].path = True
     graph.edges = [e for e in graph.edges if not _redundant(graph, e)]
+    linked = {e.src for e in graph.edges} | {e.dst for e in graph.edges}
+    graph.nodes = {k: n for k, n in graph.nodes.items() if n.type != "external" or k in linked}
 
 
 def _redundant(graph: Graph, edge: Edge) -> bool:

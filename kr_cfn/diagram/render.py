@@ -12,11 +12,6 @@ TRAFFIC_COLOR = "#1c7ed6"
 REF_COLOR = "#868e96"
 STATUS_FILL = {"added": "#d3f9d8", "removed": "#ffe3e3", "changed": "#fff3bf"}
 STATUS_LINE = {"added": "#2b8a3e", "removed": "#c92a2a", "changed": "#e67700"}
-LEGEND = (
-    "orange: request path (internet -> load balancer -> target group -> service -> data)\n"
-    "blue: security-group flow with its port (dashed: one side's rule missing); grey: references\n"
-    "dashed between stacks: outputs the root passes as parameters"
-)
 COMPARE_LEGEND = "green: added by the change; red: removed; yellow: changed"
 
 _ENTRY_TYPES = {"AWS::ElasticLoadBalancingV2::LoadBalancer", "AWS::Route53::RecordSet"}
@@ -150,7 +145,7 @@ def _dnode(node: Node) -> str:
     )
 
 
-def dot(graph: Graph, legend: str = LEGEND) -> str:
+def dot(graph: Graph, legend: str) -> str:
     """Graphviz dot text (``dot -Tpng``)."""
     out = [
         "digraph kr_cfn {",
@@ -195,10 +190,7 @@ def dot(graph: Graph, legend: str = LEGEND) -> str:
         attrs = [
             "style=dashed",
             f'color="{_edge_color(edge) if edge.status else "#adb5bd"}"',
-            f"label={_dq(edge.label)}",
-            'fontcolor="#868e96"',
-            "fontsize=9",
-            "constraint=false",
+            "constraint=false",  # the stacks' wiring must not stretch the layout; Mermaid names the outputs
         ]
         if src != "root":
             attrs.append(f"ltail={_dq('cluster_' + src)}")
