@@ -211,8 +211,8 @@ def test_security_view_reads_rules_from_any_stack_through_the_wiring(per_service
     # worker -> db: ingress in the app stack, egress open by default (no inline egress)
     [flow] = _edge(graph, worker, db, "traffic")
     assert (flow.label, flow.dashed) == ("5432", False)
-    assert _edge(graph, worker, "internet", "traffic")[0].label == "all"
-    assert _edge(graph, api, "internet", "traffic")[0].label == "443"
+    assert _edge(graph, worker, "internet-out", "traffic")[0].label == "all"
+    assert _edge(graph, api, "internet-out", "traffic")[0].label == "443"
     # the database may send nothing (the no-egress placeholder is no flow)
     assert not [e for e in graph.edges if e.src == db]
     text = draw(graph, "mermaid").decode()
