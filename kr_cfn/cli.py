@@ -127,9 +127,10 @@ def _parser() -> argparse.ArgumentParser:
     from kr_cfn.deploy.parsers import add_parsers
 
     add_parsers(sub, lambda params_dir, env: _load_envs(params_dir, [env])[0])
-    from kr_cfn import diagram
+    from kr_cfn import diagram, docs
 
     diagram.add_parser(sub)
+    docs.add_parser(sub)
     return parser
 
 

@@ -4,6 +4,7 @@ to whom, --compare-to, every format."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -275,7 +276,16 @@ def test_dot_text(out: Path, env: str) -> None:
     assert 'subgraph "cluster_ecs"' in text and 'label="backend service' in text
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason=DOT_MISSING)
+@pytest.fixture
+def graphviz() -> None:
+    """Skip where Graphviz is missing, with the reason; in CI (``$CI``) fail instead: .ci/run installs it."""
+    if shutil.which("dot") is None:
+        if os.environ.get("CI"):
+            pytest.fail(DOT_MISSING)
+        pytest.skip(DOT_MISSING)
+
+
+@pytest.mark.usefixtures("graphviz")
 @pytest.mark.parametrize("env", ENVS)
 @pytest.mark.parametrize("view", ["architecture", "security"])
 def test_png_and_svg_render_with_graphviz(out: Path, env: str, view: str, tmp_path: Path) -> None:
