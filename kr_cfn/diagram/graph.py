@@ -42,6 +42,8 @@ _FOLD_INTO_NAMED: dict[str, tuple[str, ...]] = {
     "AWS::Lambda::Permission": ("AWS::Lambda::Function",),
     "AWS::EC2::VolumeAttachment": ("AWS::EC2::Volume",),
     "AWS::IAM::Policy": ("AWS::IAM::Role",),
+    "AWS::Logs::MetricFilter": ("AWS::Logs::LogGroup",),
+    "AWS::Logs::SubscriptionFilter": ("AWS::Logs::LogGroup",),
 }
 # A satellite joins the only node that names it (a shared one stays a node of its own).
 _FOLD_INTO_USER = {
@@ -59,6 +61,7 @@ _FOLD_INTO_USER = {
     "AWS::KMS::Key",
     "AWS::EC2::LaunchTemplate",
     "AWS::AutoScaling::AutoScalingGroup",
+    "AWS::ECS::CapacityProvider",
 }
 # References drawn the way requests travel (the ALB forwards to its listener, a target group to the service).
 _FLOW_DIRECTION = {
@@ -74,6 +77,8 @@ _REQUEST_PATH = {
 }
 _PERMISSION_TYPES = {"AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"}
 """A role names what it may use; that is no ownership and no dependency worth an edge."""
+_REGISTRY_TYPES = {"AWS::ECS::ClusterCapacityProviderAssociations"}
+"""These name a resource to register it somewhere; its owner is whoever else uses it."""
 STORE_TYPES = {
     "AWS::RDS::DBInstance",
     "AWS::RDS::DBCluster",
@@ -193,7 +198,7 @@ class _Folder:
             users = {
                 self.owner(u)
                 for u in self.users.get(target, ())
-                if u not in self._busy and self.type_of(u) not in _PERMISSION_TYPES
+                if u not in self._busy and self.type_of(u) not in _PERMISSION_TYPES | _REGISTRY_TYPES
             }
             users.discard(target)
             if len(users) == 1:

@@ -84,7 +84,7 @@ def _ecs_service(lid: str, members: Members) -> list[str]:
     providers = [_scalar(c.get("CapacityProvider")) for c in props.get("CapacityProviderStrategy") or []]
     if providers:
         names = {"FARGATE": "Fargate", "FARGATE_SPOT": "Fargate Spot"}
-        details.append(" + ".join(names.get(p, p) for p in providers if p))
+        details.append(" + ".join(names.get(p, p) if p else "EC2 capacity provider" for p in providers))
     elif _scalar(props.get("LaunchType")):
         details.append(str(props["LaunchType"]).lower())
     return [*lines, ", ".join(details)] if details else lines
