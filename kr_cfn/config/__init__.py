@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from kr_cfn.config.alb import AlbConfig, AlbSlice
 from kr_cfn.config.base import ConfigError, Model, Problem
 from kr_cfn.config.bootstrap import BootstrapConfig, BootstrapSlice
+from kr_cfn.config.cost import CostConfig
 from kr_cfn.config.data import DataConfig, DataSlice
 from kr_cfn.config.deploy import DeployConfig, RootSlice
 from kr_cfn.config.flows import check_connects_to, service_flows
@@ -45,6 +46,7 @@ __all__ = [
     "BootstrapConfig",
     "BootstrapSlice",
     "ConfigError",
+    "CostConfig",
     "DataConfig",
     "DataSlice",
     "EcsConfig",
@@ -105,6 +107,9 @@ class EnvConfig(Model):
     deploy: DeployConfig = Field(default_factory=DeployConfig, description="Root stack and deployment settings.")
     bootstrap: BootstrapConfig = Field(
         default_factory=BootstrapConfig, description="Bootstrap stack settings (artifacts bucket, ECR, GitHub roles)."
+    )
+    cost: CostConfig = Field(
+        default_factory=CostConfig, description="Usage assumptions of kr-cfn cost (read by no stack)."
     )
 
     @field_validator("services", mode="before")

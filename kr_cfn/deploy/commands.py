@@ -158,11 +158,24 @@ def cmd_plan(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
         tags=tuple(sorted(cfg.names.tags(cfg.tags).items())),
     )
     review, _ = changeset.plan(aws, target, cfg.env, args.allow_replace or [])
+    review.cost = _cost_delta(aws, stack, env_dir, cfg)
     add_template_notes(review, env_dir, cfg.env, live_desired_counts(aws, stack))
     code = _report(review, Path(args.review_dir or env_dir), "review")
     if code == 0 and review.has_changes:
         print(f"apply with: kr-cfn apply --env {cfg.env} --change-set {review.change_set_name}")
     return code
+
+
+def _cost_delta(aws: Aws, stack: dict[str, Any] | None, env_dir: Path, cfg: config.EnvConfig) -> dict[str, Any]:
+    """Monthly cost before (deployed templates) and after (built ones); the reason instead when it cannot."""
+    from kr_cfn.cost.cli import CostError
+    from kr_cfn.cost.deployed import plan_delta
+    from kr_cfn.cost.prices import PriceError
+
+    try:
+        return plan_delta(aws.client("cloudformation"), stack, env_dir, cfg)
+    except (CostError, PriceError, DeployError) as exc:  # the estimate is information: the plan goes on
+        return {"error": str(exc)}
 
 
 def _apply(aws: Aws, stack_name: str, change_set: str, termination_protection: bool) -> int:
