@@ -262,8 +262,9 @@ def test_compare_to_marks_added_removed_and_changed(out: Path, tmp_path: Path) -
     assert re.search(r"class .*ecs_WorkerService.* added", mermaid)
     assert re.search(r"class .*ecs_GrafanaService.* removed", mermaid)
     assert "fill:#d3f9d8" in mermaid and "fill:#ffe3e3" in mermaid
-    code = main(["diagram", "--env", "dev", "--build-dir", str(tmp_path / "new"), "--compare-to", str(out / "dev")])
-    assert code == 0
+    for other in (out / "dev", out):  # the env's folder or the whole output folder
+        code = main(["diagram", "--env", "dev", "--build-dir", str(tmp_path / "new"), "--compare-to", str(other)])
+        assert code == 0
 
 
 # --------------------------------------------------------------------------- formats and the command

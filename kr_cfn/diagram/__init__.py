@@ -83,6 +83,8 @@ def _cmd_diagram(args: argparse.Namespace) -> int:
         other = Path(args.compare_to)
         if not other.is_dir():
             raise DeployError(f"--compare-to {other}: no such build folder", code=EXIT_USAGE)
+        if (other / args.env).is_dir() and not any((other / f"root.{ext}").is_file() for ext in ("yaml", "json")):
+            other = other / args.env  # the output folder of another build: take this env's part
         graph = compare(graph, graph_of(other, args.env, args.view))
     data = draw(graph, args.format)
     if args.out:
@@ -110,6 +112,10 @@ def add_parser(sub: Any) -> None:
         default="architecture",
         help="architecture (stacks, resources, request path) or security (security-group flows only)",
     )
-    p.add_argument("--compare-to", metavar="PATH", help="another build folder of the env: draw what changes")
+    p.add_argument(
+        "--compare-to",
+        metavar="PATH",
+        help="another build of the env (its <out>/<env> folder, or the <out> folder): draw what changes",
+    )
     p.add_argument("--out", metavar="FILE", help="write the diagram here instead of standard output (needed for png)")
     p.set_defaults(func=_cmd_diagram)
