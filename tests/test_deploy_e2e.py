@@ -139,10 +139,7 @@ def test_full_deploy_sequence(endpoint: str, tmp_path: Path, capsys: pytest.Capt
     assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
     trust = boto3.client("iam").get_role(RoleName=f"{cfg_prefix}-github-deploy")["Role"]["AssumeRolePolicyDocument"]
     subjects = trust["Statement"][0]["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
-    assert subjects == [
-        "repo:knowledgerouter/kr_cfn:ref:refs/heads/main",
-        "repo:knowledgerouter/kr_cfn:environment:dev",
-    ]
+    assert subjects == "repo:knowledgerouter/kr_cfn:environment:dev:ref:refs/heads/main"
     _assert_every_resource_exists(f"{cfg_prefix}-bootstrap", project.template("dev", "bootstrap"))
 
     # package: content-hash keys, a second run uploads nothing

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from kr_cfn.config.alb import AlbConfig, AlbSlice
 from kr_cfn.config.base import ConfigError, Model, Problem
-from kr_cfn.config.bootstrap import BootstrapConfig, BootstrapSlice
+from kr_cfn.config.bootstrap import Application, BootstrapConfig, BootstrapSlice
 from kr_cfn.config.cost import CostConfig
 from kr_cfn.config.data import DataConfig, DataSlice
 from kr_cfn.config.deploy import DeployConfig, RootSlice
@@ -43,6 +43,7 @@ from kr_cfn.naming import Naming
 __all__ = [
     "AlbConfig",
     "AlbSlice",
+    "Application",
     "BootstrapConfig",
     "BootstrapSlice",
     "ConfigError",
@@ -226,9 +227,11 @@ def root_slice(cfg: EnvConfig) -> RootSlice:
     return RootSlice(cfg.names, cfg.names.tags(cfg.tags), cfg.deploy.image_tag_default)
 
 
-def bootstrap_slice(cfg: EnvConfig) -> BootstrapSlice:
-    """The bootstrap stack's slice of the config."""
-    return BootstrapSlice(cfg.names, cfg.env, cfg.deploy.stack(cfg.names), cfg.names.tags(cfg.tags), cfg.bootstrap)
+def bootstrap_slice(cfg: EnvConfig, app: Application) -> BootstrapSlice:
+    """The bootstrap stack's slice: its settings and what the built application templates hold."""
+    return BootstrapSlice(
+        cfg.names, cfg.env, cfg.deploy.stack(cfg.names), cfg.names.tags(cfg.tags), cfg.bootstrap, cfg.region, app
+    )
 
 
 # --------------------------------------------------------------------------- loading

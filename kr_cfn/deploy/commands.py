@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from kr_cfn import config
+from kr_cfn.config import bootstrap as config_bootstrap
+from kr_cfn.deploy import account, changeset
 from kr_cfn.deploy import apply as applying
-from kr_cfn.deploy import changeset
 from kr_cfn.deploy import package as packaging
 from kr_cfn.deploy.aws import Aws
 from kr_cfn.deploy.errors import EXIT_GUARD, DeployError
@@ -30,8 +31,8 @@ def _env_dir(args: argparse.Namespace, cfg: config.EnvConfig) -> Path:
 
 
 def bootstrap_stack_name(cfg: config.EnvConfig) -> str:
-    """The bootstrap stack of an environment."""
-    return cfg.names("bootstrap")
+    """The bootstrap stack of an environment (its roles deny themselves this name)."""
+    return config_bootstrap.bootstrap_stack_name(cfg.names)
 
 
 def root_stack_name(cfg: config.EnvConfig, args: argparse.Namespace) -> str:
@@ -204,6 +205,8 @@ def cmd_bootstrap(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     if not path.exists():
         raise DeployError(f"{env_dir / 'bootstrap.yaml'}: not found; run kr-cfn build --env {cfg.env} first")
     aws = Aws(cfg.region)
+    params_file = str(Path(getattr(args, "params", None) or "params") / f"{cfg.env}.yaml")
+    account.check_account_resources(aws, packaging.load_template(path), bootstrap_stack_name(cfg), params_file)
     target = changeset.Target(
         stack_name=bootstrap_stack_name(cfg),
         template_body=path.read_text(encoding="utf-8"),
