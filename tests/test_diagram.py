@@ -331,3 +331,53 @@ def test_writes_a_file(out: Path, tmp_path: Path, capsys: pytest.CaptureFixture[
     target = tmp_path / "prod.mmd"
     assert main(["diagram", "--env", "prod", "--build-dir", str(out), "--out", str(target)]) == 0
     assert target.read_text().startswith("flowchart LR")
+
+
+def test_an_ec2_capacity_provider_and_its_instances_fold_into_the_service(tmp_path: Path) -> None:
+    build = tmp_path / "build"
+    ref = {"Ref": "LaunchTemplate"}
+    ecs = {
+        "Resources": {
+            "Cluster": {"Type": "AWS::ECS::Cluster", "Properties": {}},
+            "Associations": {
+                "Type": "AWS::ECS::ClusterCapacityProviderAssociations",
+                "Properties": {"Cluster": {"Ref": "Cluster"}, "CapacityProviders": [{"Ref": "Provider"}]},
+            },
+            "InstanceRole": {"Type": "AWS::IAM::Role", "Properties": {}},
+            "InstanceProfile": {
+                "Type": "AWS::IAM::InstanceProfile",
+                "Properties": {"Roles": [{"Ref": "InstanceRole"}]},
+            },
+            "LaunchTemplate": {
+                "Type": "AWS::EC2::LaunchTemplate",
+                "Properties": {
+                    "LaunchTemplateData": {"IamInstanceProfile": {"Arn": {"Fn::GetAtt": ["InstanceProfile", "Arn"]}}}
+                },
+            },
+            "Instances": {
+                "Type": "AWS::AutoScaling::AutoScalingGroup",
+                "Properties": {"LaunchTemplate": {"LaunchTemplateId": ref}, "MinSize": "1", "MaxSize": "1"},
+            },
+            "Provider": {
+                "Type": "AWS::ECS::CapacityProvider",
+                "Properties": {"AutoScalingGroupProvider": {"AutoScalingGroupArn": {"Ref": "Instances"}}},
+            },
+            "VectorsService": {
+                "Type": "AWS::ECS::Service",
+                "Properties": {
+                    "ServiceName": "vectors",
+                    "Cluster": {"Ref": "Cluster"},
+                    "DesiredCount": 1,
+                    "CapacityProviderStrategy": [{"CapacityProvider": {"Ref": "Provider"}, "Weight": 1}],
+                },
+            },
+        }
+    }
+    root = {
+        "Resources": {"EcsStack": {"Type": "AWS::CloudFormation::Stack", "Properties": {"TemplateURL": "./ecs.json"}}}
+    }
+    _write(build, "root", root)
+    _write(build, "ecs", ecs)
+    graph = graph_of(build, "test")
+    assert sorted(graph.nodes) == ["ecs/Cluster", "ecs/VectorsService"]
+    assert graph.nodes["ecs/VectorsService"].lines == ["vectors service", "1 task, EC2 capacity provider"]
