@@ -238,8 +238,9 @@ def _set_azs(build: Build, folder: _Folder, graph: Graph) -> None:
     for target in folder.refs:
         res = build.resources(target[0])[target[1]]
         az = (res.get("Properties") or {}).get("AvailabilityZone")
-        if res.get("Type") == "AWS::EC2::Subnet" and isinstance(az, dict) and "Fn::Select" in az:
-            subnet_az[target] = int(az["Fn::Select"][0])
+        select = az.get("Fn::Select") if isinstance(az, dict) else None
+        if res.get("Type") == "AWS::EC2::Subnet" and isinstance(select, list) and str(select[0]).isdigit():
+            subnet_az[target] = int(select[0])
             graph.nodes[_key(folder.owner(target))].az = subnet_az[target]
     for target in folder.refs:
         owner = folder.owner(target)

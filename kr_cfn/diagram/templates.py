@@ -94,12 +94,19 @@ def _walk(build: Build, stack: str, value: Any, found: set[Target]) -> None:
         return
     if len(value) == 1 and "Fn::GetAtt" in value:
         att = value["Fn::GetAtt"]
-        logical, _, attr = att.partition(".") if isinstance(att, str) else (att[0], ".", str(att[1]))
+        if isinstance(att, str):
+            logical, _, attr = att.partition(".")
+        elif isinstance(att, list) and len(att) == 2 and isinstance(att[0], str):
+            logical, attr = att[0], str(att[1])
+        else:
+            return  # not a GetAtt CloudFormation would accept; cfn-lint reports it at build time
         found |= build.attr_target(stack, logical, attr)
         return
     if len(value) == 1 and "Fn::Sub" in value:
         sub = value["Fn::Sub"]
         text, local = (sub, {}) if isinstance(sub, str) else (sub[0], sub[1] if len(sub) > 1 else {})
+        if not isinstance(text, str) or not isinstance(local, dict):
+            return
         for name, attr in _SUB_VAR.findall(text):
             if name in local:
                 continue
