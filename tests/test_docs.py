@@ -155,3 +155,22 @@ def test_the_check_catches_a_made_up_option() -> None:
             found.setdefault(match[1], set()).update(OPTION.findall(match[2]))
     assert found == {"plan": {"--env", "--made-up"}, "apply": {"--env"}}
     assert "--made-up" not in _help("plan") and "--image-tag" in _help("plan")
+
+
+def _anchors(path: Path) -> set[str]:
+    """GitHub's heading anchors of a Markdown file (lowercase, punctuation dropped, spaces to dashes)."""
+    text = re.sub(r"```.*?```", "", path.read_text(encoding="utf-8"), flags=re.S)
+    return {re.sub(r"[^\w\- ]", "", m.strip().lower()).replace(" ", "-") for m in re.findall(r"^#+ (.*)$", text, re.M)}
+
+
+def test_links_between_the_docs_resolve() -> None:
+    broken = []
+    for path in DOCS:
+        text = re.sub(r"```.*?```", "", path.read_text(encoding="utf-8"), flags=re.S)
+        for target, anchor in re.findall(r"\]\(((?:[\w./-]+\.md)?)(?:#([\w-]+))?\)", text):
+            file = (path.parent / target).resolve() if target else path
+            if not file.is_file():
+                broken.append(f"{path.name}: {target} does not exist")
+            elif anchor and anchor not in _anchors(file):
+                broken.append(f"{path.name}: {target}#{anchor} names no heading")
+    assert not broken, "\n".join(broken)
