@@ -263,8 +263,8 @@ def test_https_and_slack_routes(tmp_path: Path) -> None:
     found, warnings = notes.alert_routes(t, "dev")
     assert warnings == []
     assert found == [
-        "alert subscriptions (1 https) receive nothing until each is confirmed once (README, Alert routes)",
-        "Slack alerts need the workspace authorised once in the AWS Chatbot console (README, Alert routes)",
+        "alert subscriptions (1 https) receive nothing until each is confirmed once (docs/runbook.md, Alert routes)",
+        "Slack alerts need the workspace authorised once in the AWS Chatbot console (docs/runbook.md, Alert routes)",
     ]
 
 
