@@ -257,13 +257,16 @@ def execute(
             cfn.execute_change_set(ChangeSetName=cs["ChangeSetId"])
         except ClientError as exc:
             raise DeployError(f"ExecuteChangeSet failed: {error_message(exc)}", code=EXIT_FAILED) from None
-        while True:
+        try:
+            while True:
+                _poll(aws, stack_id, since, progress, total, out)
+                status = cfn.describe_stacks(StackName=stack_id)["Stacks"][0]["StackStatus"]
+                if not status.endswith("_IN_PROGRESS"):
+                    break
+                sleep(5)
             _poll(aws, stack_id, since, progress, total, out)
-            status = cfn.describe_stacks(StackName=stack_id)["Stacks"][0]["StackStatus"]
-            if not status.endswith("_IN_PROGRESS"):
-                break
-            sleep(5)
-        _poll(aws, stack_id, since, progress, total, out)
+        except KeyboardInterrupt:
+            raise DeployError(_interrupted(review.stack_name or stack_id), code=EXIT_INTERRUPTED) from None
         if status not in _SUCCESS:
             cause = root_cause(progress.events)
             if cause:
@@ -284,6 +287,26 @@ def execute(
         if not stack.get("EnableTerminationProtection"):
             cfn.update_termination_protection(EnableTerminationProtection=True, StackName=stack_id)
     return outputs(aws, stack_id)
+
+
+EXIT_INTERRUPTED = 130
+"""Exit code of an apply stopped by Ctrl-C (128 + SIGINT), as before, now with a message."""
+
+
+def _interrupted(stack: str) -> str:
+    """What an operator who pressed Ctrl-C during apply must know: the update goes on.
+
+    Executing a change set starts a stack operation in CloudFormation; the client only watches
+    it (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ExecuteChangeSet.html).
+    CancelUpdateStack rolls an update back to the last known stable state
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_CancelUpdateStack.html).
+    """
+    return (
+        f"interrupted: only kr-cfn stopped; CloudFormation goes on updating stack {stack} "
+        f"(follow it: aws cloudformation describe-stack-events --stack-name {stack}; "
+        f"roll it back: aws cloudformation cancel-update-stack --stack-name {stack}); "
+        "the stack policies were restored"
+    )
 
 
 def _set_policy(cfn: Any, stack: str, policy: str) -> None:
