@@ -80,8 +80,11 @@ def test_prod_request_path_is_marked(out: Path) -> None:
     # the database is on the path: reached from the backend's security group on 5432
     assert graph.nodes[db].path
     assert any(e.dst == db and e.label == "5432" and e.path for e in graph.edges)
-    # monitoring is not on the request path
+    # monitoring is not on the request path, nor is grafana, whose task definition only names
+    # the target groups (metric dimensions for its dashboards)
     assert not graph.nodes[_node(graph, "CloudWatch dashboard")].path
+    grafana = _node(graph, "grafana service")
+    assert not graph.nodes[grafana].path and not _edge(graph, tg, grafana)
     text = draw(graph, "mermaid").decode()
     assert "linkStyle" in text and "stroke:#d9480f" in text
 

@@ -65,8 +65,8 @@ _FOLD_INTO_USER = {
 }
 # References drawn the way requests travel (the ALB forwards to its listener, a target group to the service).
 _FLOW_DIRECTION = {
-    ("AWS::ElasticLoadBalancingV2::Listener", "AWS::ElasticLoadBalancingV2::LoadBalancer"),
-    ("AWS::ECS::Service", "AWS::ElasticLoadBalancingV2::TargetGroup"),
+    ("AWS::ElasticLoadBalancingV2::Listener", "AWS::ElasticLoadBalancingV2::LoadBalancer"): "LoadBalancerArn",
+    ("AWS::ECS::Service", "AWS::ElasticLoadBalancingV2::TargetGroup"): "LoadBalancers",
 }
 _TARGET_GROUP = "AWS::ElasticLoadBalancingV2::TargetGroup"
 _REQUEST_PATH = {
@@ -303,35 +303,46 @@ def _keep_security(graph: Graph, group_node: dict[Target, str]) -> None:
 
 
 def _references(build: Build, folder: _Folder, graph: Graph) -> None:
-    """In-stack reference edges between nodes, and cross-stack ones on the request path; hubs get a count."""
+    """In-stack reference edges between nodes, and the request path's across stacks; hubs get a count."""
+    flows = _flow_pairs(build, folder)
     pairs: set[tuple[str, str]] = set()
     for target, refs in folder.refs.items():
         src = _key(folder.owner(target))
         for ref in refs:
             dst = _key(folder.owner(ref))
-            if src != dst and dst in graph.nodes:
+            if src != dst and dst in graph.nodes and (src, dst) not in flows:
                 pairs.add((src, dst))
-        res = build.resources(target[0])[target[1]]
-        for other in resource_refs(build, target[0], res):
-            if other[0] not in (target[0], ROOT) and other in folder.refs:
-                dst = _key(folder.owner(other))
-                if (graph.nodes[src].type, graph.nodes[dst].type) in _FLOW_DIRECTION:
-                    pairs.add((src, dst))
     pairs = {(s, d) for s, d in pairs if graph.nodes[s].type not in _PERMISSION_TYPES}
     users: dict[str, set[str]] = defaultdict(set)
     for src, dst in pairs:
         kinds = (graph.nodes[src].type, graph.nodes[dst].type)
-        if graph.nodes[src].stack == graph.nodes[dst].stack and kinds not in _FLOW_DIRECTION | _REQUEST_PATH:
+        if graph.nodes[src].stack == graph.nodes[dst].stack and kinds not in _REQUEST_PATH:
             users[dst].add(src)
     for dst, srcs in users.items():
         if len(srcs) >= HUB_REFERRERS:
             graph.nodes[dst].lines.append(f"used by {len(srcs)}")
     for src, dst in sorted(pairs):
-        if len(users.get(dst, ())) >= HUB_REFERRERS:
-            continue
-        if (graph.nodes[src].type, graph.nodes[dst].type) in _FLOW_DIRECTION:
-            src, dst = dst, src
-        graph.edges.append(Edge(src, dst, "ref"))
+        if len(users.get(dst, ())) < HUB_REFERRERS:
+            graph.edges.append(Edge(src, dst, "ref"))
+    graph.edges += [Edge(dst, src, "ref") for src, dst in sorted(flows)]  # drawn the way requests go
+
+
+def _flow_pairs(build: Build, folder: _Folder) -> set[tuple[str, str]]:
+    """(node, node) pairs along which requests travel.
+
+    Only a resource's own property counts: a listener's load balancer, a service's
+    ``LoadBalancers`` target groups; not any mention (a dashboard's metric dimension, say).
+    """
+    found: set[tuple[str, str]] = set()
+    for target in folder.refs:
+        res = build.resources(target[0])[target[1]]
+        for (src_type, dst_type), prop in _FLOW_DIRECTION.items():
+            if res.get("Type") != src_type:
+                continue
+            for other in build.refs(target[0], (res.get("Properties") or {}).get(prop)):
+                if other in folder.refs and folder.type_of(other) == dst_type:
+                    found.add((_key(folder.owner(target)), _key(folder.owner(other))))
+    return found
 
 
 def _mark_path(graph: Graph) -> None:
