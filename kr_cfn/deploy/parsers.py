@@ -21,6 +21,9 @@ def add_parsers(sub: Any, load_env: Any) -> None:
     def wrap(name: str) -> Any:
         def run(args: argparse.Namespace) -> int:
             cfg = load_env(Path(args.params), args.env)
+            from kr_cfn.deploy.args import check
+
+            check(args, cfg.env)  # malformed options fail before any AWS call
             from botocore.exceptions import BotoCoreError, ClientError
 
             from kr_cfn.deploy import commands  # boto3 is slow to import; `build` needs none of it
