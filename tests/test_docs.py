@@ -101,10 +101,20 @@ def _documented() -> tuple[dict[str, set[str]], set[str]]:
     for path in DOCS:
         for span in _spans(path.read_text(encoding="utf-8")):
             for match in COMMAND.finditer(span):
-                used.setdefault(match[1], set()).update(OPTION.findall(match[2]))
+                command, words = match[1], match[2].split()
+                if words and words[0] in _subcommands(command):  # kr-cfn qdrant restore --snapshot ...
+                    command = f"{command} {words[0]}"
+                used.setdefault(command, set()).update(OPTION.findall(match[2]))
             if re.fullmatch(r"--[a-z][a-z0-9-]*( [A-Za-z_.=<>\\|-]+)?", span):
                 alone.add(span.split()[0])
     return used, alone
+
+
+@functools.cache
+def _subcommands(command: str) -> frozenset[str]:
+    """The sub-subcommands a command's usage line offers (``{snapshots,restore}``), if any."""
+    usage = _help(command).split("\n\n", 1)[0]
+    return frozenset(w for group in re.findall(r"\{([a-z,-]+)\}", usage) for w in group.split(","))
 
 
 @functools.cache
@@ -112,7 +122,7 @@ def _help(command: str) -> str:
     exe = shutil.which("kr-cfn", path=str(Path(sys.executable).parent)) or shutil.which("kr-cfn")
     cmd = [exe] if exe else [sys.executable, "-m", "kr_cfn.cli"]
     proc = subprocess.run(
-        [*cmd, command, "--help"], capture_output=True, text=True, check=False, cwd=ROOT, env=dict(os.environ)
+        [*cmd, *command.split(), "--help"], capture_output=True, text=True, check=False, cwd=ROOT, env=dict(os.environ)
     )
     assert proc.returncode == 0, f"kr-cfn {command} --help failed (exit {proc.returncode}): {proc.stderr.strip()}"
     return proc.stdout
