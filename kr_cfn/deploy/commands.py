@@ -39,6 +39,21 @@ def root_stack_name(cfg: config.EnvConfig, args: argparse.Namespace) -> str:
     return getattr(args, "stack_name", None) or cfg.deploy.stack(cfg.names)
 
 
+def default_stack(args: argparse.Namespace, cfg: config.EnvConfig) -> str:
+    """The stack a command works on, to name in an error that names none."""
+    if getattr(args, "command", None) == "bootstrap" or getattr(args, "bootstrap", False):
+        return bootstrap_stack_name(cfg)
+    return root_stack_name(cfg, args)
+
+
+def watch_command(cfg: config.EnvConfig, args: argparse.Namespace) -> str:
+    """The ``kr-cfn watch`` command that follows this command's stack."""
+    if getattr(args, "command", None) == "bootstrap":
+        return f"kr-cfn watch --env {cfg.env} --bootstrap"
+    named = f" --stack-name {args.stack_name}" if getattr(args, "stack_name", None) else ""
+    return f"kr-cfn watch --env {cfg.env}{named}"
+
+
 def cmd_package(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     """Upload the nested templates by content hash; write the packaged root."""
     env_dir = _env_dir(args, cfg)
@@ -154,9 +169,9 @@ def cmd_plan(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     return code
 
 
-def _apply(aws: Aws, stack_name: str, change_set: str, termination_protection: bool) -> int:
+def _apply(aws: Aws, stack_name: str, change_set: str, termination_protection: bool, watch: str) -> int:
     review, cs = applying.check(aws, stack_name, change_set)
-    outs = applying.execute(aws, review, cs, termination_protection)
+    outs = applying.execute(aws, review, cs, termination_protection, watch=watch)
     print(f"stack {stack_name}: deployed")
     for key, value in sorted(outs.items()):
         print(f"  {key} = {value}")
@@ -168,7 +183,13 @@ def _apply(aws: Aws, stack_name: str, change_set: str, termination_protection: b
 def cmd_apply(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     """Execute a planned change set."""
     aws = Aws(cfg.region)
-    return _apply(aws, root_stack_name(cfg, args), args.change_set, cfg.deploy.termination_protection)
+    return _apply(
+        aws,
+        root_stack_name(cfg, args),
+        args.change_set,
+        cfg.deploy.termination_protection,
+        watch_command(cfg, args),
+    )
 
 
 def cmd_bootstrap(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
@@ -190,7 +211,9 @@ def cmd_bootstrap(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     code = _report(review, Path(args.review_dir or env_dir), "bootstrap-review")
     if code or not review.has_changes or args.plan_only:
         return code
-    return _apply(aws, target.stack_name, review.change_set_name, termination_protection=True)
+    return _apply(
+        aws, target.stack_name, review.change_set_name, termination_protection=True, watch=watch_command(cfg, args)
+    )
 
 
 def cmd_status(args: argparse.Namespace, cfg: config.EnvConfig) -> int:

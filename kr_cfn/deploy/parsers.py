@@ -18,17 +18,13 @@ def add_parsers(sub: Any, load_env: Any) -> None:
     def wrap(name: str) -> Any:
         def run(args: argparse.Namespace) -> int:
             cfg = load_env(Path(args.params), args.env)
-            from botocore.exceptions import BotoCoreError, ClientError
-
             from kr_cfn.deploy import commands  # boto3 is slow to import; `build` needs none of it
-            from kr_cfn.deploy.errors import EXIT_FAILED, DeployError
+            from kr_cfn.deploy.aws import AWS_FAILURES, failure
 
             try:
                 return int(getattr(commands, name)(args, cfg))
-            except ClientError as exc:  # an AWS call failed: one line, exit 1
-                raise DeployError(f"AWS error: {exc}", code=EXIT_FAILED) from None
-            except BotoCoreError as exc:  # no endpoint, no region, unreadable response
-                raise DeployError(f"AWS error: {exc}") from None
+            except AWS_FAILURES as exc:  # an AWS call or the network failed: one line, exit 4
+                raise failure(exc, commands.default_stack(args, cfg)) from None
 
         return run
 
