@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 from botocore.parsers import ResponseParserError
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from kr_cfn.deploy import changeset, guard
+from kr_cfn.deploy import changeset, deployed, guard
 from kr_cfn.deploy.aws import AWS_FAILURES, Aws, error_code, error_message, one_line, stack_label
 from kr_cfn.deploy.errors import EXIT_AWS, EXIT_FAILED, EXIT_GUARD, DeployError
 from kr_cfn.deploy.review import Review
@@ -35,9 +35,12 @@ def check(aws: Aws, stack_name: str, change_set: str) -> tuple[Review, dict[str,
     stacks = changeset.walk(lambda arn: changeset._describe_all(cfn, arn), cs)
     stack = changeset.stack_status(aws, stack_name)
     change_set_type = "CREATE" if stack is None or stack["StackStatus"] == "REVIEW_IN_PROGRESS" else "UPDATE"
-    review = changeset.build_review(cs, stacks, aws.region, allowed, change_set_type)
+    review = changeset.build_review(cs, stacks, aws.region, allowed, change_set_type, contents=deployed.Reader(aws))
     if review.blocked:
-        listing = ", ".join(f"{f.path}/{f.logical_id} ({f.type})" for f in review.blocked)
+        listing = ", ".join(
+            f"{f.path}/{f.logical_id} ({f.type})" + (f" with nested stack {f.nested_stack}" if f.nested_stack else "")
+            for f in review.blocked
+        )
         raise DeployError(
             f"change set {change_set} replaces or deletes stateful resources not allowed at plan time: {listing}",
             code=EXIT_GUARD,
@@ -289,7 +292,7 @@ def execute(
     out = out or sys.stdout
     cfn = aws.client("cloudformation")
     stack_id = cs["StackId"]
-    allowed_ids = [f.logical_id for f in review.findings if f.allowed]
+    allowed_ids = guard.lifted_ids(review)
     existing = [stack_id, *(s for s, _ in nested_stacks(aws, stack_id))] if review.change_set_type == "UPDATE" else []
     # Events before the change set was made belong to earlier operations (server clock).
     since = cs["CreationTime"]

@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError, WaiterError
 
-from kr_cfn.deploy import guard
+from kr_cfn.deploy import deployed, guard
 from kr_cfn.deploy.aws import Aws, error_code, error_message
 from kr_cfn.deploy.errors import DeployError
 from kr_cfn.deploy.review import PropertyChange, ResourceChange, Review, StackChanges
@@ -155,6 +155,7 @@ def _resource_change(change: dict[str, Any]) -> ResourceChange:
         physical_id=rc.get("PhysicalResourceId"),
         properties=tuple(props.values()),
         nested_change_set_id=rc.get("ChangeSetId"),
+        policy_action=rc.get("PolicyAction"),
     )
 
 
@@ -179,9 +180,18 @@ def walk(describe_page: Any, root: dict[str, Any]) -> list[StackChanges]:
 
 
 def build_review(
-    root: dict[str, Any], stacks: list[StackChanges], region: str, allowed: Sequence[str], change_set_type: str
+    root: dict[str, Any],
+    stacks: list[StackChanges],
+    region: str,
+    allowed: Sequence[str],
+    change_set_type: str,
+    *,
+    contents: guard.Contents | None = None,
 ) -> Review:
-    """The review of a walked change set with the guard's findings (DescribeChangeSet tells no type)."""
+    """The review of a walked change set with the guard's findings (DescribeChangeSet tells no type).
+
+    ``contents`` reads what a removed or replaced nested stack holds (``deployed.Reader``).
+    """
     return Review(
         stack_name=root.get("StackName", "?"),
         change_set_name=root.get("ChangeSetName", "?"),
@@ -190,7 +200,7 @@ def build_review(
         region=region,
         stack_id=root.get("StackId", ""),
         stacks=stacks,
-        findings=guard.findings(stacks, allowed),
+        findings=guard.findings(stacks, allowed, contents),
     )
 
 
@@ -259,4 +269,5 @@ def plan(aws: Aws, target: Target, env: str, allowed: Sequence[str]) -> tuple[Re
             code=1,
         )
     stacks = walk(lambda arn: _describe_all(cfn, arn), existing)
-    return build_review(existing, stacks, aws.region, allowed, change_set_type), existing
+    review = build_review(existing, stacks, aws.region, allowed, change_set_type, contents=deployed.Reader(aws))
+    return review, existing

@@ -16,7 +16,7 @@ from kr_cfn.deploy import package as packaging
 from kr_cfn.deploy.aws import Aws
 from kr_cfn.deploy.errors import EXIT_GUARD, DeployError
 from kr_cfn.deploy.notes import add_template_notes, live_desired_counts
-from kr_cfn.deploy.review import Review, render_markdown, render_text
+from kr_cfn.deploy.review import GuardFinding, Review, render_markdown, render_text
 from kr_cfn.naming import pascal
 
 IMAGE_TAG_SUFFIX = "ImageTag"
@@ -124,12 +124,23 @@ def _report(review: Review, directory: Path, stem: str) -> int:
         for f in review.blocked:
             print(
                 f"guard: {f.path}/{f.logical_id} ({f.type}) would be "
-                f"{'deleted' if f.action == 'Remove' else 'replaced'}; re-plan with --allow-replace {f.logical_id} "
+                f"{_at_risk(f)}; re-plan with --allow-replace {f.allow_id} "
                 "if that data may be lost",
                 file=sys.stderr,
             )
         return EXIT_GUARD
     return 0
+
+
+def _at_risk(f: GuardFinding) -> str:
+    """What the guard finding would do, for the one-line message on stderr."""
+    if f.reason:
+        return f"deleted with everything in it (its deployed template could not be read: {f.reason})"
+    if f.nested_stack:
+        return f"removed with nested stack {f.nested_stack}"
+    if f.action == "Dynamic":
+        return "replaced or deleted (Dynamic: CloudFormation cannot tell yet)"
+    return "deleted" if f.action == "Remove" else "replaced"
 
 
 def _role_arn(aws: Aws, cfg: config.EnvConfig) -> str:

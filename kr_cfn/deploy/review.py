@@ -28,6 +28,8 @@ class ResourceChange:
     physical_id: str | None = None
     properties: tuple[PropertyChange, ...] = ()
     nested_change_set_id: str | None = None
+    policy_action: str | None = None
+    """What CloudFormation does with the old physical resource (``PolicyAction``: Delete, Retain, ...)."""
 
 
 @dataclass
@@ -51,6 +53,49 @@ class GuardFinding:
     action: str
     replacement: str | None
     allowed: bool
+    policy_action: str | None = None
+    """``PolicyAction`` of the change, or the ``DeletionPolicy`` of a resource in a removed nested stack."""
+    nested_stack: str | None = None
+    """The removed or replaced nested stack (logical id) this resource goes with."""
+    reason: str | None = None
+    """Why a nested stack is blocked without a list of its resources (its template could not be read)."""
+
+    @property
+    def allow_id(self) -> str:
+        """The logical id that ``--allow-replace`` takes to accept this finding."""
+        return self.nested_stack or self.logical_id
+
+    @property
+    def what(self) -> str:
+        """What happens to the resource, in words."""
+        if self.reason:
+            return f"{_verb(self)}; its deployed template could not be read ({self.reason})"
+        short = {"Remove": "removed", "Dynamic": "Dynamic"}.get(self.action, "replaced")
+        verb = f"goes with nested stack {self.nested_stack} ({short})" if self.nested_stack else _verb(self)
+        if not self.policy_action:
+            return verb
+        fate = _POLICY.get(self.policy_action, "")
+        return f"{verb}; policy {self.policy_action}" + (f": {fate}" if fate else "")
+
+
+# What CloudFormation does with the old physical resource (PolicyAction, or a DeletionPolicy).
+_POLICY = {
+    "Delete": "deleted",
+    "Retain": "kept, outside the stack",
+    "RetainExceptOnCreate": "kept, outside the stack",
+    "Snapshot": "deleted after a snapshot",
+    "ReplaceAndDelete": "old one deleted",
+    "ReplaceAndRetain": "old one kept, outside the stack",
+    "ReplaceAndSnapshot": "old one deleted after a snapshot",
+}
+
+
+def _verb(f: GuardFinding) -> str:
+    if f.action == "Remove":
+        return "removed"
+    if f.action == "Dynamic":
+        return "Dynamic action (CloudFormation cannot tell yet: may be replaced or deleted)"
+    return f"replaced ({f.replacement})"
 
 
 @dataclass
@@ -156,6 +201,9 @@ def _guard_lines(review: Review) -> list[str]:
     lines = []
     for f in review.findings:
         verdict = "allowed by --allow-replace" if f.allowed else "BLOCKED"
+        if f.nested_stack or f.reason or f.action not in ("Remove", "Modify") or f.policy_action:
+            lines.append(f"guard: {f.path}/{f.logical_id} ({f.type}): {f.what}: {verdict}")
+            continue
         what = "removal" if f.action == "Remove" else f"replacement ({f.replacement})"
         lines.append(f"guard: {f.path}/{f.logical_id} ({f.type}): {what} of a stateful resource: {verdict}")
     return lines
@@ -186,8 +234,10 @@ def render_markdown(review: Review) -> str:
             out.append("> [!WARNING]\n> Stateful resources replaced or deleted, allowed with `--allow-replace`:")
         for f in review.findings:
             what = "removed" if f.action == "Remove" else f"replaced ({f.replacement})"
-            flag = "allowed" if f.allowed else "**blocked**"
-            out.append(f"> - `{f.path}/{f.logical_id}` ({f.type}) {what}: {flag}")
+            if f.nested_stack or f.reason or f.action not in ("Remove", "Modify") or f.policy_action:
+                what = f.what.replace(f"nested stack {f.nested_stack}", f"nested stack `{f.nested_stack}`")
+            flag = "allowed" if f.allowed else f"**blocked** (`--allow-replace {f.allow_id}`)"
+            out.append(f"> - `{f.path}/{f.logical_id}` ({f.type}) {_md_cell(what)}: {flag}")
         out.append("")
     for stack in review.stacks:
         rows = _rows(stack)
