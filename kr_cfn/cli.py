@@ -115,7 +115,10 @@ def _print_table(results: list[EnvResult], linted: bool) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from kr_cfn import __version__
+
     parser = argparse.ArgumentParser(prog="kr-cfn", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"kr-cfn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build and lint the templates of every (or the chosen) environment")
     b.add_argument("--env", action="append", help="environment to build (repeatable; default: all in --params)")

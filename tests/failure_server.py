@@ -9,7 +9,8 @@ operation goes. Per operation it can inject, a given number of times or for ever
 - ``garbage``: HTTP 200 with an HTML page (what a captive portal or broken proxy returns),
 - ``drop``: the connection closed without an answer.
 
-Everything else is forwarded to ``upstream`` (moto's server) when one is given, or answered by
+Everything else is forwarded to ``upstream`` (moto's server, its answer optionally edited by
+``rewrite``) when one is given, or answered by
 a canned handler (``answers``: the operations moto does not implement, e.g. drift detection),
 or refused with HTTP 400 ``InvalidAction``.
 """
@@ -58,6 +59,8 @@ class FailureServer:
     faults: dict[str, list[str]] = field(default_factory=dict)
     """Operation (or ``*``) -> faults to inject, one per request, in order; ``forever:<fault>`` repeats."""
     answers: dict[str, Answer] = field(default_factory=dict)
+    rewrite: dict[str, Callable[[str], str]] = field(default_factory=dict)
+    """Operation -> edit of upstream's answer body (what moto leaves out, e.g. DriftInformation)."""
     calls: list[tuple[str, str]] = field(default_factory=list)
     """(operation, what happened: a fault, ``answer`` or ``upstream``)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -128,15 +131,17 @@ def _handler(state: FailureServer) -> type[BaseHTTPRequestHandler]:
                 return self._send(status, text)
             if not state.upstream:
                 return self._send(400, xml_error("InvalidAction", f"{operation} is not answered here"))
-            return self._forward(body)
+            return self._forward(body, operation)
 
-        def _forward(self, body: bytes) -> None:
+        def _forward(self, body: bytes, operation: str) -> None:
             up = urllib.parse.urlsplit(state.upstream)
             conn = http.client.HTTPConnection(up.hostname, up.port, timeout=60)
             headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
             conn.request(self.command, self.path, body=body, headers=headers)
             resp = conn.getresponse()
             data = resp.read()
+            if operation in state.rewrite:
+                data = state.rewrite[operation](data.decode()).encode()
             self.send_response(resp.status)
             for k, v in resp.getheaders():
                 if k.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):

@@ -11,7 +11,7 @@ from typing import Any
 
 from kr_cfn import config
 from kr_cfn.deploy import apply as applying
-from kr_cfn.deploy import changeset
+from kr_cfn.deploy import changeset, drift
 from kr_cfn.deploy import package as packaging
 from kr_cfn.deploy.aws import Aws
 from kr_cfn.deploy.errors import EXIT_GUARD, DeployError
@@ -174,6 +174,7 @@ def cmd_plan(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     )
     review, _ = changeset.plan(aws, target, cfg.env, args.allow_replace or [])
     add_template_notes(review, env_dir, cfg.env, live_desired_counts(aws, stack))
+    review.warnings += drift.warnings(aws, stack, cfg.env)  # a change set does not see drift
     code = _report(review, Path(args.review_dir or env_dir), "review")
     if code == 0 and review.has_changes:
         print(f"apply with: kr-cfn apply --env {cfg.env} --change-set {review.change_set_name}")
@@ -227,25 +228,56 @@ def cmd_bootstrap(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     )
 
 
-def cmd_status(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
-    """The root and bootstrap stacks, their nested stacks and pending change sets."""
-    aws = Aws(cfg.region)
+def status_data(aws: Aws, cfg: config.EnvConfig, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The bootstrap and root stacks as data: status, reason, protection, drift, nested stacks, change sets."""
     cfn = aws.client("cloudformation")
-    for name in (bootstrap_stack_name(cfg), root_stack_name(cfg, args)):
+    out: list[dict[str, Any]] = []
+    for role, name in (("bootstrap", bootstrap_stack_name(cfg)), ("root", root_stack_name(cfg, args))):
         stack = changeset.stack_status(aws, name)
         if stack is None:
-            print(f"{name}: not deployed")
+            out.append({"role": role, "name": name, "status": None})
             continue
-        reason = f" ({stack['StackStatusReason']})" if stack.get("StackStatusReason") else ""
-        protected = ", termination protection on" if stack.get("EnableTerminationProtection") else ""
-        print(f"{name}: {stack['StackStatus']}{reason}{protected}")
+        nested = []
         for sid, depth in applying.nested_stacks(aws, stack["StackId"]):
-            nested = cfn.describe_stacks(StackName=sid)["Stacks"][0]
-            print(f"{'  ' * depth}{nested['StackName']}: {nested['StackStatus']}")
-        for summary in cfn.list_change_sets(StackName=stack["StackId"]).get("Summaries", []):
-            print(
-                f"  change set {summary['ChangeSetName']}: {summary.get('ExecutionStatus')} ({summary.get('Status')})"
-            )
+            n = cfn.describe_stacks(StackName=sid)["Stacks"][0]
+            nested.append({"name": n["StackName"], "status": n["StackStatus"], "depth": depth})
+        change_sets = [
+            {"name": c["ChangeSetName"], "execution_status": c.get("ExecutionStatus"), "status": c.get("Status")}
+            for c in cfn.list_change_sets(StackName=stack["StackId"]).get("Summaries", [])
+        ]
+        out.append(
+            {
+                "role": role,
+                "name": name,
+                "id": stack["StackId"],
+                "status": stack["StackStatus"],
+                "reason": stack.get("StackStatusReason"),
+                "termination_protection": bool(stack.get("EnableTerminationProtection")),
+                "drift": (stack.get("DriftInformation") or {}).get("StackDriftStatus"),
+                "nested": nested,
+                "change_sets": change_sets,
+            }
+        )
+    return out
+
+
+def cmd_status(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
+    """The root and bootstrap stacks, their nested stacks and pending change sets (``--json``: as data)."""
+    stacks = status_data(Aws(cfg.region), cfg, args)
+    if getattr(args, "json", False):
+        print(json.dumps({"env": cfg.env, "stacks": stacks}, indent=2))
+        return 0
+    for stack in stacks:
+        if stack["status"] is None:
+            print(f"{stack['name']}: not deployed")
+            continue
+        reason = f" ({stack['reason']})" if stack["reason"] else ""
+        protected = ", termination protection on" if stack["termination_protection"] else ""
+        print(f"{stack['name']}: {stack['status']}{reason}{protected}")
+        for n in stack["nested"]:
+            print(f"{'  ' * n['depth']}{n['name']}: {n['status']}")
+        for c in stack["change_sets"]:
+            print(f"  change set {c['name']}: {c['execution_status']} ({c['status']})")
     return 0
 
 
