@@ -130,6 +130,9 @@ def _parser() -> argparse.ArgumentParser:
     from kr_cfn.deploy.parsers import add_parsers
 
     add_parsers(sub, lambda params_dir, env: _load_envs(params_dir, [env])[0])
+    from kr_cfn.cost.cli import add_parser as add_cost_parser
+
+    add_cost_parser(sub, lambda params_dir, env: _load_envs(params_dir, [env])[0])
     return parser
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from awacs import s3
 from awacs.aws import Allow, Bool, Condition, ConditionElement, Deny, PolicyDocument, Principal, Statement
 from awacs.sts import AssumeRole
@@ -44,3 +47,74 @@ def deny_insecure_transport(bucket_logical_id: str) -> Statement:
         Resource=[GetAtt(bucket_logical_id, "Arn"), Sub(f"${{{bucket_logical_id}.Arn}}/*")],
         Condition=Condition(Bool("aws:SecureTransport", False)),
     )
+
+
+# --------------------------------------------------------------------------- application roles
+# Every role the application stacks create lives under one IAM path per environment and carries
+# the environment's permissions boundary (a managed policy of the bootstrap stack). The
+# CloudFormation service role may create and change roles only under that path and only with
+# that boundary, so a template cannot make a role stronger than the boundary, and one
+# environment's service role cannot reach another environment's roles even in one account:
+# path '/knowledgerouter/' never matches '/knowledgerouter-dev/' (name prefixes would).
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html#identifiers-friendly-names
+
+
+def role_path(prefix: str) -> str:
+    """The IAM path of an environment's application roles: ``/<prefix>/``."""
+    return f"/{prefix}/"
+
+
+def boundary_name(prefix: str) -> str:
+    """The name of an environment's permissions-boundary policy (made by the bootstrap stack)."""
+    return f"{prefix}-app-boundary"
+
+
+def permissions_boundary(prefix: str) -> Sub:
+    """The ARN of the environment's permissions boundary, known at build time from its name."""
+    return arn("iam", f"policy/{boundary_name(prefix)}", region=False)
+
+
+def application_role_arns(prefix: str) -> Sub:
+    """Every application role of one environment (the roles under its path)."""
+    return arn("iam", f"role{role_path(prefix)}*", region=False)
+
+
+def bounded(prefix: str) -> dict[str, Any]:
+    """``Path`` and ``PermissionsBoundary`` for every ``iam.Role`` an application stack creates."""
+    return {"Path": role_path(prefix), "PermissionsBoundary": permissions_boundary(prefix)}
+
+
+# --------------------------------------------------------------------------- handler permissions
+
+_HANDLERS = ("create", "read", "update", "delete")
+
+
+def handler_permissions(resource_types: Iterable[str], region: str) -> dict[str, tuple[str, ...]]:
+    """IAM actions CloudFormation needs per resource type, from cfn-lint's bundled schemas.
+
+    The create/read/update/delete handlers' ``permissions`` of the resource provider schemas,
+    keeping only names cfn-lint's IAM action list knows: some schemas list legacy or API names
+    that are no IAM action (``s3:DeleteBucketEncryption``, whose permission is
+    ``s3:PutEncryptionConfiguration``, which the schema lists too).
+
+    https://docs.aws.amazon.com/cloudformation-cli/latest/userguide/resource-type-schema.html#schema-properties-handlers
+    """
+    from cfnlint.data import AdditionalSpecs  # heavy imports: only when building
+    from cfnlint.helpers import load_resource
+    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+
+    known = load_resource(AdditionalSpecs, "Policies.json")
+
+    def is_action(name: str) -> bool:
+        service, _, action = name.partition(":")
+        return action.lower() in {a.lower() for a in known.get(service.lower(), {}).get("Actions", {})}
+
+    out: dict[str, tuple[str, ...]] = {}
+    for rtype in sorted(set(resource_types)):
+        handlers = PROVIDER_SCHEMA_MANAGER.get_resource_schema(region, rtype).schema.get("handlers", {})
+        if not handlers:
+            raise ValueError(f"{rtype}: the resource provider schema lists no handler permissions")
+        permissions = {p for h in _HANDLERS for p in handlers.get(h, {}).get("permissions", [])}
+        out[rtype] = tuple(sorted(p for p in permissions if is_action(p)))
+    return out

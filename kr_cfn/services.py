@@ -42,7 +42,7 @@ from troposphere import (
 
 from kr_cfn.blocks import checkov_skip
 from kr_cfn.config.services import PLACEHOLDER, EcsSlice, ServiceSpec
-from kr_cfn.iam import arn, service_trust
+from kr_cfn.iam import arn, bounded, service_trust
 from kr_cfn.naming import pascal
 
 _PARAMETER_TYPES = {
@@ -216,7 +216,7 @@ def _container(name: str, spec: ServiceSpec, cfg: EcsSlice, inputs: Inputs, log_
     return ecs.ContainerDefinition(**{k: v for k, v in props.items() if v != []})
 
 
-def _task_role(t: Template, name: str, spec: ServiceSpec, inputs: Inputs) -> iam.Role:
+def _task_role(t: Template, name: str, spec: ServiceSpec, inputs: Inputs, prefix: str) -> iam.Role:
     statements = []
     for bucket, access in sorted(spec.buckets.items()):
         bucket_arn = inputs.ref(bucket)
@@ -239,7 +239,7 @@ def _task_role(t: Template, name: str, spec: ServiceSpec, inputs: Inputs) -> iam
                 ),
             )
         )
-    props: dict[str, Any] = {"AssumeRolePolicyDocument": ecs_tasks_trust()}
+    props: dict[str, Any] = {"AssumeRolePolicyDocument": ecs_tasks_trust(), **bounded(prefix)}
     if statements:
         props["Policies"] = [
             iam.Policy(
@@ -278,7 +278,7 @@ def render_service(
             ),
         )
     )
-    task_role = _task_role(t, name, spec, inputs)
+    task_role = _task_role(t, name, spec, inputs, cfg.names.prefix)
     volumes = [ecs.Volume(Name=_volume_name(path)) for path in spec.scratch_paths]
     volumes += [
         ecs.Volume(

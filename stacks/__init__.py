@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from troposphere import Template
 
@@ -41,5 +42,34 @@ def build_all(cfg: config.EnvConfig, ext: str = "yaml") -> dict[str, Template]:
     templates = {"root": root.build(config.root_slice(cfg), children, ext)}
     templates.update({c.name: c.template for c in children})
     # Not a child of the root: deployed once per account, region and environment before it.
-    templates["bootstrap"] = bootstrap.build(config.bootstrap_slice(cfg))
+    app = application(list(templates.values()))
+    templates["bootstrap"] = bootstrap.build(config.bootstrap_slice(cfg, app))
     return templates
+
+
+def application(templates: list[Template]) -> config.Application:
+    """What the bootstrap's roles are scoped to: nested stacks, resource types, buckets, role services."""
+    resources = [r.to_dict() for t in templates for r in t.resources.values()]
+    buckets: list[str] = []
+    services: list[str] = []
+    managed: list[str] = []
+    for r in resources:
+        props: dict[str, Any] = r.get("Properties", {})
+        if r["Type"] == "AWS::S3::Bucket":
+            name = props.get("BucketName")
+            if not (isinstance(name, dict) and isinstance(name.get("Fn::Sub"), str)) and not isinstance(name, str):
+                raise ValueError(f"every application bucket needs a BucketName (string or Fn::Sub), got {name!r}")
+            buckets.append(name if isinstance(name, str) else name["Fn::Sub"])
+        if r["Type"] == "AWS::IAM::Role":
+            for statement in props["AssumeRolePolicyDocument"]["Statement"]:
+                service = statement.get("Principal", {}).get("Service", [])
+                services += [service] if isinstance(service, str) else service
+            for policy in props.get("ManagedPolicyArns", []):
+                managed.append(policy if isinstance(policy, str) else policy["Fn::Sub"])
+    return config.Application(
+        children=tuple(c.logical_id for c in CHILDREN),
+        resource_types=tuple(sorted({r["Type"] for r in resources})),
+        bucket_names=tuple(sorted(set(buckets))),
+        role_services=tuple(sorted(set(services))),
+        managed_policies=tuple(sorted(set(managed))),
+    )

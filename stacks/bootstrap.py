@@ -5,6 +5,12 @@ provider (optional), the CloudFormation service role the application stacks run 
 and two GitHub roles whose trust names the exact repository: a plan role for pull
 requests (read, change sets, uploads) and a deploy role for the deploy branch and the
 environment (executes change sets). The GitHub roles may pass only the service role.
+
+The service role works through a permissions boundary (``ApplicationPermissionsBoundary``):
+it may create and change only roles under the environment's IAM path that carry that
+boundary, and it is denied its own role, the GitHub roles, the boundary, the artifacts bucket
+and this stack. Its other actions are the handler permissions of the resource types the
+built application templates hold (see kr_cfn.iam.handler_permissions).
 """
 
 from __future__ import annotations
@@ -20,7 +26,16 @@ from troposphere import GetAtt, Ref, Sub, Tags, Template, ecr, iam, s3
 
 from kr_cfn.blocks import add_output, checkov_skip, new_template
 from kr_cfn.config import BootstrapSlice
-from kr_cfn.iam import arn, deny_insecure_transport, service_trust
+from kr_cfn.config.bootstrap import bootstrap_stack_name
+from kr_cfn.iam import (
+    application_role_arns,
+    arn,
+    boundary_name,
+    deny_insecure_transport,
+    handler_permissions,
+    permissions_boundary,
+    service_trust,
+)
 from kr_cfn.naming import pascal
 
 ARTIFACTS_BUCKET = "ArtifactsBucket"
@@ -33,26 +48,57 @@ DEPLOY_ROLE = "GitHubDeployRole"
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 STS_AUDIENCE = "sts.amazonaws.com"
 
-# What the application stacks create; the service role may manage these services.
-_STACK_SERVICES = (
-    "acm",  # the alb stack's certificate (alb.domain_name + alb.hosted_zone_id)
-    "application-autoscaling",
-    "chatbot",  # the monitoring stack's Slack channel (monitoring.slack)
-    "cloudwatch",
-    "ec2",
-    "ecs",
-    "elasticache",
-    "elasticfilesystem",
-    "elasticloadbalancing",
-    "kms",
-    "logs",
-    "rds",
-    "route53",
-    "s3",
-    "secretsmanager",
-    "servicediscovery",
-    "sns",
+BOUNDARY_POLICY = "ApplicationPermissionsBoundary"
+STACK_ACTIONS_POLICY = "StackActionsPolicy"
+_MANAGED_POLICY_BUDGET = 5000  # characters of actions per managed policy (limit 6,144 with the rest)
+_MAX_STACK_POLICIES = 9  # a role may have 10 managed policies
+_SERVICE_ROLE_SKIPS = (
+    (
+        "CKV_AWS_109",
+        "Only the handler permissions of the stacks' resource types; roles only under the env's path with its "
+        "boundary; its own role, the GitHub roles, the boundary and the bootstrap stack are denied.",
+    ),
+    (
+        "CKV_AWS_111",
+        "Write access is what a CloudFormation service role is for: exactly the handler permissions of the "
+        "stacks' resource types; only the GitHub roles may pass it, to CloudFormation.",
+    ),
+    ("CKV_AWS_107", "The Secrets Manager handlers read the secrets the stacks create (GetSecretValue)."),
+    ("CKV_AWS_108", "The S3 bucket handlers read bucket data (only the application's buckets, by name)."),
 )
+
+# Role actions allowed only when the role carries the boundary (condition iam:PermissionsBoundary).
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html#access_policies_boundaries-delegate
+_WITH_BOUNDARY = ("iam:CreateRole", "iam:PutRolePermissionsBoundary", "iam:PutRolePolicy", "iam:DeleteRolePolicy")
+# IAM handler permissions granted by their own statements (with conditions) or never.
+_IAM_ELSEWHERE = {
+    *_WITH_BOUNDARY,
+    "iam:AttachRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:DeleteRolePermissionsBoundary",
+    "iam:PassRole",
+    "iam:CreateServiceLinkedRole",
+}
+
+# Handler permissions the application templates do not use; reviewed, left out of the service role.
+_UNUSED_HANDLER_SERVICES = {
+    "lambda": "provisioned concurrency and rotation Lambdas: the stacks have no Lambda functions",
+    "firehose": "log delivery to Kinesis Data Firehose: the stacks deliver logs to CloudWatch Logs only",
+    "cognito-idp": "ALB Cognito authentication: the listeners do not authenticate",
+    "s3tables": "S3 metadata table configurations: the buckets have none",
+}
+# Actions CloudFormation itself needs besides the handlers: Fn::GetAZs in the network stack.
+_EXTRA_ACTIONS = ("ec2:DescribeAvailabilityZones",)
+# Service-linked roles the stacks' services create on first use, by resource-type prefix.
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/using-service-linked-roles.html
+_SERVICE_LINKED = {
+    "AWS::ApplicationAutoScaling::": "ecs.application-autoscaling.amazonaws.com",
+    "AWS::ECS::": "ecs.amazonaws.com",
+    "AWS::EFS::": "elasticfilesystem.amazonaws.com",
+    "AWS::ElastiCache::": "elasticache.amazonaws.com",
+    "AWS::ElasticLoadBalancingV2::": "elasticloadbalancing.amazonaws.com",
+    "AWS::RDS::": "rds.amazonaws.com",
+}
 
 
 def build(cfg: BootstrapSlice) -> Template:
@@ -62,29 +108,19 @@ def build(cfg: BootstrapSlice) -> Template:
     for name in cfg.bootstrap.repositories:
         repo = _repository(t, cfg, name)
         add_output(t, f"{pascal(name)}RepositoryUri", GetAtt(repo, "RepositoryUri"), f"ECR repository for {name}")
+    boundary = _boundary_policy(t, cfg)
     service_role = _service_role(t, cfg)
+    service_role.DependsOn = [boundary.title]
     add_output(t, "ArtifactsBucketName", Ref(bucket), "Bucket for packaged templates (kr-cfn package --bucket)")
     add_output(t, "CloudFormationRoleArn", GetAtt(service_role, "Arn"), "Role the application stacks run under")
+    add_output(t, "PermissionsBoundaryArn", Ref(boundary), "Boundary every application role carries")
     repository = cfg.bootstrap.github_repository
     if repository is not None:
         provider = _oidc_provider(t, cfg)
-        plan = _github_role(t, cfg, PLAN_ROLE, "github-plan", [f"repo:{repository}:pull_request"], provider)
+        plan_subject, deploy_subject = github_subjects(cfg)
+        plan = _github_role(t, cfg, PLAN_ROLE, "github-plan", plan_subject, provider)
         plan.Policies = [_plan_policy(cfg, bucket, service_role)]
-        deploy = _github_role(
-            t,
-            cfg,
-            DEPLOY_ROLE,
-            "github-deploy",
-            [
-                *(
-                    [f"repo:{repository}:ref:refs/heads/{cfg.bootstrap.deploy_branch}"]
-                    if cfg.bootstrap.deploy_branch
-                    else []
-                ),
-                f"repo:{repository}:environment:{cfg.env}",
-            ],
-            provider,
-        )
+        deploy = _github_role(t, cfg, DEPLOY_ROLE, "github-deploy", deploy_subject, provider)
         deploy.Policies = [_plan_policy(cfg, bucket, service_role), _deploy_policy(cfg)]
         add_output(t, "PlanRoleArn", GetAtt(plan, "Arn"), "Role for pull-request workflows (plan)")
         add_output(t, "DeployRoleArn", GetAtt(deploy, "Arn"), "Role for deploy-branch and environment workflows")
@@ -192,9 +228,37 @@ def _oidc_provider(t: Template, cfg: BootstrapSlice) -> object:
     return Ref(provider)
 
 
+def github_subjects(cfg: BootstrapSlice) -> tuple[str, str]:
+    """The OIDC ``sub`` the plan role and the deploy role trust.
+
+    With ``oidc_subject: environment_and_ref`` the repository's subject template is
+    ``include_claim_keys: [repo, context, ref]``, so a job names both its environment and its
+    branch (``repo:o/r:environment:prod:ref:refs/heads/main``) and a workflow_dispatch from an
+    unreviewed branch gets a subject the deploy role does not trust. GitHub's default subject
+    names the environment only (``repo:o/r:environment:prod``).
+    https://docs.github.com/en/actions/security-for-github-actions/security-hardening-your-deployments/about-security-hardening-with-openid-connect#customizing-the-token-claims
+    """
+    repo = f"repo:{cfg.bootstrap.github_repository}"
+    if cfg.bootstrap.oidc_subject == "environment":
+        return f"{repo}:pull_request", f"{repo}:environment:{cfg.env}"
+    # Pull-request workflows run on the merge ref refs/pull/<number>/merge.
+    return (
+        f"{repo}:pull_request:ref:refs/pull/*/merge",
+        f"{repo}:environment:{cfg.env}:ref:refs/heads/{cfg.bootstrap.deploy_branch}",
+    )
+
+
 def _github_role(
-    t: Template, cfg: BootstrapSlice, logical_id: str, name: str, subjects: list[str], provider: object
+    t: Template, cfg: BootstrapSlice, logical_id: str, name: str, subject: str, provider: object
 ) -> iam.Role:
+    aud, sub = f"{GITHUB_OIDC_HOST}:aud", f"{GITHUB_OIDC_HOST}:sub"
+    # StringLike only where the subject has a wildcard (the pull-request number); otherwise one
+    # StringEquals holding both keys (two StringEquals elements would collide).
+    condition = (
+        aws.Condition([aws.StringEquals(aud, STS_AUDIENCE), aws.StringLike(sub, subject)])
+        if "*" in subject
+        else aws.Condition(aws.StringEquals({aud: STS_AUDIENCE, sub: subject}))
+    )
     trust = aws.PolicyDocument(
         Version="2012-10-17",
         Statement=[
@@ -202,10 +266,7 @@ def _github_role(
                 Effect=aws.Allow,
                 Principal=aws.Principal("Federated", provider),
                 Action=[sts.AssumeRoleWithWebIdentity],
-                # One StringEquals holding both keys: two StringEquals elements would collide.
-                Condition=aws.Condition(
-                    aws.StringEquals({f"{GITHUB_OIDC_HOST}:aud": STS_AUDIENCE, f"{GITHUB_OIDC_HOST}:sub": subjects})
-                ),
+                Condition=condition,
             )
         ],
     )
@@ -221,8 +282,44 @@ def _github_role(
 
 
 def _stack_arns(cfg: BootstrapSlice) -> list[object]:
-    """The root stack and its nested stacks (named '<root>-<LogicalId>-<suffix>')."""
-    return [arn("cloudformation", f"stack/{cfg.stack_name}/*"), arn("cloudformation", f"stack/{cfg.stack_name}-*/*")]
+    """The root stack and its nested stacks, and nothing else.
+
+    Nested stacks are named '<root>-<LogicalId>-<suffix>'; the logical ids are the root's
+    children (PascalCase), so '<root>-NetworkStack-*' never matches '<root>-bootstrap' nor
+    another environment's '<root>-dev-...' stacks. Stack ARN: stack/<name>/<id>.
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscloudformation.html#awscloudformation-resources-for-iam-policies
+    """
+    return [
+        arn("cloudformation", f"stack/{cfg.stack_name}/*"),
+        *(arn("cloudformation", f"stack/{cfg.stack_name}-{child}-*/*") for child in cfg.app.children),
+    ]
+
+
+def _deny_import() -> aws.Statement:
+    """Explicit deny of resource import.
+
+    Importing would adopt a resource another stack or environment owns into the application
+    stacks, to change or delete it there.
+
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/security_iam_id-based-policy-examples.html
+    """
+    return aws.Statement(
+        Sid="DenyImport",
+        Effect=aws.Deny,
+        Action=[cfn.Action("*")],  # a Deny: every action of an import
+        Resource=["*"],  # a Deny: on every stack
+        Condition=aws.Condition(aws.ForAnyValueStringLike("cloudformation:ImportResourceTypes", ["*"])),
+    )
+
+
+def _deny_bootstrap_stack(cfg: BootstrapSlice) -> aws.Statement:
+    """Explicit deny of every CloudFormation action on this (the bootstrap) stack."""
+    return aws.Statement(
+        Sid="DenyBootstrapStack",
+        Effect=aws.Deny,
+        Action=[cfn.Action("*")],  # a Deny: every action, present and future
+        Resource=[arn("cloudformation", f"stack/{bootstrap_stack_name(cfg.names)}/*")],
+    )
 
 
 def _plan_policy(cfg: BootstrapSlice, bucket: s3.Bucket, service_role: iam.Role) -> iam.Policy:
@@ -246,6 +343,7 @@ def _plan_policy(cfg: BootstrapSlice, bucket: s3.Bucket, service_role: iam.Role)
                         cfn.ListChangeSets,
                         cfn.ValidateTemplate,
                     ],
+                    # "*": read-only; ValidateTemplate has no resource, and the review reads nested stacks by ARN.
                     Resource=["*"],
                 ),
                 aws.Statement(
@@ -267,6 +365,8 @@ def _plan_policy(cfg: BootstrapSlice, bucket: s3.Bucket, service_role: iam.Role)
                     Resource=[GetAtt(service_role, "Arn")],
                     Condition=aws.Condition(aws.StringEquals("iam:PassedToService", "cloudformation.amazonaws.com")),
                 ),
+                _deny_bootstrap_stack(cfg),
+                _deny_import(),
             ],
         ),
     )
@@ -291,68 +391,306 @@ def _deploy_policy(cfg: BootstrapSlice) -> iam.Policy:
                     Action=[ecs_actions.ListServices, ecs_actions.DescribeServices],
                     Resource=["*"],
                 ),
+                _deny_bootstrap_stack(cfg),
             ],
         ),
     )
 
 
-def _service_role(t: Template, cfg: BootstrapSlice) -> iam.Role:
-    trust = service_trust("cloudformation.amazonaws.com")
-    # Roles named by the stacks (cfg.names) and roles CloudFormation names itself
-    # ('<nested stack name>-<LogicalId>-<suffix>', starting with the root stack's name).
-    role_arns = [
-        arn("iam", f"role/{name}-*", region=False) for name in dict.fromkeys([cfg.names.prefix, cfg.stack_name])
+def _boundary_policy(t: Template, cfg: BootstrapSlice) -> iam.ManagedPolicy:
+    """The permissions boundary: the most any application role may do.
+
+    Pull images, write logs, read secrets, use the environment's buckets and file systems, read
+    alarms (Chatbot), and what RDS Enhanced Monitoring needs. Every application role carries it (kr_cfn.iam.bounded),
+    so no template can grant more.
+    """
+    region_account = "${AWS::Region}:${AWS::AccountId}"
+    buckets = [Sub(f"arn:${{AWS::Partition}}:s3:::{name}") for name in cfg.app.bucket_names]
+    objects = [Sub(f"arn:${{AWS::Partition}}:s3:::{name}/*") for name in cfg.app.bucket_names]
+    statements = [
+        # No resource-level permissions: it only returns a registry login token.
+        aws.Statement(
+            Sid="EcrLogin", Effect=aws.Allow, Action=[aws.Action("ecr", "GetAuthorizationToken")], Resource=["*"]
+        ),
+        aws.Statement(
+            Sid="PullImages",
+            Effect=aws.Allow,
+            Action=[
+                aws.Action("ecr", a) for a in ("BatchCheckLayerAvailability", "GetDownloadUrlForLayer", "BatchGetImage")
+            ],
+            Resource=[arn("ecr", "repository/*")],  # the account's repositories: envs share them (README "Accounts")
+        ),
+        aws.Statement(
+            Sid="WriteLogs",
+            Effect=aws.Allow,
+            Action=[aws.Action("logs", a) for a in ("CreateLogStream", "PutLogEvents", "DescribeLogStreams")],
+            # log-group:*: ECS and RDS name their log groups; the roles' own policies name each group.
+            Resource=[Sub(f"arn:${{AWS::Partition}}:logs:{region_account}:log-group:*")],
+        ),
+        # AmazonRDSEnhancedMonitoringRole: the RDSOSMetrics log group and its streams.
+        aws.Statement(
+            Sid="RdsEnhancedMonitoring",
+            Effect=aws.Allow,
+            Action=[aws.Action("logs", a) for a in ("CreateLogGroup", "PutRetentionPolicy", "GetLogEvents")],
+            Resource=[Sub(f"arn:${{AWS::Partition}}:logs:{region_account}:log-group:RDS*")],
+        ),
+        aws.Statement(
+            Sid="ReadSecrets",
+            Effect=aws.Allow,
+            Action=[aws.Action("secretsmanager", "GetSecretValue")],
+            # secret:*: RDS names its managed secret 'rds!db-<id>'; the roles' own policies name each secret.
+            Resource=[arn("secretsmanager", "secret:*")],
+        ),
+        # AWS Chatbot's role reads the alarms it posts (monitoring.slack).
+        aws.Statement(
+            Sid="ReadAlarms",
+            Effect=aws.Allow,
+            Action=[aws.Action("cloudwatch", "DescribeAlarms")],
+            Resource=[arn("cloudwatch", "alarm:*")],  # read-only; the Chatbot role's policy names this env's alarms
+        ),
+        aws.Statement(
+            Sid="MountFileSystems",
+            Effect=aws.Allow,
+            Action=[aws.Action("elasticfilesystem", a) for a in ("ClientMount", "ClientWrite")],
+            # file-system/*: ids are generated; the roles' policies name the file system and access point.
+            Resource=[arn("elasticfilesystem", "file-system/*")],
+        ),
     ]
-    policy = aws.PolicyDocument(
-        Version="2012-10-17",
-        Statement=[
+    if buckets:
+        statements.append(
             aws.Statement(
-                Sid="StackServices",
+                Sid="EnvironmentBuckets",
                 Effect=aws.Allow,
-                Action=[aws.Action(service, "*") for service in _STACK_SERVICES],
-                Resource=["*"],
-            ),
+                Action=[awacs_s3.GetObject, awacs_s3.PutObject, awacs_s3.DeleteObject, awacs_s3.AbortMultipartUpload],
+                Resource=objects,
+            )
+        )
+        statements.append(
             aws.Statement(
-                Sid="ApplicationRoles",
+                Sid="ListEnvironmentBuckets", Effect=aws.Allow, Action=[awacs_s3.ListBucket], Resource=buckets
+            )
+        )
+    return t.add_resource(
+        iam.ManagedPolicy(
+            BOUNDARY_POLICY,
+            # A fixed name: the application stacks compute its ARN at build time (kr_cfn.iam).
+            ManagedPolicyName=boundary_name(cfg.names.prefix),
+            Description=f"{cfg.names.prefix}: the most any application role may do (permissions boundary)",
+            PolicyDocument=aws.PolicyDocument(Version="2012-10-17", Statement=statements),
+        )
+    )
+
+
+def _stack_actions(cfg: BootstrapSlice) -> dict[str, list[str]]:
+    """The handler permissions of the application's resource types, by service prefix."""
+    by_service: dict[str, set[str]] = {}
+    for actions in handler_permissions(cfg.app.resource_types, cfg.region).values():
+        for action in actions:
+            service = action.split(":", 1)[0]
+            if service not in _UNUSED_HANDLER_SERVICES:
+                by_service.setdefault(service, set()).add(action)
+    for action in _EXTRA_ACTIONS:
+        by_service.setdefault(action.split(":", 1)[0], set()).add(action)
+    return {service: sorted(actions) for service, actions in sorted(by_service.items())}
+
+
+# The API that receives a role can differ from the principal the role trusts: RDS's
+# CreateDBInstance takes the Enhanced Monitoring role (MonitoringRoleArn) that
+# monitoring.rds.amazonaws.com assumes. AWS does not document which of the two IAM reports as
+# iam:PassedToService there, so both are allowed (the role is bounded either way).
+_RECEIVED_BY = {"monitoring.rds.amazonaws.com": "rds.amazonaws.com"}
+
+
+def _passed_to(trusted: tuple[str, ...]) -> list[str]:
+    """Services the application roles may be passed to: those they trust, and the APIs taking them."""
+    return sorted({*trusted, *(_RECEIVED_BY[t] for t in trusted if t in _RECEIVED_BY)})
+
+
+def _action(name: str) -> aws.Action:
+    service, action = name.split(":", 1)
+    return aws.Action(service, action)
+
+
+def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
+    by_service = _stack_actions(cfg)
+    iam_actions = set(by_service.get("iam", []))
+    s3_actions = by_service.get("s3", [])
+    prefix = cfg.names.prefix
+    roles = [application_role_arns(prefix)]
+    boundary = permissions_boundary(prefix)
+    with_boundary = aws.StringEquals("iam:PermissionsBoundary", boundary)
+    managed = [Sub(p) for p in cfg.app.managed_policies]
+    linked = sorted({name for p, name in _SERVICE_LINKED.items() for rt in cfg.app.resource_types if rt.startswith(p)})
+    own = [
+        arn("iam", f"role/{cfg.names(name)}", region=False)
+        for name in ("cloudformation", "github-plan", "github-deploy")
+    ]
+    statements = [
+        aws.Statement(
+            Sid="CreateRolesOnlyWithTheBoundary",
+            Effect=aws.Allow,
+            Action=[_action(a) for a in _WITH_BOUNDARY],
+            Resource=roles,
+            Condition=aws.Condition(with_boundary),
+        ),
+        aws.Statement(
+            Sid="ManageApplicationRoles",
+            Effect=aws.Allow,
+            Action=[_action(a) for a in sorted(iam_actions - _IAM_ELSEWHERE)],
+            Resource=roles,
+        ),
+        aws.Statement(
+            Sid="PassApplicationRoles",
+            Effect=aws.Allow,
+            Action=[awacs_iam.PassRole],
+            Resource=roles,
+            Condition=aws.Condition(aws.StringEquals("iam:PassedToService", _passed_to(cfg.app.role_services))),
+        ),
+        aws.Statement(
+            Sid="NestedStacks",
+            Effect=aws.Allow,
+            Action=[
+                _action(f"cloudformation:{a}")
+                for a in (
+                    "CreateStack",
+                    "UpdateStack",
+                    "DeleteStack",
+                    "DescribeStacks",
+                    "DescribeStackEvents",
+                    "DescribeStackResource",
+                    "DescribeStackResources",
+                    "ListStackResources",
+                    "GetTemplate",
+                    "GetTemplateSummary",
+                    "GetStackPolicy",
+                    "SetStackPolicy",
+                    "UpdateTerminationProtection",
+                    # Nested change sets (IncludeNestedStacks) are made and run under the root's role.
+                    "CreateChangeSet",
+                    "DescribeChangeSet",
+                    "ExecuteChangeSet",
+                    "DeleteChangeSet",
+                )
+            ],
+            Resource=_stack_arns(cfg),
+        ),
+        aws.Statement(
+            Sid="ReadTemplates",
+            Effect=aws.Allow,
+            Action=[awacs_s3.GetObject],
+            Resource=[Sub("${ArtifactsBucket.Arn}/*")],
+        ),
+    ]
+    if managed:
+        statements.insert(
+            2,
+            aws.Statement(
+                Sid="AttachOnlyTheStacksManagedPolicies",
                 Effect=aws.Allow,
-                Action=[awacs_iam.Action("*")],
-                Resource=role_arns,
+                Action=[awacs_iam.AttachRolePolicy, awacs_iam.DetachRolePolicy],
+                Resource=roles,
+                Condition=aws.Condition([with_boundary, aws.ArnEquals("iam:PolicyARN", managed)]),
             ),
+        )
+    if s3_actions:
+        names = [f"arn:${{AWS::Partition}}:s3:::{name}" for name in cfg.app.bucket_names]
+        statements.append(
+            aws.Statement(
+                Sid="ApplicationBuckets",
+                Effect=aws.Allow,
+                Action=[_action(a) for a in s3_actions],
+                Resource=[Sub(n) for n in names] + [Sub(f"{n}/*") for n in names],
+            )
+        )
+    if linked:
+        statements.append(
             aws.Statement(
                 Sid="ServiceLinkedRoles",
                 Effect=aws.Allow,
                 Action=[awacs_iam.CreateServiceLinkedRole],
+                # Service-linked roles have fixed AWS paths; the condition names the services.
                 Resource=[arn("iam", "role/aws-service-role/*", region=False)],
-            ),
-            aws.Statement(
-                Sid="NestedStacks",
-                Effect=aws.Allow,
-                Action=[cfn.Action("*")],
-                Resource=_stack_arns(cfg),
-            ),
-            aws.Statement(
-                Sid="ReadTemplates",
-                Effect=aws.Allow,
-                Action=[awacs_s3.GetObject],
-                Resource=[Sub("${ArtifactsBucket.Arn}/*")],
-            ),
-        ],
-    )
+                Condition=aws.Condition(aws.StringEquals("iam:AWSServiceName", linked)),
+            )
+        )
+    statements += [
+        aws.Statement(
+            Sid="DenyBootstrapRolesAndBoundary",
+            Effect=aws.Deny,
+            Action=[awacs_iam.Action("*")],  # a Deny: no IAM action at all on these
+            Resource=[*own, boundary],
+        ),
+        aws.Statement(
+            Sid="DenyRemovingBoundaries",
+            Effect=aws.Deny,
+            Action=[awacs_iam.DeleteRolePermissionsBoundary],
+            Resource=["*"],  # a Deny: no role in the account loses its boundary through this role
+        ),
+        aws.Statement(
+            Sid="DenyArtifactsBucketChanges",
+            Effect=aws.Deny,
+            NotAction=[awacs_s3.GetObject],
+            # A Deny of everything but reading the packaged templates, on the bucket and every object.
+            Resource=[GetAtt(ARTIFACTS_BUCKET, "Arn"), Sub("${ArtifactsBucket.Arn}/*")],
+        ),
+        _deny_bootstrap_stack(cfg),
+        _deny_import(),
+    ]
+    return statements
+
+
+def _stack_resource_policies(t: Template, cfg: BootstrapSlice) -> list[iam.ManagedPolicy]:
+    """The handler permissions on '*', in managed policies of at most 6,144 characters each.
+
+    Inline policies of one role may total 10,240 characters, a managed policy 6,144, and a role
+    may have 10 managed policies: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html
+    """
+    # Granted by their own, scoped statements (iam, s3, cloudformation).
+    by_service = {s: a for s, a in _stack_actions(cfg).items() if s not in {"iam", "s3", "cloudformation"}}
+    chunks: list[list[str]] = [[]]
+    for actions in by_service.values():
+        for action in actions:
+            if sum(len(a) + 3 for a in chunks[-1]) + len(action) > _MANAGED_POLICY_BUDGET:
+                chunks.append([])
+            chunks[-1].append(action)
+    if len(chunks) > _MAX_STACK_POLICIES:
+        raise ValueError(f"the stacks' handler permissions need {len(chunks)} managed policies (limit 9)")
+    return [
+        t.add_resource(
+            iam.ManagedPolicy(
+                f"{STACK_ACTIONS_POLICY}{i}",
+                Description=f"{cfg.names.prefix}: what CloudFormation needs for the stacks' resources",
+                PolicyDocument=aws.PolicyDocument(
+                    Version="2012-10-17",
+                    Statement=[
+                        aws.Statement(
+                            Sid="StackResources",
+                            Effect=aws.Allow,
+                            Action=[_action(a) for a in chunk],
+                            # "*": exactly the handler permissions of the stacks' resource types; their resources
+                            # get ids at create time (vpc-..., sg-..., key ids), many actions have no resource scope.
+                            Resource=["*"],
+                        )
+                    ],
+                ),
+                Metadata=checkov_skip(*_SERVICE_ROLE_SKIPS),
+            )
+        )
+        for i, chunk in enumerate(chunks, start=1)
+    ]
+
+
+def _service_role(t: Template, cfg: BootstrapSlice) -> iam.Role:
+    trust = service_trust("cloudformation.amazonaws.com")
+    policy = aws.PolicyDocument(Version="2012-10-17", Statement=_service_role_statements(cfg))
     return t.add_resource(
         iam.Role(
             SERVICE_ROLE,
             RoleName=cfg.names("cloudformation"),
             AssumeRolePolicyDocument=trust,
             Policies=[iam.Policy(PolicyName="stacks", PolicyDocument=policy)],
+            ManagedPolicyArns=[Ref(p) for p in _stack_resource_policies(t, cfg)],
             Tags=Tags(**cfg.tags),
-            Metadata=checkov_skip(
-                (
-                    "CKV_AWS_109",
-                    "CloudFormation creates and deletes the whole application with this role; only it may pass it.",
-                ),
-                ("CKV_AWS_111", "Write access is what a CloudFormation service role is for; only deploys can use it."),
-                ("CKV_AWS_107", "The stacks create secrets (Secrets Manager) and must read them back."),
-                ("CKV_AWS_108", "The stacks create buckets and must manage their objects (e.g. empty on delete)."),
-            ),
+            Metadata=checkov_skip(*_SERVICE_ROLE_SKIPS),
         )
     )

@@ -46,7 +46,7 @@ from troposphere import (
 from kr_cfn.blocks import add_output, add_parameter, checkov_skip, name_tags, new_template
 from kr_cfn.config import DataSlice
 from kr_cfn.config.alb import elb_log_principal
-from kr_cfn.iam import arn, deny_insecure_transport, managed_policy, service_trust
+from kr_cfn.iam import arn, bounded, deny_insecure_transport, managed_policy, service_trust
 from kr_cfn.naming import pascal
 
 APP_SUBNETS = "AppSubnetIds"
@@ -130,6 +130,7 @@ def _database(t: Template, cfg: DataSlice) -> None:
         iam.Role(
             DB_MONITORING_ROLE,
             AssumeRolePolicyDocument=service_trust("monitoring.rds.amazonaws.com"),
+            **bounded(cfg.names.prefix),
             ManagedPolicyArns=[managed_policy("service-role/AmazonRDSEnhancedMonitoringRole")],
         )
     )

@@ -10,6 +10,7 @@ from troposphere import GetAtt, Ref, Template, ecs, iam, servicediscovery
 
 from kr_cfn.blocks import add_output, new_template
 from kr_cfn.config import EcsSlice
+from kr_cfn.iam import bounded
 from kr_cfn.naming import pascal
 from kr_cfn.services import (
     Inputs,
@@ -59,6 +60,7 @@ def build(cfg: EcsSlice) -> Template:
         iam.Role(
             EXECUTION_ROLE,
             AssumeRolePolicyDocument=ecs_tasks_trust(),
+            **bounded(cfg.names.prefix),
             Policies=[iam.Policy(PolicyName="task-execution", PolicyDocument=execution_role_policy(rendered, inputs))],
         )
     )

@@ -29,7 +29,7 @@ from troposphere import AccountId, GetAtt, Ref, Sub, Template, chatbot, cloudwat
 
 from kr_cfn.blocks import add_output, add_parameter, new_template
 from kr_cfn.config.monitoring import BACKEND, AlarmSpec, MonitoringSlice
-from kr_cfn.iam import arn, managed_policy, service_trust
+from kr_cfn.iam import arn, bounded, managed_policy, service_trust
 from kr_cfn.naming import pascal
 
 ALERTS_KEY = "AlertsKey"
@@ -223,6 +223,7 @@ def _slack_channel(t: Template, cfg: MonitoringSlice, topic: sns.Topic) -> None:
         iam.Role(
             CHATBOT_ROLE,
             AssumeRolePolicyDocument=service_trust("chatbot.amazonaws.com", StringEquals(SourceAccount, AccountId)),
+            **bounded(cfg.names.prefix),
             Policies=[
                 iam.Policy(
                     PolicyName="read-alarms",

@@ -19,7 +19,7 @@ def _boot(env: str) -> dict[str, Any]:
 
 def _custom(env: str = "dev", **bootstrap_keys: Any) -> dict[str, Any]:
     cfg = load_env(env).model_copy(update={"bootstrap": config.BootstrapConfig(**bootstrap_keys)})
-    return bootstrap.build(config.bootstrap_slice(cfg)).to_dict()
+    return stacks.build_all(cfg)["bootstrap"].to_dict()
 
 
 def test_bootstrap_is_not_a_child_of_the_root() -> None:
@@ -44,10 +44,10 @@ def test_artifacts_bucket(env: str) -> None:
     assert statement["Condition"] == {"Bool": {"aws:SecureTransport": False}}
 
 
-@pytest.mark.parametrize("env", ENVS)
+@pytest.mark.parametrize("env", ["dev", "prod"])
 def test_ecr_repositories(env: str) -> None:
     repos = resources_of_type(_boot(env), "AWS::ECR::Repository")
-    # The ecs stack's default images name these repositories, in every environment.
+    # The ecs stack's default images name these repositories, made by the env owning the account's.
     assert {r["Properties"]["RepositoryName"] for r in repos.values()} == {
         "knowledgerouter-backend",
         "knowledgerouter-frontend",
@@ -71,19 +71,38 @@ def _trust(template: dict[str, Any], role: str) -> dict[str, Any]:
 def test_github_roles_trust_the_exact_repository(env: str) -> None:
     t = _boot(env)
     plan = _trust(t, bootstrap.PLAN_ROLE)
-    assert plan["Principal"] == {"Federated": {"Ref": bootstrap.OIDC_PROVIDER}}
+    provider = plan["Principal"]["Federated"]
+    assert provider == {"Ref": bootstrap.OIDC_PROVIDER} or provider["Fn::Sub"].endswith(
+        ":oidc-provider/token.actions.githubusercontent.com"
+    )
     assert plan["Action"] == ["sts:AssumeRoleWithWebIdentity"]
-    assert plan["Condition"]["StringEquals"] == {
-        "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
-        "token.actions.githubusercontent.com:sub": ["repo:knowledgerouter/kr_cfn:pull_request"],
+    # Subject template include_claim_keys [repo, context, ref]: pull requests run on refs/pull/<n>/merge.
+    assert plan["Condition"] == {
+        "StringEquals": {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"},
+        "StringLike": {
+            "token.actions.githubusercontent.com:sub": "repo:knowledgerouter/kr_cfn:pull_request:ref:refs/pull/*/merge"
+        },
     }
     deploy = _trust(t, bootstrap.DEPLOY_ROLE)
-    # prod: the protected environment only, so a job without 'environment:' cannot skip its reviewers.
-    branch = [] if env == "prod" else ["repo:knowledgerouter/kr_cfn:ref:refs/heads/main"]
-    assert deploy["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"] == [
-        *branch,
-        f"repo:knowledgerouter/kr_cfn:environment:{env}",
-    ]
+    # The environment (its required reviewers) and the branch, both in one subject.
+    assert deploy["Condition"] == {
+        "StringEquals": {
+            "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+            "token.actions.githubusercontent.com:sub": (
+                f"repo:knowledgerouter/kr_cfn:environment:{env}:ref:refs/heads/main"
+            ),
+        }
+    }
+
+
+def test_default_github_subject_names_the_environment_only() -> None:
+    t = _custom(github_repository="acme/infra", oidc_subject="environment", deploy_branch=None)
+    assert _trust(t, bootstrap.DEPLOY_ROLE)["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"] == (
+        "repo:acme/infra:environment:dev"
+    )
+    assert _trust(t, bootstrap.PLAN_ROLE)["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"] == (
+        "repo:acme/infra:pull_request"
+    )
 
 
 def _statements(template: dict[str, Any], role: str) -> dict[str, dict[str, Any]]:
@@ -150,11 +169,54 @@ def test_images_to_keep_and_repositories_from_params() -> None:
     assert "WorkerRepositoryUri" in t["Outputs"]
 
 
-def test_service_role_manages_roles_cloudformation_names_after_the_stack() -> None:
-    # Roles without a RoleName are named '<nested stack name>-<LogicalId>-<suffix>'.
+def test_roles_are_scoped_by_the_environment_path_not_a_name_prefix() -> None:
+    # prod's prefix 'knowledgerouter' is a name prefix of every dev role; its path '/knowledgerouter/' is not.
     cfg = load_env("dev")
     cfg = cfg.model_copy(update={"deploy": cfg.deploy.model_copy(update={"stack_name": "kr-app"})})
-    t = bootstrap.build(config.bootstrap_slice(cfg)).to_dict()
-    resources = _statements(t, bootstrap.SERVICE_ROLE)["ApplicationRoles"]["Resource"]
-    assert {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/kr-app-*"} in resources
-    assert {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/{cfg.names.prefix}-*"} in resources
+    t = stacks.build_all(cfg)["bootstrap"].to_dict()
+    for sid in ("CreateRolesOnlyWithTheBoundary", "ManageApplicationRoles", "PassApplicationRoles"):
+        assert _statements(t, bootstrap.SERVICE_ROLE)[sid]["Resource"] == [
+            {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/knowledgerouter-dev/*"}
+        ]
+    nested = _statements(t, bootstrap.SERVICE_ROLE)["NestedStacks"]["Resource"]
+    assert {"Fn::Sub": "arn:${AWS::Partition}:cloudformation:${AWS::Region}:${AWS::AccountId}:stack/kr-app/*"} in nested
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_bootstrap_fits_aws_size_limits(env: str) -> None:
+    # https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html (characters without
+    # whitespace: inline policies of one role 10,240 in total, a managed policy 6,144, 10 managed per role);
+    # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html (body 51,200 bytes).
+    t = _boot(env)
+
+    def size(doc: Any) -> int:
+        return len(json.dumps(doc, separators=(",", ":")))
+
+    for logical_id, r in resources_of_type(t, "AWS::IAM::Role").items():
+        assert sum(size(p["PolicyDocument"]) for p in r["Properties"].get("Policies", [])) <= 10_240, logical_id
+        assert len(r["Properties"].get("ManagedPolicyArns", [])) <= 10, logical_id
+    for logical_id, r in resources_of_type(t, "AWS::IAM::ManagedPolicy").items():
+        assert size(r["Properties"]["PolicyDocument"]) <= 6_144, logical_id
+    assert size(t) <= 51_200
+
+
+def test_service_role_actions_follow_the_resource_types_of_the_built_templates() -> None:
+    base = load_env("dev")
+    dev = stacks.build_all(base)["bootstrap"].to_dict()
+    actions = {
+        a
+        for r in resources_of_type(dev, "AWS::IAM::ManagedPolicy").values()
+        if r["Properties"]["PolicyDocument"]["Statement"][0]["Sid"] == "StackResources"
+        for a in r["Properties"]["PolicyDocument"]["Statement"][0]["Action"]
+    }
+    # dev runs Redis as a task; prod's ElastiCache adds its handler permissions.
+    assert "elasticache:CreateReplicationGroup" not in actions
+    prod = {
+        a
+        for r in resources_of_type(_boot("prod"), "AWS::IAM::ManagedPolicy").values()
+        if r["Properties"]["PolicyDocument"]["Statement"][0]["Sid"] == "StackResources"
+        for a in r["Properties"]["PolicyDocument"]["Statement"][0]["Action"]
+    }
+    assert "elasticache:CreateReplicationGroup" in prod
+    assert {"ec2:CreateVpc", "ecs:CreateService", "rds:CreateDBInstance"} <= actions
+    assert not [a for a in actions if a.endswith(":*") or a.split(":")[0] in {"iam", "lambda", "cloudformation"}]

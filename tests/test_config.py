@@ -270,3 +270,15 @@ def test_db_log_retention_must_be_a_cloudwatch_value(tmp_path: Path) -> None:
         "data.db_log_retention_days: 10 is not a CloudWatch Logs retention (one of 1, 3, 5, 7, 14, 30, 60, 90, 120, "
         "150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)"
     ]
+
+
+def test_deploy_branch_is_required_when_the_subject_names_the_ref(tmp_path: Path) -> None:
+    text = "bootstrap:\n  github_repository: acme/infra\n  deploy_branch: null\n"
+    assert _errors(tmp_path, text, "dev") == [
+        "bootstrap.deploy_branch: must name the branch deploys run from when oidc_subject is 'environment_and_ref'"
+    ]
+
+
+def test_oidc_subject_is_one_of_the_two_layouts(tmp_path: Path) -> None:
+    (line,) = _errors(tmp_path, "bootstrap:\n  oidc_subject: ref\n", "dev")
+    assert line.startswith("bootstrap.oidc_subject: input should be 'environment_and_ref' or 'environment', got 'ref'")

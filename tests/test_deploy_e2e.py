@@ -139,10 +139,7 @@ def test_full_deploy_sequence(endpoint: str, tmp_path: Path, capsys: pytest.Capt
     assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
     trust = boto3.client("iam").get_role(RoleName=f"{cfg_prefix}-github-deploy")["Role"]["AssumeRolePolicyDocument"]
     subjects = trust["Statement"][0]["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
-    assert subjects == [
-        "repo:knowledgerouter/kr_cfn:ref:refs/heads/main",
-        "repo:knowledgerouter/kr_cfn:environment:dev",
-    ]
+    assert subjects == "repo:knowledgerouter/kr_cfn:environment:dev:ref:refs/heads/main"
     _assert_every_resource_exists(f"{cfg_prefix}-bootstrap", project.template("dev", "bootstrap"))
 
     # package: content-hash keys, a second run uploads nothing
@@ -159,6 +156,10 @@ def test_full_deploy_sequence(endpoint: str, tmp_path: Path, capsys: pytest.Capt
     assert {(c["action"], c["logical_id"]) for c in review["stacks"][0]["changes"]} >= {("Add", n) for n in nested}
     assert f"apply with: kr-cfn apply --env dev --change-set {review['change_set_name']}" in out
     assert (project.out / "dev" / "review.md").read_text().startswith("### CloudFormation plan: `knowledgerouter-dev`")
+    # the monthly cost delta: nothing deployed yet, so all of the built estimate is new
+    assert review["cost"]["before"] == 0 and review["cost"]["after"] > 100, review["cost"]
+    assert "Monthly cost (list prices, `kr-cfn cost`): 0.00 →" in (project.out / "dev" / "review.md").read_text()
+    assert "monthly cost (kr-cfn cost, list prices): 0.00 ->" in out
 
     # apply: every resource of every stack exists, outputs, stack policy, termination protection
     out = project.ok("apply", "--env", "dev", "--change-set", review["change_set_name"])
@@ -196,6 +197,9 @@ def test_full_deploy_sequence(endpoint: str, tmp_path: Path, capsys: pytest.Capt
     project.ok("plan", "--env", "dev", *_image_tags(project, "dev", "v2"))
     review = project.review("dev")
     assert review["change_set_type"] == "UPDATE" and review["has_changes"] and not review["findings"]
+    # deployed templates (GetTemplate of the root and each nested stack) priced like the built ones:
+    # a tag change costs nothing
+    assert review["cost"]["before"] == review["cost"]["after"] > 100 and review["cost"]["delta"] == 0, review["cost"]
     # the deployed backend's desired count (read live from ECS) is what the deploy keeps
     desired = boto3.client("ecs", region_name=REGION).describe_services(
         cluster=outputs["ClusterName"], services=["backend"]

@@ -22,7 +22,8 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from kr_cfn.config.alb import AlbConfig, AlbSlice
 from kr_cfn.config.base import ConfigError, Model, Problem
-from kr_cfn.config.bootstrap import BootstrapConfig, BootstrapSlice
+from kr_cfn.config.bootstrap import Application, BootstrapConfig, BootstrapSlice
+from kr_cfn.config.cost import CostConfig
 from kr_cfn.config.data import DataConfig, DataSlice
 from kr_cfn.config.deploy import DeployConfig, RootSlice
 from kr_cfn.config.flows import check_connects_to, service_flows
@@ -42,9 +43,11 @@ from kr_cfn.naming import Naming
 __all__ = [
     "AlbConfig",
     "AlbSlice",
+    "Application",
     "BootstrapConfig",
     "BootstrapSlice",
     "ConfigError",
+    "CostConfig",
     "DataConfig",
     "DataSlice",
     "EcsConfig",
@@ -105,6 +108,9 @@ class EnvConfig(Model):
     deploy: DeployConfig = Field(default_factory=DeployConfig, description="Root stack and deployment settings.")
     bootstrap: BootstrapConfig = Field(
         default_factory=BootstrapConfig, description="Bootstrap stack settings (artifacts bucket, ECR, GitHub roles)."
+    )
+    cost: CostConfig = Field(
+        default_factory=CostConfig, description="Usage assumptions of kr-cfn cost (read by no stack)."
     )
 
     @field_validator("services", mode="before")
@@ -221,9 +227,11 @@ def root_slice(cfg: EnvConfig) -> RootSlice:
     return RootSlice(cfg.names, cfg.names.tags(cfg.tags), cfg.deploy.image_tag_default)
 
 
-def bootstrap_slice(cfg: EnvConfig) -> BootstrapSlice:
-    """The bootstrap stack's slice of the config."""
-    return BootstrapSlice(cfg.names, cfg.env, cfg.deploy.stack(cfg.names), cfg.names.tags(cfg.tags), cfg.bootstrap)
+def bootstrap_slice(cfg: EnvConfig, app: Application) -> BootstrapSlice:
+    """The bootstrap stack's slice: its settings and what the built application templates hold."""
+    return BootstrapSlice(
+        cfg.names, cfg.env, cfg.deploy.stack(cfg.names), cfg.names.tags(cfg.tags), cfg.bootstrap, cfg.region, app
+    )
 
 
 # --------------------------------------------------------------------------- loading

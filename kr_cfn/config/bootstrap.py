@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import Field
 
@@ -28,12 +29,18 @@ class BootstrapConfig(Model):
     deploy_branch: str | None = Field(
         "main",
         pattern=r"^[A-Za-z0-9._/-]{1,100}$",
-        description="Branch whose pushes may deploy besides the GitHub environment; null: the environment only, "
-        "so its required reviewers cannot be bypassed by a job without 'environment:' (prod).",
+        description="Branch a deploy must run from (with oidc_subject 'environment_and_ref', named in the deploy "
+        "role's trust); null only with oidc_subject 'environment'.",
+    )
+    oidc_subject: Literal["environment_and_ref", "environment"] = Field(
+        "environment_and_ref",
+        description="GitHub OIDC subject the roles trust: 'environment_and_ref' needs the repository's subject "
+        "customisation (include_claim_keys repo, context, ref; see README) and names environment and branch; "
+        "'environment': GitHub's default subject, the environment's deployment-branch rule must restrict branches.",
     )
     create_oidc_provider: bool = Field(
         True,
-        description="Create the account's GitHub OIDC provider; false when one already exists (one per account).",
+        description="Create the account's GitHub OIDC provider; false when another env in the account owns it.",
     )
     images_to_keep: int = Field(30, ge=1, le=1000, description="ECR lifecycle: keep the newest N images per repo.")
     noncurrent_version_days: int = Field(
@@ -48,6 +55,10 @@ class BootstrapConfig(Model):
         """The repository must be 'owner/name'; ECR repository names must be valid and distinct."""
         problems: list[Problem] = []
         repo = self.github_repository
+        if repo is not None and self.oidc_subject == "environment_and_ref" and self.deploy_branch is None:
+            problems.append(
+                ("deploy_branch", "must name the branch deploys run from when oidc_subject is 'environment_and_ref'")
+            )
         if repo is not None and not _REPOSITORY.match(repo):
             problems.append(("github_repository", f"{repo!r} must be 'owner/name' (the GitHub owner and repository)"))
         for i, name in enumerate(self.repositories):
@@ -56,6 +67,27 @@ class BootstrapConfig(Model):
             elif name in self.repositories[:i]:
                 problems.append((f"repositories[{i}]", f"{name!r} is listed twice"))
         return problems
+
+
+@dataclass(frozen=True)
+class Application:
+    """What the bootstrap stack's roles are scoped to, read from the built application templates."""
+
+    children: tuple[str, ...]
+    """Logical ids of the root's nested stacks (stack names '<root>-<LogicalId>-<suffix>')."""
+    resource_types: tuple[str, ...]
+    """Every resource type of the root and nested templates (the service role's actions)."""
+    bucket_names: tuple[str, ...]
+    """``Fn::Sub`` strings of the application buckets' names."""
+    role_services: tuple[str, ...]
+    """Service principals the application roles trust (what the roles may be passed to)."""
+    managed_policies: tuple[str, ...]
+    """``Fn::Sub`` strings of the managed policies the application roles attach."""
+
+
+def bootstrap_stack_name(names: Naming) -> str:
+    """The bootstrap stack of an environment: ``<prefix>-bootstrap``."""
+    return names("bootstrap")
 
 
 @dataclass(frozen=True)
@@ -68,3 +100,5 @@ class BootstrapSlice:
     """The application's root stack (what the roles may change)."""
     tags: dict[str, str]
     bootstrap: BootstrapConfig
+    region: str
+    app: Application

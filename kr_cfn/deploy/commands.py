@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from kr_cfn import config
+from kr_cfn.config import bootstrap as config_bootstrap
+from kr_cfn.deploy import account, changeset, drift
 from kr_cfn.deploy import apply as applying
-from kr_cfn.deploy import changeset, drift
 from kr_cfn.deploy import package as packaging
 from kr_cfn.deploy.aws import Aws
 from kr_cfn.deploy.errors import EXIT_GUARD, DeployError
@@ -30,8 +31,8 @@ def _env_dir(args: argparse.Namespace, cfg: config.EnvConfig) -> Path:
 
 
 def bootstrap_stack_name(cfg: config.EnvConfig) -> str:
-    """The bootstrap stack of an environment."""
-    return cfg.names("bootstrap")
+    """The bootstrap stack of an environment (its roles deny themselves this name)."""
+    return config_bootstrap.bootstrap_stack_name(cfg.names)
 
 
 def root_stack_name(cfg: config.EnvConfig, args: argparse.Namespace) -> str:
@@ -173,12 +174,25 @@ def cmd_plan(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
         tags=tuple(sorted(cfg.names.tags(cfg.tags).items())),
     )
     review, _ = changeset.plan(aws, target, cfg.env, args.allow_replace or [])
+    review.cost = _cost_delta(aws, stack, env_dir, cfg)
     add_template_notes(review, env_dir, cfg.env, live_desired_counts(aws, stack))
     review.warnings += drift.warnings(aws, stack, cfg.env)  # a change set does not see drift
     code = _report(review, Path(args.review_dir or env_dir), "review")
     if code == 0 and review.has_changes:
         print(f"apply with: kr-cfn apply --env {cfg.env} --change-set {review.change_set_name}")
     return code
+
+
+def _cost_delta(aws: Aws, stack: dict[str, Any] | None, env_dir: Path, cfg: config.EnvConfig) -> dict[str, Any]:
+    """Monthly cost before (deployed templates) and after (built ones); the reason instead when it cannot."""
+    from kr_cfn.cost.cli import CostError
+    from kr_cfn.cost.deployed import plan_delta
+    from kr_cfn.cost.prices import PriceError
+
+    try:
+        return plan_delta(aws.client("cloudformation"), stack, env_dir, cfg)
+    except (CostError, PriceError, DeployError) as exc:  # the estimate is information: the plan goes on
+        return {"error": str(exc)}
 
 
 def _apply(aws: Aws, stack_name: str, change_set: str, termination_protection: bool, watch: str) -> int:
@@ -213,6 +227,8 @@ def cmd_bootstrap(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     if not path.exists():
         raise DeployError(f"{env_dir / 'bootstrap.yaml'}: not found; run kr-cfn build --env {cfg.env} first")
     aws = Aws(cfg.region)
+    params_file = str(Path(getattr(args, "params", None) or "params") / f"{cfg.env}.yaml")
+    account.check_account_resources(aws, packaging.load_template(path), bootstrap_stack_name(cfg), params_file)
     target = changeset.Target(
         stack_name=bootstrap_stack_name(cfg),
         template_body=path.read_text(encoding="utf-8"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from typing import Any
 from urllib.parse import quote
 
 
@@ -108,6 +109,8 @@ class Review:
     change_set_type: str
     region: str
     stack_id: str = ""
+    cost: dict[str, Any] | None = None
+    """Monthly cost before and after (kr_cfn.cost.deployed.plan_delta), or ``{"error": ...}``."""
     stacks: list[StackChanges] = field(default_factory=list)
     findings: list[GuardFinding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -169,6 +172,7 @@ _HEAD = ("action", "logical id", "type", "replacement", "changed properties")
 def render_text(review: Review) -> str:
     """The review for a terminal: one aligned table per stack."""
     lines = [f"change set {review.change_set_name} ({review.change_set_type}) on stack {review.stack_name}"]
+    lines += _cost_lines(review)
     if not review.has_changes:
         lines.append("no changes")
         return "\n".join([*lines, *_note_lines(review)]) + "\n"
@@ -239,6 +243,7 @@ def render_markdown(review: Review) -> str:
             flag = "allowed" if f.allowed else f"**blocked** (`--allow-replace {f.allow_id}`)"
             out.append(f"> - `{f.path}/{f.logical_id}` ({f.type}) {_md_cell(what)}: {flag}")
         out.append("")
+    out += _cost_markdown(review)
     for stack in review.stacks:
         rows = _rows(stack)
         if not rows:
@@ -249,3 +254,43 @@ def render_markdown(review: Review) -> str:
             out.append(f"| {action} | `{logical_id}` | {type_} | {rep} | {_md_cell(props)} |")
         out.append("")
     return "\n".join(out)
+
+
+def _cost_markdown(review: Review) -> list[str]:
+    """The monthly delta, with the lines that change, for the pull-request comment."""
+    cost = review.cost
+    if not cost:
+        return []
+    if "error" in cost:
+        return [f"Monthly cost: not estimated ({_md_cell(cost['error'])}).", ""]
+    out = [
+        f"Monthly cost (list prices, `kr-cfn cost`): {cost['before']:,.2f} → {cost['after']:,.2f} USD "
+        f"(**{cost['delta']:+,.2f}**)",
+        "",
+    ]
+    changed = [ln for ln in cost.get("lines", []) if (ln["after"] or 0) != (ln["before"] or 0)]
+    if changed:
+        out += [
+            "<details><summary>cost lines that change</summary>",
+            "",
+            "| line | before | after |",
+            "|---|---:|---:|",
+        ]
+        for ln in changed:
+            before = "-" if ln["before"] is None else f"{ln['before']:,.2f}"
+            after = "-" if ln["after"] is None else f"{ln['after']:,.2f}"
+            out.append(f"| `{ln['key']}` | {before} | {after} |")
+        out += ["", "</details>", ""]
+    return out
+
+
+def _cost_lines(review: Review) -> list[str]:
+    cost = review.cost
+    if not cost:
+        return []
+    if "error" in cost:
+        return [f"monthly cost: not estimated ({cost['error']})"]
+    return [
+        f"monthly cost (kr-cfn cost, list prices): {cost['before']:,.2f} -> {cost['after']:,.2f} USD "
+        f"({cost['delta']:+,.2f})"
+    ]

@@ -1,0 +1,68 @@
+"""Cost section (``cost:``): usage assumptions of ``kr-cfn cost``; the templates say what runs, these say how much.
+
+The defaults are the plan's usage figures (``architecture.md``, "Cost"), so an unchanged
+params file prices the plan's assumptions.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from kr_cfn.config.base import Model, Problem
+
+
+class CostConfig(Model):
+    """Usage assumptions for pricing the built templates (never read by the stacks)."""
+
+    hours_per_month: float = Field(730.0, gt=0, le=744, description="Hours in a month (AWS prices a month as 730 h).")
+    free_tier: bool = Field(
+        False,
+        description="Subtract the account-wide always-free allowances (100 GB egress); off: other workloads use them.",
+    )
+    data_transfer_out_gb: float = Field(50.0, ge=0, description="GB a month sent to the internet.")
+    alb_lcu: float = Field(
+        1.0, ge=0, description="Average load balancer capacity units per hour (the largest of the four LCU dimensions)."
+    )
+    nat_processed_gb: float = Field(50.0, ge=0, description="GB a month through the NAT gateways (all of them).")
+    efs_gb: float = Field(5.0, ge=0, description="Average GB stored in each EFS file system (Standard class).")
+    s3_gb: dict[str, float] = Field(
+        default_factory=lambda: {"DataBucket": 4.0, "BackupsBucket": 1.0},
+        description="Average GB stored per bucket, by logical id; other buckets 0 (S3 Standard).",
+    )
+    ecr_gb: float = Field(5.0, ge=0, description="Average GB of images kept in each ECR repository.")
+    secrets_api_calls: int = Field(100_000, ge=0, description="Secrets Manager API calls a month (all secrets).")
+    log_ingest_gb: float = Field(
+        10.0, ge=0, description="GB of logs written a month, spread evenly over the log groups not named below."
+    )
+    log_ingest_gb_by_group: dict[str, float] = Field(
+        default_factory=dict, description="GB a month for named log groups (logical id), taken out of log_ingest_gb."
+    )
+    log_never_expire_months: float = Field(
+        12.0, gt=0, description="Months of logs assumed stored by a log group without retention."
+    )
+    baseline_log_retention_days: int = Field(
+        30, ge=1, description="Retention the 'log retention' saving is measured against."
+    )
+    extra_tasks: dict[str, float] = Field(
+        default_factory=dict,
+        description="Average tasks above the (scheduled) minimum, per autoscaled service (target tracking's share).",
+    )
+    rds_backup_gb: float = Field(
+        20.0, ge=0, description="GB of RDS backup storage; up to the provisioned storage is free."
+    )
+    scheduled_task_minutes: float = Field(10.0, ge=0, description="Minutes each scheduled ECS task run lasts.")
+    backup_gb: float = Field(10.0, ge=0, description="GB of snapshots kept by each AWS Backup plan or DLM policy.")
+
+    def check(self) -> list[Problem]:
+        """Negative per-key figures, and named log groups using more than the total."""
+        problems: list[Problem] = []
+        for field in ("s3_gb", "log_ingest_gb_by_group", "extra_tasks"):
+            for key, value in getattr(self, field).items():
+                if value < 0:
+                    problems.append((f"{field}.{key}", f"{value} must be >= 0"))
+        named = sum(self.log_ingest_gb_by_group.values())
+        if named > self.log_ingest_gb:
+            problems.append(
+                ("log_ingest_gb_by_group", f"the named log groups add up to {named} GB, more than log_ingest_gb")
+            )
+        return problems

@@ -1,0 +1,695 @@
+"""Pricing rules: each billable resource type becomes one or more monthly line items.
+
+A rule reads the resource's properties from the built template and the usage assumptions
+(``cost:`` in params); it never guesses a figure the price book does not hold: such a line
+is kept with ``usd=None`` ("unpriced") and the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from kr_cfn.config.cost import CostConfig
+from kr_cfn.cost.prices import PriceBook
+from kr_cfn.cost.schedule import Action, UnsupportedScheduleError, segments
+from kr_cfn.cost.templates import Stack
+
+
+@dataclass(frozen=True)
+class Options:
+    """Optimisations turned off, to measure what each one saves."""
+
+    no_spot: bool = False
+    no_schedules: bool = False
+    x86_only: bool = False
+    log_retention_days: int | None = None
+    nat_per_az: bool = False
+
+
+@dataclass
+class Line:
+    """One line of the estimate."""
+
+    stack: str
+    logical_id: str
+    type: str
+    item: str
+    config: str
+    usd: float | None
+    note: str = ""
+    stand_in: bool = False
+
+    @property
+    def key(self) -> str:
+        """Stable identity of the line across two estimates."""
+        return f"{self.stack}/{self.logical_id}/{self.item}"
+
+
+@dataclass
+class Context:
+    """What a rule may read: the stack, all stacks of the env, prices, usage, options."""
+
+    stack: Stack
+    stacks: list[Stack]
+    prices: PriceBook
+    usage: CostConfig
+    options: Options
+    log_groups: int = 1
+    lines: list[Line] = field(default_factory=list)
+
+    @property
+    def hours(self) -> float:
+        """Hours in the month."""
+        return self.usage.hours_per_month
+
+    def add(
+        self, logical_id: str, type_: str, item: str, config: str, parts: list[tuple[str, float]], note: str = ""
+    ) -> None:
+        """Add a line priced as the sum of ``quantity x price[key]``; unpriced if any key has no figure."""
+        total = 0.0
+        stand_in = False
+        missing = []
+        for key, qty in parts:
+            if qty == 0:
+                continue
+            price = self.prices.get(key)
+            if price is None:
+                missing.append(key)
+                continue
+            total += qty * price.usd
+            stand_in |= price.stand_in is not None
+        if missing:
+            note = "; ".join(filter(None, [note, f"no price for {', '.join(missing)} in the price data"]))
+            self.lines.append(Line(self.stack.name, logical_id, type_, item, config, None, note, stand_in))
+        else:
+            self.lines.append(Line(self.stack.name, logical_id, type_, item, config, total, note, stand_in))
+
+    def unpriced(self, logical_id: str, type_: str, item: str, config: str, note: str) -> None:
+        """Add a billable line the model cannot price, with the reason."""
+        self.lines.append(Line(self.stack.name, logical_id, type_, item, config, None, note))
+
+
+Rule = Callable[[Context, str, dict[str, Any]], None]
+
+
+def _props(res: dict[str, Any]) -> dict[str, Any]:
+    props = res.get("Properties")
+    return props if isinstance(props, dict) else {}
+
+
+def _num(value: Any, default: float = 0.0) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _ref(node: Any) -> str | None:
+    if isinstance(node, dict) and isinstance(node.get("Ref"), str):
+        return node["Ref"]
+    return None
+
+
+# --------------------------------------------------------------------------- ECS on Fargate
+
+
+def _strategy(ctx: Context, props: dict[str, Any]) -> list[tuple[str, float, float]]:
+    if props.get("LaunchType"):
+        return [("FARGATE" if props["LaunchType"] == "FARGATE" else "EC2", 0.0, 1.0)]
+    strategy = props.get("CapacityProviderStrategy")
+    if not strategy:
+        for res in ctx.stack.resources.values():
+            if res.get("Type") == "AWS::ECS::ClusterCapacityProviderAssociations":
+                strategy = _props(res).get("DefaultCapacityProviderStrategy")
+    return [
+        (
+            str(s["CapacityProvider"]) if s.get("CapacityProvider") in ("FARGATE", "FARGATE_SPOT") else "EC2",
+            _num(s.get("Base")),
+            _num(s.get("Weight"), 0.0),
+        )
+        for s in strategy or [{"CapacityProvider": "FARGATE", "Weight": 1}]
+    ]
+
+
+def split(tasks: float, strategy: list[tuple[str, float, float]]) -> dict[str, float]:
+    """Tasks per capacity provider: the base goes to its provider first, the rest by weight.
+
+    "The base value designates how many tasks, at a minimum, to run on the specified capacity provider
+    [...] The weight value is taken into consideration after the base value, if defined, is satisfied."
+    https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CapacityProviderStrategyItem.html
+    """
+    out = {provider: 0.0 for provider, _, _ in strategy}
+    left = tasks
+    for provider, base, _ in strategy:
+        taken = min(left, base)
+        out[provider] += taken
+        left -= taken
+    weights = sum(w for _, _, w in strategy)
+    for provider, _, weight in strategy:
+        if weights > 0:
+            out[provider] += left * weight / weights
+    if weights == 0 and strategy:
+        out[strategy[0][0]] += left
+    return out
+
+
+def spot_split(tasks: float, strategy: list[tuple[str, float, float]]) -> tuple[float, float]:
+    """(Fargate on-demand, Fargate Spot) tasks; tasks on EC2 capacity providers are in neither."""
+    shares = split(tasks, strategy)
+    return shares.get("FARGATE", 0.0), shares.get("FARGATE_SPOT", 0.0)
+
+
+def _scalable_target(ctx: Context, service_id: str) -> dict[str, Any] | None:
+    for res in ctx.stack.resources.values():
+        if res.get("Type") != "AWS::ApplicationAutoScaling::ScalableTarget":
+            continue
+        if service_id in repr(_props(res).get("ResourceId")):
+            return _props(res)
+    return None
+
+
+def _task_segments(
+    ctx: Context, service: str, sid: str, props: dict[str, Any]
+) -> tuple[list[tuple[float, float]], str]:
+    """(share of the month, average tasks) pieces, and a note."""
+    target = _scalable_target(ctx, f"'{sid}'")
+    desired = _num(props.get("DesiredCount"), 1.0)
+    if target is None:
+        return [(1.0, desired)], ""
+    lo, hi = int(_num(target.get("MinCapacity"), desired)), int(_num(target.get("MaxCapacity"), desired))
+    actions = [
+        Action(
+            str(a.get("Schedule", "")),
+            (a.get("ScalableTargetAction") or {}).get("MinCapacity"),
+            (a.get("ScalableTargetAction") or {}).get("MaxCapacity"),
+        )
+        for a in target.get("ScheduledActions") or []
+    ]
+    note = ""
+    try:
+        pieces = segments(lo, hi, [] if ctx.options.no_schedules else actions)
+    except UnsupportedScheduleError as exc:
+        pieces, note = [(1.0, lo, hi)], f"schedule not modelled ({exc}); scheduled minimum ignored"
+    extra = ctx.usage.extra_tasks.get(service, 0.0)
+    return [(share, min(max(mn + extra, mn), mx)) for share, mn, mx in pieces], note
+
+
+def _fargate_parts(
+    ctx: Context, td: dict[str, Any], on_demand: float, spot: float
+) -> tuple[list[tuple[str, float]], str]:
+    vcpu = _num(td.get("Cpu")) / 1024
+    gb = _num(td.get("Memory")) / 1024
+    arch = str((td.get("RuntimePlatform") or {}).get("CpuArchitecture", "X86_64")).upper()
+    arm = arch == "ARM64" and not ctx.options.x86_only
+    kind = "arm" if arm else "x86"
+    h = ctx.hours
+    parts = [
+        (f"fargate.{kind}.vcpu_hour", on_demand * vcpu * h),
+        (f"fargate.{kind}.gb_hour", on_demand * gb * h),
+        (f"fargate_spot.{kind}.vcpu_hour", spot * vcpu * h),
+        (f"fargate_spot.{kind}.gb_hour", spot * gb * h),
+    ]
+    extra_storage = max(_num((td.get("EphemeralStorage") or {}).get("SizeInGiB"), 20) - 20, 0)
+    parts.append(("fargate.ephemeral_gb_hour", extra_storage * (on_demand + spot) * h))
+    return parts, f"{vcpu:g} vCPU / {gb:g} GB {'ARM64' if arm else 'x86'}"
+
+
+def ecs_service(ctx: Context, sid: str, res: dict[str, Any]) -> None:
+    """Fargate tasks: vCPU-hours and GB-hours, on-demand and Spot, averaged over the schedule."""
+    props = _props(res)
+    td = _props(ctx.stack.resources.get(_ref(props.get("TaskDefinition")) or "", {}))
+    name = str(props.get("ServiceName") or sid)
+    if not td:
+        ctx.unpriced(sid, res["Type"], f"ECS service {name}", "-", "task definition not found in the template")
+        return
+    pieces, note = _task_segments(ctx, name, sid, props)
+    strategy = [("FARGATE", 0.0, 1.0)] if ctx.options.no_spot else _strategy(ctx, props)
+    on_demand = sum(share * spot_split(n, strategy)[0] for share, n in pieces)
+    spot = sum(share * spot_split(n, strategy)[1] for share, n in pieces)
+    tasks = on_demand + spot
+    ec2 = sum(share * n for share, n in pieces) - tasks
+    if ec2 > 1e-9:
+        ctx.add(
+            sid, res["Type"], f"ECS on EC2 {name}", f"avg {ec2:.2f} tasks", [], "priced as the EC2 capacity it runs on"
+        )
+    if tasks < 1e-9 and ec2 > 1e-9:
+        return
+    parts, size = _fargate_parts(ctx, td, on_demand, spot)
+    spot_note = f", {spot / tasks:.0%} Spot" if tasks and spot else ""
+    ctx.add(sid, res["Type"], f"Fargate {name}", f"{size}, avg {tasks:.2f} tasks{spot_note}", parts, note)
+    network = ((props.get("NetworkConfiguration") or {}).get("AwsvpcConfiguration")) or {}
+    public = ctx.stack.value(network.get("AssignPublicIp"))
+    if public == "ENABLED" and not ctx.options.nat_per_az:
+        ctx.add(sid, res["Type"], f"Public IPv4 {name}", f"{tasks:.2f} task IPs", [("ipv4.hour", tasks * ctx.hours)])
+    elif isinstance(network.get("AssignPublicIp"), dict) and public is None:
+        ctx.unpriced(sid, res["Type"], f"Public IPv4 {name}", "-", "AssignPublicIp not resolvable from the templates")
+
+
+def ecs_cluster(ctx: Context, sid: str, res: dict[str, Any]) -> None:
+    """The cluster is free; Container Insights is billed, but the price data holds no figure for it."""
+    for setting in _props(res).get("ClusterSettings") or []:
+        if setting.get("Name") == "containerInsights" and setting.get("Value") in ("enabled", "enhanced"):
+            ctx.unpriced(
+                sid,
+                res["Type"],
+                "Container Insights",
+                str(setting["Value"]),
+                "billed as CloudWatch custom metrics and logs; no stored price page gives the figures",
+            )
+
+
+def _schedule_runs(expr: str) -> float | None:
+    """Runs a month of an EventBridge Scheduler / rule expression (``rate(...)`` or weekly ``cron(...)``)."""
+    from kr_cfn.cost.schedule import WEEK_MINUTES, firings
+
+    expr = expr.strip()
+    if expr.startswith("rate(") and expr.endswith(")"):
+        amount, _, unit = expr[5:-1].partition(" ")
+        minutes = {"minute": 1, "minutes": 1, "hour": 60, "hours": 60, "day": 1440, "days": 1440}.get(unit.strip())
+        return 730 * 60 / (minutes * _num(amount, 1)) if minutes else None
+    try:
+        return len(firings(expr)) * 730 * 60 / WEEK_MINUTES
+    except UnsupportedScheduleError:
+        return None
+
+
+def scheduler_schedule(ctx: Context, sid: str, res: dict[str, Any]) -> None:
+    """Scheduler invocations (first 14 million a month free) and the ECS task each run starts."""
+    props = _props(res)
+    runs = _schedule_runs(str(props.get("ScheduleExpression", "")))
+    target = props.get("Target") or {}
+    ecs = target.get("EcsParameters")
+    if runs is None:
+        ctx.unpriced(
+            sid, res["Type"], "Scheduled task", str(props.get("ScheduleExpression")), "expression not modelled"
+        )
+        return
+    ctx.add(sid, res["Type"], "Scheduler invocations", f"{runs:.0f} runs", [], "within the 14 million free a month")
+    if isinstance(ecs, dict):
+        td = _props(ctx.stack.resources.get(_ref(ecs.get("TaskDefinitionArn")) or "", {}))
+        if not td:
+            ctx.unpriced(sid, res["Type"], "Scheduled ECS task", f"{runs:.0f} runs", "task definition not in template")
+            return
+        share = runs * ctx.usage.scheduled_task_minutes / 60 / ctx.hours
+        count = _num(ecs.get("TaskCount"), 1) * share
+        parts, size = _fargate_parts(ctx, td, count, 0.0)
+        ctx.add(
+            sid,
+            res["Type"],
+            "Scheduled ECS task",
+            f"{size}, {runs:.0f} runs x {ctx.usage.scheduled_task_minutes:g} min",
+            parts,
+        )
+
+
+# --------------------------------------------------------------------------- data
+
+
+def rds_instance(ctx: Context, sid: str, res: dict[str, Any]) -> None:
+    """Instance hours (twice for Multi-AZ), storage (twice for Multi-AZ), backups beyond the free allowance.
+
+    Multi-AZ bills the standby's instance hours and storage too:
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_OnDemandDBInstances.html
+    """
+    p = _props(res)
+    cls, engine = str(p.get("DBInstanceClass")), str(p.get("Engine", "postgres"))
+    copies = 2 if ctx.stack.value(p.get("MultiAZ")) in (True, "true", "True") else 1
+    storage_type = str(p.get("StorageType", "gp2"))
+    gb = _num(p.get("AllocatedStorage"))
+    backup = max(ctx.usage.rds_backup_gb - gb, 0) if _num(p.get("BackupRetentionPeriod"), 1) else 0
+    az = "Multi-AZ" if copies == 2 else "Single-AZ"
+    ctx.add(
+        sid, res["Type"], "RDS instance", f"{cls} {engine} {az}", [(f"rds.{engine}.{cls}.hour", copies * ctx.hours)]
+    )
+    ctx.add(
+        sid,
+        res["Type"],
+        "RDS storage",
+        f"{gb:g} GB {storage_type} x {copies}",
+        [(f"rds.storage.{storage_type}.gb_month", copies * gb)],
+    )
+    if backup:
+        ctx.add(
+            sid,
+            res["Type"],
+            "RDS backups",
+            f"{backup:g} GB beyond the free allowance",
+            [("rds.backup.gb_month", backup)],
+        )
+
+
+def elasticache(ctx: Context, sid: str, res: dict[str, Any]) -> None:
+    """Node hours of a replication group or cache cluster."""
+    p = _props(res)
+    node = str(p.get("CacheNodeType"))
+    if res["Type"] == "AWS::ElastiCache::CacheCluster":
+        nodes = _num(p.get("NumCacheNodes"), 1)
+    elif p.get("NumNodeGroups"):
+        nodes = _num(p.get("NumNodeGroups"), 1) * (_num(p.get("ReplicasPerNodeGroup"), 0) + 1)
+    else:
+        nodes = _num(p.get("NumCacheClusters"), 1)
+    ctx.add(sid, res["Type"], "ElastiCache", f"{nodes:g} x {node}", [(f"elasticache.{node}.hour", nodes * ctx.hours)])
+
+
+def efs(ctx: Context, sid: str, res: dict[str, Any]) -> None:
+    """Standard storage at the assumed average size."""
+    gb = ctx.usage.efs_gb
+    ctx.add(sid, res["Type"], "EFS", f"{gb:g} GB Standard", [("efs.standard.gb_month", gb)])
+
+
+def s3_bucket(ctx: Context, sid: str, res: dict[str, Any]) -> None:
+    """Standard storage at the assumed size (requests and lifecycle transitions not modelled)."""
+    gb = ctx.usage.s3_gb.get(sid, 0.0)
+    ctx.add(sid, res["Type"], "S3", f"{gb:g} GB Standard", [("s3.standard.gb_month", gb)])
+
+
+def ecr(ctx: Context, sid: str, res: dict[str, Any]) -> None:
+    """Image storage at the assumed size."""
+    gb = ctx.usage.ecr_gb
+    ctx.add(sid, res["Type"], "ECR", f"{gb:g} GB images", [("ecr.gb_month", gb)])
+
+
+def secret(ctx: Context, sid: str, res: dict[str, Any]) -> None:
+    """A secret a month (API calls are one env-wide line)."""
+    ctx.add(sid, res["Type"], "Secrets Manager secret", "1 secret", [("secretsmanager.secret_month", 1)])
+
+
+def kms_key(ctx: Context, sid: str, res: dict[str, Any]) -> None:
+    """A customer managed key a month (requests within the 20,000 free)."""
+    ctx.add(sid, res["Type"], "KMS key", "1 key", [("kms.key_month", 1)])
+
+
+# --------------------------------------------------------------------------- network
+
+
+def alb(ctx: Context, sid: str, res: dict[str, Any]) -> None:
+    """Load balancer hours and LCU-hours; an internet-facing one has a public IPv4 address per subnet."""
+    p = _props(res)
+    if p.get("Type", "application") != "application":
+        ctx.unpriced(
+            sid, res["Type"], "Load balancer", str(p.get("Type")), "only application load balancers are priced"
+        )
+        return
+    lcu = ctx.usage.alb_lcu
+    ctx.add(
+        sid, res["Type"], "ALB", f"1 ALB, {lcu:g} LCU", [("alb.hour", ctx.hours), ("alb.lcu_hour", lcu * ctx.hours)]
+    )
+    if p.get("Scheme", "internet-facing") == "internet-facing":
+        subnets = p.get("Subnets") if isinstance(p.get("Subnets"), list) else None
+        ips = len(subnets) if subnets else _public_subnets(ctx)
+        ctx.add(sid, res["Type"], "Public IPv4 ALB", f"{ips} IPs (one per subnet)", [("ipv4.hour", ips * ctx.hours)])
+
+
+def _public_subnets(ctx: Context) -> int:
+    count = sum(
+        1
+        for s in ctx.stacks
+        for r in s.resources.values()
+        if r.get("Type") == "AWS::EC2::Subnet" and _props(r).get("MapPublicIpOnLaunch") is True
+    )
+    return count or 2
+
+
+def _nat_count(ctx: Context) -> int:
+    return sum(1 for s in ctx.stacks for r in s.resources.values() if r.get("Type") == "AWS::EC2::NatGateway")
+
+
+def nat_gateway(ctx: Context, sid: str, res: dict[str, Any]) -> None:
+    """Hours and processed GB (the assumed total shared evenly); its Elastic IP is priced as an EIP."""
+    gb = ctx.usage.nat_processed_gb / max(_nat_count(ctx), 1)
+    ctx.add(sid, res["Type"], "NAT gateway", f"1 gateway, {gb:g} GB", [("nat.hour", ctx.hours), ("nat.gb", gb)])
+
+
+def eip(ctx: Context, sid: str, res: dict[str, Any]) -> None:
+    """A public IPv4 address, billed hourly whether attached or idle."""
+    ctx.add(sid, res["Type"], "Public IPv4 EIP", "1 IP", [("ipv4.hour", ctx.hours)])
+
+
+# --------------------------------------------------------------------------- monitoring
+
+
+def log_group(ctx: Context, sid: str, res: dict[str, Any]) -> None:
+    """Ingestion (an even share of the assumed GB unless named) and storage kept for the retention."""
+    u = ctx.usage
+    named = u.log_ingest_gb_by_group
+    unnamed = max(ctx.log_groups - len([g for g in named if g != sid]), 1) if sid not in named else 1
+    gb = named.get(sid, (u.log_ingest_gb - sum(named.values())) / unnamed)
+    days = ctx.options.log_retention_days or _num(_props(res).get("RetentionInDays"), 0)
+    months = days / (730 / 24) if days else u.log_never_expire_months
+    kept = f"{days:g} d retention" if days else "never expires"
+    parts = [("logs.ingest_gb", gb), ("logs.storage_gb_month", gb * months)]
+    ctx.add(sid, res["Type"], "CloudWatch Logs", f"{gb:.2f} GB/month in, {kept}", parts)
+
+
+def alarm(ctx: Context, sid: str, res: dict[str, Any]) -> None:
+    """Standard-resolution alarm per metric (metric math: each metric it reads)."""
+    metrics = _props(res).get("Metrics")
+    count = sum(1 for m in metrics if "MetricStat" in m) if isinstance(metrics, list) else 1
+    ctx.add(sid, res["Type"], "CloudWatch alarm", f"{count} metric(s)", [("cloudwatch.alarm_month", max(count, 1))])
+
+
+def dashboard(ctx: Context, sid: str, res: dict[str, Any]) -> None:
+    """A custom dashboard a month."""
+    ctx.add(sid, res["Type"], "CloudWatch dashboard", "1 dashboard", [("cloudwatch.dashboard_month", 1)])
+
+
+# --------------------------------------------------------------------------- EC2 and friends
+
+
+def _instance_type(ctx: Context, node: Any) -> str | None:
+    lt = _props(ctx.stack.resources.get(_ref((node or {}).get("LaunchTemplateId")) or "", {}))
+    value = (lt.get("LaunchTemplateData") or {}).get("InstanceType")
+    return ctx.stack.value(value) if value is not None else None
+
+
+def ec2_instance(ctx: Context, sid: str, res: dict[str, Any]) -> None:
+    """On-demand instance hours (volumes priced as EBS)."""
+    p = _props(res)
+    itype = ctx.stack.value(p.get("InstanceType")) or _instance_type(ctx, p.get("LaunchTemplate"))
+    ctx.add(sid, res["Type"], "EC2 instance", f"1 x {itype}", [(f"ec2.{itype}.hour", ctx.hours)])
+
+
+def asg(ctx: Context, sid: str, res: dict[str, Any]) -> None:
+    """Desired (else minimum) instances of the launch template's type, on demand."""
+    p = _props(res)
+    count = _num(p.get("DesiredCapacity"), _num(p.get("MinSize"), 0))
+    if p.get("MixedInstancesPolicy"):
+        ctx.unpriced(
+            sid, res["Type"], "EC2 Auto Scaling", f"{count:g} instances", "mixed instances policy not modelled"
+        )
+        return
+    itype = _instance_type(ctx, p.get("LaunchTemplate"))
+    if itype is None:
+        ctx.unpriced(sid, res["Type"], "EC2 Auto Scaling", f"{count:g} instances", "instance type not found")
+        return
+    ctx.add(sid, res["Type"], "EC2 Auto Scaling", f"{count:g} x {itype}", [(f"ec2.{itype}.hour", count * ctx.hours)])
+
+
+def ebs_volume(ctx: Context, sid: str, res: dict[str, Any]) -> None:
+    """Provisioned GB of the volume type."""
+    p = _props(res)
+    vtype = str(p.get("VolumeType", "gp2"))
+    ctx.add(
+        sid,
+        res["Type"],
+        "EBS volume",
+        f"{_num(p.get('Size')):g} GB {vtype}",
+        [(f"ebs.{vtype}.gb_month", _num(p.get("Size")))],
+    )
+
+
+def snapshots(ctx: Context, sid: str, res: dict[str, Any]) -> None:
+    """Snapshot storage kept by a backup plan or lifecycle policy (assumed size)."""
+    gb = ctx.usage.backup_gb
+    ctx.add(sid, res["Type"], "Snapshots", f"{gb:g} GB kept", [("ebs.snapshot.gb_month", gb)])
+
+
+def hosted_zone(ctx: Context, sid: str, res: dict[str, Any]) -> None:
+    """A hosted zone a month (queries not modelled)."""
+    ctx.add(sid, res["Type"], "Route 53 zone", "1 zone", [("route53.zone_month", 1)])
+
+
+RULES: dict[str, Rule] = {
+    "AWS::ECS::Service": ecs_service,
+    "AWS::ECS::Cluster": ecs_cluster,
+    "AWS::Scheduler::Schedule": scheduler_schedule,
+    "AWS::RDS::DBInstance": rds_instance,
+    "AWS::ElastiCache::ReplicationGroup": elasticache,
+    "AWS::ElastiCache::CacheCluster": elasticache,
+    "AWS::EFS::FileSystem": efs,
+    "AWS::S3::Bucket": s3_bucket,
+    "AWS::ECR::Repository": ecr,
+    "AWS::SecretsManager::Secret": secret,
+    "AWS::KMS::Key": kms_key,
+    "AWS::ElasticLoadBalancingV2::LoadBalancer": alb,
+    "AWS::EC2::NatGateway": nat_gateway,
+    "AWS::EC2::EIP": eip,
+    "AWS::Logs::LogGroup": log_group,
+    "AWS::CloudWatch::Alarm": alarm,
+    "AWS::CloudWatch::Dashboard": dashboard,
+    "AWS::EC2::Instance": ec2_instance,
+    "AWS::AutoScaling::AutoScalingGroup": asg,
+    "AWS::EC2::Volume": ebs_volume,
+    "AWS::Backup::BackupPlan": snapshots,
+    "AWS::DLM::LifecyclePolicy": snapshots,
+    "AWS::Route53::HostedZone": hosted_zone,
+}
+"""Billable resource types and their rules."""
+
+_NO_CHARGE = "no charge of its own"
+_ECS_FREE = (
+    "ECS orchestration carries no charge "
+    "(https://spot.io/resources/aws-pricing/aws-ecs-pricing-3-pricing-models-and-5-cost-saving-tips/)"
+)
+_ACM_FREE = "public certificates carry no charge (https://aws.amazon.com/certificate-manager/pricing/; not read here)"
+_CHATBOT_FREE = "Chatbot carries no charge of its own (not confirmed by a stored page); SNS delivers underneath"
+FREE: dict[str, str] = {
+    "AWS::CloudFormation::Stack": "priced through the resources of the nested template",
+    "AWS::EC2::VPC": "VPCs carry no charge (https://jayendrapatil.com/aws-pricing-whitepaper/)",
+    "AWS::EC2::Subnet": _NO_CHARGE + " (part of the VPC)",
+    "AWS::EC2::RouteTable": _NO_CHARGE + " (part of the VPC)",
+    "AWS::EC2::Route": _NO_CHARGE + " (part of the VPC)",
+    "AWS::EC2::SubnetRouteTableAssociation": _NO_CHARGE + " (part of the VPC)",
+    "AWS::EC2::InternetGateway": _NO_CHARGE + "; data out is the env-wide data transfer line",
+    "AWS::EC2::VPCGatewayAttachment": _NO_CHARGE,
+    "AWS::EC2::SecurityGroup": _NO_CHARGE,
+    "AWS::EC2::SecurityGroupIngress": _NO_CHARGE,
+    "AWS::EC2::SecurityGroupEgress": _NO_CHARGE,
+    "AWS::EC2::LaunchTemplate": "priced through the instances or Auto Scaling group that use it",
+    "AWS::ECS::CapacityProvider": "priced through its Auto Scaling group's instances",
+    "AWS::EC2::VolumeAttachment": _NO_CHARGE + "; the volume is priced",
+    "AWS::IAM::Role": "IAM carries no charge (https://jayendrapatil.com/aws-pricing-whitepaper/)",
+    "AWS::IAM::Policy": "IAM carries no charge",
+    "AWS::IAM::ManagedPolicy": "IAM carries no charge",
+    "AWS::IAM::InstanceProfile": "IAM carries no charge",
+    "AWS::IAM::OIDCProvider": "IAM carries no charge",
+    "AWS::ECS::ClusterCapacityProviderAssociations": _ECS_FREE,
+    "AWS::ECS::TaskDefinition": "priced through the services and scheduled tasks that run it",
+    "AWS::ApplicationAutoScaling::ScalableTarget": "Auto Scaling carries no charge; its schedule shapes the task count",
+    "AWS::ApplicationAutoScaling::ScalingPolicy": "Auto Scaling carries no charge (its alarms are AWS-managed)",
+    "AWS::ServiceDiscovery::PrivateDnsNamespace": "not modelled: Cloud Map private zone and queries (no stored price)",
+    "AWS::ServiceDiscovery::Service": "not modelled: Cloud Map instances registered by ECS (no stored price page)",
+    "AWS::ElasticLoadBalancingV2::Listener": "part of the load balancer's hours and LCUs",
+    "AWS::ElasticLoadBalancingV2::ListenerRule": "part of the load balancer's LCUs (rule evaluations)",
+    "AWS::ElasticLoadBalancingV2::ListenerCertificate": "part of the load balancer",
+    "AWS::ElasticLoadBalancingV2::TargetGroup": "part of the load balancer",
+    "AWS::RDS::DBParameterGroup": _NO_CHARGE,
+    "AWS::RDS::DBSubnetGroup": _NO_CHARGE,
+    "AWS::ElastiCache::SubnetGroup": _NO_CHARGE,
+    "AWS::ElastiCache::ParameterGroup": _NO_CHARGE,
+    "AWS::EFS::MountTarget": _NO_CHARGE + "; storage is priced on the file system",
+    "AWS::EFS::AccessPoint": _NO_CHARGE,
+    "AWS::S3::BucketPolicy": _NO_CHARGE,
+    "AWS::SecretsManager::RotationSchedule": "rotation Lambda runs a few times a quarter; not modelled",
+    "AWS::SecretsManager::SecretTargetAttachment": _NO_CHARGE,
+    "AWS::KMS::Alias": "aliases carry no charge (https://aws.amazon.com/kms/pricing/ prices keys and requests)",
+    "AWS::Logs::QueryDefinition": "saved queries carry no charge; scans are not modelled",
+    "AWS::Logs::MetricFilter": _NO_CHARGE,
+    "AWS::Logs::SubscriptionFilter": _NO_CHARGE,
+    "AWS::SNS::Topic": "alert volumes are far below a million publishes; not modelled",
+    "AWS::SNS::Subscription": "e-mail deliveries of alerts; not modelled",
+    "AWS::SNS::TopicPolicy": _NO_CHARGE,
+    "AWS::CloudWatch::CompositeAlarm": "not modelled: no stored price figure",
+    "AWS::CertificateManager::Certificate": _ACM_FREE,
+    "AWS::Route53::RecordSet": "queries not modelled (no stored figure for the query rate)",
+    "AWS::Route53::RecordSetGroup": "queries not modelled (no stored figure for the query rate)",
+    "AWS::Chatbot::SlackChannelConfiguration": _CHATBOT_FREE,
+    "AWS::Backup::BackupVault": "the vault is free; the plan's snapshots are priced",
+    "AWS::Backup::BackupSelection": "selection only; the plan's snapshots are priced",
+    "AWS::Scheduler::ScheduleGroup": _NO_CHARGE,
+    "AWS::Events::Rule": "not modelled: EventBridge rules on AWS events are free; targets priced on their own",
+    "AWS::Lambda::Permission": _NO_CHARGE,
+}
+"""Types that carry no charge of their own (or are priced through another resource), with the reason."""
+
+
+def env_lines(ctx: Context) -> Iterator[Line]:
+    """Env-wide lines: data out to the internet, Secrets Manager API calls."""
+    u = ctx.usage
+    free = ctx.prices.get("data_transfer.free_gb") if u.free_tier else None
+    gb = max(u.data_transfer_out_gb - (free.usd if free else 0.0), 0.0)
+    ctx.add(
+        "-", "-", "Data transfer out", f"{u.data_transfer_out_gb:g} GB to the internet", [("data_transfer.out_gb", gb)]
+    )
+    if any(r.get("Type") == "AWS::SecretsManager::Secret" for s in ctx.stacks for r in s.resources.values()):
+        calls = u.secrets_api_calls
+        ctx.add("-", "-", "Secrets Manager API", f"{calls:,} calls", [("secretsmanager.api_10k", calls / 10_000)])
+    yield from ()
+
+
+def price(stacks: list[Stack], prices: PriceBook, usage: CostConfig, options: Options = Options()) -> list[Line]:
+    """Every line of the estimate, in template order; unknown types kept as unpriced lines."""
+    log_groups = sum(1 for s in stacks for r in s.resources.values() if r.get("Type") == "AWS::Logs::LogGroup")
+    out: list[Line] = []
+    for stack in stacks:
+        ctx = Context(stack, stacks, prices, usage, options, log_groups)
+        for sid, res in stack.resources.items():
+            type_ = str(res.get("Type"))
+            rule = RULES.get(type_)
+            if rule is not None:
+                rule(ctx, sid, res)
+            elif type_ not in FREE and not type_.startswith("Custom::"):
+                ctx.unpriced(sid, type_, type_, "-", "billable type the cost model does not price yet")
+        out += ctx.lines
+    env = Context(Stack("env", {}), stacks, prices, usage, options, log_groups)
+    list(env_lines(env))
+    for line in env.lines:
+        line.stack = "env"
+    out += env.lines
+    if options.nat_per_az:
+        out = _per_az_nat(out, stacks, prices, usage)
+    return out
+
+
+def _per_az_nat(lines: list[Line], stacks: list[Stack], prices: PriceBook, usage: CostConfig) -> list[Line]:
+    """The lines with the NAT layout replaced by one NAT gateway (and its EIP) per public subnet's AZ."""
+    kept = [ln for ln in lines if ln.type not in ("AWS::EC2::NatGateway", "AWS::EC2::EIP")]
+    azs = (
+        sum(
+            1
+            for s in stacks
+            for r in s.resources.values()
+            if r.get("Type") == "AWS::EC2::Subnet" and _props(r).get("MapPublicIpOnLaunch") is True
+        )
+        or 2
+    )
+    ctx = Context(Stack("network", {}), stacks, prices, usage, Options(nat_per_az=True))
+    gb = usage.nat_processed_gb / azs
+    for i in range(azs):
+        ctx.add(
+            f"NatGateway{i + 1}",
+            "AWS::EC2::NatGateway",
+            "NAT gateway",
+            f"1 gateway, {gb:g} GB",
+            [("nat.hour", usage.hours_per_month), ("nat.gb", gb)],
+        )
+        ctx.add(f"NatEip{i + 1}", "AWS::EC2::EIP", "Public IPv4 EIP", "1 IP", [("ipv4.hour", usage.hours_per_month)])
+    return kept + ctx.lines
+
+
+def total(lines: list[Line]) -> float:
+    """Sum of the priced lines."""
+    return sum(ln.usd for ln in lines if ln.usd is not None)
+
+
+SAVINGS: dict[str, Options] = {
+    "Spot share": Options(no_spot=True),
+    "schedules": Options(no_schedules=True),
+    "ARM64": Options(x86_only=True),
+    "log retention": Options(log_retention_days=-1),
+    "NAT choice": Options(nat_per_az=True),
+}
+"""Each optimisation and the options that turn it off (log retention: the baseline retention)."""
+
+
+def savings(stacks: list[Stack], prices: PriceBook, usage: CostConfig) -> dict[str, float]:
+    """USD a month each optimisation saves: the estimate with it turned off, minus the estimate."""
+    base = total(price(stacks, prices, usage))
+    out = {}
+    for name, opts in SAVINGS.items():
+        if opts.log_retention_days == -1:
+            opts = replace(opts, log_retention_days=usage.baseline_log_retention_days)
+        out[name] = total(price(stacks, prices, usage, opts)) - base
+    return out

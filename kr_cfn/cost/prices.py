@@ -1,0 +1,84 @@
+"""Price data: one JSON file per region (``data/<region>.json``), each figure with its source page."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DATA_DIR = Path(__file__).parent / "data"
+
+
+class PriceError(Exception):
+    """A price file that cannot be used: one line naming the file, the key and what was expected."""
+
+
+@dataclass(frozen=True)
+class Price:
+    """One figure: USD per unit, and whether it is another region's figure standing in."""
+
+    usd: float
+    source: str
+    stand_in: str | None = None
+
+
+@dataclass
+class PriceBook:
+    """The figures of one region, after ``same_as`` stand-ins and ``--prices`` overrides."""
+
+    region: str
+    figures: dict[str, Price] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+
+    def get(self, key: str) -> Price | None:
+        """The figure for ``key``, or None when no file gives one."""
+        return self.figures.get(key)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PriceError(f"{path}: cannot read ({exc.strerror})") from None
+    except json.JSONDecodeError as exc:
+        raise PriceError(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("prices"), dict):
+        raise PriceError(f"{path}: expected an object with a 'prices' object")
+    return data
+
+
+def _figures(path: Path, data: dict[str, Any], stand_in: str | None = None) -> dict[str, Price]:
+    out: dict[str, Price] = {}
+    for key, entry in data["prices"].items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("usd"), int | float) or entry["usd"] < 0:
+            raise PriceError(f"{path}: prices.{key}: expected an object with a non-negative number 'usd'")
+        if not isinstance(entry.get("source"), str) or not entry["source"]:
+            raise PriceError(f"{path}: prices.{key}: expected 'source', the page the figure was read from")
+        out[key] = Price(float(entry["usd"]), entry["source"], stand_in)
+    return out
+
+
+def load(region: str, override: Path | None = None, data_dir: Path = DATA_DIR) -> PriceBook:
+    """The price book of ``region``, with the figures of ``override`` (``--prices FILE``) on top."""
+    book = PriceBook(region)
+    path = data_dir / f"{region}.json"
+    if path.exists():
+        data = _read(path)
+        book.files.append(str(path))
+        same_as = data.get("same_as")
+        if isinstance(same_as, dict) and same_as.get("region"):
+            other = data_dir / f"{same_as['region']}.json"
+            book.figures.update(_figures(other, _read(other), stand_in=str(same_as["region"])))
+            book.files.append(str(other))
+        book.figures.update(_figures(path, data))
+    if override is not None:
+        data = _read(override)
+        if data.get("region") not in (None, region):
+            raise PriceError(f"{override}: region: {data['region']!r}, but the environment deploys to {region}")
+        book.files.append(str(override))
+        book.figures.update(_figures(override, data))
+    if not book.files:
+        have = ", ".join(sorted(p.stem for p in data_dir.glob("*.json")))
+        raise PriceError(f"no price data for region {region} (have: {have}); give one with --prices FILE")
+    return book
