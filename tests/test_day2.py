@@ -289,7 +289,7 @@ def test_cancel(proxy: FailureServer, monkeypatch: pytest.MonkeyPatch, capsys: p
     assert code == 0 and cancelled == [stack_id]
     assert out == (
         "cancel requested: CloudFormation rolls kr-cancel back to its last stable state\n"
-        "follow it with: kr-cfn watch --env dev\n"
+        "follow it with: kr-cfn watch --env dev --stack-name kr-cancel\n"
     )
     # --wait follows the rollback to its end
     _moto_stack(stack_id).status = "UPDATE_IN_PROGRESS"

@@ -10,7 +10,7 @@ from kr_cfn import config
 from kr_cfn.deploy import apply as applying
 from kr_cfn.deploy import changeset, destroy, drift, migrate, smoke
 from kr_cfn.deploy.aws import Aws, stack_label
-from kr_cfn.deploy.commands import bootstrap_stack_name, root_stack_name
+from kr_cfn.deploy.commands import bootstrap_stack_name, root_stack_name, watch_command
 from kr_cfn.deploy.errors import EXIT_FAILED, DeployError
 
 # The statuses an operation starts with (the root stack's own event), newest first in the events.
@@ -137,7 +137,7 @@ def cmd_cancel(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     aws.client("cloudformation").cancel_update_stack(StackName=stack["StackId"])
     print(f"cancel requested: CloudFormation rolls {name} back to its last stable state")
     if not args.wait:
-        print(f"follow it with: kr-cfn watch --env {cfg.env}")
+        print(f"follow it with: {watch_command(cfg, args)}")
         return 0
     status, _ = follow(aws, {**stack, "StackStatus": "UPDATE_ROLLBACK_IN_PROGRESS"})
     print(f"stack {name}: {status}")
