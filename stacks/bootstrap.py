@@ -44,6 +44,9 @@ OIDC_PROVIDER = "GitHubOidcProvider"
 SERVICE_ROLE = "CloudFormationServiceRole"
 PLAN_ROLE = "GitHubPlanRole"
 DEPLOY_ROLE = "GitHubDeployRole"
+RELEASE_PLAN_ROLE = "GitHubReleasePlanRole"
+PR_ARTIFACTS_PREFIX = "pr"
+"""Key prefix of pull-request packages (``kr-cfn package --pull-request``); deploys never read it."""
 
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 STS_AUDIENCE = "sts.amazonaws.com"
@@ -123,6 +126,8 @@ def build(cfg: BootstrapSlice) -> Template:
         deploy = _github_role(t, cfg, DEPLOY_ROLE, "github-deploy", deploy_subject, provider)
         deploy.Policies = [_plan_policy(cfg, bucket, service_role), _deploy_policy(cfg)]
         add_output(t, "PlanRoleArn", GetAtt(plan, "Arn"), "Role for pull-request workflows (plan)")
+        release = _release_plan_role(t, cfg, bucket, service_role, provider)
+        add_output(t, "ReleasePlanRoleArn", GetAtt(release, "Arn"), "Role that plans the deploy branch's changes")
         add_output(t, "DeployRoleArn", GetAtt(deploy, "Arn"), "Role for deploy-branch and environment workflows")
     return t
 
@@ -248,6 +253,17 @@ def github_subjects(cfg: BootstrapSlice) -> tuple[str, str]:
     )
 
 
+def release_plan_subject(cfg: BootstrapSlice) -> str:
+    """The OIDC ``sub`` the release-plan role trusts: a job on the deploy branch without an environment.
+
+    The context of such a job is its ref (``ref:refs/heads/main``); with the subject template
+    [repo, context, ref] (see :func:`github_subjects`) the ref follows once more.
+    """
+    ref = f"ref:refs/heads/{cfg.bootstrap.deploy_branch or 'main'}"
+    repo = f"repo:{cfg.bootstrap.github_repository}"
+    return f"{repo}:{ref}" if cfg.bootstrap.oidc_subject == "environment" else f"{repo}:{ref}:{ref}"
+
+
 def _github_role(
     t: Template, cfg: BootstrapSlice, logical_id: str, name: str, subject: str, provider: object
 ) -> iam.Role:
@@ -322,7 +338,22 @@ def _deny_bootstrap_stack(cfg: BootstrapSlice) -> aws.Statement:
     )
 
 
-def _plan_policy(cfg: BootstrapSlice, bucket: s3.Bucket, service_role: iam.Role) -> iam.Policy:
+def _release_plan_role(
+    t: Template, cfg: BootstrapSlice, bucket: s3.Bucket, service_role: iam.Role, provider: object
+) -> iam.Role:
+    """The role that packages and plans the deploy branch, before anyone approves: it cannot execute.
+
+    It uploads under the environment's own prefix, which pull requests cannot write; the job runs
+    without the protected environment, so the reviewers see its change set before they approve.
+    """
+    role = _github_role(t, cfg, RELEASE_PLAN_ROLE, "github-release-plan", release_plan_subject(cfg), provider)
+    role.Policies = [_plan_policy(cfg, bucket, service_role, upload_prefix=cfg.names.prefix)]
+    return role
+
+
+def _plan_policy(
+    cfg: BootstrapSlice, bucket: s3.Bucket, service_role: iam.Role, upload_prefix: str = PR_ARTIFACTS_PREFIX
+) -> iam.Policy:
     return iam.Policy(
         PolicyName="plan",
         PolicyDocument=aws.PolicyDocument(
@@ -353,10 +384,18 @@ def _plan_policy(cfg: BootstrapSlice, bucket: s3.Bucket, service_role: iam.Role)
                     Resource=_stack_arns(cfg),
                 ),
                 aws.Statement(
+                    Sid="ReadTemplates",
+                    Effect=aws.Allow,
+                    Action=[awacs_s3.GetObject, awacs_s3.ListBucket, awacs_s3.GetBucketLocation],
+                    Resource=[GetAtt(bucket, "Arn"), Sub("${ArtifactsBucket.Arn}/*")],
+                ),
+                # Only under its own prefix: pull requests write pr/, which no deploy reads, so a
+                # pull request cannot plant a template under a key the deploy branch will use.
+                aws.Statement(
                     Sid="UploadTemplates",
                     Effect=aws.Allow,
-                    Action=[awacs_s3.GetObject, awacs_s3.PutObject, awacs_s3.ListBucket, awacs_s3.GetBucketLocation],
-                    Resource=[GetAtt(bucket, "Arn"), Sub("${ArtifactsBucket.Arn}/*")],
+                    Action=[awacs_s3.PutObject],
+                    Resource=[Sub(f"${{ArtifactsBucket.Arn}}/{upload_prefix}/*")],
                 ),
                 aws.Statement(
                     Sid="PassOnlyTheServiceRole",

@@ -33,6 +33,8 @@ fill each with what CloudFormation does, in the harness only (never in ``kr_cfn`
 7. moto updates a nested stack by deleting it and creating a new one, so resources with a
    Retain policy (log groups) collide with themselves ("already exists"). Shim: update the
    nested stack in place, as CloudFormation does.
+8. moto never sets a stack's ``LastUpdatedTime``. Shim: executing an UPDATE change set sets it
+   (DescribeStacks then returns it, as CloudFormation does once a stack has been updated).
 
 Not shimmed (the tests cover them with recorded API responses in ``tests/fixtures``
 instead): change sets carry no Replacement/Details and no nested change sets, and stack
@@ -54,6 +56,7 @@ from moto.cloudformation.responses import CloudFormationResponse
 from moto.cloudformation.utils import get_stack_from_s3_url
 from moto.core.common_models import CloudFormationModel
 from moto.core.responses import ActionResult
+from moto.core.utils import utcnow
 from moto.rds import models as rds_models
 from moto.server import ThreadedMotoServer
 from moto.utilities.utils import get_partition
@@ -211,6 +214,8 @@ def shims() -> Iterator[None]:
         stack = self.stacks[change_set.stack_id]
         stack._parse_template()
         stack.output_map = stack._create_output_map()  # shim 3
+        if change_set.change_set_type == "UPDATE":
+            stack.last_updated_time = utcnow()  # shim 8
 
     def validate_outputs(self: parsing.ResourceMap) -> None:
         """moto's check of Output GetAtts, with the schema as the fallback (shim 5)."""

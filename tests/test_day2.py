@@ -12,14 +12,17 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+import yaml
 
 from kr_cfn.cli import main
 from kr_cfn.deploy import apply as applying
@@ -51,9 +54,26 @@ def moto_url() -> Iterator[str]:
         yield url
 
 
+_PARAMS: list[Path] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def params(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of params/ whose pinned account ids are moto's (kr-cfn refuses another account)."""
+    copy = tmp_path_factory.mktemp("day2") / "params"
+    shutil.copytree(PARAMS, copy)
+    for path in copy.glob("*.yaml"):
+        data = yaml.safe_load(path.read_text()) or {}
+        if "account_id" in data:
+            data["account_id"] = ACCOUNT
+            path.write_text(yaml.safe_dump(data))
+    _PARAMS[:] = [copy]
+    return copy
+
+
 def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     capsys.readouterr()
-    code = main([*args, "--params", str(PARAMS)])
+    code = main([*args, "--params", str(_PARAMS[0])])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 

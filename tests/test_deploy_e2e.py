@@ -20,6 +20,7 @@ import botocore.exceptions
 import pytest
 import yaml
 
+from kr_cfn import config
 from kr_cfn.cli import main
 from kr_cfn.deploy import guard
 from kr_cfn.deploy.package import load_template
@@ -27,6 +28,7 @@ from tests import aws_endpoint
 from tests.conftest import PARAMS
 
 REGION = "eu-central-1"
+MOTO_ACCOUNT = "123456789012"
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +52,8 @@ class Project:
     def __init__(self, tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
         self.params, self.out, self.capsys = tmp / "params", tmp / "out", capsys
         shutil.copytree(PARAMS, self.params)
+        for env in config.available_envs(self.params):  # the local endpoint's account (STS)
+            self.set(env, "account_id", MOTO_ACCOUNT)
 
     def set(self, env: str, path: str, value: Any) -> None:
         """Change one key in ``params/<env>.yaml``."""
@@ -154,7 +158,8 @@ def test_full_deploy_sequence(endpoint: str, tmp_path: Path, capsys: pytest.Capt
     nested = {k for k, v in project.template("dev", "root")["Resources"].items() if v["Type"].endswith("::Stack")}
     assert review["change_set_type"] == "CREATE" and review["has_changes"]
     assert {(c["action"], c["logical_id"]) for c in review["stacks"][0]["changes"]} >= {("Add", n) for n in nested}
-    assert f"apply with: kr-cfn apply --env dev --change-set {review['change_set_name']}" in out
+    assert f"or: kr-cfn apply --env dev --change-set {review['change_set_name']}" in out
+    assert f"apply with: kr-cfn apply --env dev --plan {project.out / 'dev' / 'plan.json'}" in out
     assert (project.out / "dev" / "review.md").read_text().startswith("### CloudFormation plan: `knowledgerouter-dev`")
     # the monthly cost delta: nothing deployed yet, so all of the built estimate is new
     assert review["cost"]["before"] == 0 and review["cost"]["after"] > 100, review["cost"]
@@ -222,9 +227,9 @@ def test_full_deploy_sequence(endpoint: str, tmp_path: Path, capsys: pytest.Capt
     # deployed ones (UsePreviousValue), not the template's Default
     out = project.ok("plan", "--env", "dev")
     assert f"no changes: stack {cfg_prefix} is up to date" in out
-    assert _cfn().list_change_sets(StackName=cfg_prefix)["Summaries"] == [] or all(
-        s["ExecutionStatus"] == "EXECUTE_COMPLETE" for s in _cfn().list_change_sets(StackName=cfg_prefix)["Summaries"]
-    )
+    # (moto lists the change sets of every stack: keep this stack's)
+    summaries = [s for s in _cfn().list_change_sets(StackName=cfg_prefix)["Summaries"] if s["StackName"] == cfg_prefix]
+    assert all(s["ExecutionStatus"] == "EXECUTE_COMPLETE" for s in summaries)
     assert not project.review("dev")["has_changes"]
     tags = {p["ParameterKey"]: p["ParameterValue"] for p in _stack(cfg_prefix)["Parameters"]}
     assert tags and set(tags.values()) == {"v2"}

@@ -110,9 +110,15 @@ def _not_found(stack: str) -> str:
 def test_connection_refused(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     _aws_env(monkeypatch, f"http://127.0.0.1:{aws_endpoint.free_port()}")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    code, _, err = _run(capsys, "outputs", "--env", "dev")
+    assert code == 4
+    assert err.startswith("AWS error: cloudformation DescribeStacks on stack knowledgerouter-dev failed: ")
+    # prod pins its account: the first call is STS's, named with the stack it was for
     code, _, err = _run(capsys, "outputs", "--env", "prod")
     assert code == 4
-    assert err.startswith("AWS error: cloudformation DescribeStacks on stack knowledgerouter failed: ")
+    assert err.startswith(
+        "AWS error: sts GetCallerIdentity (for stack knowledgerouter) failed: EndpointConnectionError"
+    )
     assert "EndpointConnectionError: Could not connect to the endpoint URL" in err and err.count("\n") == 1
 
 

@@ -18,7 +18,7 @@ from kr_cfn.deploy.review import Review, render_markdown, render_text
 from stacks import data, ecs, monitoring
 from tests.conftest import ENVS, built, load_env, resources_of_type, write_params
 
-PROTECTED = "deploy:\n  termination_protection: true\n"
+PROTECTED = "account_id: '123456789012'\ndeploy:\n  termination_protection: true\n"  # account_id: required with it
 TLS = "alb:\n  domain_name: kr.example.com\n  hosted_zone_id: Z1D633PJN98FT9\n"
 ROUTE = "monitoring:\n  alert_emails: [ops@example.com]\n"
 

@@ -92,6 +92,11 @@ class EnvConfig(Model):
         pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$",
         description="Region the templates are linted for and deployed to by default.",
     )
+    account_id: str | None = Field(
+        None,
+        pattern=r"^\d{12}$",
+        description="AWS account the deploy commands must run in (STS check); required with termination protection.",
+    )
     tags: dict[str, str] = Field(default_factory=dict, description="Extra tags for every stack's resources.")
     network: NetworkConfig = Field(default_factory=NetworkConfig, description="Network stack settings.")
     data: DataConfig = Field(default_factory=DataConfig, description="Data stack settings.")
@@ -112,6 +117,14 @@ class EnvConfig(Model):
     cost: CostConfig = Field(
         default_factory=CostConfig, description="Usage assumptions of kr-cfn cost (read by no stack)."
     )
+
+    @field_validator("account_id", mode="before")
+    @classmethod
+    def _account_id_text(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            # YAML reads 012345678901 as a number (and drops leading zeros): ask for the string.
+            raise ValueError(f"write the 12-digit account id in quotes, e.g. account_id: '{value:012d}'")
+        return value
 
     @field_validator("services", mode="before")
     @classmethod
@@ -136,6 +149,14 @@ class EnvConfig(Model):
                     "name_prefix" if self.name_prefix else "env",
                     f"too long for the S3 bucket names ({bucket!r} has {len(bucket)} characters, "
                     f"the limit is {_BUCKET_NAME_MAX})",
+                )
+            )
+        if self.deploy.termination_protection and self.account_id is None:
+            problems.append(
+                (
+                    "account_id",
+                    "required when deploy.termination_protection is true: the 12-digit AWS account "
+                    "this environment deploys to (the deploy commands refuse any other)",
                 )
             )
         for key in self.tags:

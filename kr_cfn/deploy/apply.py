@@ -6,6 +6,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TextIO
 
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
@@ -15,14 +16,19 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from kr_cfn.deploy import changeset, deployed, guard
 from kr_cfn.deploy.aws import AWS_FAILURES, Aws, error_code, error_message, one_line, stack_label
 from kr_cfn.deploy.errors import EXIT_AWS, EXIT_FAILED, EXIT_GUARD, DeployError
-from kr_cfn.deploy.review import Review
+from kr_cfn.deploy.review import Review, parameter_changes
 
 _DONE = ("_COMPLETE", "_FAILED", "_SKIPPED")
 _SUCCESS = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE")
 
 
-def check(aws: Aws, stack_name: str, change_set: str) -> tuple[Review, dict[str, Any]]:
-    """The change set's review; exit 2 unless it is AVAILABLE, 3 on guard findings not allowed at plan time."""
+def check(
+    aws: Aws, stack_name: str, change_set: str, record: dict[str, Any] | None = None
+) -> tuple[Review, dict[str, Any]]:
+    """The change set's review; exit 2 unless AVAILABLE and the stack unchanged since, 3 on guard findings.
+
+    Guard findings count unless allowed at plan time. ``record``: the plan's record (:func:`plan_record`).
+    """
     cs = changeset.describe(aws, change_set, stack_name)
     if cs.get("ExecutionStatus") != "AVAILABLE" or cs.get("Status") != "CREATE_COMPLETE":
         reason = f": {cs['StatusReason']}" if cs.get("StatusReason") else ""
@@ -30,12 +36,21 @@ def check(aws: Aws, stack_name: str, change_set: str) -> tuple[Review, dict[str,
             f"change set {change_set} is {cs.get('Status')}/{cs.get('ExecutionStatus')}{reason}; "
             "only an AVAILABLE change set can be applied: run kr-cfn plan again"
         )
+    stack = changeset.stack_status(aws, stack_name)
+    if record is not None:
+        check_record(record, cs, stack)
+    check_not_stale(cs, stack)
     allowed = changeset.allowed_of(cs.get("Description"))
     cfn = aws.client("cloudformation")
     stacks = changeset.walk(lambda arn: changeset._describe_all(cfn, arn), cs)
-    stack = changeset.stack_status(aws, stack_name)
     change_set_type = "CREATE" if stack is None or stack["StackStatus"] == "REVIEW_IN_PROGRESS" else "UPDATE"
-    review = changeset.build_review(cs, stacks, aws.region, allowed, change_set_type, contents=deployed.Reader(aws))
+    kept = frozenset((record or {}).get("kept", []))
+    params = parameter_changes(
+        cs.get("Parameters"), (stack or {}).get("Parameters") if change_set_type == "UPDATE" else None, kept
+    )
+    review = changeset.build_review(
+        cs, stacks, aws.region, allowed, change_set_type, contents=deployed.Reader(aws), parameters=params
+    )
     if review.blocked:
         listing = ", ".join(
             f"{f.path}/{f.logical_id} ({f.type})" + (f" with nested stack {f.nested_stack}" if f.nested_stack else "")
@@ -46,6 +61,91 @@ def check(aws: Aws, stack_name: str, change_set: str) -> tuple[Review, dict[str,
             code=EXIT_GUARD,
         )
     return review, cs
+
+
+def last_changed(stack: dict[str, Any] | None) -> datetime | None:
+    """When the stack last changed (LastUpdatedTime, else CreationTime); None without a stack.
+
+    DescribeStacks returns LastUpdatedTime once the stack has been updated
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_Stack.html).
+    """
+    if stack is None:
+        return None
+    value = stack.get("LastUpdatedTime") or stack.get("CreationTime")
+    return value if isinstance(value, datetime) else None
+
+
+def check_not_stale(cs: dict[str, Any], stack: dict[str, Any] | None) -> None:
+    """Exit 2 when the stack is busy, or was updated after the change set was made.
+
+    CloudFormation computes a change set against the stack as it was at creation; an update
+    since (another change set, a rollback) makes it describe changes that are no longer the
+    ones it would make (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-updating-stacks-changesets.html).
+    """
+    if stack is None:
+        return
+    name, status = stack["StackName"], stack["StackStatus"]
+    if status.endswith("_IN_PROGRESS") and status != "REVIEW_IN_PROGRESS":
+        raise DeployError(f"stack {name} is {status}: another operation is running; plan again when it ends")
+    changed, made = last_changed(stack), cs.get("CreationTime")
+    if stack.get("LastUpdatedTime") and isinstance(made, datetime) and changed is not None and changed > made:
+        raise DeployError(
+            f"change set {cs.get('ChangeSetName')} is stale: made {made:%Y-%m-%d %H:%M:%S} UTC, but stack {name} "
+            f"changed since ({status} at {changed:%Y-%m-%d %H:%M:%S} UTC); run kr-cfn plan again and review it"
+        )
+
+
+def plan_record(
+    review: Review,
+    cs: dict[str, Any],
+    stack: dict[str, Any] | None,
+    env: str,
+    account: str | None,
+    pr: bool,
+    kept: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    """What ``apply --plan`` needs to execute exactly this change set, and only on the stack as planned."""
+    changed = last_changed(stack)
+    return {
+        "account_id": account,
+        "change_set_id": review.change_set_id,
+        "change_set_name": review.change_set_name,
+        "change_set_type": review.change_set_type,
+        "env": env,
+        "has_changes": review.has_changes,
+        "kept": sorted(kept),
+        "parameters": sorted(cs.get("Parameters") or [], key=lambda p: str(p["ParameterKey"])),
+        "pull_request": pr,
+        "region": review.region,
+        "stack_id": cs.get("StackId") or review.stack_id,
+        "stack_name": review.stack_name,
+        "stack_status": None if stack is None else stack["StackStatus"],
+        "stack_changed": None if changed is None else changed.isoformat(),
+    }
+
+
+def check_record(record: dict[str, Any], cs: dict[str, Any], stack: dict[str, Any] | None) -> None:
+    """Exit 2 unless the change set and the stack are still what the plan recorded."""
+    where = record.get("_file", "the plan record")
+    if record.get("pull_request"):
+        raise DeployError(f"{where}: planned from pull-request artifacts (pr/), which are never deployed")
+    if cs.get("ChangeSetId") != record.get("change_set_id") or cs.get("StackId") != record.get("stack_id"):
+        raise DeployError(
+            f"{where}: change set {cs.get('ChangeSetId')} on {cs.get('StackId')} is not the planned "
+            f"{record.get('change_set_id')} on {record.get('stack_id')}"
+        )
+    params = sorted(cs.get("Parameters") or [], key=lambda p: str(p["ParameterKey"]))
+    if params != record.get("parameters"):
+        raise DeployError(f"{where}: the change set's parameters differ from the reviewed plan's; plan again")
+    status = None if stack is None else stack["StackStatus"]
+    changed = last_changed(stack)
+    now = (status, None if changed is None else changed.isoformat())
+    then = (record.get("stack_status"), record.get("stack_changed"))
+    if now != then:
+        raise DeployError(
+            f"{where}: stack {record.get('stack_name')} changed since the plan "
+            f"(then {then[0]} at {then[1]}, now {now[0]} at {now[1]}); run kr-cfn plan again and review it"
+        )
 
 
 @dataclass

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import re
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,15 @@ from botocore.exceptions import ClientError, WaiterError
 from kr_cfn.deploy import deployed, guard
 from kr_cfn.deploy.aws import Aws, error_code, error_message
 from kr_cfn.deploy.errors import DeployError
-from kr_cfn.deploy.review import PropertyChange, ResourceChange, Review, StackChanges
+from kr_cfn.deploy.review import (
+    CHANGED,
+    ParameterChange,
+    PropertyChange,
+    ResourceChange,
+    Review,
+    StackChanges,
+    parameter_changes,
+)
 
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
 _NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
@@ -82,7 +91,7 @@ def check_deployable(stack: dict[str, Any] | None, env: str) -> str:
 
 
 def change_set_name(target: Target, change_set_type: str, allowed: Sequence[str]) -> str:
-    """A stable name derived from the content: the same plan gets the same name."""
+    """The content part of a change set's name: equal plans share it (:func:`unique_name` adds the rest)."""
     content = {
         "url": target.template_url,
         "body": hashlib.sha256((target.template_body or "").encode()).hexdigest(),
@@ -187,12 +196,14 @@ def build_review(
     change_set_type: str,
     *,
     contents: guard.Contents | None = None,
+    parameters: list[ParameterChange] | None = None,
 ) -> Review:
     """The review of a walked change set with the guard's findings (DescribeChangeSet tells no type).
 
     ``contents`` reads what a removed or replaced nested stack holds (``deployed.Reader``).
     """
     return Review(
+        parameters=parameters or [],
         stack_name=root.get("StackName", "?"),
         change_set_name=root.get("ChangeSetName", "?"),
         change_set_id=root.get("ChangeSetId", "?"),
@@ -208,58 +219,71 @@ def _no_changes(cs: dict[str, Any]) -> bool:
     return cs.get("Status") == "FAILED" and any(m in (cs.get("StatusReason") or "") for m in _NO_CHANGES)
 
 
+def unique_name(target: Target, change_set_type: str, allowed: Sequence[str]) -> str:
+    """The content name plus a random part: nobody can create the change set a plan will use."""
+    return f"{change_set_name(target, change_set_type, allowed)}-{secrets.token_hex(4)}"
+
+
 def plan(aws: Aws, target: Target, env: str, allowed: Sequence[str]) -> tuple[Review, dict[str, Any]]:
-    """Create (or reuse) the change set, wait, walk it; delete it when it has no changes."""
+    """Create a new change set, wait, walk it; delete it when it has no changes.
+
+    A change set is never reused, even one with the plan's own content name: whoever may call
+    CreateChangeSet on the stack (the pull-request plan role) could have made it with other
+    parameters, or while a nested template under its URL held other bytes, and comparing the
+    root's template and parameters would not show a nested change set's template. The name has
+    a random part, so no one can pre-create it, and apply executes it by its ARN. Unused change
+    sets do not pile up: executing one deletes the stack's others
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ExecuteChangeSet.html).
+    """
     cfn = aws.client("cloudformation")
-    change_set_type = check_deployable(stack_status(aws, target.stack_name), env)
-    name = change_set_name(target, change_set_type, allowed)
-    existing = None
+    stack = stack_status(aws, target.stack_name)
+    change_set_type = check_deployable(stack, env)
+    live_parameters = (stack or {}).get("Parameters") if change_set_type == "UPDATE" else None
+    kept = frozenset(k for k, v in target.parameters if v is None)
+    name = unique_name(target, change_set_type, allowed)
+    kwargs: dict[str, Any] = {
+        "StackName": target.stack_name,
+        "ChangeSetName": name,
+        "ChangeSetType": change_set_type,
+        "Capabilities": CAPABILITIES,
+        "Description": f"{_ALLOW_PREFIX} {', '.join(sorted(allowed))}".rstrip(),
+        "Parameters": [
+            {"ParameterKey": k, "UsePreviousValue": True} if v is None else {"ParameterKey": k, "ParameterValue": v}
+            for k, v in target.parameters
+        ],
+    }
+    if target.template_url:
+        kwargs["TemplateURL"] = target.template_url
+    else:
+        kwargs["TemplateBody"] = target.template_body
+    if target.nested:
+        kwargs["IncludeNestedStacks"] = True
+    if target.role_arn:
+        kwargs["RoleARN"] = target.role_arn
+    if target.tags:
+        kwargs["Tags"] = [{"Key": k, "Value": v} for k, v in target.tags]
     try:
-        existing = _describe_all(cfn, name, target.stack_name)
+        created = cfn.create_change_set(**kwargs)
     except ClientError as exc:
-        if error_code(exc) not in ("ChangeSetNotFound", "ChangeSetNotFoundException", "ValidationError"):
-            raise
-    if existing is not None and existing.get("ExecutionStatus") != "AVAILABLE":
-        cfn.delete_change_set(ChangeSetName=name, StackName=target.stack_name)
-        existing = None
-    if existing is None:
-        kwargs: dict[str, Any] = {
-            "StackName": target.stack_name,
-            "ChangeSetName": name,
-            "ChangeSetType": change_set_type,
-            "Capabilities": CAPABILITIES,
-            "Description": f"{_ALLOW_PREFIX} {', '.join(sorted(allowed))}".rstrip(),
-            "Parameters": [
-                {"ParameterKey": k, "UsePreviousValue": True} if v is None else {"ParameterKey": k, "ParameterValue": v}
-                for k, v in target.parameters
-            ],
-        }
-        if target.template_url:
-            kwargs["TemplateURL"] = target.template_url
-        else:
-            kwargs["TemplateBody"] = target.template_body
-        if target.nested:
-            kwargs["IncludeNestedStacks"] = True
-        if target.role_arn:
-            kwargs["RoleARN"] = target.role_arn
-        if target.tags:
-            kwargs["Tags"] = [{"Key": k, "Value": v} for k, v in target.tags]
-        try:
-            cfn.create_change_set(**kwargs)
-        except ClientError as exc:
-            if any(m in error_message(exc) for m in _NO_CHANGES):
-                return build_review(
-                    {"StackName": target.stack_name, "ChangeSetName": name}, [], aws.region, allowed, change_set_type
-                ), {}
-            raise DeployError(f"stack {target.stack_name}: CreateChangeSet failed: {error_message(exc)}") from None
-        # A FAILED change set (no changes, or an error) is described below: the waiter's error says less.
-        with contextlib.suppress(WaiterError):
-            cfn.get_waiter("change_set_create_complete").wait(
-                StackName=target.stack_name, ChangeSetName=name, WaiterConfig={"Delay": 2, "MaxAttempts": 300}
-            )
-        existing = _describe_all(cfn, name, target.stack_name)
-    if _no_changes(existing) or (existing.get("Status") == "CREATE_COMPLETE" and not existing.get("Changes")):
-        cfn.delete_change_set(ChangeSetName=name, StackName=target.stack_name)
+        if any(m in error_message(exc) for m in _NO_CHANGES):
+            return build_review(
+                {"StackName": target.stack_name, "ChangeSetName": name}, [], aws.region, allowed, change_set_type
+            ), {}
+        raise DeployError(f"stack {target.stack_name}: CreateChangeSet failed: {error_message(exc)}") from None
+    arn = created["Id"]  # from here on by ARN: exactly the change set made here
+    # A FAILED change set (no changes, or an error) is described below: the waiter's error says less.
+    with contextlib.suppress(WaiterError):
+        cfn.get_waiter("change_set_create_complete").wait(
+            ChangeSetName=arn, WaiterConfig={"Delay": 2, "MaxAttempts": 300}
+        )
+    existing = _describe_all(cfn, arn)
+    params = parameter_changes(existing.get("Parameters"), live_parameters, kept)
+    # A new parameter value that no resource uses changes no resource, but executing stores it.
+    new_values = any(p.status in CHANGED for p in params)
+    if _no_changes(existing) or (
+        existing.get("Status") == "CREATE_COMPLETE" and not existing.get("Changes") and not new_values
+    ):
+        cfn.delete_change_set(ChangeSetName=arn)
         root = {**existing, "Changes": []}
         return build_review(root, [], aws.region, allowed, change_set_type), root
     if existing.get("Status") != "CREATE_COMPLETE":
@@ -269,5 +293,7 @@ def plan(aws: Aws, target: Target, env: str, allowed: Sequence[str]) -> tuple[Re
             code=1,
         )
     stacks = walk(lambda arn: _describe_all(cfn, arn), existing)
-    review = build_review(existing, stacks, aws.region, allowed, change_set_type, contents=deployed.Reader(aws))
+    review = build_review(
+        existing, stacks, aws.region, allowed, change_set_type, contents=deployed.Reader(aws), parameters=params
+    )
     return review, existing

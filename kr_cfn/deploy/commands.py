@@ -14,13 +14,14 @@ from kr_cfn.config import bootstrap as config_bootstrap
 from kr_cfn.deploy import account, changeset, drift
 from kr_cfn.deploy import apply as applying
 from kr_cfn.deploy import package as packaging
-from kr_cfn.deploy.aws import Aws
+from kr_cfn.deploy.aws import Aws, pinned
 from kr_cfn.deploy.errors import EXIT_GUARD, DeployError
 from kr_cfn.deploy.notes import add_template_notes, live_desired_counts
 from kr_cfn.deploy.review import GuardFinding, Review, render_markdown, render_text
 from kr_cfn.naming import pascal
 
 IMAGE_TAG_SUFFIX = "ImageTag"
+PLAN_RECORD = "plan.json"
 
 
 def _env_dir(args: argparse.Namespace, cfg: config.EnvConfig) -> Path:
@@ -28,6 +29,12 @@ def _env_dir(args: argparse.Namespace, cfg: config.EnvConfig) -> Path:
     if not (env_dir / "root.yaml").exists() and not (env_dir / "root.json").exists():
         raise DeployError(f"{env_dir}: no built templates; run kr-cfn build --env {cfg.env} first")
     return env_dir
+
+
+def _aws(args: argparse.Namespace, cfg: config.EnvConfig) -> Aws:
+    """The session every deploy command uses: region and account pinned to the params."""
+    params_file = str(Path(args.params) / f"{cfg.env}.yaml")
+    return pinned(params_file, cfg.region, cfg.account_id, getattr(args, "region", None))
 
 
 def bootstrap_stack_name(cfg: config.EnvConfig) -> str:
@@ -58,10 +65,13 @@ def watch_command(cfg: config.EnvConfig, args: argparse.Namespace) -> str:
 def cmd_package(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     """Upload the nested templates by content hash; write the packaged root."""
     env_dir = _env_dir(args, cfg)
-    aws = Aws(cfg.region)
-    result = packaging.package(aws, env_dir, args.bucket, args.prefix or cfg.names.prefix)
+    aws = _aws(args, cfg)
+    prefix = packaging.artifact_prefix(args.prefix or cfg.names.prefix, args.pull_request)
+    result = packaging.package(aws, env_dir, args.bucket, prefix, args.pull_request)
     for name, (url, uploaded) in sorted(result.uploads.items()):
         print(f"{'uploaded' if uploaded else 'present '} {name}: {url}")
+    for key in result.replaced:
+        print(f"replaced {key}: it held other bytes than its name says (see the warning above)")
     print(f"packaged root: {env_dir / packaging.PACKAGED_ROOT} ({result.root_url})")
     return 0
 
@@ -116,7 +126,9 @@ def _report(review: Review, directory: Path, stem: str) -> int:
     js, md = _write_review(review, directory, stem)
     print(f"review: {js} {md}")
     _github_output(
-        change_set=review.change_set_name if review.has_changes else "", has_changes=str(review.has_changes).lower()
+        change_set=review.change_set_name if review.has_changes else "",
+        change_set_id=review.change_set_id if review.has_changes else "",
+        has_changes=str(review.has_changes).lower(),
     )
     if not review.has_changes:
         print(f"no changes: stack {review.stack_name} is up to date (empty change set deleted)")
@@ -162,7 +174,7 @@ def cmd_plan(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     env_dir = _env_dir(args, cfg)
     pkg = packaging.read_package(env_dir)
     root = packaging.load_template(env_dir / packaging.PACKAGED_ROOT)
-    aws = Aws(cfg.region)
+    aws = _aws(args, cfg)
     stack_name = root_stack_name(cfg, args)
     stack = changeset.stack_status(aws, stack_name)
     changeset.check_deployable(stack, cfg.env)  # fail fast, before anything else is read
@@ -173,13 +185,23 @@ def cmd_plan(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
         role_arn=_role_arn(aws, cfg),
         tags=tuple(sorted(cfg.names.tags(cfg.tags).items())),
     )
-    review, _ = changeset.plan(aws, target, cfg.env, args.allow_replace or [])
+    review, cs = changeset.plan(aws, target, cfg.env, args.allow_replace or [])
+    directory = Path(args.review_dir or env_dir)
     review.cost = _cost_delta(aws, stack, env_dir, cfg)
     add_template_notes(review, env_dir, cfg.env, live_desired_counts(aws, stack))
     review.warnings += drift.warnings(aws, stack, cfg.env)  # a change set does not see drift
-    code = _report(review, Path(args.review_dir or env_dir), "review")
+    code = _report(review, directory, "review")
+    kept = frozenset(k for k, v in target.parameters if v is None)
+    # The stack as the change set found it (a CREATE made it REVIEW_IN_PROGRESS); a change after
+    # the change set was made shows in its LastUpdatedTime, which apply compares too.
+    stack = changeset.stack_status(aws, stack_name) if cs else stack
+    record = applying.plan_record(review, cs, stack, cfg.env, cfg.account_id, bool(pkg.get("pull_request")), kept)
+    record_file = directory / PLAN_RECORD
+    record_file.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     if code == 0 and review.has_changes:
-        print(f"apply with: kr-cfn apply --env {cfg.env} --change-set {review.change_set_name}")
+        print(f"plan record: {record_file}")
+        print(f"apply with: kr-cfn apply --env {cfg.env} --plan {record_file}")
+        print(f"        or: kr-cfn apply --env {cfg.env} --change-set {review.change_set_name}")
     return code
 
 
@@ -197,6 +219,13 @@ def _cost_delta(aws: Aws, stack: dict[str, Any] | None, env_dir: Path, cfg: conf
 
 def _apply(aws: Aws, stack_name: str, change_set: str, termination_protection: bool, watch: str) -> int:
     review, cs = applying.check(aws, stack_name, change_set)
+    return _execute(aws, review, cs, termination_protection, watch)
+
+
+def _execute(
+    aws: Aws, review: Review, cs: dict[str, Any], termination_protection: bool, watch: str = "kr-cfn watch --env ENV"
+) -> int:
+    stack_name = review.stack_name
     outs = applying.execute(aws, review, cs, termination_protection, watch=watch)
     print(f"stack {stack_name}: deployed")
     for key, value in sorted(outs.items()):
@@ -206,16 +235,35 @@ def _apply(aws: Aws, stack_name: str, change_set: str, termination_protection: b
     return 0
 
 
+def read_plan_record(path: Path, cfg: config.EnvConfig, aws: Aws) -> dict[str, Any]:
+    """The record ``plan`` wrote; exit 2 when unreadable or made for another env, account or region."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DeployError(f"--plan {path}: cannot read ({exc.strerror}); pass the {PLAN_RECORD} plan wrote") from None
+    except ValueError:
+        raise DeployError(f"--plan {path}: not JSON; pass the {PLAN_RECORD} plan wrote") from None
+    if not isinstance(record, dict) or not record.get("stack_name"):
+        raise DeployError(f"--plan {path}: not a plan record; pass the {PLAN_RECORD} plan wrote")
+    record["_file"] = f"--plan {path}"
+    for key, now in (("env", cfg.env), ("region", aws.region), ("account_id", cfg.account_id)):
+        if record.get(key) != now:
+            raise DeployError(f"--plan {path}: planned for {key} {record.get(key)}, this apply is for {now}")
+    return record
+
+
 def cmd_apply(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
-    """Execute a planned change set."""
-    aws = Aws(cfg.region)
-    return _apply(
-        aws,
-        root_stack_name(cfg, args),
-        args.change_set,
-        cfg.deploy.termination_protection,
-        watch_command(cfg, args),
-    )
+    """Execute a planned change set: by name, or exactly the one a plan record names (by ARN)."""
+    aws = _aws(args, cfg)
+    watch = watch_command(cfg, args)
+    if args.plan:
+        record = read_plan_record(Path(args.plan), cfg, aws)
+        if not record.get("has_changes"):
+            print(f"no changes planned for stack {record['stack_name']}: nothing to apply")
+            return 0
+        review, cs = applying.check(aws, record["stack_name"], record["change_set_id"], record)
+        return _execute(aws, review, cs, cfg.deploy.termination_protection, watch)
+    return _apply(aws, root_stack_name(cfg, args), args.change_set, cfg.deploy.termination_protection, watch)
 
 
 def cmd_bootstrap(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
@@ -226,7 +274,7 @@ def cmd_bootstrap(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
         path = env_dir / "bootstrap.json"
     if not path.exists():
         raise DeployError(f"{env_dir / 'bootstrap.yaml'}: not found; run kr-cfn build --env {cfg.env} first")
-    aws = Aws(cfg.region)
+    aws = _aws(args, cfg)
     params_file = str(Path(getattr(args, "params", None) or "params") / f"{cfg.env}.yaml")
     account.check_account_resources(aws, packaging.load_template(path), bootstrap_stack_name(cfg), params_file)
     target = changeset.Target(
@@ -240,7 +288,7 @@ def cmd_bootstrap(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     if code or not review.has_changes or args.plan_only:
         return code
     return _apply(
-        aws, target.stack_name, review.change_set_name, termination_protection=True, watch=watch_command(cfg, args)
+        aws, target.stack_name, review.change_set_id, termination_protection=True, watch=watch_command(cfg, args)
     )
 
 
@@ -279,7 +327,7 @@ def status_data(aws: Aws, cfg: config.EnvConfig, args: argparse.Namespace) -> li
 
 def cmd_status(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     """The root and bootstrap stacks, their nested stacks and pending change sets (``--json``: as data)."""
-    stacks = status_data(Aws(cfg.region), cfg, args)
+    stacks = status_data(_aws(args, cfg), cfg, args)
     if getattr(args, "json", False):
         print(json.dumps({"env": cfg.env, "stacks": stacks}, indent=2))
         return 0
@@ -299,7 +347,7 @@ def cmd_status(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
 
 def cmd_outputs(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     """Print the stack outputs (``--key K`` prints one value)."""
-    aws = Aws(cfg.region)
+    aws = _aws(args, cfg)
     name = bootstrap_stack_name(cfg) if args.bootstrap else root_stack_name(cfg, args)
     outs = applying.outputs(aws, name)
     if args.key:

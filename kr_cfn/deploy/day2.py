@@ -10,6 +10,7 @@ from kr_cfn import config
 from kr_cfn.deploy import apply as applying
 from kr_cfn.deploy import changeset, destroy, drift, migrate, smoke
 from kr_cfn.deploy.aws import Aws, stack_label
+from kr_cfn.deploy.commands import _aws as session
 from kr_cfn.deploy.commands import bootstrap_stack_name, root_stack_name, watch_command
 from kr_cfn.deploy.errors import EXIT_FAILED, DeployError
 
@@ -29,7 +30,7 @@ def cmd_smoke(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     """The plan's smoke tests against the env's ``AppUrl`` (or ``--url``: no AWS call)."""
     url = args.url
     if not url:
-        outs = applying.outputs(Aws(cfg.region), root_stack_name(cfg, args))
+        outs = applying.outputs(session(args, cfg), root_stack_name(cfg, args))
         if "AppUrl" not in outs:
             raise DeployError(f"stack {root_stack_name(cfg, args)} has no AppUrl output: name the app with --url")
         url = outs["AppUrl"]
@@ -39,14 +40,14 @@ def cmd_smoke(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
 
 def cmd_migrate(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     """``python manage.py migrate`` as a one-off task of the backend; exit with its exit code."""
-    aws = Aws(cfg.region)
+    aws = session(args, cfg)
     backend = migrate.find_backend(aws, root_stack_name(cfg, args), cfg.env)
     return migrate.run(aws, backend, args.image_tag, args.timeout)
 
 
 def cmd_drift(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     """Drift detection on the root and every nested stack; exit 1 when something drifted."""
-    aws = Aws(cfg.region)
+    aws = session(args, cfg)
     name = root_stack_name(cfg, args)
     stack = _deployed(aws, name, cfg.env)
     print(f"detecting drift on {name} and its nested stacks ...")
@@ -95,7 +96,7 @@ def follow(aws: Aws, stack: dict[str, Any]) -> tuple[str, applying._Progress]:
 
 def cmd_watch(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     """Follow a running operation started elsewhere, as ``apply`` does; ``--restore-policy`` once stable."""
-    aws = Aws(cfg.region)
+    aws = session(args, cfg)
     name = bootstrap_stack_name(cfg) if args.bootstrap else root_stack_name(cfg, args)
     stack = _deployed(aws, name, cfg.env)
     status = stack["StackStatus"]
@@ -124,7 +125,7 @@ def cmd_cancel(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     "You can cancel only stacks that are in the UPDATE_IN_PROGRESS state."
     (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_CancelUpdateStack.html)
     """
-    aws = Aws(cfg.region)
+    aws = session(args, cfg)
     name = root_stack_name(cfg, args)
     stack = _deployed(aws, name, cfg.env)
     status = stack["StackStatus"]
@@ -150,7 +151,7 @@ def _confirm_flag(env: str) -> str:
 
 def cmd_destroy(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     """Delete the env's application stacks, keeping every Retain/Snapshot resource; print how to re-create."""
-    aws = Aws(cfg.region)
+    aws = session(args, cfg)
     name = root_stack_name(cfg, args)
     stack = _deployed(aws, name, cfg.env)
     protected = cfg.deploy.termination_protection or bool(stack.get("EnableTerminationProtection"))

@@ -7,8 +7,10 @@ unchanged template is never uploaded twice and a changed one never overwrites a 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -21,6 +23,22 @@ from kr_cfn.deploy.errors import DeployError
 
 PACKAGE_FILE = "package.json"
 PACKAGED_ROOT = "root.packaged.json"
+PR_PREFIX = "pr"
+"""Pull-request plans upload under ``pr/``: the plan role may write only there, deploys never read it."""
+
+
+def artifact_prefix(prefix: str, pull_request: bool) -> str:
+    """The key prefix to upload under: ``pr/<prefix>`` for a pull request; a deploy never uses ``pr/``."""
+    prefix = prefix.strip("/")
+    in_pr = prefix == PR_PREFIX or prefix.startswith(f"{PR_PREFIX}/")
+    if pull_request:
+        return prefix if in_pr else f"{PR_PREFIX}/{prefix}"
+    if in_pr or not prefix:
+        raise DeployError(
+            f"--prefix {prefix or '/'}: {PR_PREFIX}/ holds pull-request artifacts, which a deploy never uses; "
+            "name another prefix, or pass --pull-request for a pull-request plan"
+        )
+    return prefix
 
 
 @dataclass
@@ -32,6 +50,8 @@ class Packaged:
     uploads: dict[str, tuple[str, bool]] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
     """Built template file name -> SHA-256, to notice a build newer than the package."""
+    replaced: list[str] = field(default_factory=list)
+    """Keys that held other bytes than their name says and were overwritten."""
 
 
 class _TemplateLoader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader):  # type: ignore[misc]
@@ -113,20 +133,53 @@ def check_bucket(aws: Aws, bucket: str) -> None:
         )
 
 
+def _checksum(body: bytes) -> str:
+    """S3's ``ChecksumSHA256``: the base64 of the SHA-256 digest."""
+    return base64.b64encode(hashlib.sha256(body).digest()).decode()
+
+
+def _stored_matches(s3: Any, bucket: str, key: str, body: bytes) -> bool | None:
+    """Whether the object at ``key`` holds exactly ``body``; None when there is no object.
+
+    A key is a name anyone with PutObject on it can choose, so its content is checked, never
+    assumed: S3 keeps the SHA-256 it verified on upload and returns it with ChecksumMode
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/checking-object-integrity.html);
+    an object stored without one (older uploads) is read back and compared byte for byte.
+    """
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    except ClientError as exc:
+        if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
+            raise
+        return None
+    if head.get("ChecksumSHA256"):
+        return bool(head["ChecksumSHA256"] == _checksum(body))
+    if head.get("ContentLength") != len(body):
+        return False
+    return bool(s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body)
+
+
 def _upload(aws: Aws, bucket: str, prefix: str, name: str, body: bytes, packaged: Packaged) -> str:
     digest = hashlib.sha256(body).hexdigest()
     key = f"{prefix}/{digest}.{name}"
     s3 = aws.client("s3")
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-        uploaded = False
-    except ClientError as exc:
-        if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
-            raise
-        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
-        uploaded = True
+    present = _stored_matches(s3, bucket, key, body)
+    if present is False:
+        print(
+            f"warning: s3://{bucket}/{key} holds other bytes than the template its key names "
+            "(planted or corrupted): replacing it; the bucket's versioning keeps the other version for inspection",
+            file=sys.stderr,
+        )
+        packaged.replaced.append(key)
+    if not present:
+        put = s3.put_object(
+            Bucket=bucket, Key=key, Body=body, ContentType="application/json", ChecksumAlgorithm="SHA256"
+        )
+        # S3 refuses a body that does not match the checksum sent (BadDigest); check the echo too.
+        if put.get("ChecksumSHA256") not in (None, _checksum(body)):
+            raise DeployError(f"s3://{bucket}/{key}: S3 stored another checksum than sent; package again", code=1)
     url = template_url(aws, bucket, key)
-    packaged.uploads[name] = (url, uploaded)
+    packaged.uploads[name] = (url, not present)
     return url
 
 
@@ -146,8 +199,9 @@ def _package_template(aws: Aws, path: Path, bucket: str, prefix: str, packaged: 
     return (json.dumps(template, indent=1, sort_keys=True) + "\n").encode()
 
 
-def package(aws: Aws, env_dir: Path, bucket: str, prefix: str) -> Packaged:
+def package(aws: Aws, env_dir: Path, bucket: str, prefix: str, pull_request: bool = False) -> Packaged:
     """Upload ``env_dir``'s nested templates and the packaged root; write ``package.json``."""
+    prefix = artifact_prefix(prefix, pull_request)
     check_bucket(aws, bucket)
     root = env_dir / "root.yaml"
     if not root.exists():
@@ -158,7 +212,12 @@ def package(aws: Aws, env_dir: Path, bucket: str, prefix: str) -> Packaged:
     packaged.root_url = _upload(aws, bucket, prefix, "root.json", body, packaged)
     (env_dir / PACKAGE_FILE).write_text(
         json.dumps(
-            {"bucket": bucket, "root_template_url": packaged.root_url, "sources": packaged.sources},
+            {
+                "bucket": bucket,
+                "pull_request": pull_request,
+                "root_template_url": packaged.root_url,
+                "sources": packaged.sources,
+            },
             indent=2,
             sort_keys=True,
         )

@@ -14,6 +14,9 @@ def add_parsers(sub: Any, load_env: Any) -> None:
         p.add_argument("--env", required=True, help="environment (a params/<env>.yaml)")
         p.add_argument("--params", default="params", help="folder of <env>.yaml files (default: params)")
         p.add_argument("--out", default="out", help="build output folder (default: out)")
+        p.add_argument(
+            "--region", help="deploy to this region although the params name another (default: the params' region)"
+        )
 
     def wrap(name: str, module: str = "commands") -> Any:
         def run(args: argparse.Namespace) -> int:
@@ -34,6 +37,11 @@ def add_parsers(sub: Any, load_env: Any) -> None:
     common(p)
     p.add_argument("--bucket", required=True, help="artifacts bucket (the bootstrap's ArtifactsBucketName)")
     p.add_argument("--prefix", help="key prefix (default: the name prefix)")
+    p.add_argument(
+        "--pull-request",
+        action="store_true",
+        help="a pull-request plan: upload under pr/<prefix>, which deploys never use (the plan role writes only there)",
+    )
     p.set_defaults(func=wrap("cmd_package"))
 
     p = sub.add_parser("plan", help="create and review the change set (exit 3: stateful resources at risk)")
@@ -47,7 +55,14 @@ def add_parsers(sub: Any, load_env: Any) -> None:
     p = sub.add_parser("apply", help="execute a planned change set and follow it")
     common(p)
     p.add_argument("--stack-name", help="root stack name (default: deploy.stack_name or the name prefix)")
-    p.add_argument("--change-set", required=True, help="the change set name printed by plan")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--change-set", help="the change set name (or ARN) printed by plan")
+    which.add_argument(
+        "--plan",
+        metavar="FILE",
+        help="the plan record (plan.json) plan wrote: executes exactly its change set, by ARN, and refuses "
+        "when the stack changed since",
+    )
     p.set_defaults(func=wrap("cmd_apply"))
 
     p = sub.add_parser("bootstrap", help="plan and apply the bootstrap stack (once per account, region, env)")

@@ -99,6 +99,62 @@ def _verb(f: GuardFinding) -> str:
     return f"replaced ({f.replacement})"
 
 
+CHANGED = ("changed", "added", "removed")
+"""Statuses of a :class:`ParameterChange` that change the stack."""
+
+
+@dataclass(frozen=True)
+class ParameterChange:
+    """A root-stack parameter: the deployed value and the one the change set sets."""
+
+    key: str
+    deployed: str | None
+    """None: the stack has no such parameter yet (a new stack or a new parameter)."""
+    planned: str | None
+    """None: the parameter is removed from the template."""
+    status: str
+    """``changed``, ``added``, ``removed``, ``kept`` (UsePreviousValue) or ``unchanged``."""
+
+
+def parameter_changes(
+    change_set: list[dict[str, object]] | None,
+    deployed: list[dict[str, object]] | None,
+    kept: frozenset[str] = frozenset(),
+) -> list[ParameterChange]:
+    """The change set's Parameters against the stack's (DescribeChangeSet / DescribeStacks shapes).
+
+    ``kept``: keys planned with UsePreviousValue (DescribeChangeSet may report them resolved).
+    """
+    before = {str(p["ParameterKey"]): p.get("ParameterValue") for p in deployed or []}
+    out: list[ParameterChange] = []
+    seen = set()
+    for p in change_set or []:
+        key = str(p["ParameterKey"])
+        seen.add(key)
+        old = before.get(key)
+        old_s = None if old is None else str(old)
+        if p.get("UsePreviousValue") or key in kept:
+            new = p.get("ParameterValue", old)
+            out.append(ParameterChange(key, old_s, None if new is None else str(new), "kept"))
+            continue
+        new_s = None if p.get("ParameterValue") is None else str(p.get("ParameterValue"))
+        status = "added" if key not in before else ("unchanged" if new_s == old_s else "changed")
+        out.append(ParameterChange(key, old_s, new_s, status))
+    gone = [k for k in before if k not in seen]
+    out += [ParameterChange(k, None if before[k] is None else str(before[k]), None, "removed") for k in gone]
+    return sorted(out, key=lambda c: c.key)
+
+
+def _parameter_note(c: ParameterChange) -> str:
+    """``old -> new``, ``value (kept)`` ... for one parameter."""
+    return {
+        "changed": f"{c.deployed} -> {c.planned}",
+        "added": f"(new) -> {c.planned}",
+        "removed": f"{c.deployed} -> (removed)",
+        "kept": f"{c.deployed if c.deployed is not None else c.planned} (kept: UsePreviousValue)",
+    }.get(c.status, f"{c.planned} (unchanged)")
+
+
 @dataclass
 class Review:
     """Everything ``plan`` found, as written to ``review.json``."""
@@ -113,6 +169,8 @@ class Review:
     """Monthly cost before and after (kr_cfn.cost.deployed.plan_delta), or ``{"error": ...}``."""
     stacks: list[StackChanges] = field(default_factory=list)
     findings: list[GuardFinding] = field(default_factory=list)
+    parameters: list[ParameterChange] = field(default_factory=list)
+    """The root stack's parameters, deployed value -> planned value (empty when not known)."""
     notes: list[str] = field(default_factory=list)
     """What the deploy will do besides the table (from the built templates, kr_cfn.deploy.notes)."""
     warnings: list[str] = field(default_factory=list)
@@ -120,8 +178,8 @@ class Review:
 
     @property
     def has_changes(self) -> bool:
-        """Whether any stack has a change."""
-        return any(s.changes for s in self.stacks)
+        """Whether any stack has a change, or a root parameter gets another value."""
+        return any(s.changes for s in self.stacks) or any(p.status in CHANGED for p in self.parameters)
 
     @property
     def blocked(self) -> list[GuardFinding]:
@@ -184,8 +242,26 @@ def render_text(review: Review) -> str:
         widths = [max(len(r[i]) for r in [_HEAD, *rows]) for i in range(5)]
         for row in [_HEAD, *rows]:
             lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-    lines += ["", *_note_lines(review), *_guard_lines(review), f"console: {review.console_url}"]
+    lines += [
+        "",
+        *_parameter_lines(review),
+        *_note_lines(review),
+        *_guard_lines(review),
+        f"console: {review.console_url}",
+    ]
     return "\n".join(lines) + "\n"
+
+
+def _parameter_lines(review: Review) -> list[str]:
+    if not review.parameters:
+        return []
+    width = max(len(c.key) for c in review.parameters)
+    changed = sum(c.status in CHANGED for c in review.parameters)
+    return [
+        f"root stack parameters ({changed} changed):",
+        *(f"  {c.key.ljust(width)}  {_parameter_note(c)}" for c in review.parameters),
+        "",
+    ]
 
 
 def _note_lines(review: Review) -> list[str]:
@@ -242,6 +318,17 @@ def render_markdown(review: Review) -> str:
                 what = f.what.replace(f"nested stack {f.nested_stack}", f"nested stack `{f.nested_stack}`")
             flag = "allowed" if f.allowed else f"**blocked** (`--allow-replace {f.allow_id}`)"
             out.append(f"> - `{f.path}/{f.logical_id}` ({f.type}) {_md_cell(what)}: {flag}")
+        out.append("")
+    if review.parameters:
+        out += ["#### Parameters", "", "| parameter | deployed | planned |", "|---|---|---|"]
+        for c in review.parameters:
+            planned = {
+                "kept": "kept (UsePreviousValue)",
+                "unchanged": "unchanged",
+                "removed": "(removed)",
+            }.get(c.status, f"**`{_md_cell(c.planned or '')}`**")
+            deployed = f"`{_md_cell(c.deployed)}`" if c.deployed is not None else "(new)"
+            out.append(f"| `{c.key}` | {deployed} | {planned} |")
         out.append("")
     out += _cost_markdown(review)
     for stack in review.stacks:
