@@ -606,7 +606,12 @@ def _backend(name: str) -> tuple[str, str]:
         networkConfiguration=network,
         launchType="FARGATE",
     )
-    _stack(name, {"Topic": {"Type": "AWS::SNS::Topic"}}, {"ClusterName": cluster, "BackendServiceName": "backend"})
+    body = {
+        "Parameters": {"BackendImageTag": {"Type": "String", "Default": "v1"}},
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {"ClusterName": {"Value": cluster}, "BackendServiceName": {"Value": "backend"}},
+    }
+    _cfn().create_stack(StackName=name, TemplateBody=json.dumps(body))
     return cluster, group
 
 
@@ -709,3 +714,35 @@ def test_image_tag_replaces_only_the_tag() -> None:
             migrate.with_image_tag(
                 {**td, "containerDefinitions": [{"name": "backend", "image": image}]}, "backend", "t"
             )
+
+
+def _record(path: Path, stack: str, tag: str, change_set_type: str = "UPDATE") -> Path:
+    """A plan record as kr-cfn plan writes it (the fields migrate reads)."""
+    record = {
+        "stack_name": stack,
+        "env": "dev",
+        "region": REGION,
+        "account_id": None,
+        "change_set_type": change_set_type,
+        "has_changes": True,
+        "parameters": [{"ParameterKey": "BackendImageTag", "ParameterValue": tag}],
+    }
+    path.write_text(json.dumps(record))
+    return path
+
+
+def test_migrate_takes_the_new_image_from_the_plan_record(
+    moto_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _backend("kr-migrate-plan")
+    monkeypatch.setattr(migrate, "_sleep", lambda s: None)
+    same = _record(tmp_path / "same.json", "kr-migrate-plan", "v1")
+    code, out, _ = _run(capsys, "migrate", "--env", "dev", "--plan", str(same))
+    assert (code, out) == (0, "the plan brings no new backend image (BackendImageTag stays v1): nothing to migrate\n")
+    new = _record(tmp_path / "new.json", "kr-migrate-plan", "4d5e6f7")
+    code, out, err = _run(capsys, "migrate", "--env", "dev", "--plan", str(new))
+    assert code == 0, err
+    assert "(image 123456789012.dkr.ecr.eu-central-1.amazonaws.com/knowledgerouter-backend:4d5e6f7)" in out
+    created = _record(tmp_path / "create.json", "kr-migrate-plan", "4d5e6f7", "CREATE")
+    code, out, _ = _run(capsys, "migrate", "--env", "dev", "--plan", str(created))
+    assert code == 0 and out.startswith("kr-migrate-plan is new: no backend runs yet; migrate after apply")

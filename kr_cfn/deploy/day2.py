@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from kr_cfn import config
@@ -11,7 +12,7 @@ from kr_cfn.deploy import apply as applying
 from kr_cfn.deploy import changeset, destroy, drift, migrate, smoke
 from kr_cfn.deploy.aws import Aws, stack_label
 from kr_cfn.deploy.commands import _aws as session
-from kr_cfn.deploy.commands import bootstrap_stack_name, root_stack_name, watch_command
+from kr_cfn.deploy.commands import bootstrap_stack_name, read_plan_record, root_stack_name, watch_command
 from kr_cfn.deploy.errors import EXIT_FAILED, DeployError
 
 # The statuses an operation starts with (the root stack's own event), newest first in the events.
@@ -39,10 +40,31 @@ def cmd_smoke(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
-    """``python manage.py migrate`` as a one-off task of the backend; exit with its exit code."""
+    """``python manage.py migrate`` as a one-off task of the backend; exit with its exit code.
+
+    ``--plan FILE``: the backend image tag comes from the planned change set (its
+    ``BackendImageTag`` parameter); nothing runs when it brings no new backend image.
+    """
     aws = session(args, cfg)
-    backend = migrate.find_backend(aws, root_stack_name(cfg, args), cfg.env)
-    return migrate.run(aws, backend, args.image_tag, args.timeout)
+    stack_name, tag = root_stack_name(cfg, args), args.image_tag
+    if args.plan:
+        record = read_plan_record(Path(args.plan), cfg, aws)
+        stack_name = record["stack_name"]
+        stack = changeset.stack_status(aws, stack_name)
+        if record.get("change_set_type") == "CREATE" or stack is None:
+            print(f"{stack_name} is new: no backend runs yet; migrate after apply (kr-cfn migrate --env {cfg.env})")
+            return 0
+        planned = {p["ParameterKey"]: p.get("ParameterValue") for p in record.get("parameters") or []}
+        deployed = {p["ParameterKey"]: p.get("ParameterValue") for p in stack.get("Parameters") or []}
+        tag = planned.get(migrate.IMAGE_TAG_PARAMETER)
+        if not record.get("has_changes") or tag is None or tag == deployed.get(migrate.IMAGE_TAG_PARAMETER):
+            print(
+                f"the plan brings no new backend image ({migrate.IMAGE_TAG_PARAMETER} stays "
+                f"{deployed.get(migrate.IMAGE_TAG_PARAMETER)}): nothing to migrate"
+            )
+            return 0
+    backend = migrate.find_backend(aws, stack_name, cfg.env)
+    return migrate.run(aws, backend, tag, args.timeout)
 
 
 def cmd_drift(args: argparse.Namespace, cfg: config.EnvConfig) -> int:

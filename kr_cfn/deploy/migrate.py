@@ -26,6 +26,8 @@ from kr_cfn.deploy.errors import EXIT_AWS, EXIT_FAILED, EXIT_USAGE, DeployError
 
 COMMAND = ("python", "manage.py", "migrate", "--noinput")
 SERVICE = "backend"
+IMAGE_TAG_PARAMETER = "BackendImageTag"
+"""The root parameter that carries the backend's image tag."""
 STARTED_BY = "kr-cfn-migrate"
 TAIL_LINES = 20
 _sleep = time.sleep  # tests replace it

@@ -111,7 +111,11 @@ def add_day_two_parsers(sub: Any, common: Any, wrap: Any) -> None:
     p = sub.add_parser("migrate", help="run the Django migrations as a one-off task of the backend")
     common(p)
     p.add_argument("--stack-name", help="root stack name")
-    p.add_argument("--image-tag", metavar="TAG", help="run this backend image tag (before the deploy that brings it)")
+    image = p.add_mutually_exclusive_group()
+    image.add_argument(
+        "--image-tag", metavar="TAG", help="run this backend image tag (before the deploy that brings it)"
+    )
+    image.add_argument("--plan", metavar="FILE", help="the plan record: run its new backend image, if it brings one")
     p.add_argument("--timeout", type=_positive, default=1800.0, metavar="SECONDS", help="give up after (default: 1800)")
     p.set_defaults(func=wrap("cmd_migrate", "day2"))
 
