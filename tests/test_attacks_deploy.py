@@ -348,7 +348,7 @@ def test_workflow_approves_a_published_change_set_and_executes_exactly_it() -> N
     assert deploy["needs"] == "release-plan" and deploy["environment"] == "${{ matrix.env }}"
     assert "kr-cfn apply --env ${{ matrix.env }} --plan plan/plan.json" in runs["deploy"]
     assert "kr-cfn plan" not in runs["deploy"] and "kr-cfn package" not in runs["deploy"]
-    assert "services-stable" in runs["deploy"] and "/api/healthz" in runs["deploy"]
+    assert "services-stable" in runs["deploy"] and "kr-cfn smoke --env ${{ matrix.env }}" in runs["deploy"]
     for name, job in jobs.items():
         assert job["permissions"].get("id-token") == "write", name  # every job assumes a role
         assert set(job["permissions"]) <= {"id-token", "contents", "pull-requests"}, name

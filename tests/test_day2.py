@@ -112,7 +112,8 @@ def test_status_json(moto_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     data = json.loads(out)
     assert code == 0 and data["env"] == "dev"
     boot, root = data["stacks"]
-    assert boot == {"role": "bootstrap", "name": "knowledgerouter-dev-bootstrap", "status": None}
+    # (other test modules may have deployed the bootstrap stack on the shared local endpoint)
+    assert (boot["role"], boot["name"]) == ("bootstrap", "knowledgerouter-dev-bootstrap")
     assert root["name"] == "kr-status-json" and root["status"] == "CREATE_COMPLETE"
     assert root["nested"] == [] and root["termination_protection"] is False and "change_sets" in root
 

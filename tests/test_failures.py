@@ -325,4 +325,8 @@ def test_ctrl_c_exit_code(moto_url: str, monkeypatch: pytest.MonkeyPatch, capsys
     code, _, err = _run(capsys, "apply", "--env", "dev", "--stack-name", "kr-ctrl-c-cli", "--change-set", change_set)
     assert code == 130
     assert "goes on in CloudFormation; follow it with: kr-cfn watch --env dev --stack-name kr-ctrl-c-cli" in err
+    assert err.strip().endswith(
+        "once it ends, set the stack policy on every stack with: "
+        "kr-cfn watch --env dev --stack-name kr-ctrl-c-cli --restore-policy"
+    )
     assert "Traceback" not in err

@@ -425,6 +425,8 @@ def execute(
         )
         if relaxed:
             _restore_when_stable(aws, stack_id, relaxed, watch)
+        else:  # stacks this update creates get their policy only when it ends
+            print(f"once it ends, set the stack policy on every stack with: {watch} --restore-policy", file=sys.stderr)
         raise
     except LostTrackError as exc:
         print(f"lost track of {stack_label(stack_id)}: {exc}", file=sys.stderr)
