@@ -114,6 +114,11 @@ def _print_table(results: list[EnvResult], linted: bool) -> None:
         print("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
 
 
+def _diff_build(cfg: config.EnvConfig) -> dict[str, str]:
+    """An env's templates rendered in memory for ``kr-cfn diff`` (the same build as ``kr-cfn build``)."""
+    return build_env_files(cfg, "json")[0]
+
+
 def _parser() -> argparse.ArgumentParser:
     from kr_cfn import __version__
 
@@ -130,6 +135,9 @@ def _parser() -> argparse.ArgumentParser:
     from kr_cfn.deploy.parsers import add_parsers
 
     add_parsers(sub, lambda params_dir, env: _load_envs(params_dir, [env])[0])
+    from kr_cfn.deploy import diffcmd
+
+    diffcmd.add_parser(sub, lambda params_dir, env: _load_envs(params_dir, [env])[0], _diff_build)
     from kr_cfn.cost.cli import add_parser as add_cost_parser
 
     add_cost_parser(sub, lambda params_dir, env: _load_envs(params_dir, [env])[0])

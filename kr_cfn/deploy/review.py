@@ -7,6 +7,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+FORECAST = "FORECAST"
+"""``change_set_type`` of an offline forecast (``kr-cfn diff``): there is no change set to link to."""
+
 
 @dataclass(frozen=True)
 class PropertyChange:
@@ -188,7 +191,9 @@ class Review:
 
     @property
     def console_url(self) -> str:
-        """The change set in the CloudFormation console."""
+        """The change set in the CloudFormation console (empty for a forecast)."""
+        if self.change_set_type == FORECAST:
+            return ""
         root = self.stack_id or self.stack_name
         return (
             f"https://{self.region}.console.aws.amazon.com/cloudformation/home?region={self.region}"
@@ -230,6 +235,8 @@ _HEAD = ("action", "logical id", "type", "replacement", "changed properties")
 def render_text(review: Review) -> str:
     """The review for a terminal: one aligned table per stack."""
     lines = [f"change set {review.change_set_name} ({review.change_set_type}) on stack {review.stack_name}"]
+    if review.change_set_type == FORECAST:
+        lines = [f"forecast ({review.change_set_name}) for stack {review.stack_name}, offline from the templates"]
     lines += _cost_lines(review)
     if not review.has_changes:
         lines.append("no changes")
@@ -242,13 +249,9 @@ def render_text(review: Review) -> str:
         widths = [max(len(r[i]) for r in [_HEAD, *rows]) for i in range(5)]
         for row in [_HEAD, *rows]:
             lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-    lines += [
-        "",
-        *_parameter_lines(review),
-        *_note_lines(review),
-        *_guard_lines(review),
-        f"console: {review.console_url}",
-    ]
+    lines += ["", *_parameter_lines(review), *_note_lines(review), *_guard_lines(review)]
+    if review.console_url:
+        lines.append(f"console: {review.console_url}")
     return "\n".join(lines) + "\n"
 
 
@@ -300,7 +303,10 @@ def render_markdown(review: Review) -> str:
         out += ["No changes.", "", *_md_notes(review)]
         return "\n".join(out)
     total = sum(len(_rows(s)) for s in review.stacks)
-    out.append(f"Change set [`{review.change_set_name}`]({review.console_url}): {total} change(s).")
+    if review.console_url:
+        out.append(f"Change set [`{review.change_set_name}`]({review.console_url}): {total} change(s).")
+    else:
+        out.append(f"Forecast `{review.change_set_name}` (offline, from the templates): {total} change(s).")
     out.append("")
     out += _md_notes(review)
     if review.findings:

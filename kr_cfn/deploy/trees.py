@@ -1,0 +1,143 @@
+"""A root template and its nested templates, read from a build folder, a fresh build or deployed stacks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kr_cfn.deploy.errors import DeployError
+
+STACK_TYPE = "AWS::CloudFormation::Stack"
+
+
+@dataclass
+class Tree:
+    """One template and, per nested stack logical id, the child's tree."""
+
+    name: str
+    """Where the template came from (file or stack name), for messages and the review."""
+    template: dict[str, Any]
+    children: dict[str, Tree] = field(default_factory=dict)
+
+
+class _Loader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader):  # type: ignore[misc]
+    """YAML with CloudFormation's short-form tags (``!Ref``, ``!GetAtt``, ``!Sub`` ...)."""
+
+
+def _short_form(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    key = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = str(value).split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {key: value}
+
+
+_Loader.add_multi_constructor("!", _short_form)
+# Dates and times stay strings, as CloudFormation reads them ("2010-09-09").
+_Loader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def parse(text: str, name: str) -> dict[str, Any]:
+    """A template (JSON, or YAML with short-form tags) as plain data; exit 2 when it is not one."""
+    try:
+        data = json.loads(text) if text.lstrip().startswith("{") else yaml.load(text, Loader=_Loader)  # noqa: S506
+    except (ValueError, yaml.YAMLError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DeployError(f"{name}: not a readable template ({first})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("Resources"), dict):
+        raise DeployError(f"{name}: not a CloudFormation template (expected a mapping with Resources)")
+    return data
+
+
+def _nested(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        k: r
+        for k, r in template["Resources"].items()
+        if isinstance(r, dict) and r.get("Type") == STACK_TYPE and isinstance(r.get("Properties"), dict)
+    }
+
+
+def from_files(read: Callable[[str], str | None], root_names: tuple[str, ...], where: str) -> Tree:
+    """A tree whose children are relative ``TemplateURL`` files; ``read(name)`` is None when missing."""
+
+    def load(name: str, seen: tuple[str, ...]) -> Tree:
+        text = read(name)
+        if text is None:
+            raise DeployError(f"{where}/{name}: not found")
+        tree = Tree(name, parse(text, f"{where}/{name}"))
+        for logical_id, res in _nested(tree.template).items():
+            url = res["Properties"].get("TemplateURL")
+            if not isinstance(url, str) or "://" in url:
+                raise DeployError(
+                    f"{where}/{name}: Resources.{logical_id}.Properties.TemplateURL: expected a relative path "
+                    f"to a built template, got {url!r}"
+                )
+            child = url.removeprefix("./")
+            if child in seen:
+                raise DeployError(f"{where}/{name}: Resources.{logical_id} nests {child} in itself")
+            tree.children[logical_id] = load(child, (*seen, child))
+        return tree
+
+    for root in root_names:
+        if read(root) is not None:
+            return load(root, (root,))
+    raise DeployError(f"{where}: no built templates ({' or '.join(root_names)}); expected a kr-cfn build folder")
+
+
+def from_folder(folder: Path) -> Tree:
+    """The tree of a build output folder (``out/<env>``)."""
+    if not folder.is_dir():
+        raise DeployError(f"{folder}: not a folder; expected a build output folder such as out/<env>")
+
+    def read(name: str) -> str | None:
+        path = folder / name
+        try:
+            return path.read_text(encoding="utf-8") if path.is_file() else None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DeployError(f"{path}: cannot read ({exc})") from None
+
+    return from_files(read, ("root.yaml", "root.json"), str(folder))
+
+
+def from_build(files: dict[str, str], env: str) -> Tree:
+    """The tree of an in-memory build (file name -> text, as ``kr-cfn build`` renders it)."""
+    return from_files(files.get, ("root.json", "root.yaml"), f"build of {env}")
+
+
+def from_stack(cfn: Any, stack_name: str) -> Tree:
+    """The deployed templates of a root stack and its nested stacks (GetTemplate, ListStackResources)."""
+
+    def load(name: str) -> Tree:
+        body = cfn.get_template(StackName=name, TemplateStage="Original")["TemplateBody"]
+        # boto3 hands JSON bodies over already decoded.
+        template = body if isinstance(body, dict) else parse(str(body), f"stack {name}")
+        if not isinstance(template.get("Resources"), dict):
+            raise DeployError(f"stack {name}: its template has no Resources")
+        tree = Tree(name, json.loads(json.dumps(template)))
+        nested = _nested(template)
+        if nested:
+            physical: dict[str, str] = {}
+            for page in cfn.get_paginator("list_stack_resources").paginate(StackName=name):
+                for r in page.get("StackResourceSummaries", []):
+                    if r.get("ResourceType") == STACK_TYPE and r.get("PhysicalResourceId"):
+                        physical[r["LogicalResourceId"]] = r["PhysicalResourceId"]
+            for logical_id in nested:
+                if logical_id in physical:  # not created (yet): nothing deployed to compare with
+                    tree.children[logical_id] = load(physical[logical_id])
+        return tree
+
+    return load(stack_name)

@@ -1,0 +1,188 @@
+"""``kr-cfn diff`` end to end: two real builds, an edited build, bad input, and a deployed stack (local endpoint)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+
+from kr_cfn.cli import main
+from kr_cfn.deploy import trees
+from tests import aws_endpoint
+from tests.conftest import PARAMS
+
+REGION = "eu-central-1"
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _params(tmp: Path, name: str) -> Path:
+    folder = tmp / name
+    shutil.copytree(PARAMS, folder)
+    return folder
+
+
+def _set(params: Path, env: str, path: str, value: Any) -> None:
+    file = params / f"{env}.yaml"
+    data = yaml.safe_load(file.read_text()) or {}
+    *parents, key = path.split(".")
+    node = data
+    for p in parents:
+        node = node.setdefault(p, {})
+    node[key] = value
+    file.write_text(yaml.safe_dump(data))
+
+
+def test_builds_differing_only_in_an_image_tag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = _params(tmp_path, "base")
+    _set(base, "dev", "deploy.image_tag_default", "1111111")
+    assert main(["build", "--env", "dev", "--params", str(base), "--out", str(tmp_path / "out"), "--no-lint"]) == 0
+    head = _params(tmp_path, "head")
+    _set(head, "dev", "deploy.image_tag_default", "2222222")
+    code, out, err = run(
+        capsys, "diff", "--env", "dev", "--params", str(head), "--against", str(tmp_path / "out" / "dev"),
+        "--review-dir", str(tmp_path / "forecast"),
+    )  # fmt: skip
+    assert code == 0, out + err
+    assert "no changes" in out and "True" not in out and "Conditional" not in out
+    data = json.loads((tmp_path / "forecast" / "forecast.json").read_text())
+    assert data["findings"] == [] and data["change_set_type"] == "FORECAST"
+    assert data["cost"]["delta"] == 0 and data["cost"]["before"] > 0  # the cost delta of plan, offline
+    assert (tmp_path / "forecast" / "forecast.md").read_text().startswith("### CloudFormation plan")
+
+
+def _rename_database(folder: Path) -> None:
+    path = folder / "data.yaml"
+    template = trees.parse(path.read_text(), str(path))
+    text = json.dumps(template).replace('"Database"', '"MainDatabase"')  # the resource and its Ref/GetAtt
+    path.write_text(text)
+
+
+def test_renaming_the_database_exits_3_and_names_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert main(["build", "--env", "prod", "--params", str(PARAMS), "--out", str(out), "--no-lint"]) == 0
+    edited = tmp_path / "edited"
+    shutil.copytree(out / "prod", edited)
+    _rename_database(edited)
+    args = ["diff", "--env", "prod", "--params", str(PARAMS), "--against", str(out / "prod"), "--build", str(edited)]
+    code, stdout, err = run(capsys, *args)
+    assert code == 3, stdout + err
+    assert "root/DataStack/Database (AWS::RDS::DBInstance) would be deleted" in err
+    assert "renamed to MainDatabase" in stdout
+    code, stdout, err = run(capsys, *args, "--allow-replace", "Database", "--output", "json")
+    assert code == 0, err
+    assert json.loads(stdout)["findings"][0]["allowed"] is True
+    # a fresh build against the edited folder: the same rename the other way round
+    code, _, err = run(capsys, "diff", "--env", "prod", "--params", str(PARAMS), "--against", str(edited))
+    assert code == 3 and "MainDatabase" in err
+
+
+@pytest.mark.parametrize(
+    ("against", "message"),
+    [
+        ("missing", "missing: not a folder; expected a build output folder such as out/<env>"),
+        ("empty", "empty: no built templates (root.yaml or root.json); expected a kr-cfn build folder"),
+        ("broken", "broken/root.yaml: not a CloudFormation template (expected a mapping with Resources)"),
+        ("nochild", "nochild/network.yaml: not found"),
+        ("stack:", "--against stack:: expected stack:NAME, the deployed root stack's name"),
+    ],
+)
+def test_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], against: str, message: str) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "root.yaml").write_text("just: text\n")
+    (tmp_path / "nochild").mkdir()
+    (tmp_path / "nochild" / "root.yaml").write_text(
+        "Resources:\n  NetworkStack:\n    Type: AWS::CloudFormation::Stack\n"
+        "    Properties:\n      TemplateURL: ./network.yaml\n"
+    )
+    target = against if against.startswith("stack:") else str(tmp_path / against)
+    code, _, err = run(capsys, "diff", "--env", "dev", "--params", str(PARAMS), "--against", target)
+    assert code == 2
+    assert err.strip().endswith(message) and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[str]:
+    """moto's server; boto3 reaches it through AWS_ENDPOINT_URL with dummy credentials."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    with aws_endpoint.local_endpoint() as url, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AWS_ENDPOINT_URL", url)
+        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        mp.delenv("AWS_SESSION_TOKEN", raising=False)
+        mp.delenv("AWS_PROFILE", raising=False)
+        mp.setenv("AWS_DEFAULT_REGION", REGION)
+        mp.setenv("AWS_REGION", REGION)
+        yield url
+
+
+def _child(bucket_name: str) -> dict[str, Any]:
+    return {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Resources": {
+            "DataBucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": bucket_name}},
+            "AppLogGroup": {"Type": "AWS::Logs::LogGroup", "Properties": {"RetentionInDays": 7}},
+        },
+        "Outputs": {"DataBucketName": {"Value": {"Ref": "DataBucket"}}},
+    }
+
+
+def _root(url: str) -> dict[str, Any]:
+    return {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Resources": {"DataStack": {"Type": "AWS::CloudFormation::Stack", "Properties": {"TemplateURL": url}}},
+    }
+
+
+def test_against_a_deployed_stack(endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="kr-diff-artifacts", CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_object(Bucket="kr-diff-artifacts", Key="data.json", Body=json.dumps(_child("kr-diff-data")).encode())
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    url = f"https://s3.{REGION}.amazonaws.com/kr-diff-artifacts/data.json"
+    cfn.create_stack(StackName="kr-diff", TemplateBody=json.dumps(_root(url)))
+    cfn.get_waiter("stack_create_complete").wait(StackName="kr-diff", WaiterConfig={"Delay": 1})
+
+    build = tmp_path / "build"
+    build.mkdir()
+    (build / "root.json").write_text(json.dumps(_root("./data.json")))
+    (build / "data.json").write_text(json.dumps(_child("kr-diff-data")))
+    args = ["diff", "--env", "dev", "--params", str(PARAMS), "--against", "stack:kr-diff", "--build", str(build)]
+    code, out, err = run(capsys, *args)
+    assert code == 0 and "no changes" in out, out + err  # S3 TemplateURL vs ./data.json: the content counts
+
+    (build / "data.json").write_text(json.dumps(_child("kr-diff-data-renamed")))
+    code, out, err = run(capsys, *args)
+    assert code == 3, out + err
+    assert "root/DataStack/DataBucket (AWS::S3::Bucket) would be replaced" in err
+    assert "BucketName (recreate)" in out
+
+    code, _, err = run(capsys, "diff", "--env", "dev", "--params", str(PARAMS), "--against", "stack:kr-nope")
+    assert code == 2 and "stack kr-nope does not exist" in err
+
+
+def test_forecast_code_never_imports_stacks() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import kr_cfn.deploy.diffcmd, kr_cfn.deploy.forecast, kr_cfn.deploy.trees, kr_cfn.deploy.schemas\n"
+        "bad = sorted(m for m in sys.modules if m == 'stacks' or m.startswith('stacks.'))\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
