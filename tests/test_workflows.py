@@ -22,7 +22,7 @@ FILES = sorted(WORKFLOWS.iterdir())
 CONFIGURE_AWS = "aws-actions/configure-aws-credentials"
 # What writes to AWS: these run only in a GitHub environment (reviewers, the deploy role).
 WRITING_COMMANDS = ("apply", "migrate", "destroy", "cancel", "bootstrap")
-_PINNED = re.compile(r"^\s*(?:-\s*)?uses:\s*([\w.-]+/[\w./-]+)@([0-9a-f]{40})\s+#\s*v\d+(\.\d+)*\s*$")
+_PINNED = re.compile(r"^\s*(?:-\s*)?uses:\s*([\w.-]+/[\w./-]+)@([0-9a-f]{40})\s+#\s*v\d+(\.\d+)*\b")
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -90,8 +90,12 @@ def test_no_stored_aws_keys(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
-def test_top_level_permissions_are_read_only(path: Path) -> None:
-    assert _load(path).get("permissions") in ({"contents": "read"}, {}), path.name
+def test_oidc_is_granted_per_job_never_workflow_wide(path: Path) -> None:
+    data = _load(path)
+    assert "permissions" in data, f"{path.name}: no workflow-wide permissions (the default token can write)"
+    assert "id-token" not in (data["permissions"] or {}), f"{path.name}: id-token belongs on the jobs that need it"
+    if len(data["jobs"]) > 1:
+        assert data["permissions"] in ({"contents": "read"}, {}), f"{path.name}: more to a job, not to all"
 
 
 @pytest.mark.parametrize(("file", "name", "job"), _jobs(), ids=lambda x: x if isinstance(x, str) else "")
