@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from awacs import ecr, elasticfilesystem, s3, secretsmanager
+from awacs import cloudwatch, ecr, elasticfilesystem, s3, secretsmanager
 from awacs import logs as logs_actions
 from awacs.aws import Allow, ArnLike, Condition, PolicyDocument, Statement, StringEquals
 from troposphere import (
@@ -40,6 +40,7 @@ from troposphere import (
     servicediscovery as sd,
 )
 
+from kr_cfn import dashboards
 from kr_cfn.blocks import checkov_skip
 from kr_cfn.config.services import PLACEHOLDER, EcsSlice, ServiceSpec
 from kr_cfn.iam import arn, bounded, service_trust
@@ -142,7 +143,54 @@ def _volume_name(path: str) -> str:
     return "scratch" + re.sub(r"[^A-Za-z0-9]+", "-", path).rstrip("-")
 
 
-def _container(name: str, spec: ServiceSpec, cfg: EcsSlice, inputs: Inputs, log_group: logs.LogGroup) -> Any:
+def dashboard_values(cfg: EcsSlice, inputs: Inputs, cluster: ecs.Cluster) -> dict[str, Any]:
+    """What ``{{dash:<value>}}`` stands for in this environment (kr_cfn.dashboards.VALUES).
+
+    Other stacks' resources arrive as Parameters (the alb and data stacks' Outputs); service names
+    are the ServiceName each service gets (its params key, set by :func:`render_service`).
+    Only called for the values a dashboard uses, so no Parameter is declared without a use.
+    """
+    routed = [n for n, s in cfg.services.items() if s.load_balancer is not None]
+    makers: dict[str, Any] = {
+        "cluster": lambda: Ref(cluster),
+        "services": lambda: ",".join(cfg.services),
+        "load_balancer": lambda: inputs.ref("LoadBalancerFullName"),
+        "target_groups": lambda: Join(",", [inputs.ref(f"{pascal(n)}TargetGroupFullName") for n in routed]),
+        "db_instance": lambda: inputs.ref("DbInstanceId"),
+    }
+    wanted = {v for spec in cfg.services.values() for d in spec.dashboards for v in dashboards.placeholders(d)}
+    return {v: makers[v]() for v in dashboards.VALUES if v in wanted}
+
+
+def _dashboard_steps(spec: ServiceSpec, values: dict[str, Any], environment: dict[str, Any]) -> list[str]:
+    """Shell steps that write the spec's dashboards, their placeholders replaced (adds their variables).
+
+    Each dashboard is gzip + base64 in KR_DASHBOARD_<n> (a task definition has 64 KiB in all,
+    kr_cfn.dashboards.TASK_DEFINITION_LIMIT); each value in KR_DASH_<VALUE>. Values are AWS names
+    (letters, digits, - _ / and commas), so they are safe in a sed replacement with | as delimiter.
+    """
+    steps = [f"mkdir -p {dashboards.DASHBOARDS_PATH}"]
+    for i, dashboard in enumerate(spec.dashboards, start=1):
+        environment[f"KR_DASHBOARD_{i}"] = dashboards.encoded(dashboard)
+        edits = ""
+        for value in dashboards.placeholders(dashboard):
+            environment[f"KR_DASH_{value.upper()}"] = values[value]
+            edits += f' -e "s|{{{{dash:{value}}}}}|$KR_DASH_{value.upper()}|g"'
+        steps.append(
+            f"printf '%s' \"$KR_DASHBOARD_{i}\" | base64 -d | gunzip | {f'sed{edits}' if edits else 'cat'}"
+            f" > {dashboards.DASHBOARDS_PATH}/{dashboard}.json"
+        )
+    return steps
+
+
+def _container(
+    name: str,
+    spec: ServiceSpec,
+    cfg: EcsSlice,
+    inputs: Inputs,
+    log_group: logs.LogGroup,
+    values: dict[str, Any] | None = None,
+) -> Any:
     if spec.ecr_repository:
         tag = inputs.sub(f"{pascal(name)}ImageTag")
         image: Any = Sub(
@@ -154,15 +202,20 @@ def _container(name: str, spec: ServiceSpec, cfg: EcsSlice, inputs: Inputs, log_
         image = f"{spec.image}@{spec.image_digest}" if spec.image_digest else spec.image
     environment = {k: resolve(v, cfg, inputs) for k, v in spec.environment.items()}
     entry_point = list(spec.entry_point) if spec.entry_point else None
-    if spec.files:
+    files = dict(spec.files)
+    if spec.dashboards:
+        files[dashboards.PROVIDER_PATH] = dashboards.provider_yaml()
+    if files:
         # Config files without custom images: each file's content travels in an environment
         # variable of the task definition (KR_FILE_1, ...); the entry point becomes a shell
         # that writes them with printf (no expansion of the content) and then execs the
         # service's own command, which ECS appends as the shell's arguments ("$@").
         steps = []
-        for i, (path, content) in enumerate(sorted(spec.files.items()), start=1):
+        for i, (path, content) in enumerate(sorted(files.items()), start=1):
             environment[f"KR_FILE_{i}"] = resolve(content, cfg, inputs)
             steps.append(f"mkdir -p {posixpath.dirname(path)} && printf '%s' \"$KR_FILE_{i}\" > {path}")
+        if spec.dashboards:
+            steps += _dashboard_steps(spec, values or {}, environment)
         entry_point = ["/bin/sh", "-c", " && ".join([*steps, 'exec "$@"']), "sh"]
     secrets = []
     for var, s in sorted(spec.secrets.items()):
@@ -228,6 +281,19 @@ def _task_role(t: Template, name: str, spec: ServiceSpec, inputs: Inputs, prefix
         }[access]
         statements.append(Statement(Effect=Allow, Action=actions, Resource=[objects]))
         statements.append(Statement(Effect=Allow, Action=[s3.ListBucket], Resource=[bucket_arn]))
+    if spec.reads_cloudwatch_metrics:
+        statements.append(
+            Statement(
+                Effect=Allow,
+                # GetMetricData answers the dashboards' queries; ListMetrics fills the query editor's
+                # namespace, metric and dimension choices. Neither action has a resource type or
+                # condition key to narrow it (Service Authorization Reference, Amazon CloudWatch:
+                # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatch.html),
+                # so "*"; both only read metrics, and no write, alarm or dashboard action is granted.
+                Action=[cloudwatch.GetMetricData, cloudwatch.ListMetrics],
+                Resource=["*"],
+            )
+        )
     for v in spec.volumes:
         statements.append(
             Statement(
@@ -307,7 +373,16 @@ def render_service(
             RuntimePlatform=ecs.RuntimePlatform(OperatingSystemFamily="LINUX", CpuArchitecture="X86_64"),
             ExecutionRoleArn=GetAtt(execution_role, "Arn"),
             TaskRoleArn=GetAtt(task_role, "Arn"),
-            ContainerDefinitions=[_container(name, spec, cfg, inputs, log_group)],
+            ContainerDefinitions=[
+                _container(
+                    name,
+                    spec,
+                    cfg,
+                    inputs,
+                    log_group,
+                    dashboard_values(cfg, inputs, cluster) if spec.dashboards else None,
+                )
+            ],
             Tags=Tags(Service=name),
             **task_props,
         )

@@ -15,6 +15,7 @@ from troposphere import elasticloadbalancingv2 as elb
 
 from kr_cfn.blocks import add_output, checkov_skip, name_tags, new_template
 from kr_cfn.config import AlbSlice
+from kr_cfn.config.services import Route, rule_cidr_chunks, rule_priorities
 from kr_cfn.naming import pascal
 
 LOAD_BALANCER = "LoadBalancer"
@@ -88,20 +89,7 @@ def build(cfg: AlbSlice) -> Template:
         )
         url = Sub(f"http://${{{LOAD_BALANCER}.DNSName}}")
     for name, (_, route) in cfg.routes.items():
-        if route.paths:
-            t.add_resource(
-                elb.ListenerRule(
-                    f"{pascal(name)}ListenerRule",
-                    ListenerArn=Ref(serving),
-                    Priority=route.priority,
-                    Conditions=[
-                        elb.Condition(
-                            Field="path-pattern", PathPatternConfig=elb.PathPatternConfig(Values=list(route.paths))
-                        )
-                    ],
-                    Actions=[elb.ListenerRuleAction(Type="forward", TargetGroupArn=Ref(groups[name]))],
-                )
-            )
+        _listener_rules(t, name, route, serving, groups[name])
 
     add_output(t, "AlbDnsName", GetAtt(lb, "DNSName"), "DNS name of the load balancer")
     add_output(t, "AppUrl", url, "URL of the application")
@@ -115,6 +103,40 @@ def build(cfg: AlbSlice) -> Template:
             f"{name} target group for metrics",
         )
     return t
+
+
+def _listener_rules(t: Template, name: str, route: Route, listener: elb.Listener, group: elb.TargetGroup) -> None:
+    """The route's rules: path and host conditions, and the source CIDRs split over rules of 5 values each."""
+    if not route.paths and not route.hosts:
+        return  # the listener's default action
+    conditions = []
+    if route.paths:
+        conditions.append(
+            elb.Condition(Field="path-pattern", PathPatternConfig=elb.PathPatternConfig(Values=list(route.paths)))
+        )
+    if route.hosts:
+        conditions.append(
+            elb.Condition(Field="host-header", HostHeaderConfig=elb.HostHeaderConfig(Values=list(route.hosts)))
+        )
+    for i, (chunk, priority) in enumerate(zip(rule_cidr_chunks(route), rule_priorities(route), strict=True)):
+        source = (
+            [elb.Condition(Field="source-ip", SourceIpConfig=elb.SourceIpConfig(Values=list(chunk)))] if chunk else []
+        )
+        t.add_resource(
+            elb.ListenerRule(
+                f"{pascal(name)}ListenerRule{i + 1 if i else ''}",
+                ListenerArn=Ref(listener),
+                Priority=priority,
+                Conditions=conditions + source,
+                Actions=[elb.ListenerRuleAction(Type="forward", TargetGroupArn=Ref(group))],
+            )
+        )
+
+
+def route_hosts(cfg: AlbSlice) -> list[str]:
+    """Host names the routes serve besides ``alb.domain_name``, in params order."""
+    hosts = [h for _, route in cfg.routes.values() for h in route.hosts if h != cfg.alb.domain_name]
+    return [h for i, h in enumerate(hosts) if h not in hosts[:i]]
 
 
 def _plain_http_skips(cfg: AlbSlice) -> dict[str, Any]:
@@ -158,6 +180,7 @@ def _https(t: Template, cfg: AlbSlice, lb: elb.LoadBalancer, forward: elb.Action
     """HTTP -> HTTPS redirect, the HTTPS listener, and with a hosted zone the certificate and alias record."""
     a = cfg.alb
     certificate: Any = a.certificate_arn
+    extra = route_hosts(cfg)
     if a.hosted_zone_id and a.domain_name:
         if not certificate:
             # DNS validation in the zone: CloudFormation adds the validation record itself and the
@@ -170,26 +193,40 @@ def _https(t: Template, cfg: AlbSlice, lb: elb.LoadBalancer, forward: elb.Action
                         DomainName=a.domain_name,
                         ValidationMethod="DNS",
                         DomainValidationOptions=[
-                            acm.DomainValidationOption(DomainName=a.domain_name, HostedZoneId=a.hosted_zone_id)
+                            acm.DomainValidationOption(DomainName=d, HostedZoneId=a.hosted_zone_id)
+                            for d in [a.domain_name, *extra]
                         ],
                         Tags=name_tags(cfg.names("alb")),
+                        # Route hosts (grafana.<domain>) on the same certificate; only present when
+                        # routed, so an environment without them keeps its certificate unchanged.
+                        **({"SubjectAlternativeNames": extra} if extra else {}),
                     )
                 )
             )
         # A only: the load balancer is IPv4 (IpAddressType ipv4), an AAAA alias would resolve nothing.
-        t.add_resource(
-            route53.RecordSetType(
-                ALIAS_RECORD,
-                HostedZoneId=a.hosted_zone_id,
-                Name=a.domain_name,
-                Type="A",
-                AliasTarget=route53.AliasTarget(
-                    HostedZoneId=GetAtt(lb, "CanonicalHostedZoneID"),
-                    DNSName=GetAtt(lb, "DNSName"),
-                    EvaluateTargetHealth=False,
-                ),
-            )
+        names = {ALIAS_RECORD: a.domain_name}
+        # One alias per routed service, for its first host (further hosts: DNS managed elsewhere).
+        names.update(
+            {
+                f"{pascal(n)}AliasRecord": r.hosts[0]
+                for n, (_, r) in cfg.routes.items()
+                if r.hosts[:1] != [a.domain_name] and r.hosts
+            }
         )
+        for logical_id, record in names.items():
+            t.add_resource(
+                route53.RecordSetType(
+                    logical_id,
+                    HostedZoneId=a.hosted_zone_id,
+                    Name=record,
+                    Type="A",
+                    AliasTarget=route53.AliasTarget(
+                        HostedZoneId=GetAtt(lb, "CanonicalHostedZoneID"),
+                        DNSName=GetAtt(lb, "DNSName"),
+                        EvaluateTargetHealth=False,
+                    ),
+                )
+            )
     t.add_resource(
         elb.Listener(
             HTTP_LISTENER,

@@ -566,6 +566,15 @@ def _boundary_policy(t: Template, cfg: BootstrapSlice) -> iam.ManagedPolicy:
             Action=[aws.Action("cloudwatch", "DescribeAlarms")],
             Resource=[arn("cloudwatch", "alarm:*")],  # read-only; the Chatbot role's policy names this env's alarms
         ),
+        # Grafana's CloudWatch data source (services.grafana.reads_cloudwatch_metrics) reads metrics.
+        # Neither action has a resource type or condition key (Service Authorization Reference,
+        # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatch.html).
+        aws.Statement(
+            Sid="ReadMetrics",
+            Effect=aws.Allow,
+            Action=[aws.Action("cloudwatch", a) for a in ("GetMetricData", "ListMetrics")],
+            Resource=["*"],
+        ),
         aws.Statement(
             Sid="MountFileSystems",
             Effect=aws.Allow,

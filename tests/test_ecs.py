@@ -325,8 +325,13 @@ def test_task_roles_have_only_what_each_service_needs() -> None:
         ),
         (["s3:ListBucket"], [{"Ref": "DataBucketArn"}]),
     ]
-    for name in ("frontend", "redis", "prometheus", "grafana"):
+    for name in ("frontend", "redis", "prometheus"):
         assert "Policies" not in t["Resources"][f"{pascal(name)}TaskRole"]["Properties"], name
+    # Grafana reads CloudWatch metrics (its CloudWatch data source) and nothing else.
+    grafana = _policy_statements(t["Resources"]["GrafanaTaskRole"])
+    assert [(s["Action"], s["Resource"]) for s in grafana] == [
+        (["cloudwatch:GetMetricData", "cloudwatch:ListMetrics"], ["*"])
+    ]
     roles = {
         p["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0]
         for p in resources_of_type(t, "AWS::ECS::TaskDefinition").values()
@@ -377,11 +382,15 @@ def test_prometheus_scrapes_the_backend_through_cloud_map() -> None:
 
 def test_grafana_gets_its_data_source_and_admin_password() -> None:
     t = _ecs("dev")
-    datasources = yaml.safe_load(_env(t, "grafana")["KR_FILE_1"])
-    (ds,) = datasources["datasources"]
-    assert (ds["type"], ds["url"]) == ("prometheus", "http://prometheus.knowledge.local:9090")
     c = _container(t, "grafana")
-    assert "> /etc/grafana/provisioning/datasources/prometheus.yaml" in c["EntryPoint"][2]
+    assert '"$KR_FILE_2" > /etc/grafana/provisioning/datasources/datasources.yaml' in c["EntryPoint"][2]
+    datasources = yaml.safe_load(_env(t, "grafana")["KR_FILE_2"])
+    prometheus, cloudwatch = datasources["datasources"]
+    assert (prometheus["type"], prometheus["url"]) == ("prometheus", "http://prometheus.knowledge.local:9090")
+    assert (cloudwatch["type"], cloudwatch["jsonData"]) == (
+        "cloudwatch",
+        {"authType": "default", "defaultRegion": "$AWS_REGION"},
+    )
     assert c["Command"] == ["/run.sh"]
     secrets = {s["Name"]: s["ValueFrom"] for s in c["Secrets"]}
     assert secrets["GF_SECURITY_ADMIN_PASSWORD"] == {

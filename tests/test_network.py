@@ -103,6 +103,7 @@ def test_security_group_rules_only_between_intended_groups(env: str) -> None:
         (g["Backend"], g["Qdrant"], 6333),
         (g["Qdrant"], "FileSystemSecurityGroup", 2049),
         (g["Prometheus"], g["Backend"], 8000),
+        (g["Prometheus"], g["Qdrant"], 6333),
         (g["Grafana"], g["Prometheus"], 9090),
     }
     services = set(g.values()) - ({g["Redis"]} if redis != g["Redis"] else set())

@@ -29,6 +29,7 @@ EXPECTED = {
     ("backend", "qdrant", 6333),
     ("qdrant", "efs", 2049),
     ("prometheus", "backend", 8000),
+    ("prometheus", "qdrant", 6333),
     ("grafana", "prometheus", 9090),
 }
 

@@ -283,15 +283,15 @@ def test_unknown_bucket(tmp_path: Path) -> None:
 
 
 def test_exactly_one_default_route(tmp_path: Path) -> None:
-    text = "services:\n  grafana:\n    load_balancer: {}\n"
+    text = "services:\n  prometheus:\n    load_balancer: {}\n"
     assert _errors(tmp_path, text) == [
-        "services: exactly one load-balanced service needs the default route (no paths), got 2: frontend, grafana"
+        "services: exactly one load-balanced service needs the default route (no paths), got 2: frontend, prometheus"
     ]
 
 
 def test_route_priorities_are_unique(tmp_path: Path) -> None:
-    text = "services:\n  grafana:\n    load_balancer: {paths: [/grafana/*], priority: 10}\n"
-    assert _errors(tmp_path, text) == ["services.grafana.load_balancer.priority: 10 is also backend's priority"]
+    text = "services:\n  prometheus:\n    load_balancer: {paths: [/prometheus/*], priority: 10}\n"
+    assert _errors(tmp_path, text) == ["services.prometheus.load_balancer.priority: 10 is also backend's priority"]
 
 
 def test_domain_name_needs_a_certificate(tmp_path: Path) -> None:

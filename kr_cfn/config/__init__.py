@@ -27,6 +27,7 @@ from kr_cfn.config.cost import CostConfig
 from kr_cfn.config.data import DataConfig, DataSlice
 from kr_cfn.config.deploy import DeployConfig, RootSlice
 from kr_cfn.config.flows import check_connects_to, service_flows
+from kr_cfn.config.grafana import check_grafana, check_route_hosts, wire
 from kr_cfn.config.monitoring import MonitoringConfig, MonitoringSlice, check_monitoring
 from kr_cfn.config.network import NetworkConfig, NetworkSlice
 from kr_cfn.config.production import check_production
@@ -182,6 +183,8 @@ class EnvConfig(Model):
             )
         ]
         problems += check_production(self)
+        problems += check_grafana(self.services, ecs_slice(self).services, self.monitoring)
+        problems += check_route_hosts(ecs_slice(self).services, self.alb)
         return problems
 
 
@@ -227,6 +230,7 @@ def ecs_slice(cfg: EnvConfig) -> EcsSlice:
     if cfg.data.redis == "elasticache":
         services.pop("redis", None)
         external["redis"] = REDIS_OUTPUTS
+    services = wire(services, cfg.monitoring, cfg.alb)
     retain_logs = cfg.ecs.retain_logs if cfg.ecs.retain_logs is not None else cfg.deploy.termination_protection
     return EcsSlice(cfg.names, cfg.ecs, services, external, retain_logs=retain_logs)
 

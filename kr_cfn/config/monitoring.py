@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from kr_cfn.config.base import Model, Problem
+from kr_cfn.config.services import cidr_problems
 from kr_cfn.naming import Naming
 
 BACKEND = "backend"
@@ -145,6 +146,17 @@ class MonitoringConfig(Model):
         20, ge=1, description="Requests per period below which the 5xx-rate alarm stays OK (no noise at night)."
     )
     alarms: Alarms = Field(default_factory=Alarms, description="Alarm thresholds and periods.")
+    grafana_allowed_cidrs: tuple[str, ...] = Field(
+        (),
+        description="IPv4 networks that may open Grafana through the load balancer (grafana.<domain> or "
+        "/grafana); empty = no route to Grafana at all.",
+    )
+    prometheus_retention: str = Field(
+        "15d",
+        pattern=r"^[1-9][0-9]*(h|d|w|y)$",
+        description="How long Prometheus keeps samples (--storage.tsdb.retention.time), e.g. 15d; "
+        "on the task's ephemeral storage, lost when the task is replaced.",
+    )
 
     def check(self) -> list[Problem]:
         """E-mail addresses well-formed and unique; every alarm's checks."""
@@ -164,6 +176,7 @@ class MonitoringConfig(Model):
         if self.allow_no_alert_route and self.has_route:
             problems.append(("allow_no_alert_route", "true, but alert routes are configured; remove it"))
         problems += [(f"alarms.{path}", msg) for path, msg in self.alarms.check()]
+        problems += [(f"grafana_allowed_cidrs[{i}]", msg) for i, msg in cidr_problems(self.grafana_allowed_cidrs)]
         return problems
 
     @property

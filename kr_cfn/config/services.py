@@ -19,12 +19,14 @@ reaches exactly what its placeholders, secrets, volumes and ``connects_to`` name
 from __future__ import annotations
 
 import copy
+import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field
 
+from kr_cfn import dashboards
 from kr_cfn.config.base import Model, Problem
 from kr_cfn.naming import Naming
 
@@ -137,7 +139,13 @@ class Volume(Model):
 class Route(Model):
     """How the load balancer reaches a service."""
 
-    paths: tuple[str, ...] = Field((), description="Path patterns routed here; empty = the listener's default.")
+    paths: tuple[str, ...] = Field(
+        (), description="Path patterns routed here; with no paths and no hosts, the listener's default."
+    )
+    hosts: tuple[str, ...] = Field((), description="Host names routed here (host-header condition).")
+    source_cidrs: tuple[str, ...] = Field(
+        (), description="Only requests from these IPv4 CIDRs (source-ip condition); empty = from anywhere."
+    )
     priority: int = Field(10, ge=1, le=50000, description="Listener rule priority (path routes only).")
     health_check_path: str = Field("/", description="Target group health check path.")
     health_check_grace: int = Field(60, ge=0, le=2147483647, description="ECS ignores LB health for this long (s).")
@@ -200,6 +208,14 @@ class ServiceSpec(Model):
         default_factory=dict,
         description="Config files written at start (path -> content, placeholders allowed); needs command.",
     )
+    dashboards: tuple[str, ...] = Field(
+        (),
+        description="Grafana only: dashboards of kr_cfn/dashboards (file stems) written at start for Grafana's "
+        "file provider; needs command.",
+    )
+    reads_cloudwatch_metrics: bool = Field(
+        False, description="The task role may read CloudWatch metrics (Grafana's CloudWatch data source)."
+    )
     volumes: tuple[Volume, ...] = Field((), description="EFS access points mounted into the container.")
     scratch_paths: tuple[str, ...] = Field(
         (), description="Writable task-local paths (needed with a read-only root file system)."
@@ -208,6 +224,11 @@ class ServiceSpec(Model):
         None, description="Cloud Map name (<name>.<namespace>) other services reach it by; opens nothing by itself."
     )
     load_balancer: Route | None = Field(None, description="ALB route; null = not behind the load balancer.")
+    metrics_path: str | None = Field(
+        None,
+        pattern=_PATH.pattern,
+        description="Path on the container port that Prometheus scrapes (needs discovery_name); null = not scraped.",
+    )
     capacity: tuple[CapacityItem, ...] = Field(
         (CapacityItem(provider="FARGATE"),), description="Capacity provider strategy."
     )
@@ -237,6 +258,20 @@ class ServiceSpec(Model):
         default_factory=dict, description="S3 access of the task role: bucket ARN output -> read/write/read_write."
     )
     autoscaling: Autoscaling | None = Field(None, description="Autoscaling; null = fixed desired_count.")
+
+    def _dashboard_problems(self) -> list[Problem]:
+        problems: list[Problem] = []
+        known = dashboards.names()
+        for i, name in enumerate(self.dashboards):
+            if name not in known:
+                problems.append(
+                    (f"dashboards[{i}]", f"{name!r} is not a dashboard of kr_cfn (one of: {', '.join(known)})")
+                )
+        if self.dashboards and (self.command is None or self.entry_point is not None):
+            problems.append(
+                ("dashboards", "needs command (the full command to run after writing them) and no entry_point")
+            )
+        return problems + _payload_problems(self)
 
     @property
     def ecr_repository(self) -> str | None:
@@ -285,6 +320,9 @@ class ServiceSpec(Model):
                 problems.append((f"files.{path}", "must be an absolute path of letters, digits and ._-/"))
         if self.files and (self.command is None or self.entry_point is not None):
             problems.append(("files", "needs command (the full command to run after writing them) and no entry_point"))
+        problems += self._dashboard_problems()
+        if self.metrics_path is not None and self.discovery_name is None:
+            problems.append(("metrics_path", "needs discovery_name (Prometheus finds the tasks by their DNS name)"))
         if self.discovery_name is not None and not _SERVICE_NAME.match(self.discovery_name):
             problems.append(("discovery_name", f"{self.discovery_name!r} must be a lowercase DNS label"))
         providers = [c.provider for c in self.capacity]
@@ -340,6 +378,22 @@ class ServiceSpec(Model):
             if s.max_count < s.min_count:
                 problems.append((f"schedules[{i}].max_count", f"{s.max_count} is below min_count {s.min_count}"))
         return problems
+
+
+def _payload_problems(spec: ServiceSpec) -> list[Problem]:
+    """Files and dashboards must leave room in the task definition (ECS limits its size)."""
+    size = sum(len(c.encode()) for c in spec.files.values())
+    size += sum(len(dashboards.encoded(d)) for d in spec.dashboards if d in dashboards.names())
+    if size > dashboards.PAYLOAD_BUDGET:
+        return [
+            (
+                "dashboards" if spec.dashboards else "files",
+                f"files and dashboards take {size} bytes of the task definition, more than "
+                f"{dashboards.PAYLOAD_BUDGET} (ECS allows {dashboards.TASK_DEFINITION_LIMIT // 1024} KiB per task "
+                "definition); ship fewer or smaller dashboards",
+            )
+        ]
+    return []
 
 
 def _count_problems(min_count: int, desired: int, max_count: int) -> list[Problem]:
@@ -418,7 +472,8 @@ def check_services(services: dict[str, ServiceSpec], redis: str) -> list[Problem
                     (f"{name}.buckets.{bucket}", f"is not a bucket output (one of: {', '.join(BUCKET_OUTPUTS)})")
                 )
     routed = {n: s.load_balancer for n, s in services.items() if s.load_balancer is not None}
-    defaults = [n for n, r in routed.items() if not r.paths]
+    problems += check_routes(routed)
+    defaults = [n for n, r in routed.items() if not r.paths and not r.hosts]
     if routed and len(defaults) != 1:
         problems.append(
             (
@@ -429,10 +484,72 @@ def check_services(services: dict[str, ServiceSpec], redis: str) -> list[Problem
         )
     seen: dict[int, str] = {}
     for n, r in routed.items():
-        if r.paths and r.priority in seen:
-            problems.append((f"{n}.load_balancer.priority", f"{r.priority} is also {seen[r.priority]}'s priority"))
-        elif r.paths:
-            seen[r.priority] = n
+        taken = [p for p in rule_priorities(r) if p in seen]
+        if taken:
+            problems.append((f"{n}.load_balancer.priority", f"{taken[0]} is also {seen[taken[0]]}'s priority"))
+        else:
+            seen.update(dict.fromkeys(rule_priorities(r), n))
+    return problems
+
+
+RULE_CONDITION_VALUES = 5
+"""ALB quota "Condition values per rule": 5, not adjustable
+(https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-limits.html)."""
+
+
+def rule_cidr_chunks(route: Route) -> list[tuple[str, ...]]:
+    """The route's source CIDRs split so each listener rule stays within :data:`RULE_CONDITION_VALUES`.
+
+    Every rule repeats the route's path and host values, the CIDRs share what is left; one chunk
+    (possibly empty) per listener rule. A route's rules take consecutive priorities.
+    """
+    room = RULE_CONDITION_VALUES - len(route.paths) - len(route.hosts)
+    cidrs = route.source_cidrs
+    return [cidrs[i : i + room] for i in range(0, len(cidrs), room)] if cidrs and room > 0 else [cidrs]
+
+
+def rule_priorities(route: Route) -> list[int]:
+    """Listener rule priorities of a path or host route (none for the default route)."""
+    if not route.paths and not route.hosts:
+        return []
+    return [route.priority + i for i in range(len(rule_cidr_chunks(route)))]
+
+
+def check_routes(routed: dict[str, Route]) -> list[Problem]:
+    """Each route's conditions fit a listener rule; source CIDRs are IPv4 networks (the ALB is IPv4)."""
+    problems: list[Problem] = []
+    for n, r in routed.items():
+        key = f"{n}.load_balancer"
+        if len(r.paths) + len(r.hosts) >= RULE_CONDITION_VALUES and r.source_cidrs:
+            problems.append(
+                (key, f"paths and hosts leave no room for source_cidrs ({RULE_CONDITION_VALUES} values per rule)")
+            )
+        if r.source_cidrs and not r.paths and not r.hosts:
+            problems.append((f"{key}.source_cidrs", "the default route cannot be limited; give paths or hosts"))
+        problems += [(f"{key}.source_cidrs[{i}]", msg) for i, msg in cidr_problems(r.source_cidrs)]
+    return problems
+
+
+MIN_PREFIX = 8
+"""Widest network a source-ip limit may name: /8 (16.7 million addresses); wider ones (0.0.0.0/1 twice)
+would open a limited route to most of the internet."""
+
+
+def cidr_problems(cidrs: tuple[str, ...]) -> list[tuple[int, str]]:
+    """(index, message) for each entry that is not a distinct, narrower-than-everything IPv4 network."""
+    problems: list[tuple[int, str]] = []
+    for i, text in enumerate(cidrs):
+        try:
+            net = ipaddress.IPv4Network(text, strict=True)
+        except ValueError:
+            problems.append((i, f"{text!r} is not an IPv4 network in CIDR notation (e.g. 203.0.113.0/24)"))
+            continue
+        if net.prefixlen < MIN_PREFIX:
+            problems.append(
+                (i, f"{text!r} is wider than /{MIN_PREFIX} (no one's office); list the networks that may connect")
+            )
+        elif cidrs.index(text) != i:
+            problems.append((i, f"{text!r} is listed twice"))
     return problems
 
 
@@ -471,23 +588,32 @@ scrape_configs:
   - job_name: prometheus
     static_configs:
       - targets: ["localhost:{{port:prometheus}}"]
-  - job_name: backend
-    metrics_path: /metrics
-    dns_sd_configs:
-      - names: ["{{host:backend}}"]
-        type: A
-        port: {{port:backend}}
 """
+"""Prometheus scrapes itself; a job per service with a ``metrics_path`` is appended (kr_cfn.config.grafana)."""
 
 _GRAFANA_DATASOURCES = """\
 apiVersion: 1
 datasources:
   - name: Prometheus
+    uid: prometheus
     type: prometheus
     access: proxy
     url: http://{{host:prometheus}}:{{port:prometheus}}
     isDefault: true
+    editable: false
+  - name: CloudWatch
+    uid: cloudwatch
+    type: cloudwatch
+    editable: false
+    jsonData:
+      authType: default
+      defaultRegion: $AWS_REGION
 """
+"""The dashboards name these uids. CloudWatch signs in with the task role (the SDK's default chain);
+its region is the task's: ECS sets AWS_REGION in every task
+(https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs-environment-variables.html) and
+Grafana expands $VAR in provisioning files
+(https://grafana.com/docs/grafana/latest/administration/provisioning/#using-environment-variables)."""
 
 _STATEFUL = {"min_healthy_percent": 0, "max_percent": 100}
 """One task that owns its storage: stop the old task before starting the new one."""
@@ -534,6 +660,7 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
         # image's user if it does not run as root).
         "scratch_paths": ["/tmp"],  # noqa: S108 - a task-local volume, not a shared temp dir
         "discovery_name": "backend",
+        "metrics_path": "/metrics",
         "load_balancer": {
             "paths": ["/api/*"],
             "priority": 10,
@@ -585,6 +712,8 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
         # bypass file permissions or open raw sockets, and the EFS access point maps all its
         # file access to uid/gid 1000 whatever the container's user.
         "discovery_name": "qdrant",
+        # Qdrant's Prometheus endpoint on its HTTP port: https://qdrant.tech/documentation/guides/monitoring/
+        "metrics_path": "/metrics",
         "log_retention_days": 7,
     },
     "redis": {
@@ -614,8 +743,9 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
         "command": [
             "/bin/prometheus",
             "--config.file=/etc/prometheus/prometheus.yml",
+            # The task's ephemeral storage (README, "Grafana and dashboards"); the retention flag
+            # comes from monitoring.prometheus_retention.
             "--storage.tsdb.path=/prometheus",
-            "--storage.tsdb.retention.time=15d",
         ],
         "health_check": {"command": "wget -q -O /dev/null http://localhost:9090/-/healthy || exit 1"},
         # The image's own user, stated so an image change cannot silently run it as root.
@@ -635,12 +765,20 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
         "memory": 512,
         "port": 3000,
         **_STATEFUL,
-        "environment": {"GF_LOG_MODE": "console", "GF_USERS_ALLOW_SIGN_UP": "false"},
+        # Grafana's own login stays on; no anonymous access, no self sign-up.
+        "environment": {
+            "GF_LOG_MODE": "console",
+            "GF_USERS_ALLOW_SIGN_UP": "false",
+            "GF_AUTH_ANONYMOUS_ENABLED": "false",
+            "GF_AUTH_DISABLE_LOGIN_FORM": "false",
+        },
         "secrets": {
             "GF_SECURITY_ADMIN_USER": {"secret": "GrafanaAdminSecretArn", "key": "username"},
             "GF_SECURITY_ADMIN_PASSWORD": {"secret": "GrafanaAdminSecretArn", "key": "password"},
         },
-        "files": {"/etc/grafana/provisioning/datasources/prometheus.yaml": _GRAFANA_DATASOURCES},
+        "files": {"/etc/grafana/provisioning/datasources/datasources.yaml": _GRAFANA_DATASOURCES},
+        "dashboards": ["infrastructure", "langgraph", "rag"],
+        "reads_cloudwatch_metrics": True,
         "command": ["/run.sh"],
         "health_check": {"command": "wget -q -O /dev/null http://localhost:3000/api/health || exit 1"},
         # The image's own user (grafana, uid 472, group root), stated so an image change cannot
