@@ -80,6 +80,16 @@ def application_role_arns(prefix: str) -> Sub:
     return arn("iam", f"role{role_path(prefix)}*", region=False)
 
 
+def application_instance_profile_arns(prefix: str) -> Sub:
+    """Every instance profile of one environment: made with ``Path=role_path(prefix)``, like its roles."""
+    return arn("iam", f"instance-profile{role_path(prefix)}*", region=False)
+
+
+def application_policy_arns(prefix: str) -> Sub:
+    """Every customer managed policy the application stacks make: ``Path=role_path(prefix)``."""
+    return arn("iam", f"policy{role_path(prefix)}*", region=False)
+
+
 def bounded(prefix: str) -> dict[str, Any]:
     """``Path`` and ``PermissionsBoundary`` for every ``iam.Role`` an application stack creates."""
     return {"Path": role_path(prefix), "PermissionsBoundary": permissions_boundary(prefix)}
@@ -100,19 +110,17 @@ def handler_permissions(resource_types: Iterable[str], region: str) -> dict[str,
 
     https://docs.aws.amazon.com/cloudformation-cli/latest/userguide/resource-type-schema.html#schema-properties-handlers
     """
-    from cfnlint.data import AdditionalSpecs  # heavy imports: only when building
-    from cfnlint.helpers import load_resource
-    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+    from kr_cfn.schemas import iam_actions, resource_schema
 
-    known = load_resource(AdditionalSpecs, "Policies.json")
+    known = iam_actions()
 
     def is_action(name: str) -> bool:
         service, _, action = name.partition(":")
-        return action.lower() in {a.lower() for a in known.get(service.lower(), {}).get("Actions", {})}
+        return action.lower() in known.get(service.lower(), frozenset())
 
     out: dict[str, tuple[str, ...]] = {}
     for rtype in sorted(set(resource_types)):
-        handlers = PROVIDER_SCHEMA_MANAGER.get_resource_schema(region, rtype).schema.get("handlers", {})
+        handlers = (resource_schema(region, rtype) or {}).get("handlers", {})
         if not handlers:
             raise ValueError(f"{rtype}: the resource provider schema lists no handler permissions")
         permissions = {p for h in _HANDLERS for p in handlers.get(h, {}).get("permissions", [])}

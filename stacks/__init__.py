@@ -65,7 +65,9 @@ def application(templates: list[Template]) -> config.Application:
                 service = statement.get("Principal", {}).get("Service", [])
                 services += [service] if isinstance(service, str) else service
             for policy in props.get("ManagedPolicyArns", []):
-                managed.append(policy if isinstance(policy, str) else policy["Fn::Sub"])
+                # A Ref/GetAtt names a policy a stack makes: under the env's path (kr_cfn.iam.application_policy_arns).
+                if isinstance(policy, str) or "Fn::Sub" in policy:
+                    managed.append(policy if isinstance(policy, str) else policy["Fn::Sub"])
     return config.Application(
         children=tuple(c.logical_id for c in CHILDREN),
         resource_types=tuple(sorted({r["Type"] for r in resources})),

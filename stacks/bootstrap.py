@@ -28,6 +28,8 @@ from kr_cfn.blocks import add_output, checkov_skip, new_template
 from kr_cfn.config import BootstrapSlice
 from kr_cfn.config.bootstrap import bootstrap_stack_name
 from kr_cfn.iam import (
+    application_instance_profile_arns,
+    application_policy_arns,
     application_role_arns,
     arn,
     boundary_name,
@@ -45,6 +47,8 @@ SERVICE_ROLE = "CloudFormationServiceRole"
 PLAN_ROLE = "GitHubPlanRole"
 DEPLOY_ROLE = "GitHubDeployRole"
 RELEASE_PLAN_ROLE = "GitHubReleasePlanRole"
+PR_CHANGE_SETS = "kr-cfn-pr-"
+"""Name prefix of pull-request change sets (kr_cfn.deploy.changeset.PR_CHANGE_SET_PREFIX)."""
 PR_ARTIFACTS_PREFIX = "pr"
 """Key prefix of pull-request packages (``kr-cfn package --pull-request``); deploys never read it."""
 
@@ -81,6 +85,11 @@ _IAM_ELSEWHERE = {
     "iam:DeleteRolePermissionsBoundary",
     "iam:PassRole",
     "iam:CreateServiceLinkedRole",
+    # Users and groups: the stacks make none (AWS::IAM::ManagedPolicy's handlers list these).
+    "iam:AttachGroupPolicy",
+    "iam:AttachUserPolicy",
+    "iam:DetachGroupPolicy",
+    "iam:DetachUserPolicy",
 }
 
 # Handler permissions the application templates do not use; reviewed, left out of the service role.
@@ -96,6 +105,10 @@ _EXTRA_ACTIONS = ("ec2:DescribeAvailabilityZones",)
 # https://docs.aws.amazon.com/IAM/latest/UserGuide/using-service-linked-roles.html
 _SERVICE_LINKED = {
     "AWS::ApplicationAutoScaling::": "ecs.application-autoscaling.amazonaws.com",
+    # AWSServiceRoleForAutoScaling: https://docs.aws.amazon.com/autoscaling/ec2/userguide/autoscaling-service-linked-role.html
+    "AWS::AutoScaling::": "autoscaling.amazonaws.com",
+    # AWSServiceRoleForBackup: https://docs.aws.amazon.com/aws-backup/latest/devguide/using-service-linked-roles.html
+    "AWS::Backup::": "backup.amazonaws.com",
     "AWS::ECS::": "ecs.amazonaws.com",
     "AWS::EFS::": "elasticfilesystem.amazonaws.com",
     "AWS::ElastiCache::": "elasticache.amazonaws.com",
@@ -122,7 +135,7 @@ def build(cfg: BootstrapSlice) -> Template:
         provider = _oidc_provider(t, cfg)
         plan_subject, deploy_subject = github_subjects(cfg)
         plan = _github_role(t, cfg, PLAN_ROLE, "github-plan", plan_subject, provider)
-        plan.Policies = [_plan_policy(cfg, bucket, service_role)]
+        plan.Policies = [_plan_policy(cfg, bucket, service_role, pull_request=True)]
         deploy = _github_role(t, cfg, DEPLOY_ROLE, "github-deploy", deploy_subject, provider)
         deploy.Policies = [_plan_policy(cfg, bucket, service_role), _deploy_policy(cfg)]
         add_output(t, "PlanRoleArn", GetAtt(plan, "Arn"), "Role for pull-request workflows (plan)")
@@ -338,6 +351,45 @@ def _deny_bootstrap_stack(cfg: BootstrapSlice) -> aws.Statement:
     )
 
 
+STACK_NAME_TAG = "aws:cloudformation:stack-name"
+"""The tag CloudFormation puts on every resource it creates (where the type propagates stack tags)."""
+
+
+def own_stack_names(cfg: BootstrapSlice) -> list[str]:
+    """Patterns of the stack names this environment's application resources are tagged with.
+
+    The root, its children (and the stacks nested in them, named '<child stack>-<LogicalId>-*'):
+    the same names :func:`_stack_arns` allows, never the bootstrap stack nor another environment's.
+    """
+    return [cfg.stack_name, *(f"{cfg.stack_name}-{child}-*" for child in cfg.app.children)]
+
+
+def _deny_other_stacks(cfg: BootstrapSlice, sid: str, not_actions: list[aws.Action]) -> aws.Statement:
+    """Explicit deny of every action on a resource another stack made (another env, the bootstrap).
+
+    The handler permissions are on '*' (ids made at create time); in an account shared by several
+    environments, a template could still point a resource at another environment's security
+    group, listener, file system, database, secret or key (an ingress rule, a listener rule, an
+    access point, a read replica, a dynamic reference). CloudFormation tags what it creates with
+    aws:cloudformation:stack-name, and the aws: prefix is reserved: no template can set or change
+    it (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-properties-resource-tags.html).
+    So a resource that carries the tag with a name outside this environment's stacks is refused
+    (aws:ResourceTag: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-resourcetag;
+    Null "false": only when the tag is there,
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html#Conditions_Null).
+    Resources without the tag (made outside CloudFormation, or types that do not propagate it) are
+    not covered: see README "Accounts".
+    """
+    key = f"aws:ResourceTag/{STACK_NAME_TAG}"
+    return aws.Statement(
+        Sid=sid,
+        Effect=aws.Deny,
+        NotAction=not_actions,
+        Resource=["*"],  # a Deny: any resource that carries another stack's name
+        Condition=aws.Condition([aws.Null(key, "false"), aws.StringNotLike(key, own_stack_names(cfg))]),
+    )
+
+
 def _release_plan_role(
     t: Template, cfg: BootstrapSlice, bucket: s3.Bucket, service_role: iam.Role, provider: object
 ) -> iam.Role:
@@ -352,7 +404,12 @@ def _release_plan_role(
 
 
 def _plan_policy(
-    cfg: BootstrapSlice, bucket: s3.Bucket, service_role: iam.Role, upload_prefix: str = PR_ARTIFACTS_PREFIX
+    cfg: BootstrapSlice,
+    bucket: s3.Bucket,
+    service_role: iam.Role,
+    upload_prefix: str = PR_ARTIFACTS_PREFIX,
+    *,
+    pull_request: bool = False,
 ) -> iam.Policy:
     return iam.Policy(
         PolicyName="plan",
@@ -377,12 +434,7 @@ def _plan_policy(
                     # "*": read-only; ValidateTemplate has no resource, and the review reads nested stacks by ARN.
                     Resource=["*"],
                 ),
-                aws.Statement(
-                    Sid="ChangeSets",
-                    Effect=aws.Allow,
-                    Action=[cfn.CreateChangeSet, cfn.DescribeChangeSet, cfn.DeleteChangeSet],
-                    Resource=_stack_arns(cfg),
-                ),
+                *_change_set_statements(cfg, pull_request=pull_request),
                 aws.Statement(
                     Sid="ReadTemplates",
                     Effect=aws.Allow,
@@ -411,6 +463,39 @@ def _plan_policy(
     )
 
 
+def _change_set_statements(cfg: BootstrapSlice, *, pull_request: bool) -> list[aws.Statement]:
+    """Change sets on the application stacks; a pull request's only under its own names.
+
+    Pull-request plans name their change sets 'kr-cfn-pr-...' (kr_cfn.deploy.changeset): the plan
+    role may create and delete only those, so a pull request cannot delete the change set the
+    reviewers are about to approve, and the deploy role never executes one of them
+    (cloudformation:ChangeSetName on CreateChangeSet, DeleteChangeSet, ExecuteChangeSet:
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscloudformation.html).
+    """
+    read = aws.Statement(
+        Sid="DescribeChangeSets", Effect=aws.Allow, Action=[cfn.DescribeChangeSet], Resource=_stack_arns(cfg)
+    )
+    write = aws.Statement(
+        Sid="ChangeSets",
+        Effect=aws.Allow,
+        Action=[cfn.CreateChangeSet, cfn.DeleteChangeSet],
+        Resource=_stack_arns(cfg),
+    )
+    if pull_request:
+        write.Condition = aws.Condition(aws.StringLike("cloudformation:ChangeSetName", f"{PR_CHANGE_SETS}*"))
+    return [read, write]
+
+
+def _deny_executing_pull_request_change_sets() -> aws.Statement:
+    return aws.Statement(
+        Sid="NeverExecutePullRequestChangeSets",
+        Effect=aws.Deny,
+        Action=[cfn.ExecuteChangeSet],
+        Resource=["*"],  # a Deny: a pull request's change set, on any stack
+        Condition=aws.Condition(aws.StringLike("cloudformation:ChangeSetName", f"{PR_CHANGE_SETS}*")),
+    )
+
+
 def _deploy_policy(cfg: BootstrapSlice) -> iam.Policy:
     return iam.Policy(
         PolicyName="deploy",
@@ -432,6 +517,7 @@ def _deploy_policy(cfg: BootstrapSlice) -> iam.Policy:
                 ),
                 *_day_two_statements(cfg),
                 _deny_bootstrap_stack(cfg),
+                _deny_executing_pull_request_change_sets(),
             ],
         ),
     )
@@ -597,6 +683,8 @@ def _boundary_policy(t: Template, cfg: BootstrapSlice) -> iam.ManagedPolicy:
                 Sid="ListEnvironmentBuckets", Effect=aws.Allow, Action=[awacs_s3.ListBucket], Resource=buckets
             )
         )
+    # ECR: the repositories are the account's, made by one env's bootstrap stack and pulled by all.
+    statements.append(_deny_other_stacks(cfg, "DenyOtherStacksResources", [aws.Action("ecr", "*")]))
     return t.add_resource(
         iam.ManagedPolicy(
             BOUNDARY_POLICY,
@@ -638,6 +726,38 @@ def _action(name: str) -> aws.Action:
     return aws.Action(service, action)
 
 
+def _iam_resource_statements(prefix: str, actions: set[str]) -> list[aws.Statement]:
+    """The IAM handler permissions without conditions, each on the env's own path of what it acts on.
+
+    Instance profiles (AWS::IAM::InstanceProfile) and customer managed policies
+    (AWS::IAM::ManagedPolicy) the stacks make live under the same path as their roles; the
+    action's resource type decides which ARN it is scoped to
+    (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsidentityandaccessmanagementiam.html).
+    """
+    kinds = {"InstanceProfile": application_instance_profile_arns(prefix), "Policy": application_policy_arns(prefix)}
+    grouped: dict[str, list[str]] = {}
+    for action in sorted(actions):
+        name = action.split(":", 1)[1]
+        kind = "InstanceProfile" if "InstanceProfile" in name else "Policy" if _on_policy(name) else "Role"
+        grouped.setdefault(kind, []).append(action)
+    sids = {"Role": "ManageApplicationRoles", "InstanceProfile": "ManageInstanceProfiles", "Policy": "ManagePolicies"}
+    return [
+        aws.Statement(
+            Sid=sids[kind],
+            Effect=aws.Allow,
+            Action=[_action(a) for a in grouped[kind]],
+            Resource=[kinds.get(kind, application_role_arns(prefix))],
+        )
+        for kind in ("Role", "InstanceProfile", "Policy")
+        if kind in grouped
+    ]
+
+
+def _on_policy(name: str) -> bool:
+    """Whether an IAM action acts on a managed policy (CreatePolicy, GetPolicyVersion, ...), not a role."""
+    return "Role" not in name and ("Policy" in name or "Policies" in name or name == "ListEntitiesForPolicy")
+
+
 def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
     by_service = _stack_actions(cfg)
     iam_actions = set(by_service.get("iam", []))
@@ -647,10 +767,11 @@ def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
     boundary = permissions_boundary(prefix)
     with_boundary = aws.StringEquals("iam:PermissionsBoundary", boundary)
     managed = [Sub(p) for p in cfg.app.managed_policies]
+    own_policies = [application_policy_arns(prefix)] if "iam:CreatePolicy" in iam_actions else []
     linked = sorted({name for p, name in _SERVICE_LINKED.items() for rt in cfg.app.resource_types if rt.startswith(p)})
     own = [
         arn("iam", f"role/{cfg.names(name)}", region=False)
-        for name in ("cloudformation", "github-plan", "github-deploy")
+        for name in ("cloudformation", "github-plan", "github-deploy", "github-release-plan")
     ]
     statements = [
         aws.Statement(
@@ -660,12 +781,7 @@ def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
             Resource=roles,
             Condition=aws.Condition(with_boundary),
         ),
-        aws.Statement(
-            Sid="ManageApplicationRoles",
-            Effect=aws.Allow,
-            Action=[_action(a) for a in sorted(iam_actions - _IAM_ELSEWHERE)],
-            Resource=roles,
-        ),
+        *_iam_resource_statements(prefix, iam_actions - _IAM_ELSEWHERE),
         aws.Statement(
             Sid="PassApplicationRoles",
             Effect=aws.Allow,
@@ -708,7 +824,7 @@ def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
             Resource=[Sub("${ArtifactsBucket.Arn}/*")],
         ),
     ]
-    if managed:
+    if managed or own_policies:
         statements.insert(
             2,
             aws.Statement(
@@ -716,7 +832,8 @@ def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
                 Effect=aws.Allow,
                 Action=[awacs_iam.AttachRolePolicy, awacs_iam.DetachRolePolicy],
                 Resource=roles,
-                Condition=aws.Condition([with_boundary, aws.ArnEquals("iam:PolicyARN", managed)]),
+                # The AWS managed policies the templates name, and the stacks' own under the env's path.
+                Condition=aws.Condition([with_boundary, aws.ArnEquals("iam:PolicyARN", [*managed, *own_policies])]),
             ),
         )
     if s3_actions:
@@ -762,6 +879,8 @@ def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
         ),
         _deny_bootstrap_stack(cfg),
         _deny_import(),
+        # Stacks are scoped by ARN above; the application buckets by name (S3 ABAC is off by default).
+        _deny_other_stacks(cfg, "DenyOtherStacksResources", [cfn.Action("*"), awacs_s3.Action("*")]),
     ]
     return statements
 

@@ -16,7 +16,8 @@ Statements: ``Action``/``NotAction`` (case-insensitive, ``*`` and ``?`` wildcard
 below, all operators and keys ANDed, the values of one key ORed. A key missing from the request
 makes a positive operator false and a negated one (``...Not...``) true; ``...IfExists`` makes a
 missing key true; ``ForAnyValue:``/``ForAllValues:`` compare multi-valued keys (a missing key:
-false/true). Unknown operators raise, so a policy using one is never silently misjudged.
+false/true); ``Null`` tests whether the key is there. Unknown operators raise, so a policy using
+one is never silently misjudged.
 https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html
 """
 
@@ -83,6 +84,9 @@ def _condition_holds(operator: str, key: str, wanted: Any, context: Mapping[str,
     qualifier, _, rest = operator.rpartition(":")
     if qualifier not in ("", "ForAnyValue", "ForAllValues"):
         raise ValueError(f"condition operator {operator!r} is not supported")
+    if operator == "Null":  # "true": the key is absent; "false": it is present
+        absent = key.lower() not in {k.lower() for k in context}
+        return any(absent == (str(w).lower() == "true") for w in _list(wanted))
     if_exists = rest.endswith("IfExists")
     base = rest.removesuffix("IfExists")
     negated = base in _NEGATED

@@ -24,7 +24,10 @@ import pytest
 import yaml
 
 from kr_cfn.cli import main
-from kr_cfn.deploy import changeset
+from kr_cfn.deploy import apply as applying
+from kr_cfn.deploy import changeset, guard
+from kr_cfn.deploy.aws import Aws
+from kr_cfn.deploy.errors import DeployError
 from kr_cfn.deploy.package import load_template
 from tests.conftest import PARAMS, ROOT, built
 from tests.test_deploy_e2e import MOTO_ACCOUNT, REGION, Project, endpoint  # noqa: F401 - the fixture
@@ -141,6 +144,8 @@ def test_pull_requests_write_only_under_pr(endpoint: str, bucket: str, project: 
     # A pull request's plan record is never applied.
     project.ok("plan", "--env", ENV, *_tags(project, "pr"))
     record = project.out / ENV / "plan.json"
+    # Named as a pull request's: the plan role may delete only these, the deploy role never executes one.
+    assert project.review(ENV)["change_set_name"].startswith(changeset.PR_CHANGE_SET_PREFIX)
     code, _, err = project.run("apply", "--env", ENV, "--plan", str(record))
     assert code == 2
     assert err.strip() == f"--plan {record}: planned from pull-request artifacts (pr/), which are never deployed"
@@ -353,3 +358,41 @@ def test_workflow_approves_a_published_change_set_and_executes_exactly_it() -> N
         assert job["permissions"].get("id-token") == "write", name  # every job assumes a role
         assert set(job["permissions"]) <= {"id-token", "contents", "pull-requests"}, name
     assert "pull-requests" not in jobs["release-plan"]["permissions"] and "pull-requests" not in deploy["permissions"]
+
+
+# --------------------------------------------------------------------------- apply interrupted
+
+
+class _CtrlC:
+    """An output stream whose first write is interrupted, as by Ctrl-C while apply follows the events."""
+
+    def write(self, text: str) -> int:
+        raise KeyboardInterrupt
+
+    def flush(self) -> None:
+        pass
+
+
+def test_interrupted_apply_says_the_update_goes_on_and_restores_the_policy(
+    endpoint: str,  # noqa: F811
+    bucket: str,
+    project: Project,
+) -> None:
+    """Against the local endpoint. Failed before: Ctrl-C during apply exited 130 with no word that
+    CloudFormation goes on updating the stack, nor how to follow or stop it."""
+    _plan(project, bucket, "ctrl-c")
+    record = json.loads((project.out / ENV / "plan.json").read_text())
+    aws = Aws(REGION)
+    # A stack policy left lifted from an earlier run: apply restores the full one whatever happens.
+    _cfn().set_stack_policy(StackName=STACK, StackPolicyBody=guard.stack_policy(except_ids=["DataStack"]))
+    review, cs = applying.check(aws, STACK, record["change_set_id"], record)
+    with pytest.raises(DeployError) as caught:
+        applying.execute(aws, review, cs, termination_protection=False, out=_CtrlC())  # type: ignore[arg-type]
+    assert caught.value.code == 130
+    assert str(caught.value) == (
+        f"interrupted: only kr-cfn stopped; CloudFormation goes on updating stack {STACK} "
+        "(follow it: kr-cfn watch --env ENV; "
+        f"roll it back: aws cloudformation cancel-update-stack --stack-name {STACK}); "
+        "the stack policies were restored"
+    )
+    assert json.loads(_cfn().get_stack_policy(StackName=STACK)["StackPolicyBody"]) == json.loads(guard.stack_policy())

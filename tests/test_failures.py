@@ -21,6 +21,7 @@ import pytest
 from kr_cfn.cli import main
 from kr_cfn.deploy import apply as applying
 from kr_cfn.deploy import guard
+from kr_cfn.deploy.errors import DeployError
 from kr_cfn.deploy.review import GuardFinding
 from tests import aws_endpoint
 from tests.conftest import PARAMS, ROOT
@@ -282,14 +283,19 @@ def test_ctrl_c_waits_for_a_stable_stack_before_restoring_the_policy(
             _moto_stack(stack_id).status = "UPDATE_COMPLETE"  # CloudFormation ends the update
 
     monkeypatch.setattr(applying, "_sleep", sleep)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(DeployError) as caught:
         applying.execute(aws, review, cs, False, watch="kr-cfn watch --env dev --stack-name kr-ctrl-c-wait")
     err = capsys.readouterr().err
     assert seen == [relaxed, relaxed, relaxed]
     assert _policy(stack_id) == guard.stack_policy()
-    assert "interrupted: the update of kr-ctrl-c-wait goes on in CloudFormation; follow it with: " in err
-    assert "kr-cfn watch --env dev --stack-name kr-ctrl-c-wait" in err
     assert err.strip().endswith("kr-ctrl-c-wait is UPDATE_COMPLETE: stack policies restored")
+    assert caught.value.code == 130
+    assert str(caught.value) == (
+        "interrupted: only kr-cfn stopped; CloudFormation goes on updating stack kr-ctrl-c-wait "
+        "(follow it: kr-cfn watch --env dev --stack-name kr-ctrl-c-wait; "
+        "roll it back: aws cloudformation cancel-update-stack --stack-name kr-ctrl-c-wait); "
+        "the stack policies were restored"
+    )
 
 
 def test_second_ctrl_c_names_the_relaxed_stacks_and_the_command(
@@ -303,8 +309,12 @@ def test_second_ctrl_c_names_the_relaxed_stacks_and_the_command(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(applying, "_sleep", sleep)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(DeployError) as caught:
         applying.execute(aws, review, cs, False, watch="kr-cfn watch --env dev --stack-name kr-ctrl-c-twice")
+    assert str(caught.value).endswith(
+        "the stack policies are not restored yet: once it ends, run "
+        "kr-cfn watch --env dev --stack-name kr-ctrl-c-twice --restore-policy"
+    )
     err = capsys.readouterr().err
     assert _policy(stack_id) == guard.stack_policy(except_ids=["Topic0"])  # untouched while it runs
     assert err.strip().splitlines()[-1] == (
@@ -324,9 +334,11 @@ def test_ctrl_c_exit_code(moto_url: str, monkeypatch: pytest.MonkeyPatch, capsys
     monkeypatch.setattr(applying, "_sleep", sleep)
     code, _, err = _run(capsys, "apply", "--env", "dev", "--stack-name", "kr-ctrl-c-cli", "--change-set", change_set)
     assert code == 130
-    assert "goes on in CloudFormation; follow it with: kr-cfn watch --env dev --stack-name kr-ctrl-c-cli" in err
-    assert err.strip().endswith(
-        "once it ends, set the stack policy on every stack with: "
+    assert err.strip().splitlines()[-1] == (
+        "interrupted: only kr-cfn stopped; CloudFormation goes on updating stack kr-ctrl-c-cli "
+        "(follow it: kr-cfn watch --env dev --stack-name kr-ctrl-c-cli; "
+        "roll it back: aws cloudformation cancel-update-stack --stack-name kr-ctrl-c-cli); "
+        "the stack policies are not restored yet: once it ends, run "
         "kr-cfn watch --env dev --stack-name kr-ctrl-c-cli --restore-policy"
     )
     assert "Traceback" not in err

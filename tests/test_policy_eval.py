@@ -114,10 +114,20 @@ def test_conditions_are_anded_across_operators_and_ored_across_values() -> None:
 
 
 def test_unknown_operators_raise() -> None:
-    for operator in ("NumericLessThan", "Null", "ForSome:StringEquals"):
+    for operator in ("NumericLessThan", "NullIfExists", "ForSome:StringEquals"):
         policy = _doc({"Effect": "Allow", "Action": "*", "Resource": "*", "Condition": {operator: {"k": "1"}}})
         with pytest.raises(ValueError, match="is not supported"):
             evaluate(Request("s3:GetObject", "x", {"k": "1"}), {"p": policy})
+
+
+def test_null_tests_whether_the_key_is_there() -> None:
+    key = "aws:ResourceTag/aws:cloudformation:stack-name"
+    policy = _doc({"Effect": "Allow", "Action": "*", "Resource": "*", "Condition": {"Null": {key: "false"}}})
+    assert evaluate(Request("ec2:CreateRoute", "x", {key: "s"}), {"p": policy}).allowed
+    assert not evaluate(Request("ec2:CreateRoute", "x", {}), {"p": policy}).allowed
+    absent = _doc({"Effect": "Allow", "Action": "*", "Resource": "*", "Condition": {"Null": {key: "true"}}})
+    assert evaluate(Request("ec2:CreateRoute", "x", {}), {"p": absent}).allowed
+    assert not evaluate(Request("ec2:CreateRoute", "x", {key: "s"}), {"p": absent}).allowed
 
 
 def test_action_allowed_somewhere() -> None:

@@ -15,7 +15,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from kr_cfn.deploy import changeset, deployed, guard
 from kr_cfn.deploy.aws import AWS_FAILURES, Aws, error_code, error_message, one_line, stack_label
-from kr_cfn.deploy.errors import EXIT_AWS, EXIT_FAILED, EXIT_GUARD, DeployError
+from kr_cfn.deploy.errors import EXIT_AWS, EXIT_FAILED, EXIT_GUARD, EXIT_INTERRUPTED, DeployError
 from kr_cfn.deploy.review import Review, parameter_changes
 
 _DONE = ("_COMPLETE", "_FAILED", "_SKIPPED")
@@ -342,8 +342,8 @@ def _still_relaxed(relaxed: Sequence[str], watch: str) -> str:
     )
 
 
-def _restore_when_stable(aws: Aws, stack_id: str, relaxed: list[str], watch: str) -> None:
-    """Wait (quietly) until the stack is stable, then restore the policies; or say which are relaxed."""
+def _restore_when_stable(aws: Aws, stack_id: str, relaxed: list[str], watch: str) -> bool:
+    """Wait (quietly) until the stack is stable, then restore the policies (True); or say which are relaxed."""
     print(
         f"waiting for {stack_label(stack_id)} to end its update before restoring the stack policies "
         "(Ctrl-C again to stop waiting)",
@@ -365,13 +365,15 @@ def _restore_when_stable(aws: Aws, stack_id: str, relaxed: list[str], watch: str
                 break
             _sleep(10)
     except (KeyboardInterrupt, *AWS_FAILURES):
-        print(_still_relaxed(relaxed, watch), file=sys.stderr)
-        return
+        if relaxed:
+            print(_still_relaxed(relaxed, watch), file=sys.stderr)
+        return False
     failed = restore_policies(aws, stack_id, relaxed)
     if failed:
         print(_still_relaxed(failed, watch), file=sys.stderr)
-    else:
-        print(f"{stack_label(stack_id)} is {status}: stack policies restored", file=sys.stderr)
+        return False
+    print(f"{stack_label(stack_id)} is {status}: stack policies restored", file=sys.stderr)
+    return True
 
 
 def execute(
@@ -419,15 +421,10 @@ def execute(
     try:
         status = follow(aws, stack_id, since, progress, total, out)
     except KeyboardInterrupt:
-        print(
-            f"\ninterrupted: the update of {stack_label(stack_id)} goes on in CloudFormation; follow it with: {watch}",
-            file=sys.stderr,
-        )
-        if relaxed:
-            _restore_when_stable(aws, stack_id, relaxed, watch)
-        else:  # stacks this update creates get their policy only when it ends
-            print(f"once it ends, set the stack policy on every stack with: {watch} --restore-policy", file=sys.stderr)
-        raise
+        # Restored only once stable: relaxed ones, and the stacks this update creates.
+        restored = _restore_when_stable(aws, stack_id, relaxed, watch)
+        name = review.stack_name or stack_label(stack_id)
+        raise DeployError(_interrupted(name, watch, restored), code=EXIT_INTERRUPTED) from None
     except LostTrackError as exc:
         print(f"lost track of {stack_label(stack_id)}: {exc}", file=sys.stderr)
         if relaxed:
@@ -447,6 +444,26 @@ def execute(
         if not stack.get("EnableTerminationProtection"):
             cfn.update_termination_protection(EnableTerminationProtection=True, StackName=stack_id)
     return outputs(aws, stack_id)
+
+
+def _interrupted(stack: str, watch: str, restored: bool) -> str:
+    """What an operator who pressed Ctrl-C during apply must know: the update goes on.
+
+    Executing a change set starts a stack operation in CloudFormation; the client only watches
+    it (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ExecuteChangeSet.html).
+    CancelUpdateStack rolls an update back to the last known stable state
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_CancelUpdateStack.html).
+    """
+    policies = (
+        "the stack policies were restored"
+        if restored
+        else f"the stack policies are not restored yet: once it ends, run {watch} --restore-policy"
+    )
+    return (
+        f"interrupted: only kr-cfn stopped; CloudFormation goes on updating stack {stack} "
+        f"(follow it: {watch}; roll it back: aws cloudformation cancel-update-stack --stack-name {stack}); "
+        f"{policies}"
+    )
 
 
 def _set_policy(cfn: Any, stack: str, policy: str) -> None:

@@ -18,6 +18,7 @@ from kr_cfn.deploy.aws import Aws, error_code, error_message
 from kr_cfn.deploy.errors import DeployError
 from kr_cfn.deploy.review import (
     CHANGED,
+    GuardFinding,
     ParameterChange,
     PropertyChange,
     ResourceChange,
@@ -27,6 +28,10 @@ from kr_cfn.deploy.review import (
 )
 
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
+CHANGE_SET_PREFIX = "kr-cfn-"
+PR_CHANGE_SET_PREFIX = "kr-cfn-pr-"
+"""Change sets of pull-request plans: the plan role may create and delete only these, the deploy role
+never executes one (condition cloudformation:ChangeSetName, stacks/bootstrap.py)."""
 _NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
 _ALLOW_PREFIX = "kr-cfn allow-replace:"
 _UPDATABLE = frozenset(
@@ -53,6 +58,8 @@ class Target:
     role_arn: str | None = None
     nested: bool = True
     tags: tuple[tuple[str, str], ...] = ()
+    pull_request: bool = False
+    """A pull-request plan (artifacts under pr/): its change set is named ``kr-cfn-pr-...``."""
 
 
 def stack_status(aws: Aws, stack_name: str) -> dict[str, Any] | None:
@@ -202,6 +209,7 @@ def build_review(
 
     ``contents`` reads what a removed or replaced nested stack holds (``deployed.Reader``).
     """
+    findings = guard.findings(stacks, allowed, contents) + unseen_nested_stacks(root, stacks, allowed)
     return Review(
         parameters=parameters or [],
         stack_name=root.get("StackName", "?"),
@@ -211,8 +219,41 @@ def build_review(
         region=region,
         stack_id=root.get("StackId", ""),
         stacks=stacks,
-        findings=guard.findings(stacks, allowed, contents),
+        findings=findings,
     )
+
+
+def unseen_nested_stacks(
+    root: dict[str, Any], stacks: list[StackChanges], allowed: Sequence[str]
+) -> list[GuardFinding]:
+    """Nested stacks the change set updates without showing how: each one is blocked unless allowed.
+
+    A change set made without IncludeNestedStacks (by hand, or by another tool) lists a nested
+    stack only as ``Modify AWS::CloudFormation::Stack``: what the update does inside (replace the
+    database) is decided at execution and never reviewed. With IncludeNestedStacks every nested
+    stack's change carries its own change set (``ChangeSetId``)
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ResourceChange.html,
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/change-sets-for-nested-stacks.html).
+    DescribeChangeSet always returns IncludeNestedStacks; without that field nothing is judged here.
+    """
+    if root.get("IncludeNestedStacks") is None:
+        return []
+    allow = set(allowed)
+    return [
+        GuardFinding(
+            s.path,
+            c.logical_id,
+            c.type,
+            c.action,
+            c.replacement,
+            c.logical_id in allow,
+            c.policy_action,
+            reason="its changes are not in this change set (made without IncludeNestedStacks): run kr-cfn plan",
+        )
+        for s in stacks
+        for c in s.changes
+        if c.type == guard.NESTED_STACK and c.action == "Modify" and not guard.at_risk(c) and not c.nested_change_set_id
+    ]
 
 
 def _no_changes(cs: dict[str, Any]) -> bool:
@@ -221,7 +262,10 @@ def _no_changes(cs: dict[str, Any]) -> bool:
 
 def unique_name(target: Target, change_set_type: str, allowed: Sequence[str]) -> str:
     """The content name plus a random part: nobody can create the change set a plan will use."""
-    return f"{change_set_name(target, change_set_type, allowed)}-{secrets.token_hex(4)}"
+    name = change_set_name(target, change_set_type, allowed)
+    if target.pull_request:
+        name = PR_CHANGE_SET_PREFIX + name.removeprefix(CHANGE_SET_PREFIX)
+    return f"{name}-{secrets.token_hex(4)}"
 
 
 def plan(aws: Aws, target: Target, env: str, allowed: Sequence[str]) -> tuple[Review, dict[str, Any]]:
@@ -283,7 +327,9 @@ def plan(aws: Aws, target: Target, env: str, allowed: Sequence[str]) -> tuple[Re
     if _no_changes(existing) or (
         existing.get("Status") == "CREATE_COMPLETE" and not existing.get("Changes") and not new_values
     ):
-        cfn.delete_change_set(ChangeSetName=arn)
+        # By name and stack (the name is unique): IAM's cloudformation:ChangeSetName condition, which
+        # limits the pull-request plan role to its own change sets, then names it for sure.
+        cfn.delete_change_set(ChangeSetName=name, StackName=target.stack_name)
         root = {**existing, "Changes": []}
         return build_review(root, [], aws.region, allowed, change_set_type), root
     if existing.get("Status") != "CREATE_COMPLETE":

@@ -147,6 +147,8 @@ def _report(review: Review, directory: Path, stem: str) -> int:
 
 def _at_risk(f: GuardFinding) -> str:
     """What the guard finding would do, for the one-line message on stderr."""
+    if f.reason and f.action == "Modify" and f.replacement in (None, "False"):
+        return f"updated, what it does inside unknown ({f.reason})"
     if f.reason:
         return f"deleted with everything in it (its deployed template could not be read: {f.reason})"
     if f.nested_stack:
@@ -184,6 +186,7 @@ def cmd_plan(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
         parameters=tuple(_parameters(args, root, stack)),
         role_arn=_role_arn(aws, cfg),
         tags=tuple(sorted(cfg.names.tags(cfg.tags).items())),
+        pull_request=bool(pkg.get("pull_request")),
     )
     review, cs = changeset.plan(aws, target, cfg.env, args.allow_replace or [])
     directory = Path(args.review_dir or env_dir)

@@ -72,6 +72,8 @@ class GuardFinding:
     @property
     def what(self) -> str:
         """What happens to the resource, in words."""
+        if self.reason and self.action == "Modify" and self.replacement in (None, "False"):
+            return f"updated, what it does inside unknown: {self.reason}"  # changeset.unseen_nested_stacks
         if self.reason:
             return f"{_verb(self)}; its deployed template could not be read ({self.reason})"
         short = {"Remove": "removed", "Dynamic": "Dynamic"}.get(self.action, "replaced")
