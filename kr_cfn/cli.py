@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from kr_cfn import config, output
+from kr_cfn.config.base import one_line
 from kr_cfn.deploy.errors import DeployError
 from kr_cfn.lint import Finding, lint_dirs
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 70
 
 
 class UsageError(Exception):
@@ -31,6 +34,8 @@ class EnvResult:
 
 
 def _load_envs(params_dir: Path, envs: Sequence[str]) -> list[config.EnvConfig]:
+    if not params_dir.is_dir():
+        raise UsageError(f"--params {params_dir}: {'not a folder' if params_dir.exists() else 'no such folder'}")
     known = config.available_envs(params_dir)
     if not known:
         raise UsageError(f"{params_dir}: no params files (*.yaml) found")
@@ -63,16 +68,30 @@ def build_env_files(cfg: config.EnvConfig, fmt: str) -> tuple[dict[str, str], di
     return files, {name: len(t.resources) for name, t in templates.items()}
 
 
+def check_out_dir(out_dir: Path) -> None:
+    """``--out`` must be a folder or a path a folder can be made at: else a :class:`UsageError`."""
+    for path in (out_dir, *out_dir.parents):
+        if path.exists():
+            if not path.is_dir():
+                what = "is a file" if path == out_dir else f"is inside {path}, which is a file"
+                raise UsageError(f"--out {out_dir}: {what}, not a folder")
+            return
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     """Build (and lint) the templates of the chosen environments."""
     params_dir, out_dir = Path(args.params), Path(args.out)
     cfgs = _load_envs(params_dir, args.env or [])
+    check_out_dir(out_dir)
     results: list[EnvResult] = []
     staged: list[Path] = []
     try:
         for cfg in cfgs:
             files, resources = build_env_files(cfg, args.format)
-            staged.append(output.stage(out_dir, cfg.env, files))
+            try:
+                staged.append(output.stage(out_dir, cfg.env, files))
+            except OSError as exc:
+                raise UsageError(f"--out {out_dir}: cannot write ({exc.strerror})") from None
             results.append(EnvResult(cfg.env, out_dir / cfg.env, files, resources, []))
         if not args.no_lint:
             jobs = [(d, cfg.region) for d, cfg in zip(staged, cfgs, strict=True)]
@@ -114,6 +133,13 @@ def _print_table(results: list[EnvResult], linted: bool) -> None:
         print("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (no usage block): ``kr-cfn build: --format: invalid choice ...``."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _diff_build(cfg: config.EnvConfig) -> dict[str, str]:
     """An env's templates rendered in memory for ``kr-cfn diff`` (the same build as ``kr-cfn build``)."""
     return build_env_files(cfg, "json")[0]
@@ -122,7 +148,7 @@ def _diff_build(cfg: config.EnvConfig) -> dict[str, str]:
 def _parser() -> argparse.ArgumentParser:
     from kr_cfn import __version__
 
-    parser = argparse.ArgumentParser(prog="kr-cfn", description=__doc__)
+    parser = _Parser(prog="kr-cfn", description=__doc__)
     parser.add_argument("--version", action="version", version=f"kr-cfn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build and lint the templates of every (or the chosen) environment")
@@ -157,6 +183,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug, not bad input: one line, not a traceback (KR_CFN_DEBUG=1 shows it)
+        if os.environ.get("KR_CFN_DEBUG"):
+            raise
+        print(
+            f"kr-cfn: internal error, please report it: {type(exc).__name__}: {one_line(str(exc))} "
+            "(KR_CFN_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_BUG
 
 
 if __name__ == "__main__":

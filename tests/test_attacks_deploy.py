@@ -258,7 +258,7 @@ def test_account_id_is_required_with_termination_protection(tmp_path: Path, caps
     )
     (project.params / "prod.yaml").write_text(yaml.safe_dump({**data, "account_id": 123}))
     code, _, err = project.run("status", "--env", "prod")
-    assert code == 2 and "account_id: value error, write the 12-digit account id in quotes" in err
+    assert code == 2 and "account_id: write the 12-digit account id in quotes" in err
 
 
 def test_region_mismatch_is_refused_unless_named(

@@ -189,5 +189,5 @@ def test_params_file_that_is_not_utf8(tmp_path: Path, capsys: pytest.CaptureFixt
     (params / "dev.yaml").write_bytes(b"\xff\xfeenv: dev\n")
     assert main(["build", "--params", str(params), "--out", str(tmp_path / "out"), "--env", "dev"]) == 2
     err = capsys.readouterr().err
-    assert err == f"{params / 'dev.yaml'}: not UTF-8 text: byte 0xff at offset 0; save it as UTF-8\n"
+    assert err == f"{params / 'dev.yaml'}: line 1: not UTF-8 text (byte 0xff); save the file as UTF-8\n"
     assert not (tmp_path / "out").exists()

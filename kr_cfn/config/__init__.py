@@ -11,13 +11,10 @@ Each stack receives only its own slice (see :func:`network_slice`), never the wh
 
 from __future__ import annotations
 
-import difflib
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
-import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from kr_cfn.config.alb import AlbConfig, AlbSlice
@@ -29,8 +26,10 @@ from kr_cfn.config.deploy import DeployConfig, RootSlice
 from kr_cfn.config.flows import check_connects_to, service_flows
 from kr_cfn.config.grafana import check_grafana, check_route_hosts, wire
 from kr_cfn.config.monitoring import MonitoringConfig, MonitoringSlice, check_monitoring
+from kr_cfn.config.names import check_names
 from kr_cfn.config.network import NetworkConfig, NetworkSlice
 from kr_cfn.config.production import check_production
+from kr_cfn.config.reading import ReadError, read_yaml, translate
 from kr_cfn.config.services import (
     REDIS_OUTPUTS,
     EcsConfig,
@@ -183,6 +182,7 @@ class EnvConfig(Model):
             )
         ]
         problems += check_production(self)
+        problems += check_names(self)
         problems += check_grafana(self.services, ecs_slice(self).services, self.monitoring)
         problems += check_route_hosts(ecs_slice(self).services, self.alb)
         return problems
@@ -262,30 +262,6 @@ def bootstrap_slice(cfg: EnvConfig, app: Application) -> BootstrapSlice:
 # --------------------------------------------------------------------------- loading
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate mapping keys instead of keeping the last one."""
-
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    seen: dict[Any, Any] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-        seen[key] = True
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def _loc_path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
 def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
     """The model class found by following ``loc`` from ``model`` (through lists and dicts)."""
     current: Any = model
@@ -305,43 +281,18 @@ def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseMo
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
-def _translate(errors: list[Any]) -> Iterator[Problem]:
-    for err in errors:
-        loc = tuple(err["loc"])
-        path = _loc_path(loc)
-        if err["type"] == "extra_forbidden":
-            parent = _model_at(EnvConfig, loc[:-1])
-            known = list(parent.model_fields) if parent else []
-            key = str(loc[-1])
-            hint = difflib.get_close_matches(key, known, n=1) or [k for k in known if k.startswith(key)][:1]
-            expected = f"did you mean {hint[0]!r}?" if hint else f"expected one of: {', '.join(known)}"
-            yield path, f"unknown key ({expected})"
-        elif err["type"] == "missing":
-            yield path, "required key is missing"
-        else:
-            got = err.get("input")
-            yield path, f"{err['msg'][0].lower()}{err['msg'][1:]}, got {got!r}"
-
-
 def load(path: Path | str) -> EnvConfig:
     """Load and validate one params file; raise :class:`ConfigError` listing every problem."""
     path = Path(path)
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(source, [("", f"cannot read file: {exc.strerror}")]) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            source, [("", f"not UTF-8 text: byte {exc.object[exc.start]:#04x} at offset {exc.start}; save it as UTF-8")]
-        ) from None
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        where = f"line {mark.line + 1}" if mark else "YAML"
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(source, [(where, f"invalid YAML: {problem}")]) from None
+        data = read_yaml(raw)
+    except ReadError as exc:
+        raise ConfigError(source, [exc.problem]) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -350,7 +301,7 @@ def load(path: Path | str) -> EnvConfig:
     try:
         cfg = EnvConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, _translate(exc.errors())) from None
+        raise ConfigError(source, translate(exc.errors(), lambda loc: _model_at(EnvConfig, loc))) from None
     problems = cfg.check()
     if cfg.env != path.stem:
         problems.insert(0, ("env", f"{cfg.env!r} must equal the file name {path.stem!r}"))

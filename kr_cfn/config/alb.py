@@ -97,7 +97,9 @@ class AlbConfig(Model):
         None, min_length=10, description="Why this environment serves plain HTTP (kept in the checkov skip)."
     )
     ssl_policy: str = Field(
-        "ELBSecurityPolicy-TLS13-1-2-2021-06", description="HTTPS listener policy (TLS 1.2 and 1.3 only)."
+        "ELBSecurityPolicy-TLS13-1-2-2021-06",
+        pattern=r"^ELBSecurityPolicy-[A-Za-z0-9-]{1,100}$",
+        description="HTTPS listener policy (TLS 1.2 and 1.3 only); one of ELB's predefined ELBSecurityPolicy-*.",
     )
     deletion_protection: bool = Field(False, description="Deletion protection (prod: true).")
     idle_timeout: int = Field(60, ge=1, le=4000, description="Seconds an idle connection stays open.")

@@ -10,6 +10,9 @@ from pydantic import Field
 
 from kr_cfn.config.base import Model, Problem
 
+MAX_FIGURE = 1e12
+"""The largest usage figure: far above any real month, far below where the priced sums overflow."""
+
 
 class CostConfig(Model):
     """Usage assumptions for pricing the built templates (never read by the stacks)."""
@@ -54,8 +57,14 @@ class CostConfig(Model):
     backup_gb: float = Field(10.0, ge=0, description="GB of snapshots kept by each AWS Backup plan or DLM policy.")
 
     def check(self) -> list[Problem]:
-        """Negative per-key figures, and named log groups using more than the total."""
+        """Negative per-key figures, figures too large to price, named log groups using more than the total."""
         problems: list[Problem] = []
+        for name, value in self:
+            items = value.items() if isinstance(value, dict) else [(None, value)]
+            for key, figure in items:
+                if isinstance(figure, float) and figure > MAX_FIGURE:
+                    path = f"{name}.{key}" if key is not None else name
+                    problems.append((path, f"{figure:g} is above {MAX_FIGURE:g}, more than any usage"))
         for field in ("s3_gb", "log_ingest_gb_by_group", "extra_tasks"):
             for key, value in getattr(self, field).items():
                 if value < 0:

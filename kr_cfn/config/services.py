@@ -68,6 +68,10 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # the registry moves it to new releases, so two deploys of one template can run different code.
 _EXACT_TAG = re.compile(r"^v?\d+\.\d+\.\d+(?:[-+._][A-Za-z0-9]+)*$")
 _DIGEST = r"^sha256:[0-9a-f]{64}$"
+# "A path pattern is case-sensitive, can be up to 128 characters in length, and can contain any of the
+# following characters: A-Z, a-z, 0-9, _ - . $ / ~ " ' @ : + & * ?"
+# https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_RuleCondition.html
+_PATH_PATTERN = re.compile(r"^[A-Za-z0-9_\-.$/~\"'@:+&*?]{1,128}$")
 # Linux capabilities ECS accepts in linuxParameters.capabilities.drop
 # (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_KernelCapabilities.html).
 CAPABILITIES = (
@@ -115,11 +119,19 @@ CAPABILITIES = (
 class HealthCheck(Model):
     """Container health check (ECS ``healthCheck``)."""
 
-    command: str = Field(description="Shell command run with CMD-SHELL; exit 0 means healthy.")
+    command: str = Field(min_length=1, description="Shell command run with CMD-SHELL; exit 0 means healthy.")
     interval: int = Field(30, ge=5, le=300, description="Seconds between checks.")
     timeout: int = Field(5, ge=2, le=60, description="Seconds before a check fails.")
     retries: int = Field(3, ge=1, le=10, description="Failures before the container is unhealthy.")
     start_period: int = Field(0, ge=0, le=300, description="Seconds of grace after start (cold start).")
+
+    def check(self) -> list[Problem]:
+        """A check must end before the next one starts."""
+        if self.timeout >= self.interval:
+            return [
+                ("timeout", f"{self.timeout} must be below interval {self.interval} (a check ends before the next)")
+            ]
+        return []
 
 
 class SecretRef(Model):
@@ -147,8 +159,18 @@ class Route(Model):
         (), description="Only requests from these IPv4 CIDRs (source-ip condition); empty = from anywhere."
     )
     priority: int = Field(10, ge=1, le=50000, description="Listener rule priority (path routes only).")
-    health_check_path: str = Field("/", description="Target group health check path.")
+    health_check_path: str = Field(
+        "/", pattern=r"^/[\x21-\x7e]{0,1023}$", description="Target group health check path (/..., printable ASCII)."
+    )
     health_check_grace: int = Field(60, ge=0, le=2147483647, description="ECS ignores LB health for this long (s).")
+
+    def check(self) -> list[Problem]:
+        """Path patterns as ALB accepts them."""
+        return [
+            (f"paths[{i}]", f"{p!r} is not an ALB path pattern (1-128 of A-Z a-z 0-9 _-.$/~\"'@:+&*?)")
+            for i, p in enumerate(self.paths)
+            if not _PATH_PATTERN.match(p)
+        ]
 
 
 class CapacityItem(Model):
@@ -162,7 +184,7 @@ class CapacityItem(Model):
 class Schedule(Model):
     """A scheduled change of the autoscaling bounds."""
 
-    name: str = Field(pattern=r"^[a-z][a-z0-9-]*$", description="Action name (unique per service).")
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=200, description="Action name (unique per service).")
     cron: str = Field(description="Six-field cron expression in UTC, e.g. '0 7 ? * MON-FRI *'.")
     min_count: int = Field(ge=0, description="New minimum task count.")
     max_count: int = Field(ge=1, description="New maximum task count.")
@@ -338,6 +360,10 @@ class ServiceSpec(Model):
             problems += [
                 (f"autoscaling.{p}" if p else "autoscaling", m) for p, m in self._autoscaling_problems(self.autoscaling)
             ]
+        for section, part in (("health_check", self.health_check), ("load_balancer", self.load_balancer)):
+            problems += [(f"{section}.{p}", m) for p, m in part.check()] if part is not None else []
+        if self.ecr_repository is not None and len(self.image) > 256:
+            problems.append(("image", f"ECR repository names have at most 256 characters, got {len(self.image)}"))
         return problems
 
     def _pin_problems(self) -> list[Problem]:
@@ -371,12 +397,27 @@ class ServiceSpec(Model):
         for i, s in enumerate(a.schedules):
             if names.index(s.name) != i:
                 problems.append((f"schedules[{i}].name", f"{s.name!r} is used twice"))
-            if len(s.cron.split()) != 6:
+            fields = s.cron.split()
+            if len(fields) != 6:
                 problems.append(
                     (f"schedules[{i}].cron", f"{s.cron!r} needs 6 fields (min hour day month weekday year)")
                 )
+            elif (fields[2] == "?") == (fields[4] == "?"):
+                # "You can't specify the Day-of-month and Day-of-week fields in the same cron expression. If you
+                # specify a value (or a *) in one of the fields, you must use a ? in the other."
+                # https://docs.aws.amazon.com/autoscaling/application/userguide/scheduled-scaling-using-cron-expressions.html
+                problems.append(
+                    (f"schedules[{i}].cron", f"{s.cron!r}: exactly one of day-of-month and day-of-week must be '?'")
+                )
             if s.max_count < s.min_count:
                 problems.append((f"schedules[{i}].max_count", f"{s.max_count} is below min_count {s.min_count}"))
+            elif s.max_count > self.max_count:
+                problems.append(
+                    (
+                        f"schedules[{i}].max_count",
+                        f"{s.max_count} is above the service's max_count {self.max_count} (bounds every schedule)",
+                    )
+                )
         return problems
 
 
@@ -555,12 +596,13 @@ def cidr_problems(cidrs: tuple[str, ...]) -> list[tuple[int, str]]:
 
 def merge_services(given: Any) -> Any:
     """Merge a params ``services:`` mapping onto :data:`DEFAULT_SERVICES` (dicts merge, lists replace)."""
-    if given is None:
-        given = {}
     if not isinstance(given, dict):
         return given  # pydantic reports the type error
     merged = copy.deepcopy(DEFAULT_SERVICES)
     for name, spec in given.items():
+        if spec is None and name not in merged:
+            known = ", ".join(DEFAULT_SERVICES)
+            raise ValueError(f"{name}: null, but {name!r} is not a default service (null drops one of: {known})")
         if spec is None:
             merged.pop(name, None)
         elif name in merged and isinstance(spec, dict):

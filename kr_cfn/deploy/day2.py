@@ -10,6 +10,7 @@ from typing import Any
 from kr_cfn import config
 from kr_cfn.deploy import apply as applying
 from kr_cfn.deploy import changeset, destroy, drift, migrate, smoke
+from kr_cfn.deploy.args import IMAGE_TAG
 from kr_cfn.deploy.aws import Aws, stack_label
 from kr_cfn.deploy.commands import _aws as session
 from kr_cfn.deploy.commands import bootstrap_stack_name, read_plan_record, root_stack_name, watch_command
@@ -46,7 +47,9 @@ def cmd_migrate(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     ``BackendImageTag`` parameter); nothing runs when it brings no new backend image.
     """
     aws = session(args, cfg)
-    stack_name, tag = root_stack_name(cfg, args), args.image_tag
+    stack_name, tag = root_stack_name(cfg, args), args.migrate_image_tag
+    if tag is not None and not IMAGE_TAG.match(tag):
+        raise DeployError(f"--image-tag {tag!r}: not a Docker tag (letters, digits, _ . -, at most 128 characters)")
     if args.plan:
         record = read_plan_record(Path(args.plan), cfg, aws)
         stack_name = record["stack_name"]

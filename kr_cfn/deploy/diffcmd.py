@@ -248,6 +248,9 @@ def add_parser(sub: Any, load_env: Callable[[Path, str], Any], build_files: Call
 
     def call(args: argparse.Namespace) -> int:
         cfg = load_env(Path(args.params), args.env)
+        from kr_cfn.deploy.args import check
+
+        check(args, cfg.env)  # malformed options (--allow-replace, --stack-name) fail first
         try:
             return run(args, cfg, build_files)
         except Exception as exc:  # AWS errors of --against stack:NAME: one line, no traceback

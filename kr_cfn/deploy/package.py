@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 
 from kr_cfn.deploy.aws import Aws, error_code
 from kr_cfn.deploy.errors import DeployError
+from kr_cfn.deploy.shape import shape_problem
 
 PACKAGE_FILE = "package.json"
 PACKAGED_ROOT = "root.packaged.json"
@@ -91,6 +92,8 @@ def load_template(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise DeployError(f"{path}: cannot read ({exc.strerror}); run kr-cfn build first") from None
+    except UnicodeDecodeError as exc:
+        raise DeployError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at {exc.start})") from None
     return parse_template(text, str(path))
 
 
@@ -100,8 +103,9 @@ def parse_template(text: str, source: str) -> dict[str, Any]:
         template = json.loads(text) if text.lstrip().startswith("{") else yaml.load(text, Loader=_TemplateLoader)  # noqa: S506
     except (ValueError, yaml.YAMLError):
         template = None
-    if not isinstance(template, dict) or not isinstance(template.get("Resources"), dict):
-        raise DeployError(f"{source}: not a CloudFormation template")
+    problem = shape_problem(template)
+    if problem is not None:
+        raise DeployError(f"{source}: {problem}")
     return template
 
 

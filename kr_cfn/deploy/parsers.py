@@ -23,6 +23,10 @@ def add_parsers(sub: Any, load_env: Any) -> None:
             cfg = load_env(Path(args.params), args.env)
             import importlib
 
+            from kr_cfn.deploy.args import check
+
+            check(args, cfg.env)  # malformed options fail before any AWS call
+
             from kr_cfn.deploy import commands  # boto3 is slow to import; `build` needs none of it
             from kr_cfn.deploy.aws import AWS_FAILURES, failure
 
@@ -113,7 +117,10 @@ def add_day_two_parsers(sub: Any, common: Any, wrap: Any) -> None:
     p.add_argument("--stack-name", help="root stack name")
     image = p.add_mutually_exclusive_group()
     image.add_argument(
-        "--image-tag", metavar="TAG", help="run this backend image tag (before the deploy that brings it)"
+        "--image-tag",
+        dest="migrate_image_tag",  # one tag, not the NAME=TAG list of plan
+        metavar="TAG",
+        help="run this backend image tag (before the deploy that brings it)",
     )
     image.add_argument("--plan", metavar="FILE", help="the plan record: run its new backend image, if it brings one")
     p.add_argument("--timeout", type=_positive, default=1800.0, metavar="SECONDS", help="give up after (default: 1800)")

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from kr_cfn.deploy.errors import DeployError
+from kr_cfn.deploy.shape import shape_problem
 
 STACK_TYPE = "AWS::CloudFormation::Stack"
 
@@ -58,8 +59,9 @@ def parse(text: str, name: str) -> dict[str, Any]:
     except (ValueError, yaml.YAMLError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DeployError(f"{name}: not a readable template ({first})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("Resources"), dict):
-        raise DeployError(f"{name}: not a CloudFormation template (expected a mapping with Resources)")
+    problem = shape_problem(data)
+    if problem is not None:
+        raise DeployError(f"{name}: {problem}")
     return data
 
 
