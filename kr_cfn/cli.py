@@ -167,6 +167,10 @@ def _parser() -> argparse.ArgumentParser:
     from kr_cfn.cost.cli import add_parser as add_cost_parser
 
     add_cost_parser(sub, lambda params_dir, env: _load_envs(params_dir, [env])[0])
+    from kr_cfn import diagram, docs
+
+    diagram.add_parser(sub)
+    docs.add_parser(sub)
     return parser
 
 

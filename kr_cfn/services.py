@@ -42,6 +42,7 @@ from troposphere import (
 
 from kr_cfn import dashboards
 from kr_cfn.blocks import checkov_skip
+from kr_cfn.config.qdrant import HOST_MOUNT
 from kr_cfn.config.services import PLACEHOLDER, EcsSlice, ServiceSpec
 from kr_cfn.iam import arn, bounded, service_trust
 from kr_cfn.naming import pascal
@@ -143,6 +144,21 @@ def _volume_name(path: str) -> str:
     return "scratch" + re.sub(r"[^A-Za-z0-9]+", "-", path).rstrip("-")
 
 
+@dataclass(frozen=True)
+class HostPlacement:
+    """An EC2 capacity provider a service runs on instead of Fargate (qdrant with storage ebs).
+
+    Its ``volumes`` become the host path the instance mounts its EBS volume at.
+    """
+
+    capacity_provider: Any
+    placement: ecs.PlacementConstraint
+
+
+def _data_volume_name(access_point: str, host: HostPlacement | None) -> str:
+    return f"{'host' if host else 'efs'}-{access_point.lower()}"
+
+
 def dashboard_values(cfg: EcsSlice, inputs: Inputs, cluster: ecs.Cluster) -> dict[str, Any]:
     """What ``{{dash:<value>}}`` stands for in this environment (kr_cfn.dashboards.VALUES).
 
@@ -190,6 +206,7 @@ def _container(
     inputs: Inputs,
     log_group: logs.LogGroup,
     values: dict[str, Any] | None = None,
+    host: HostPlacement | None = None,
 ) -> Any:
     if spec.ecr_repository:
         tag = inputs.sub(f"{pascal(name)}ImageTag")
@@ -224,7 +241,7 @@ def _container(
         secrets.append(ecs.Secret(Name=var, ValueFrom=Join(":", [value, s.key, "", ""]) if s.key else value))
     mounts = [ecs.MountPoint(SourceVolume=_volume_name(p), ContainerPath=p, ReadOnly=False) for p in spec.scratch_paths]
     mounts += [
-        ecs.MountPoint(SourceVolume=f"efs-{v.access_point.lower()}", ContainerPath=v.path, ReadOnly=False)
+        ecs.MountPoint(SourceVolume=_data_volume_name(v.access_point, host), ContainerPath=v.path, ReadOnly=False)
         for v in spec.volumes
     ]
     props: dict[str, Any] = {
@@ -269,7 +286,9 @@ def _container(
     return ecs.ContainerDefinition(**{k: v for k, v in props.items() if v != []})
 
 
-def _task_role(t: Template, name: str, spec: ServiceSpec, inputs: Inputs, prefix: str) -> iam.Role:
+def _task_role(
+    t: Template, name: str, spec: ServiceSpec, inputs: Inputs, prefix: str, on_host: bool = False
+) -> iam.Role:
     statements = []
     for bucket, access in sorted(spec.buckets.items()):
         bucket_arn = inputs.ref(bucket)
@@ -294,7 +313,7 @@ def _task_role(t: Template, name: str, spec: ServiceSpec, inputs: Inputs, prefix
                 Resource=["*"],
             )
         )
-    for v in spec.volumes:
+    for v in () if on_host else spec.volumes:
         statements.append(
             Statement(
                 Effect=Allow,
@@ -325,6 +344,7 @@ def render_service(
     namespace: sd.PrivateDnsNamespace,
     execution_role: str,
     depends_on: list[str],
+    host: HostPlacement | None = None,
 ) -> Rendered:
     """Add one service's resources to ``t``; the execution role is shared and built afterwards."""
     spec = cfg.services[name]
@@ -344,8 +364,13 @@ def render_service(
             ),
         )
     )
-    task_role = _task_role(t, name, spec, inputs, cfg.names.prefix)
+    task_role = _task_role(t, name, spec, inputs, cfg.names.prefix, on_host=host is not None)
     volumes = [ecs.Volume(Name=_volume_name(path)) for path in spec.scratch_paths]
+    if host:
+        volumes += [
+            ecs.Volume(Name=_data_volume_name(v.access_point, host), Host=ecs.Host(SourcePath=HOST_MOUNT))
+            for v in spec.volumes
+        ]
     volumes += [
         ecs.Volume(
             Name=f"efs-{v.access_point.lower()}",
@@ -357,7 +382,7 @@ def render_service(
                 ),
             ),
         )
-        for v in spec.volumes
+        for v in (() if host else spec.volumes)
     ]
     task_props: dict[str, Any] = {}
     if volumes:
@@ -369,7 +394,7 @@ def render_service(
             Cpu=str(spec.cpu),
             Memory=str(spec.memory),
             NetworkMode="awsvpc",
-            RequiresCompatibilities=["FARGATE"],
+            RequiresCompatibilities=["EC2" if host else "FARGATE"],
             RuntimePlatform=ecs.RuntimePlatform(OperatingSystemFamily="LINUX", CpuArchitecture="X86_64"),
             ExecutionRoleArn=GetAtt(execution_role, "Arn"),
             TaskRoleArn=GetAtt(task_role, "Arn"),
@@ -381,13 +406,26 @@ def render_service(
                     inputs,
                     log_group,
                     dashboard_values(cfg, inputs, cluster) if spec.dashboards else None,
+                    host,
                 )
             ],
             Tags=Tags(Service=name),
             **task_props,
         )
     )
-    service_props: dict[str, Any] = {}
+    service_props: dict[str, Any] = {"PlatformVersion": "LATEST"}
+    capacity = [
+        ecs.CapacityProviderStrategyItem(CapacityProvider=c.provider, Base=c.base, Weight=c.weight)
+        for c in spec.capacity
+    ]
+    public_ip: Any = inputs.ref("TaskAssignPublicIp")
+    if host:
+        # On EC2, awsvpc tasks get no public IP (AssignPublicIp is Fargate-only:
+        # https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_AwsVpcConfiguration.html)
+        # and no platform version.
+        service_props = {"PlacementConstraints": [host.placement]}
+        capacity = [ecs.CapacityProviderStrategyItem(CapacityProvider=Ref(host.capacity_provider), Weight=1)]
+        public_ip = "DISABLED"
     if spec.discovery_name:
         discovery = t.add_resource(
             sd.Service(
@@ -418,14 +456,10 @@ def render_service(
             Cluster=Ref(cluster),
             ServiceName=name,
             TaskDefinition=Ref(task),
-            CapacityProviderStrategy=[
-                ecs.CapacityProviderStrategyItem(CapacityProvider=c.provider, Base=c.base, Weight=c.weight)
-                for c in spec.capacity
-            ],
-            PlatformVersion="LATEST",
+            CapacityProviderStrategy=capacity,
             NetworkConfiguration=ecs.NetworkConfiguration(
                 AwsvpcConfiguration=ecs.AwsvpcConfiguration(
-                    AssignPublicIp=inputs.ref("TaskAssignPublicIp"),
+                    AssignPublicIp=public_ip,
                     Subnets=inputs.ref("AppSubnetIds"),
                     # The service's own group: the network stack opens only its flows.
                     SecurityGroups=[inputs.ref(SECURITY_GROUP_PARAMETER.format(p))],
@@ -523,7 +557,9 @@ def _autoscaling(
         )
 
 
-def execution_role_policy(rendered: list[Rendered], inputs: Inputs) -> PolicyDocument:
+def execution_role_policy(
+    rendered: list[Rendered], inputs: Inputs, extra_log_groups: list[logs.LogGroup] | None = None
+) -> PolicyDocument:
     """Pull only our ECR repositories, write only our log groups, read only the named secrets."""
     statements = [
         # GetAuthorizationToken has no resource-level permissions; it only yields a registry login.
@@ -531,7 +567,7 @@ def execution_role_policy(rendered: list[Rendered], inputs: Inputs) -> PolicyDoc
         Statement(
             Effect=Allow,
             Action=[logs_actions.CreateLogStream, logs_actions.PutLogEvents],
-            Resource=[GetAtt(r.log_group, "Arn") for r in rendered],
+            Resource=[GetAtt(g, "Arn") for g in [*(r.log_group for r in rendered), *(extra_log_groups or [])]],
         ),
     ]
     repos = sorted({r.ecr_repository for r in rendered if r.ecr_repository})

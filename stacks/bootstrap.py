@@ -669,6 +669,7 @@ def _boundary_policy(t: Template, cfg: BootstrapSlice) -> iam.ManagedPolicy:
             Resource=[arn("elasticfilesystem", "file-system/*")],
         ),
     ]
+    statements += _qdrant_boundary(cfg)
     if buckets:
         statements.append(
             aws.Statement(
@@ -694,6 +695,87 @@ def _boundary_policy(t: Template, cfg: BootstrapSlice) -> iam.ManagedPolicy:
             PolicyDocument=aws.PolicyDocument(Version="2012-10-17", Statement=statements),
         )
     )
+
+
+def _qdrant_boundary(cfg: BootstrapSlice) -> list[aws.Statement]:
+    """What Qdrant's roles need, only where the templates have them (services.qdrant.storage ebs, snapshots).
+
+    The qdrant host's ECS agent and volume attach (ECS capacity provider), Data Lifecycle Manager's
+    volume snapshots, EventBridge Scheduler's run of the snapshot task; each role's own policy names
+    the cluster, volume, tag and task family.
+    """
+    types = set(cfg.app.resource_types)
+    cluster = arn("ecs", "cluster/*")
+    statements = []
+    if "AWS::ECS::CapacityProvider" in types:
+        statements += [
+            aws.Statement(
+                Sid="EcsAgent",
+                Effect=aws.Allow,
+                Action=[
+                    aws.Action("ecs", a)
+                    for a in (
+                        "RegisterContainerInstance",
+                        "DeregisterContainerInstance",
+                        "SubmitAttachmentStateChanges",
+                        "SubmitContainerStateChange",
+                        "SubmitTaskStateChange",
+                        "Poll",
+                        "StartTelemetrySession",
+                        "UpdateContainerInstancesState",
+                    )
+                ],
+                Resource=[cluster, arn("ecs", "container-instance/*")],
+            ),
+            # No resource-level permissions for these two.
+            aws.Statement(
+                Sid="EcsAgentDiscoverAndVolumes",
+                Effect=aws.Allow,
+                Action=[aws.Action("ecs", "DiscoverPollEndpoint"), aws.Action("ec2", "DescribeVolumes")],
+                Resource=["*"],
+            ),
+            aws.Statement(
+                Sid="AttachVolumes",
+                Effect=aws.Allow,
+                Action=[aws.Action("ec2", "AttachVolume")],
+                Resource=[arn("ec2", "volume/*"), arn("ec2", "instance/*")],
+            ),
+        ]
+    if "AWS::DLM::LifecyclePolicy" in types:
+        snapshots = arn("ec2", "snapshot/*", account="")
+        statements += [
+            aws.Statement(
+                Sid="VolumeSnapshots",
+                Effect=aws.Allow,
+                Action=[aws.Action("ec2", a) for a in ("CreateSnapshot", "CreateTags", "DeleteSnapshot")],
+                Resource=[arn("ec2", "volume/*"), snapshots],
+            ),
+            # Describe* calls have no resource-level permissions.
+            aws.Statement(
+                Sid="DescribeForSnapshots",
+                Effect=aws.Allow,
+                Action=[aws.Action("ec2", a) for a in ("DescribeInstances", "DescribeVolumes", "DescribeSnapshots")],
+                Resource=["*"],
+            ),
+        ]
+    if "AWS::Scheduler::Schedule" in types:
+        statements += [
+            aws.Statement(
+                Sid="ScheduledTasks",
+                Effect=aws.Allow,
+                Action=[aws.Action("ecs", "RunTask")],
+                Resource=[arn("ecs", "task-definition/*")],
+                Condition=aws.Condition(aws.ArnLike("ecs:cluster", cluster)),
+            ),
+            aws.Statement(
+                Sid="PassTaskRoles",
+                Effect=aws.Allow,
+                Action=[awacs_iam.PassRole],
+                Resource=[application_role_arns(cfg.names.prefix)],
+                Condition=aws.Condition(aws.StringEquals("iam:PassedToService", "ecs-tasks.amazonaws.com")),
+            ),
+        ]
+    return statements
 
 
 def _stack_actions(cfg: BootstrapSlice) -> dict[str, list[str]]:

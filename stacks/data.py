@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from awacs import ec2 as ec2_actions
 from awacs import elasticfilesystem
 from awacs import s3 as s3_actions
 from awacs.aws import (
@@ -29,10 +30,14 @@ from troposphere import (
     AWS_ACCOUNT_ID,
     AWS_REGION,
     GetAtt,
+    GetAZs,
     Ref,
     Select,
     Sub,
+    Tags,
     Template,
+    dlm,
+    ec2,
     efs,
     elasticache,
     encode_to_dict,
@@ -46,6 +51,7 @@ from troposphere import (
 from kr_cfn.blocks import add_output, add_parameter, checkov_skip, name_tags, new_template
 from kr_cfn.config import DataSlice
 from kr_cfn.config.alb import elb_log_principal
+from kr_cfn.config.qdrant import QDRANT_SECRET_KEYS
 from kr_cfn.iam import arn, bounded, deny_insecure_transport, managed_policy, service_trust
 from kr_cfn.naming import pascal
 
@@ -69,6 +75,12 @@ OPENAI_SECRET = "OpenAiSecret"  # noqa: S105 - a logical id
 CONFLUENCE_SECRET = "ConfluenceSecret"  # noqa: S105 - a logical id
 JIRA_SECRET = "JiraSecret"  # noqa: S105 - a logical id
 GRAFANA_SECRET = "GrafanaAdminSecret"  # noqa: S105 - a logical id
+QDRANT_VOLUME = "QdrantVolume"
+QDRANT_VOLUME_SNAPSHOTS = "QdrantVolumeSnapshotPolicy"
+QDRANT_VOLUME_SNAPSHOTS_ROLE = "QdrantVolumeSnapshotRole"
+QDRANT_SECRET = "QdrantSecret"  # noqa: S105 - a logical id
+# Tag that marks the volume for its snapshot policy and its snapshots for their deletion.
+QDRANT_VOLUME_TAG = "kr-cfn:qdrant-volume"
 
 POSTGRES_FAMILY = "postgres15"
 DB_LOG_EXPORTS = ("postgresql", "upgrade")
@@ -91,11 +103,18 @@ def build(cfg: DataSlice) -> Template:
     t = new_template(f"{cfg.names.prefix}: data (PostgreSQL, Qdrant file system, buckets, secrets, cache)")
     add_parameter(t, APP_SUBNETS, "List<AWS::EC2::Subnet::Id>", "Subnets for the database, file system and cache")
     add_parameter(t, DATABASE_SG, "AWS::EC2::SecurityGroup::Id", "Security group of the database")
-    add_parameter(t, FILE_SYSTEM_SG, "AWS::EC2::SecurityGroup::Id", "Security group of the file system mount targets")
     _database(t, cfg)
-    _file_system(t, cfg)
+    if cfg.file_system:
+        add_parameter(
+            t, FILE_SYSTEM_SG, "AWS::EC2::SecurityGroup::Id", "Security group of the file system mount targets"
+        )
+        _file_system(t, cfg)
     _buckets(t, cfg)
     _secrets(t, cfg)
+    if cfg.qdrant and cfg.qdrant.storage == "ebs":
+        _qdrant_volume(t, cfg)
+    if cfg.qdrant and cfg.qdrant.storage == "external":
+        _qdrant_secret(t, cfg)
     if cfg.data.redis == "elasticache":
         _cache(t, cfg)
     return t
@@ -558,3 +577,122 @@ def _cache(t: Template, cfg: DataSlice) -> None:
     )
     add_output(t, "RedisEndpointAddress", GetAtt(cache, "PrimaryEndPoint.Address"), "Redis host name (TLS)")
     add_output(t, "RedisEndpointPort", GetAtt(cache, "PrimaryEndPoint.Port"), "Redis port")
+
+
+def _qdrant_volume(t: Template, cfg: DataSlice) -> None:
+    """Qdrant's block storage (storage ebs): a gp3 volume that the qdrant host attaches at boot, snapshotted daily."""
+    assert cfg.qdrant is not None
+    ebs = cfg.qdrant.ebs
+    # CloudFormation updates SnapshotId in place ("Update requires: No interruption",
+    # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-properties-ec2-ebs-volume.html),
+    # which makes no new volume: a restore from an EBS snapshot is a new volume resource, so its
+    # logical id carries the snapshot id on purpose (the old volume goes, with a final snapshot).
+    logical_id = QDRANT_VOLUME + (pascal(ebs.snapshot_id) if ebs.snapshot_id else "")
+    volume = t.add_resource(
+        ec2.Volume(
+            logical_id,
+            # The AZ of the first app subnet (the network stack puts subnet i in GetAZs' i-th AZ),
+            # where the ecs stack's qdrant host runs: a volume attaches only within its AZ.
+            AvailabilityZone=Select(0, GetAZs(Ref(AWS_REGION))),
+            Size=ebs.volume_gb,
+            **({"SnapshotId": ebs.snapshot_id} if ebs.snapshot_id else {}),
+            VolumeType="gp3",
+            Encrypted=True,
+            Tags=Tags(Name=cfg.names("qdrant-data"), **{QDRANT_VOLUME_TAG: cfg.names.prefix}),
+            # Snapshot on delete and on replacement: CloudFormation takes a final EBS snapshot
+            # (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-deletionpolicy.html).
+            **_policies(cfg, "Snapshot"),
+        )
+    )
+    role = t.add_resource(
+        iam.Role(
+            QDRANT_VOLUME_SNAPSHOTS_ROLE,
+            AssumeRolePolicyDocument=service_trust(
+                "dlm.amazonaws.com", StringEquals("aws:SourceAccount", Ref(AWS_ACCOUNT_ID))
+            ),
+            **bounded(cfg.names.prefix),
+            Policies=[
+                iam.Policy(
+                    PolicyName="qdrant-volume-snapshots", PolicyDocument=_snapshot_role_policy(cfg, volume.title)
+                )
+            ],
+        )
+    )
+    hour, minute = cfg.qdrant.snapshots.time.split(":")
+    t.add_resource(
+        dlm.LifecyclePolicy(
+            QDRANT_VOLUME_SNAPSHOTS,
+            Description=f"{cfg.names.prefix} daily snapshots of the Qdrant volume",
+            State="ENABLED",
+            ExecutionRoleArn=GetAtt(role, "Arn"),
+            PolicyDetails=dlm.PolicyDetails(
+                PolicyType="EBS_SNAPSHOT_MANAGEMENT",
+                ResourceTypes=["VOLUME"],
+                TargetTags=Tags(**{QDRANT_VOLUME_TAG: cfg.names.prefix}),
+                Schedules=[
+                    dlm.Schedule(
+                        Name="daily",
+                        CreateRule=dlm.CreateRule(Interval=24, IntervalUnit="HOURS", Times=[f"{hour}:{minute}"]),
+                        RetainRule=dlm.RetainRule(Count=ebs.snapshot_retention_days),
+                        CopyTags=True,
+                    )
+                ],
+            ),
+            Tags=name_tags(cfg.names("qdrant-data")),
+        )
+    )
+    add_output(t, "QdrantVolumeId", Ref(volume), "EBS volume of Qdrant (attached by the qdrant host at boot)")
+
+
+def _snapshot_role_policy(cfg: DataSlice, volume: str) -> PolicyDocument:
+    """What Data Lifecycle Manager needs for EBS snapshot policies, no more.
+
+    The actions of AWS's AWSDataLifecycleManagerServiceRole that volume snapshots use
+    (https://docs.aws.amazon.com/ebs/latest/userguide/service-role.html), scoped to this
+    environment's volume and to snapshots carrying its tag.
+    """
+    snapshots = arn("ec2", "snapshot/*", account="")
+    tagged = Condition(StringEquals(f"ec2:ResourceTag/{QDRANT_VOLUME_TAG}", cfg.names.prefix))
+    return PolicyDocument(
+        Version="2012-10-17",
+        Statement=[
+            Statement(
+                Effect=Allow,
+                Action=[ec2_actions.CreateSnapshot],
+                Resource=[arn("ec2", f"volume/${{{volume}}}")],
+            ),
+            # A new snapshot's id is not known in advance: snapshot/* of this region (EC2 snapshot ARNs
+            # name no account). Deleting is held to snapshots with this environment's tag (below).
+            Statement(Effect=Allow, Action=[ec2_actions.CreateSnapshot, ec2_actions.CreateTags], Resource=[snapshots]),
+            Statement(Effect=Allow, Action=[ec2_actions.DeleteSnapshot], Resource=[snapshots], Condition=tagged),
+            # Describe* calls have no resource-level permissions in EC2, so Resource "*".
+            Statement(
+                Effect=Allow,
+                Action=[ec2_actions.DescribeInstances, ec2_actions.DescribeVolumes, ec2_actions.DescribeSnapshots],
+                Resource=["*"],
+            ),
+        ],
+    )
+
+
+def _qdrant_secret(t: Template, cfg: DataSlice) -> None:
+    """The external Qdrant's URL and API key (storage external); the operator sets both (README, Secrets)."""
+    url, api_key = QDRANT_SECRET_KEYS
+    secret = t.add_resource(
+        secretsmanager.Secret(
+            QDRANT_SECRET,
+            Name=f"/{cfg.names.prefix}/qdrant",
+            Description=f"Qdrant URL and API key (JSON keys {url}, {api_key}). Generated placeholder; "
+            "the operator sets the real value (README, Secrets).",
+            GenerateSecretString=secretsmanager.GenerateSecretString(
+                SecretStringTemplate=_secret_string(**{url: "https://unset.invalid:6333"}),
+                GenerateStringKey=api_key,
+                PasswordLength=32,
+                ExcludeCharacters=_EXCLUDE,
+            ),
+            Tags=name_tags(cfg.names("qdrant")),
+            Metadata=_SECRET_SKIPS,
+            **_policies(cfg, "Retain"),
+        )
+    )
+    add_output(t, "QdrantSecretArn", Ref(secret), f"External Qdrant (JSON keys {url}, {api_key})")

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from troposphere import GetAtt, Ref, Template, ecs, iam, servicediscovery
 
+from kr_cfn import qdrant
 from kr_cfn.blocks import add_output, new_template
 from kr_cfn.config import EcsSlice
+from kr_cfn.config.qdrant import QDRANT
 from kr_cfn.iam import bounded
 from kr_cfn.naming import pascal
 from kr_cfn.services import (
+    HostPlacement,
     Inputs,
     ecs_tasks_trust,
     execution_role_policy,
@@ -36,11 +39,14 @@ def build(cfg: EcsSlice) -> Template:
             ClusterSettings=[ecs.ClusterSetting(Name="containerInsights", Value=cfg.ecs.container_insights)],
         )
     )
+    host: HostPlacement | None = None
+    if cfg.qdrant and cfg.qdrant.storage == "ebs":
+        host = qdrant.host(t, cfg, inputs, cluster, f"{pascal(QDRANT)}LogGroup")
     t.add_resource(
         ecs.ClusterCapacityProviderAssociations(
             CAPACITY_PROVIDERS,
             Cluster=Ref(cluster),
-            CapacityProviders=["FARGATE", "FARGATE_SPOT"],
+            CapacityProviders=["FARGATE", "FARGATE_SPOT", *([Ref(host.capacity_provider)] if host else [])],
             DefaultCapacityProviderStrategy=[ecs.CapacityProviderStrategy(CapacityProvider="FARGATE", Weight=1)],
         )
     )
@@ -53,15 +59,35 @@ def build(cfg: EcsSlice) -> Template:
         )
     )
     rendered = [
-        render_service(t, cfg, inputs, name, cluster, namespace, EXECUTION_ROLE, [CAPACITY_PROVIDERS])
+        render_service(
+            t,
+            cfg,
+            inputs,
+            name,
+            cluster,
+            namespace,
+            EXECUTION_ROLE,
+            [CAPACITY_PROVIDERS],
+            host if name == QDRANT else None,
+        )
         for name in cfg.services
     ]
+    job = None
+    if cfg.qdrant and cfg.qdrant.storage != "external":
+        spec = cfg.services[QDRANT]
+        url = f"http://{spec.discovery_name}.{cfg.ecs.namespace}:{spec.port}"
+        job = qdrant.snapshot_job(t, cfg, inputs, cluster, EXECUTION_ROLE, url)
     t.add_resource(
         iam.Role(
             EXECUTION_ROLE,
             AssumeRolePolicyDocument=ecs_tasks_trust(),
             **bounded(cfg.names.prefix),
-            Policies=[iam.Policy(PolicyName="task-execution", PolicyDocument=execution_role_policy(rendered, inputs))],
+            Policies=[
+                iam.Policy(
+                    PolicyName="task-execution",
+                    PolicyDocument=execution_role_policy(rendered, inputs, [job.log_group] if job else []),
+                )
+            ],
         )
     )
 
@@ -69,4 +95,6 @@ def build(cfg: EcsSlice) -> Template:
     for name, r in zip(cfg.services, rendered, strict=True):
         add_output(t, f"{pascal(name)}ServiceName", GetAtt(r.service, "Name"), f"ECS service name of {name}")
         add_output(t, f"{pascal(name)}LogGroupName", Ref(r.log_group), f"Log group of {name}")
+    if job:
+        qdrant.snapshot_outputs(t, job)
     return t

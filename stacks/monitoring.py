@@ -29,6 +29,7 @@ from troposphere import AccountId, GetAtt, Ref, Sub, Template, chatbot, cloudwat
 
 from kr_cfn.blocks import add_output, add_parameter, new_template
 from kr_cfn.config.monitoring import BACKEND, AlarmSpec, MonitoringSlice
+from kr_cfn.config.qdrant import SNAPSHOT_METRIC, metric_namespace
 from kr_cfn.iam import arn, bounded, managed_policy, service_trust
 from kr_cfn.naming import pascal
 
@@ -48,6 +49,12 @@ HTTP_5XX_ALARM = "AlbHigh5xxRateAlarm"
 DB_CONNECTIONS_ALARM = "DbHighConnectionsAlarm"
 DB_FREE_STORAGE_ALARM = "DbLowFreeStorageAlarm"
 UNHEALTHY_TARGETS_ALARM = "{service}UnhealthyTargetsAlarm"
+QDRANT_SNAPSHOT_ALARM = "QdrantSnapshotMissingAlarm"
+# One hour per datapoint; 25 of them: a day between snapshots plus an hour for the job to finish.
+# Periods of an hour or more may span up to 7 days (PutMetricAlarm, Period:
+# https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricAlarm.html).
+SNAPSHOT_ALARM_PERIOD = 3600
+SNAPSHOT_ALARM_PERIODS = 25
 
 CLUSTER_NAME = "ClusterName"
 LOAD_BALANCER = "LoadBalancerFullName"
@@ -84,6 +91,8 @@ def build(cfg: MonitoringSlice) -> Template:
     params = _parameters(t, cfg)
     topic = _alerts_topic(t, cfg)
     alarms = _alarms(t, cfg, topic)
+    if cfg.qdrant_snapshots:
+        alarms.append(_snapshot_alarm(t, cfg, topic))
     if _log_group_param(BACKEND) in params:
         t.add_resource(
             logs.QueryDefinition(
@@ -296,6 +305,30 @@ def _alarm(
     if "Metrics" not in metric:
         metric["Period"] = spec.period
     return t.add_resource(cloudwatch.Alarm(logical_id, **props, **metric))
+
+
+def _snapshot_alarm(t: Template, cfg: MonitoringSlice, topic: sns.Topic) -> cloudwatch.Alarm:
+    """No successful Qdrant snapshot in the last 25 hours (failed, never started, or not scheduled).
+
+    The snapshot job logs one success line; the ecs stack's metric filter counts it. Missing data
+    is breaching, so a job that never runs alarms too (and a new environment until its first snapshot).
+    """
+    spec = AlarmSpec(threshold=1, period=SNAPSHOT_ALARM_PERIOD, evaluation_periods=SNAPSHOT_ALARM_PERIODS)
+    return _alarm(
+        t,
+        cfg,
+        topic,
+        QDRANT_SNAPSHOT_ALARM,
+        name="qdrant-snapshot-missing",
+        spec=spec,
+        description="No Qdrant snapshot reached the backups bucket in 25 hours: see the qdrant-snapshots "
+        "log group and README, Qdrant backups",
+        comparison="LessThanThreshold",
+        treat_missing="breaching",
+        Namespace=metric_namespace(cfg.names.prefix),
+        MetricName=SNAPSHOT_METRIC,
+        Statistic="Sum",
+    )
 
 
 def _query(id_: str, namespace: str, metric: str, stat: str, period: int, **dims: Any) -> cloudwatch.MetricDataQuery:

@@ -460,9 +460,12 @@ def test_iam_application_roles_may_be_passed_only_to_the_services_they_trust() -
         "StringEquals": {
             "iam:PassedToService": [
                 "chatbot.amazonaws.com",
+                "dlm.amazonaws.com",  # the Qdrant volume's snapshot policy (storage ebs)
+                "ec2.amazonaws.com",  # the qdrant host's instance profile (storage ebs)
                 "ecs-tasks.amazonaws.com",
                 "monitoring.rds.amazonaws.com",
                 "rds.amazonaws.com",
+                "scheduler.amazonaws.com",  # the daily Qdrant snapshot schedule
             ]
         }
     }

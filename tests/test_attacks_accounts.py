@@ -21,7 +21,7 @@ from kr_cfn.deploy import changeset
 from kr_cfn.deploy.review import render_markdown
 from kr_cfn.iam import boundary_name, role_path
 from stacks import bootstrap
-from tests.conftest import built, load_env
+from tests.conftest import built, load_env, resources_of_type
 from tests.policy_eval import Decision, Policy, Request, evaluate
 from tests.test_attacks import IAM_REGION, _resolve, _service_role_of
 
@@ -83,6 +83,10 @@ def test_service_role_cannot_touch_another_environments_resources(action: str, s
 @pytest.mark.parametrize("env", ["dev", "staging", "prod"])
 def test_service_role_still_manages_its_own_resources(env: str, action: str, service: str, resource: str) -> None:
     role = _service_role_of(env, ACCOUNT)
+    if service == "elasticfilesystem" and not resources_of_type(built(env)["data"], "AWS::EFS::FileSystem"):
+        # prod keeps Qdrant on EBS (services.qdrant.storage: ebs): no file system, no EFS action at all.
+        assert not evaluate(Request(action, _arn(service, resource), {TAG: _stack(env)}), role).allowed
+        return
     for tags in (
         {TAG: _stack(env)},  # a child stack's resource
         {TAG: f"{_stack(env, 'EcsStack')}-InnerStack-9Z8Y7X"},  # a stack nested in a child
@@ -233,7 +237,8 @@ def test_service_role_manages_instance_profiles_and_policies_under_the_path_only
 
 
 def test_application_without_new_types_gets_no_instance_profile_or_policy_statements() -> None:
-    sids = {s["Sid"] for p in _service_role_of("prod", ACCOUNT).values() for s in p["Statement"] if "Sid" in s}
+    # staging: no instance profile (prod's Qdrant host has one, services.qdrant.storage: ebs)
+    sids = {s["Sid"] for p in _service_role_of("staging", ACCOUNT).values() for s in p["Statement"] if "Sid" in s}
     assert "ManageApplicationRoles" in sids
     assert not sids & {"ManageInstanceProfiles", "ManagePolicies"}
 

@@ -41,6 +41,7 @@ RICH_EXTRA: dict[str, Any] = {
         "alert_https_endpoints": ["https://hooks.example.com/alerts"],
     },
     "cost": {"log_ingest_gb_by_group": {"BackendLogGroup": 1.0}, "extra_tasks": {"backend": 1.0}},
+    "services": {"qdrant": {"ebs": {"instance_type": "t3.small"}, "snapshots": {"time": "03:00"}}},
 }
 
 

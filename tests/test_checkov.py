@@ -70,6 +70,6 @@ def test_checkov_reports_no_failed_checks(env: str, checkov: Path, out: Path) ->
 
 
 def test_ci_runs_the_readme_test_command_with_checkov() -> None:
-    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line.startswith("python3 -m venv")]
+    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if "pytest" in line]
     assert len(ci) == 1 and "checkov==3.3.30" in ci[0] and "KR_CFN_CHECKOV" in ci[0]
     assert f"```sh\n{ci[0]}\n```" in (ROOT / "README.md").read_text()

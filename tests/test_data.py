@@ -85,7 +85,7 @@ def test_only_the_network_groups_guard_the_data(env: str) -> None:
     assert not resources_of_type(t, "AWS::EC2::SecurityGroupIngress")
     assert _db(env)["VPCSecurityGroups"] == [{"Ref": "DatabaseSecurityGroupId"}]
     targets = resources_of_type(t, "AWS::EFS::MountTarget")
-    assert len(targets) == load_env(env).network.az_count
+    assert len(targets) == (load_env(env).network.az_count if _on_efs(env) else 0)
     for i, target in enumerate(targets.values()):
         assert target["Properties"]["SecurityGroups"] == [{"Ref": "FileSystemSecurityGroupId"}]
         assert target["Properties"]["SubnetId"] == {"Fn::Select": [i, {"Ref": "AppSubnetIds"}]}
@@ -96,7 +96,7 @@ def test_only_the_network_groups_guard_the_data(env: str) -> None:
     elasticache = load_env(env).data.redis == "elasticache"
     for group, port, clients in (
         ("DatabaseSecurityGroup", 5432, ["Backend"]),
-        ("FileSystemSecurityGroup", 2049, ["Qdrant"]),
+        ("FileSystemSecurityGroup", 2049, ["Qdrant"] if _on_efs(env) else []),
         ("CacheSecurityGroup", 6379, ["Backend"] if elasticache else []),
     ):
         assert "SecurityGroupIngress" not in net["Resources"][group]["Properties"]
@@ -119,6 +119,9 @@ def test_parameters_are_wired_from_the_network(env: str) -> None:
 @pytest.mark.parametrize("env", ENVS)
 def test_file_system_for_qdrant(env: str) -> None:
     t = _data(env)["Resources"]
+    if not _on_efs(env):
+        assert not resources_of_type(_data(env), "AWS::EFS::FileSystem")
+        return
     fs = t[data.FILE_SYSTEM]["Properties"]
     assert fs["Encrypted"] is True and fs["BackupPolicy"] == {"Status": "ENABLED"}
     assert (fs["PerformanceMode"], fs["ThroughputMode"]) == ("generalPurpose", "bursting")
@@ -198,16 +201,22 @@ def test_redis_on_elasticache_only_when_chosen() -> None:
         assert "CacheSecurityGroupId" not in t["Parameters"]
 
 
+def _storage(env: str) -> str:
+    plan = config.qdrant_plan(load_env(env))
+    assert plan is not None
+    return plan.storage
+
+
+def _on_efs(env: str) -> bool:
+    return _storage(env) == "efs"
+
+
 CONTRACT = {
     "DbEndpointAddress",
     "DbEndpointPort",
     "DbName",
     "DbSecretArn",
     "DbInstanceId",
-    "FileSystemId",
-    "FileSystemArn",
-    "QdrantAccessPointId",
-    "QdrantAccessPointArn",
     "DataBucketName",
     "DataBucketArn",
     "BackupsBucketName",
@@ -223,7 +232,12 @@ CONTRACT = {
 @pytest.mark.parametrize("env", ENVS)
 def test_outputs_follow_the_contract(env: str) -> None:
     redis = {"RedisEndpointAddress", "RedisEndpointPort"} if load_env(env).data.redis == "elasticache" else set()
-    assert set(_data(env)["Outputs"]) == CONTRACT | redis
+    qdrant = {
+        "efs": {"FileSystemId", "FileSystemArn", "QdrantAccessPointId", "QdrantAccessPointArn"},
+        "ebs": {"QdrantVolumeId"},
+        "external": {"QdrantSecretArn"},
+    }[_storage(env)]
+    assert set(_data(env)["Outputs"]) == CONTRACT | redis | qdrant
 
 
 @pytest.mark.parametrize("env", ENVS)

@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import shutil
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,9 @@ def endpoint() -> Iterator[str]:
     """moto's server on a free port; boto3 reaches it through AWS_ENDPOINT_URL with dummy credentials."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
     with aws_endpoint.local_endpoint() as url, pytest.MonkeyPatch.context() as mp:
+        # moto's backends live in the process, not the server: start from an empty account
+        # (other modules deploy the same environment names before this one).
+        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"))
         mp.setenv("AWS_ENDPOINT_URL", url)
         mp.setenv("AWS_ACCESS_KEY_ID", "testing")
         mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")

@@ -33,6 +33,11 @@ def _env(t: dict[str, Any], svc: str) -> dict[str, Any]:
     return {e["Name"]: e["Value"] for e in _container(t, svc).get("Environment", [])}
 
 
+def _on_host(env: str, name: str) -> bool:
+    plan = config.qdrant_plan(load_env(env))
+    return name == "qdrant" and plan is not None and plan.storage == "ebs"
+
+
 def _policy_statements(role: dict[str, Any]) -> list[dict[str, Any]]:
     return [s for p in role["Properties"].get("Policies", []) for s in p["PolicyDocument"]["Statement"]]
 
@@ -43,7 +48,8 @@ def test_each_service_matches_its_params(env: str) -> None:
     for name, spec in _rendered(env).items():
         props = t["Resources"][f"{pascal(name)}TaskDefinition"]["Properties"]
         assert (props["Cpu"], props["Memory"]) == (str(spec.cpu), str(spec.memory)), name
-        assert props["RequiresCompatibilities"] == ["FARGATE"] and props["NetworkMode"] == "awsvpc"
+        launch = "EC2" if _on_host(env, name) else "FARGATE"
+        assert props["RequiresCompatibilities"] == [launch] and props["NetworkMode"] == "awsvpc"
         c = _container(t, name)
         assert c["PortMappings"] == [{"ContainerPort": spec.port, "Protocol": "tcp", "Name": name}]
         if spec.ecr_repository:
@@ -76,8 +82,10 @@ def test_circuit_breaker_with_rollback_on_every_service(env: str) -> None:
 def test_tasks_use_the_network_stacks_subnets_and_public_ip_choice(env: str) -> None:
     for s in resources_of_type(_ecs(env), "AWS::ECS::Service").values():
         name = s["Properties"]["ServiceName"]
+        # On EC2 (qdrant with storage ebs) awsvpc tasks get no public IP: ECS allows it on Fargate only.
+        on_host = _on_host(env, name)
         assert s["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"] == {
-            "AssignPublicIp": {"Ref": "TaskAssignPublicIp"},
+            "AssignPublicIp": "DISABLED" if on_host else {"Ref": "TaskAssignPublicIp"},
             "Subnets": {"Ref": "AppSubnetIds"},
             "SecurityGroups": [{"Ref": f"{pascal(name)}ServiceSecurityGroupId"}],
         }
@@ -103,15 +111,18 @@ def test_capacity_strategies(env: str) -> None:
     ]
     for name in ("qdrant", "redis"):
         if name in _rendered(env):
-            assert t["Resources"][f"{pascal(name)}Service"]["Properties"]["CapacityProviderStrategy"] == [
-                {"CapacityProvider": "FARGATE", "Base": 0, "Weight": 1}
-            ]
+            on_fargate = [{"CapacityProvider": "FARGATE", "Base": 0, "Weight": 1}]
+            on_host = [{"CapacityProvider": {"Ref": "QdrantCapacityProvider"}, "Weight": 1}]
+            assert t["Resources"][f"{pascal(name)}Service"]["Properties"]["CapacityProviderStrategy"] == (
+                on_host if _on_host(env, name) else on_fargate
+            )
     for name in ("prometheus", "grafana"):
         assert t["Resources"][f"{pascal(name)}Service"]["Properties"]["CapacityProviderStrategy"] == [
             {"CapacityProvider": "FARGATE_SPOT", "Base": 0, "Weight": 1}
         ]
     assoc = t["Resources"]["ClusterCapacityProviders"]["Properties"]
-    assert assoc["CapacityProviders"] == ["FARGATE", "FARGATE_SPOT"]
+    host = [{"Ref": "QdrantCapacityProvider"}] if _on_host(env, "qdrant") else []
+    assert assoc["CapacityProviders"] == ["FARGATE", "FARGATE_SPOT", *host]
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -204,7 +215,8 @@ def test_execution_role_pulls_only_our_repositories_and_writes_only_our_logs(env
         for repo in ("knowledgerouter-backend", "knowledgerouter-frontend")
     ]
     logs = statements[("logs:CreateLogStream", "logs:PutLogEvents")]
-    assert logs == [{"Fn::GetAtt": [f"{pascal(n)}LogGroup", "Arn"]} for n in _rendered(env)]
+    groups = [f"{pascal(n)}LogGroup" for n in _rendered(env)] + ["QdrantSnapshotLogGroup"]
+    assert logs == [{"Fn::GetAtt": [g, "Arn"]} for g in groups]
     assert set(statements) == {
         ("ecr:GetAuthorizationToken",),
         pull,
@@ -336,13 +348,15 @@ def test_task_roles_have_only_what_each_service_needs() -> None:
         p["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0]
         for p in resources_of_type(t, "AWS::ECS::TaskDefinition").values()
     }
-    assert len(roles) == len(_rendered("dev")) and "ExecutionRole" not in roles
+    # One role per service, plus the Qdrant snapshot job's.
+    assert len(roles) == len(_rendered("dev")) + 1 and "ExecutionRole" not in roles
 
 
 def test_roles_trust_only_ecs_tasks_of_this_account() -> None:
-    for role in resources_of_type(_ecs("dev"), "AWS::IAM::Role").values():
+    services = {"QdrantSnapshotSchedulerRole": "scheduler.amazonaws.com"}
+    for logical_id, role in resources_of_type(_ecs("dev"), "AWS::IAM::Role").items():
         (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
-        assert statement["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
+        assert statement["Principal"] == {"Service": services.get(logical_id, "ecs-tasks.amazonaws.com")}
         assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
 
 
@@ -411,6 +425,9 @@ def test_outputs_for_monitoring(env: str) -> None:
     names = {"ClusterName"}
     for n in _rendered(env):
         names |= {f"{pascal(n)}ServiceName", f"{pascal(n)}LogGroupName"}
+    # for kr-cfn qdrant restore
+    names |= {f"QdrantSnapshot{n}" for n in ("TaskDefinitionArn", "LogGroupName", "Subnets", "SecurityGroups")}
+    names.add("QdrantSnapshotAssignPublicIp")
     assert set(_ecs(env)["Outputs"]) == names
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from kr_cfn import config
 from kr_cfn.cli import build_env_files
@@ -29,11 +30,48 @@ DANGEROUS: list[tuple[str, Edit, str]] = []
 SAFE: list[tuple[str, Edit]] = []
 
 
+def _prod(tmp: Path, storage: str | None) -> trees.Tree:
+    data = yaml.safe_load((PARAMS / "prod.yaml").read_text())
+    if storage is not None:
+        data.setdefault("services", {}).setdefault("qdrant", {})["storage"] = storage
+    (tmp / "prod.yaml").write_text(yaml.safe_dump(data))
+    return trees.from_build(build_env_files(config.load(tmp / "prod.yaml"), "json")[0], "prod")
+
+
 @pytest.fixture(scope="module")
-def prod() -> trees.Tree:
-    """prod's templates as ``kr-cfn build`` renders them, parsed."""
-    cfg = config.load(PARAMS / "prod.yaml")
-    return trees.from_build(build_env_files(cfg, "json")[0], "prod")
+def prod(tmp_path_factory: pytest.TempPathFactory) -> trees.Tree:
+    """prod's templates as ``kr-cfn build`` renders them, parsed, with Qdrant on EFS.
+
+    prod keeps Qdrant on an EBS volume (services.qdrant.storage defaults to ebs there); the corpus
+    puts it on EFS so the file-system edits have a file system to change. The volume has its own
+    cases below (prod_ebs).
+    """
+    return _prod(tmp_path_factory.mktemp("prod-efs"), "efs")
+
+
+@pytest.fixture(scope="module")
+def prod_ebs(tmp_path_factory: pytest.TempPathFactory) -> trees.Tree:
+    """prod's templates as shipped (Qdrant on its EBS volume)."""
+    return _prod(tmp_path_factory.mktemp("prod-ebs"), None)
+
+
+def test_restoring_the_qdrant_volume_from_a_snapshot_is_blocked_until_allowed(
+    prod_ebs: trees.Tree, tmp_path: Path
+) -> None:
+    """services.qdrant.ebs.snapshot_id makes a new volume resource; the old volume goes (runbook, a)."""
+    data = yaml.safe_load((PARAMS / "prod.yaml").read_text())
+    data.setdefault("services", {}).setdefault("qdrant", {})["ebs"] = {"snapshot_id": "snap-0123456789abcdef0"}
+    (tmp_path / "prod.yaml").write_text(yaml.safe_dump(data))
+    new = trees.from_build(build_env_files(config.load(tmp_path / "prod.yaml"), "json")[0], "prod")
+    r = review(prod_ebs, new)
+    assert "QdrantVolume" in {f.logical_id for f in r.blocked}
+    assert not review(prod_ebs, new, ("QdrantVolume",)).blocked
+
+
+def test_resizing_the_qdrant_volume_is_safe(prod_ebs: trees.Tree) -> None:
+    new = copy.deepcopy(prod_ebs)
+    props(new, "DataStack", "QdrantVolume")["Size"] = 100
+    assert not review(prod_ebs, new).blocked
 
 
 def _stack(tree: trees.Tree, stack: str) -> trees.Tree:

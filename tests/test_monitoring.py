@@ -542,7 +542,7 @@ def test_parameters_are_the_producers_outputs(env: str) -> None:
 @pytest.mark.parametrize("env", ENVS)
 def test_shipped_envs_have_every_alarm(env: str) -> None:
     alarms = _alarms(built(env)["monitoring"])
-    assert set(alarms) == set(SINGLE_METRIC_ALARMS) | METRIC_MATH_ALARMS
+    assert set(alarms) == set(SINGLE_METRIC_ALARMS) | METRIC_MATH_ALARMS | {"QdrantSnapshotMissingAlarm"}
     (query,) = resources_of_type(built(env)["monitoring"], "AWS::Logs::QueryDefinition").values()
     backend_log_group = built(env)["root"]["Resources"]["MonitoringStack"]["Properties"]["Parameters"][
         "BackendLogGroupName"

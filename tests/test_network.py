@@ -92,7 +92,8 @@ def _rules(net: dict[str, Any]) -> set[tuple[str, str, str, int]]:
 @pytest.mark.parametrize("env", ENVS)
 def test_security_group_rules_only_between_intended_groups(env: str) -> None:
     """The whole rule set, spelled out (tests/test_security_groups.py checks it against the params)."""
-    g = {n: f"{n}ServiceSecurityGroup" for n in ("Backend", "Frontend", "Qdrant", "Redis", "Prometheus", "Grafana")}
+    names = ("Backend", "Frontend", "Qdrant", "Redis", "Prometheus", "Grafana", "QdrantSnapshots")
+    g = {n: f"{n}ServiceSecurityGroup" for n in names}
     # prod: ElastiCache replaces the redis service, behind the cache group.
     redis = "CacheSecurityGroup" if load_env(env).data.redis == "elasticache" else g["Redis"]
     flows = {
@@ -101,11 +102,14 @@ def test_security_group_rules_only_between_intended_groups(env: str) -> None:
         (g["Backend"], "DatabaseSecurityGroup", 5432),
         (g["Backend"], redis, 6379),
         (g["Backend"], g["Qdrant"], 6333),
-        (g["Qdrant"], "FileSystemSecurityGroup", 2049),
         (g["Prometheus"], g["Backend"], 8000),
         (g["Prometheus"], g["Qdrant"], 6333),
         (g["Grafana"], g["Prometheus"], 9090),
+        (g["QdrantSnapshots"], g["Qdrant"], 6333),  # the daily snapshot job
     }
+    plan = config.qdrant_plan(load_env(env))
+    if plan is not None and plan.storage == "efs":  # prod: qdrant's data is on its host's EBS volume
+        flows.add((g["Qdrant"], "FileSystemSecurityGroup", 2049))
     services = set(g.values()) - ({g["Redis"]} if redis != g["Redis"] else set())
     expected = {("in", "AlbSecurityGroup", "0.0.0.0/0", 80), ("in", "AlbSecurityGroup", "0.0.0.0/0", 443)}
     expected |= {("out", group, "0.0.0.0/0", 443) for group in services}
@@ -134,7 +138,7 @@ def test_outputs_for_the_other_stacks(env: str) -> None:
         "DatabaseSecurityGroupId",
         "FileSystemSecurityGroupId",
         "CacheSecurityGroupId",
-    } | {f"{pascal(n)}ServiceSecurityGroupId" for n in config.ecs_slice(load_env(env)).services}
+    } | {f"{pascal(n)}ServiceSecurityGroupId" for n in config.network_slice(load_env(env)).services}
 
 
 @pytest.mark.parametrize("env", ENVS)

@@ -263,8 +263,8 @@ def test_https_and_slack_routes(tmp_path: Path) -> None:
     found, warnings = notes.alert_routes(t, "dev")
     assert warnings == []
     assert found == [
-        "alert subscriptions (1 https) receive nothing until each is confirmed once (README, Alert routes)",
-        "Slack alerts need the workspace authorised once in the AWS Chatbot console (README, Alert routes)",
+        "alert subscriptions (1 https) receive nothing until each is confirmed once (docs/runbook.md, Alert routes)",
+        "Slack alerts need the workspace authorised once in the AWS Chatbot console (docs/runbook.md, Alert routes)",
     ]
 
 
@@ -305,9 +305,11 @@ def test_retain_logs_param_overrides_the_default(tmp_path: Path) -> None:
 
 
 def test_readme_lists_every_variable_the_backend_receives() -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### Backend environment", 1)[1].split("\n## ", 1)[0]
+    docs = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
+    section = docs.read_text(encoding="utf-8").split("## Backend environment", 1)[1].split("\n## ", 1)[0]
     for env in ENVS:
         backend = load_env(env).services["backend"]
         for name in [*backend.environment, *backend.secrets]:
-            assert f"`{name}`" in section, f"{env}: {name} is not documented in README, Backend environment"
+            assert f"`{name}`" in section, (
+                f"{env}: {name} is not documented in docs/configuration.md, Backend environment"
+            )

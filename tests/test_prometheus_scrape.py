@@ -20,6 +20,7 @@ services:
     environment:
       QDRANT_HOST: kr-cluster.eu-central.aws.cloud.qdrant.io
       QDRANT_PORT: "6333"
+      QDRANT_URL: https://kr-cluster.eu-central.aws.cloud.qdrant.io:6333
 """
 
 

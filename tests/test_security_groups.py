@@ -31,7 +31,16 @@ EXPECTED = {
     ("prometheus", "backend", 8000),
     ("prometheus", "qdrant", 6333),
     ("grafana", "prometheus", 9090),
+    # The daily Qdrant snapshot job (no ECS service, its own group) calls Qdrant's API.
+    ("qdrant-snapshots", "qdrant", 6333),
 }
+QDRANT_ON_EFS = ("qdrant", "efs", 2049)
+"""Only with services.qdrant.storage: efs (prod runs qdrant on an EBS volume of its host)."""
+
+
+def _expected(env: str) -> set[tuple[str, str, int]]:
+    plan = config.qdrant_plan(load_env(env))
+    return EXPECTED - ({QDRANT_ON_EFS} if plan is not None and plan.storage != "efs" else set())
 
 
 def _group(value: Any) -> str:
@@ -42,6 +51,7 @@ def _groups(templates: dict[str, Any]) -> dict[str, str]:
     """Network logical id of every group -> the node it stands for (service, alb, data endpoint)."""
     net = templates["network"]
     names = {"AlbSecurityGroup": "alb", **{e.group: n for n, e in DATA_ENDPOINTS.items()}}
+    names["QdrantSnapshotsServiceSecurityGroup"] = "qdrant-snapshots"  # the snapshot job's group
     services = {_service_group(templates, s): s for s in _services(templates)}
     return {g: services.get(g) or names[g] for g in resources_of_type(net, "AWS::EC2::SecurityGroup")}
 
@@ -107,14 +117,15 @@ def test_every_service_has_its_own_group(name: str, templates: dict[str, Any]) -
 
 @pytest.mark.parametrize("env", ENVS)
 def test_default_services_talk_exactly_as_the_architecture_says(env: str) -> None:
-    assert _reachable(built(env)) == EXPECTED
+    assert _reachable(built(env)) == _expected(env)
 
 
 @pytest.mark.parametrize(("name", "templates"), CASES, ids=IDS)
 def test_every_rule_is_a_flow_of_the_params(name: str, templates: dict[str, Any]) -> None:
     """For every rule between groups, the destination port is one the source uses (params' who-talks-to-whom)."""
     cfg = config.load(SEVENTH) if name == "seventh-service" else load_env(name)
-    flows = service_flows(config.ecs_slice(cfg).services, config.data_choices(cfg))
+    flows = config.network_slice(cfg).flows  # the services' flows and the Qdrant snapshot job's
+    assert set(service_flows(config.ecs_slice(cfg).services, config.data_choices(cfg))) <= set(flows)
     assert _reachable(templates) == {(f.source, f.destination, f.port) for f in flows}
 
 
@@ -129,8 +140,9 @@ def test_no_service_reaches_a_port_it_does_not_use(name: str, templates: dict[st
         assert port == ports[destination], (source, destination, port)
     for outsider in ("grafana", "frontend"):
         assert not {p for s, _, p in reachable if s == outsider} & set(DATA_PORTS.values()), outsider
-    # Only qdrant mounts the file system; only the backend (and the seventh service) reach db and redis.
-    assert {s for s, d, _ in reachable if d == "efs"} == {"qdrant"}
+    # Only qdrant mounts the file system (on efs); only the backend (and the seventh service) reach db and redis.
+    plan = config.qdrant_plan(cfg)
+    assert {s for s, d, _ in reachable if d == "efs"} == ({"qdrant"} if plan and plan.storage == "efs" else set())
     data_clients = {s for s, d, _ in reachable if d in ("db", "redis")}
     assert data_clients == ({"backend", "worker"} if name == "seventh-service" else {"backend"})
 
@@ -177,7 +189,12 @@ def _fs_policy(env: str) -> list[dict[str, Any]]:
     return fs["Properties"]["FileSystemPolicy"]["Statement"]
 
 
-@pytest.mark.parametrize("env", ENVS)
+def _efs_envs() -> list[str]:
+    """Envs with a file system: qdrant on efs (prod keeps qdrant on EBS)."""
+    return [e for e in ENVS if (p := config.qdrant_plan(load_env(e))) is not None and p.storage == "efs"]
+
+
+@pytest.mark.parametrize("env", _efs_envs())
 def test_file_system_policy_tls_access_point_no_root_no_anonymous(env: str) -> None:
     statements = {s["Sid"]: s for s in _fs_policy(env)}
     client = {"elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite", "elasticfilesystem:ClientRootAccess"}
@@ -223,6 +240,11 @@ def test_only_the_qdrant_task_role_may_mount_and_only_through_its_access_point(
                 a.lower().startswith(("elasticfilesystem:client", "elasticfilesystem:*")) or a == "*" for a in actions
             ):
                 grants.append((owner, s))
+    cfg = config.load(SEVENTH) if name == "seventh-service" else load_env(name)
+    plan = config.qdrant_plan(cfg)
+    if plan is not None and plan.storage != "efs":
+        assert grants == [], "no file system, no grant"
+        return
     assert [owner for owner, _ in grants] == ["QdrantTaskRole"]
     ((_, grant),) = grants
     assert sorted(grant["Action"]) == ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"]

@@ -161,7 +161,7 @@ def test_unknown_secret_output(tmp_path: Path) -> None:
     text = "services:\n  backend:\n    secrets:\n      SLACK_TOKEN: {secret: SlackSecretArn}\n"
     assert _errors(tmp_path, text) == [
         "services.backend.secrets.SLACK_TOKEN.secret: 'SlackSecretArn' is not a secret output (one of: DbSecretArn, "
-        "OpenAiSecretArn, ConfluenceSecretArn, JiraSecretArn, GrafanaAdminSecretArn)"
+        "OpenAiSecretArn, ConfluenceSecretArn, JiraSecretArn, GrafanaAdminSecretArn, QdrantSecretArn)"
     ]
 
 
@@ -215,6 +215,8 @@ def test_placeholder_of_a_dropped_service(tmp_path: Path) -> None:
     assert _errors(tmp_path, "services:\n  qdrant: null\n") == [
         "services.backend.environment.QDRANT_HOST: {{host:qdrant}} names no service with a discovery_name",
         "services.backend.environment.QDRANT_PORT: {{port:qdrant}} names no service with a discovery_name",
+        "services.backend.environment.QDRANT_URL: {{host:qdrant}} names no service with a discovery_name",
+        "services.backend.environment.QDRANT_URL: {{port:qdrant}} names no service with a discovery_name",
     ]
 
 

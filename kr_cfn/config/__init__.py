@@ -23,17 +23,20 @@ from kr_cfn.config.bootstrap import Application, BootstrapConfig, BootstrapSlice
 from kr_cfn.config.cost import CostConfig
 from kr_cfn.config.data import DataConfig, DataSlice
 from kr_cfn.config.deploy import DeployConfig, RootSlice
-from kr_cfn.config.flows import check_connects_to, service_flows
+from kr_cfn.config.flows import Flow, check_connects_to, service_flows
 from kr_cfn.config.grafana import check_grafana, check_route_hosts, wire
 from kr_cfn.config.monitoring import MonitoringConfig, MonitoringSlice, check_monitoring
 from kr_cfn.config.names import check_names
 from kr_cfn.config.network import NetworkConfig, NetworkSlice
 from kr_cfn.config.production import check_production
+from kr_cfn.config.qdrant import QDRANT, SNAPSHOT_JOB, EbsStorage, QdrantPlan, Snapshots
 from kr_cfn.config.reading import ReadError, read_yaml, translate
 from kr_cfn.config.services import (
+    QDRANT_SECRET,
     REDIS_OUTPUTS,
     EcsConfig,
     EcsSlice,
+    SecretRef,
     ServiceSpec,
     check_services,
     merge_services,
@@ -70,6 +73,7 @@ __all__ = [
     "load",
     "monitoring_slice",
     "network_slice",
+    "qdrant_plan",
     "root_slice",
 ]
 
@@ -167,9 +171,10 @@ class EnvConfig(Model):
                 problems += [(f"{name}.{path}", msg) for path, msg in value.check()]
         for svc, spec in self.services.items():
             problems += [(f"services.{svc}.{path}" if path else f"services.{svc}", msg) for path, msg in spec.check()]
+        plan = qdrant_plan(self)
         problems += [
             (f"services.{path}" if path else "services", msg)
-            for path, msg in check_services(self.services, self.data.redis)
+            for path, msg in check_services(self.services, self.data.redis, plan.storage if plan else None)
         ]
         problems += [
             (f"services.{path}", msg) for path, msg in check_connects_to(ecs_slice(self).services, data_choices(self))
@@ -194,7 +199,13 @@ class EnvConfig(Model):
 def network_slice(cfg: EnvConfig) -> NetworkSlice:
     """The network stack's slice: its settings, the services (one group each) and who talks to whom."""
     services = ecs_slice(cfg).services
-    return NetworkSlice(cfg.names, cfg.network, tuple(services), service_flows(services, data_choices(cfg)))
+    flows = service_flows(services, data_choices(cfg))
+    plan = qdrant_plan(cfg)
+    if plan and plan.storage != "external":
+        # The snapshot job is no service, but a node with its own group: it talks to qdrant.
+        flows = (*flows, Flow(SNAPSHOT_JOB, QDRANT, plan.port))
+        return NetworkSlice(cfg.names, cfg.network, (*services, SNAPSHOT_JOB), flows)
+    return NetworkSlice(cfg.names, cfg.network, tuple(services), flows)
 
 
 def data_choices(cfg: EnvConfig) -> dict[str, str]:
@@ -204,13 +215,43 @@ def data_choices(cfg: EnvConfig) -> dict[str, str]:
 
 def data_slice(cfg: EnvConfig) -> DataSlice:
     """The data stack's slice of the config."""
+    plan = qdrant_plan(cfg)
+    # The EFS file system exists while a service mounts it (qdrant on efs, or any other service with volumes).
+    on_efs = any(s.volumes for n, s in cfg.services.items() if n != QDRANT) or bool(plan and plan.storage == "efs")
     return DataSlice(
         cfg.names,
         cfg.data,
         cfg.network.az_count,
         alb_log_prefix=cfg.alb.access_logs_prefix if cfg.alb.access_logs else None,
         region=cfg.region,
+        qdrant=plan,
+        file_system=on_efs,
     )
+
+
+def qdrant_plan(cfg: EnvConfig) -> QdrantPlan | None:
+    """Qdrant's storage choice (default: ebs with termination protection, else efs); None without qdrant."""
+    spec = cfg.services.get(QDRANT)
+    if spec is None:
+        return None
+    storage = spec.storage or ("ebs" if cfg.deploy.termination_protection else "efs")
+    return QdrantPlan(storage, spec.ebs or EbsStorage(), spec.snapshots or Snapshots(), spec.port)
+
+
+def _from_qdrant_secret(spec: ServiceSpec) -> ServiceSpec:
+    """A service that talks to qdrant, with an external Qdrant: QDRANT_URL/QDRANT_API_KEY from its secret.
+
+    Environment values that name ``{{host|port|tls:qdrant}}`` have no in-cluster service to point
+    at any more and are dropped; the URL (scheme, host and port) and API key replace them.
+    """
+    marks = tuple(f"{{{{{kind}:{QDRANT}}}}}" for kind in ("host", "port", "tls"))
+    environment = {k: v for k, v in spec.environment.items() if not any(m in v for m in marks)}
+    if environment == spec.environment:
+        return spec
+    secrets = dict(spec.secrets)
+    secrets["QDRANT_URL"] = SecretRef(secret=QDRANT_SECRET, key="url")
+    secrets["QDRANT_API_KEY"] = SecretRef(secret=QDRANT_SECRET, key="api_key")
+    return spec.model_copy(update={"environment": environment, "secrets": secrets})
 
 
 def alb_slice(cfg: EnvConfig) -> AlbSlice:
@@ -230,9 +271,16 @@ def ecs_slice(cfg: EnvConfig) -> EcsSlice:
     if cfg.data.redis == "elasticache":
         services.pop("redis", None)
         external["redis"] = REDIS_OUTPUTS
+    plan = qdrant_plan(cfg)
+    if plan and plan.storage == "external":
+        services.pop(QDRANT)
+        services = {n: _from_qdrant_secret(s) for n, s in services.items()}
+    elif plan:
+        # The resolved choice, so the flows know an ebs qdrant's volume is on its host, not on EFS.
+        services[QDRANT] = services[QDRANT].model_copy(update={"storage": plan.storage})
     services = wire(services, cfg.monitoring, cfg.alb)
     retain_logs = cfg.ecs.retain_logs if cfg.ecs.retain_logs is not None else cfg.deploy.termination_protection
-    return EcsSlice(cfg.names, cfg.ecs, services, external, retain_logs=retain_logs)
+    return EcsSlice(cfg.names, cfg.ecs, services, external, retain_logs=retain_logs, qdrant=plan)
 
 
 def monitoring_slice(cfg: EnvConfig) -> MonitoringSlice:
@@ -244,7 +292,13 @@ def monitoring_slice(cfg: EnvConfig) -> MonitoringSlice:
         tuple(services),
         tuple(alb_slice(cfg).routes),
         cfg.ecs.container_insights != "disabled",
+        _snapshots(cfg),
     )
+
+
+def _snapshots(cfg: EnvConfig) -> bool:
+    plan = qdrant_plan(cfg)
+    return plan is not None and plan.storage != "external"
 
 
 def root_slice(cfg: EnvConfig) -> RootSlice:

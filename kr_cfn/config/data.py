@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from kr_cfn.config.base import Model, Problem
+from kr_cfn.config.qdrant import QdrantPlan
 from kr_cfn.naming import Naming
 
 _DB_IDENTIFIER = r"^[a-zA-Z][a-zA-Z0-9_]{0,62}$"
@@ -116,3 +117,7 @@ class DataSlice:
     """Key prefix the ALB writes its access logs under in the access-log bucket; None = no ALB logs."""
     region: str = "eu-central-1"
     """The environment's region (who delivers ELB access logs depends on it)."""
+    qdrant: QdrantPlan | None = None
+    """Qdrant's storage choice: the EBS volume (ebs) or the secret (external) live here."""
+    file_system: bool = True
+    """Whether a service mounts the EFS file system."""

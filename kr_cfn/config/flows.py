@@ -98,7 +98,7 @@ def _targets(name: str, spec: ServiceSpec, reachable: Mapping[str, Endpoint]) ->
             found += [n for n, e in reachable.items() if ref in e.outputs]
     for s in spec.secrets.values():
         found += [n for n, e in reachable.items() if s.secret in e.outputs]
-    if spec.volumes:
+    if spec.volumes and spec.storage in (None, "efs"):  # qdrant's volume is on its host with storage ebs
         found.append("efs")
     found += spec.connects_to
     return [t for i, t in enumerate(found) if t != name and t not in found[:i]]

@@ -215,3 +215,5 @@ class MonitoringSlice:
     """Services with an ALB target group (each outputs <Pascal>TargetGroupFullName)."""
     container_insights: bool
     """Whether the cluster publishes Container Insights metrics (ECS/ContainerInsights)."""
+    qdrant_snapshots: bool = False
+    """Whether the ecs stack runs the daily Qdrant snapshot job (alarmed when it has not succeeded)."""

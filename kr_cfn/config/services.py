@@ -28,6 +28,7 @@ from pydantic import Field
 
 from kr_cfn import dashboards
 from kr_cfn.config.base import Model, Problem
+from kr_cfn.config.qdrant import QDRANT, QDRANT_SECRET_KEYS, SNAPSHOT_JOB, EbsStorage, QdrantPlan, Snapshots, Storage
 from kr_cfn.naming import Naming
 
 # Fargate task sizes: cpu units -> allowed memory (MiB).
@@ -50,7 +51,10 @@ SECRET_OUTPUTS: dict[str, tuple[str, ...]] = {
     "ConfluenceSecretArn": ("base_url", "email", "api_token"),
     "JiraSecretArn": ("base_url", "email", "api_token"),
     "GrafanaAdminSecretArn": ("username", "password"),
+    "QdrantSecretArn": QDRANT_SECRET_KEYS,
 }
+QDRANT_SECRET = "QdrantSecretArn"  # noqa: S105 - an output name
+"""Only produced with ``services.qdrant.storage: external``."""
 VALUE_OUTPUTS = ("DbEndpointAddress", "DbEndpointPort", "DbName", "DataBucketName", "BackupsBucketName")
 REDIS_OUTPUTS = ("RedisEndpointAddress", "RedisEndpointPort")
 """Only produced when ``data.redis`` is ``elasticache``."""
@@ -280,6 +284,13 @@ class ServiceSpec(Model):
         default_factory=dict, description="S3 access of the task role: bucket ARN output -> read/write/read_write."
     )
     autoscaling: Autoscaling | None = Field(None, description="Autoscaling; null = fixed desired_count.")
+    storage: Storage | None = Field(
+        None,
+        description="qdrant only: efs, ebs (EC2 host + EBS volume) or external (URL from a secret); "
+        "null = ebs with deploy.termination_protection, else efs.",
+    )
+    ebs: EbsStorage | None = Field(None, description="qdrant only: host and volume of storage ebs.")
+    snapshots: Snapshots | None = Field(None, description="qdrant only: daily snapshots to the backups bucket.")
 
     def _dashboard_problems(self) -> list[Problem]:
         problems: list[Problem] = []
@@ -466,9 +477,21 @@ class EcsConfig(Model):
     )
 
 
-def check_services(services: dict[str, ServiceSpec], redis: str) -> list[Problem]:
+def check_services(services: dict[str, ServiceSpec], redis: str, qdrant_storage: str | None = None) -> list[Problem]:
     """Cross-service checks: names, references to outputs and other services, routes."""
     problems: list[Problem] = []
+    if SNAPSHOT_JOB in services and QDRANT in services:
+        problems.append(
+            (SNAPSHOT_JOB, f"{SNAPSHOT_JOB!r} is reserved for the Qdrant snapshot job (its security group)")
+        )
+    for name, spec in services.items():
+        for key in ("storage", "ebs", "snapshots"):
+            if name != QDRANT and getattr(spec, key) is not None:
+                problems.append((f"{name}.{key}", f"only the {QDRANT} service has a storage choice"))
+    if qdrant_storage == "ebs" and len(services[QDRANT].volumes) != 1:
+        problems.append(
+            (f"{QDRANT}.volumes", "storage ebs needs exactly one volume: the data path (e.g. /qdrant/storage)")
+        )
     discoverable = {n for n, s in services.items() if s.discovery_name}
     if redis == "elasticache":
         discoverable.add("redis")  # {{host:redis}} resolves to the ElastiCache endpoint
@@ -491,7 +514,11 @@ def check_services(services: dict[str, ServiceSpec], redis: str) -> list[Problem
                 elif kind in ("host", "port", "tls") and ref not in discoverable:
                     problems.append((f"{name}.{path}", f"{{{{{kind}:{ref}}}}} names no service with a discovery_name"))
         for var, s in spec.secrets.items():
-            if s.secret not in SECRET_OUTPUTS:
+            if s.secret == QDRANT_SECRET and qdrant_storage != "external":
+                problems.append(
+                    (f"{name}.secrets.{var}.secret", f"{s.secret} exists only with {QDRANT}.storage: external")
+                )
+            elif s.secret not in SECRET_OUTPUTS:
                 known = ", ".join(SECRET_OUTPUTS)
                 problems.append(
                     (f"{name}.secrets.{var}.secret", f"{s.secret!r} is not a secret output (one of: {known})")
@@ -677,6 +704,8 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
             "DJANGO_SETTINGS_MODULE": "core.settings",
             "QDRANT_HOST": "{{host:qdrant}}",
             "QDRANT_PORT": "{{port:qdrant}}",
+            # The same in one value; with storage external it comes from the secret (with QDRANT_API_KEY).
+            "QDRANT_URL": "http://{{host:qdrant}}:{{port:qdrant}}",
             "REDIS_HOST": "{{host:redis}}",
             "REDIS_PORT": "{{port:redis}}",
             # ElastiCache only accepts TLS (transit encryption); the in-cluster redis speaks plain TCP
@@ -848,3 +877,5 @@ class EcsSlice:
     """Services provided by the data stack: name -> (address output, port output) for {{host:}}/{{port:}}."""
     retain_logs: bool = False
     """DeletionPolicy/UpdateReplacePolicy Retain on the services' log groups (ecs.retain_logs resolved)."""
+    qdrant: QdrantPlan | None = None
+    """Qdrant's storage and backups; None without a qdrant service."""

@@ -363,3 +363,38 @@ def cmd_outputs(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
         for key, value in sorted(outs.items()):
             print(f"{key} = {value}")
     return 0
+
+
+def cmd_qdrant_snapshots(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
+    """List the Qdrant snapshots in the backups bucket, oldest first."""
+    from kr_cfn.deploy import qdrant
+
+    aws = Aws(cfg.region)
+    job = qdrant.find_job(aws, root_stack_name(cfg, args))
+    found = qdrant.list_snapshots(aws, job)
+    for key, size, modified in found:
+        print(f"{modified}  {size:>14}  {key}")
+    if not found:
+        print(f"no snapshots under s3://{job.bucket}/{qdrant.PREFIX}")
+    return 0
+
+
+def cmd_qdrant_restore(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
+    """Restore one collection snapshot from S3 into the running Qdrant (a one-off task in the VPC)."""
+    from kr_cfn.deploy import qdrant
+
+    collection = qdrant.collection_of(args.snapshot, args.collection)
+    aws = Aws(cfg.region)
+    job = qdrant.find_job(aws, root_stack_name(cfg, args))
+    task = qdrant.start_restore(aws, job, args.snapshot, collection)
+    print(f"restore task {task}: s3://{job.bucket}/{args.snapshot} -> collection {collection}")
+    if args.no_wait:
+        print(f"not waiting; follow it in log group {job.log_group}")
+        return 0
+    ok, why = qdrant.outcome(qdrant.wait(aws, job, task, args.timeout))
+    for line in qdrant.log_lines(aws, job, task):
+        print(f"  {line}")
+    if not ok:
+        raise DeployError(f"restore of {collection} failed ({why}); see log group {job.log_group}", code=1)
+    print(f"restored collection {collection}")
+    return 0

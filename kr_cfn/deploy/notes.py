@@ -111,11 +111,12 @@ def alert_routes(monitoring: Mapping[str, Any], env: str) -> tuple[list[str], li
     if pending:
         counts = ", ".join(f"{pending.count(p)} {p}" for p in sorted(set(pending)))
         notes.append(
-            f"alert subscriptions ({counts}) receive nothing until each is confirmed once (README, Alert routes)"
+            f"alert subscriptions ({counts}) receive nothing until each is confirmed once "
+            "(docs/runbook.md, Alert routes)"
         )
     if channels:
         notes.append(
-            "Slack alerts need the workspace authorised once in the AWS Chatbot console (README, Alert routes)"
+            "Slack alerts need the workspace authorised once in the AWS Chatbot console (docs/runbook.md, Alert routes)"
         )
     return notes, []
 
@@ -136,7 +137,10 @@ def example_values(templates: Mapping[str, Mapping[str, Any]]) -> list[str]:
                 found.add(value)
     if not found:
         return []
-    return [f"example values from the shipped params are still set ({', '.join(sorted(found))}): replace them (README)"]
+    return [
+        f"example values from the shipped params are still set ({', '.join(sorted(found))}): "
+        "replace them (docs/runbook.md, HTTPS)"
+    ]
 
 
 def _built(env_dir: Path, name: str) -> dict[str, Any]:

@@ -91,6 +91,25 @@ def add_parsers(sub: Any, load_env: Any) -> None:
     p.set_defaults(func=wrap("cmd_outputs"))
 
     add_day_two_parsers(sub, common, wrap)
+    add_qdrant_parsers(sub, common, wrap)
+
+
+def add_qdrant_parsers(sub: Any, common: Any, wrap: Any) -> None:
+    """``kr-cfn qdrant snapshots`` and ``kr-cfn qdrant restore``."""
+    q = sub.add_parser("qdrant", help="Qdrant snapshots in S3 and restoring them")
+    qsub = q.add_subparsers(dest="qdrant_command", required=True)
+    p = qsub.add_parser("snapshots", help="list the collection snapshots in the backups bucket")
+    common(p)
+    p.add_argument("--stack-name", help="root stack name (default: deploy.stack_name or the name prefix)")
+    p.set_defaults(func=wrap("cmd_qdrant_snapshots"))
+    p = qsub.add_parser("restore", help="restore a collection snapshot from S3 into the running Qdrant")
+    common(p)
+    p.add_argument("--stack-name", help="root stack name (default: deploy.stack_name or the name prefix)")
+    p.add_argument("--snapshot", required=True, metavar="KEY", help="e.g. qdrant/2026-01-31T030000Z/docs.snapshot")
+    p.add_argument("--collection", help="collection to restore into (default: the key's file name)")
+    p.add_argument("--timeout", type=int, default=3600, help="seconds to wait for the task (default: 3600)")
+    p.add_argument("--no-wait", action="store_true", help="start the task and return")
+    p.set_defaults(func=wrap("cmd_qdrant_restore"))
 
 
 def _positive(text: str) -> float:

@@ -1,0 +1,121 @@
+"""``kr-cfn diagram``: the architecture of a built environment, drawn from its templates.
+
+Reads ``out/<env>/`` (what ``kr-cfn build`` wrote), never ``stacks/``. Mermaid text for
+Markdown; dot, PNG and SVG through Graphviz's ``dot``. ``--compare-to`` another build folder
+draws what a change adds (green), removes (red) and changes (yellow).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from kr_cfn.deploy.errors import EXIT_USAGE, DeployError
+from kr_cfn.diagram.graph import Edge, Graph, build_graph
+from kr_cfn.diagram.render import COMPARE_LEGEND, dot, mermaid
+from kr_cfn.diagram.templates import Build, load_build
+
+__all__ = ["FORMATS", "VIEWS", "Build", "Graph", "add_parser", "compare", "draw", "graph_of", "load_build"]
+
+FORMATS = ("mermaid", "dot", "png", "svg")
+VIEWS = ("architecture", "security")
+
+
+def graph_of(folder: Path, env: str, view: str = "architecture") -> Graph:
+    """The graph of the build in ``folder``."""
+    return build_graph(load_build(folder), env, view)
+
+
+def compare(new: Graph, old: Graph) -> Graph:
+    """One graph with what ``new`` adds (``added``), drops (``removed``) and relabels (``changed``)."""
+    merged = Graph(new.title + " (compared)", list(dict.fromkeys([*new.stacks, *old.stacks])), legend=new.legend)
+    for key, node in new.nodes.items():
+        before = old.nodes.get(key)
+        status = "added" if before is None else ("changed" if before.lines != node.lines else "")
+        lines = node.lines
+        if status == "changed" and before is not None:
+            was = [line for line in before.lines if line not in node.lines]
+            lines = [*node.lines, *(f"was: {line}" for line in was)]
+        merged.nodes[key] = replace(node, status=status, lines=lines)
+    for key, node in old.nodes.items():
+        if key not in new.nodes:
+            merged.nodes[key] = replace(node, status="removed", path=False)
+    for attr in ("edges", "wiring"):
+        now: list[Edge] = getattr(new, attr)
+        before_edges: list[Edge] = getattr(old, attr)
+        known = {e.ident for e in before_edges}
+        current = {e.ident for e in now}
+        edges = [replace(e, status="" if e.ident in known else "added") for e in now]
+        edges += [replace(e, status="removed", path=False) for e in before_edges if e.ident not in current]
+        setattr(merged, attr, edges)
+    return merged
+
+
+def draw(graph: Graph, fmt: str) -> bytes:
+    """The graph in ``fmt``: mermaid and dot as text, png and svg rendered by Graphviz."""
+    compared = any(n.status for n in graph.nodes.values()) or "(compared)" in graph.title
+    legend = graph.legend + ("\n" + COMPARE_LEGEND if compared else "")
+    if fmt == "mermaid":
+        return mermaid(graph).encode()
+    text = dot(graph, legend)
+    if fmt == "dot":
+        return text.encode()
+    exe = shutil.which("dot")
+    if exe is None:
+        raise DeployError(
+            f"--format {fmt}: Graphviz's dot is not installed (Debian: apt-get install -y graphviz); "
+            "--format mermaid or dot needs no Graphviz"
+        )
+    done = subprocess.run([exe, f"-T{fmt}"], input=text.encode(), capture_output=True, check=False, timeout=120)
+    if done.returncode != 0:
+        raise DeployError(f"dot -T{fmt} failed: {done.stderr.decode(errors='replace').strip()}", code=1)
+    return done.stdout
+
+
+def _cmd_diagram(args: argparse.Namespace) -> int:
+    folder = Path(args.build_dir) / args.env
+    graph = graph_of(folder, args.env, args.view)
+    if args.compare_to:
+        other = Path(args.compare_to)
+        if not other.is_dir():
+            raise DeployError(f"--compare-to {other}: no such build folder", code=EXIT_USAGE)
+        if (other / args.env).is_dir() and not any((other / f"root.{ext}").is_file() for ext in ("yaml", "json")):
+            other = other / args.env  # the output folder of another build: take this env's part
+        graph = compare(graph, graph_of(other, args.env, args.view))
+    data = draw(graph, args.format)
+    if args.out:
+        target = Path(args.out)
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(target)
+        print(f"{target}: {args.view} diagram of {folder} ({args.format})")
+    elif args.format in ("png",):
+        raise DeployError("--format png writes binary data: name a file with --out", code=EXIT_USAGE)
+    else:
+        print(data.decode(), end="")
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``kr-cfn diagram``."""
+    p = sub.add_parser("diagram", help="draw a built environment: stacks, resources, who may talk to whom")
+    p.add_argument("--env", required=True, help="environment whose build (<out>/<env>/) is drawn")
+    p.add_argument("--build-dir", default="out", metavar="DIR", help="build output folder (default: out)")
+    p.add_argument("--format", choices=FORMATS, default="mermaid", help="output format (default: mermaid)")
+    p.add_argument(
+        "--view",
+        choices=VIEWS,
+        default="architecture",
+        help="architecture (stacks, resources, request path) or security (security-group flows only)",
+    )
+    p.add_argument(
+        "--compare-to",
+        metavar="PATH",
+        help="another build of the env (its <out>/<env> folder, or the <out> folder): draw what changes",
+    )
+    p.add_argument("--out", metavar="FILE", help="write the diagram here instead of standard output (needed for png)")
+    p.set_defaults(func=_cmd_diagram)
