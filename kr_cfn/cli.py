@@ -146,7 +146,10 @@ def _diff_build(cfg: config.EnvConfig) -> dict[str, str]:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from kr_cfn import __version__
+
     parser = _Parser(prog="kr-cfn", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"kr-cfn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build and lint the templates of every (or the chosen) environment")
     b.add_argument("--env", action="append", help="environment to build (repeatable; default: all in --params)")

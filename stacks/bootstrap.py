@@ -515,11 +515,90 @@ def _deploy_policy(cfg: BootstrapSlice) -> iam.Policy:
                     Action=[ecs_actions.ListServices, ecs_actions.DescribeServices],
                     Resource=["*"],
                 ),
+                *_day_two_statements(cfg),
                 _deny_bootstrap_stack(cfg),
                 _deny_executing_pull_request_change_sets(),
             ],
         ),
     )
+
+
+MIGRATION_SERVICE = "backend"
+"""The service whose task definition ``kr-cfn migrate`` runs (its family ``<prefix>-backend``)."""
+
+
+def _day_two_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
+    """What ``kr-cfn migrate``, ``drift`` and ``cancel`` need from the deploy role, and no more.
+
+    Resource types and condition keys per action: the Service Authorization Reference,
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonelasticcontainerservice.html
+    and .../list_awscloudformation.html.
+    """
+    family = cfg.names(MIGRATION_SERVICE)
+    cluster = cfg.names("cluster")
+    return [
+        # migrate: a copy of the backend's task definition with the new image, in its own family
+        aws.Statement(
+            Sid="MigrationTaskDefinition",
+            Effect=aws.Allow,
+            Action=[ecs_actions.RegisterTaskDefinition],
+            Resource=[arn("ecs", f"task-definition/{family}-migrate:*")],
+        ),
+        aws.Statement(
+            Sid="RunMigrationTask",
+            Effect=aws.Allow,
+            Action=[ecs_actions.RunTask],
+            Resource=[arn("ecs", f"task-definition/{family}:*"), arn("ecs", f"task-definition/{family}-migrate:*")],
+            Condition=aws.Condition(aws.ArnEquals("ecs:cluster", arn("ecs", f"cluster/{cluster}"))),
+        ),
+        aws.Statement(
+            Sid="FollowMigrationTask",
+            Effect=aws.Allow,
+            Action=[ecs_actions.DescribeTasks],
+            Resource=[arn("ecs", f"task/{cluster}/*")],
+        ),
+        aws.Statement(
+            Sid="ReadMigrationLog",
+            Effect=aws.Allow,
+            Action=[aws.Action("logs", "GetLogEvents")],
+            Resource=[arn("logs", f"log-group:{cfg.names.path('ecs', MIGRATION_SERVICE)}:log-stream:*")],
+        ),
+        # Resource "*": DescribeTaskDefinition and DeregisterTaskDefinition have no resource-level
+        # permissions (Service Authorization Reference above). Read one, retire the one-off copy.
+        aws.Statement(
+            Sid="TaskDefinitionsHaveNoResourceLevelPermissions",
+            Effect=aws.Allow,
+            Action=[ecs_actions.DescribeTaskDefinition, ecs_actions.DeregisterTaskDefinition],
+            Resource=["*"],
+        ),
+        # The task definition names the application's task and execution roles: pass them to ECS only.
+        aws.Statement(
+            Sid="PassApplicationRolesToTasks",
+            Effect=aws.Allow,
+            Action=[awacs_iam.PassRole],
+            Resource=[application_role_arns(cfg.names.prefix)],
+            Condition=aws.Condition(aws.StringEquals("iam:PassedToService", "ecs-tasks.amazonaws.com")),
+        ),
+        # drift and cancel, on the application's stacks only
+        aws.Statement(
+            Sid="DriftAndCancel",
+            Effect=aws.Allow,
+            Action=[
+                cfn.DetectStackDrift,
+                cfn.DetectStackResourceDrift,
+                cfn.DescribeStackResourceDrifts,
+                cfn.CancelUpdateStack,
+            ],
+            Resource=_stack_arns(cfg),
+        ),
+        # Resource "*": DescribeStackDriftDetectionStatus takes a detection id, no stack (no resource type).
+        aws.Statement(
+            Sid="DriftDetectionStatusHasNoResource",
+            Effect=aws.Allow,
+            Action=[cfn.DescribeStackDriftDetectionStatus],
+            Resource=["*"],
+        ),
+    ]
 
 
 def _boundary_policy(t: Template, cfg: BootstrapSlice) -> iam.ManagedPolicy:

@@ -353,7 +353,7 @@ def test_workflow_approves_a_published_change_set_and_executes_exactly_it() -> N
     assert deploy["needs"] == "release-plan" and deploy["environment"] == "${{ matrix.env }}"
     assert "kr-cfn apply --env ${{ matrix.env }} --plan plan/plan.json" in runs["deploy"]
     assert "kr-cfn plan" not in runs["deploy"] and "kr-cfn package" not in runs["deploy"]
-    assert "services-stable" in runs["deploy"] and "/api/healthz" in runs["deploy"]
+    assert "services-stable" in runs["deploy"] and "kr-cfn smoke --env ${{ matrix.env }}" in runs["deploy"]
     for name, job in jobs.items():
         assert job["permissions"].get("id-token") == "write", name  # every job assumes a role
         assert set(job["permissions"]) <= {"id-token", "contents", "pull-requests"}, name
@@ -391,7 +391,7 @@ def test_interrupted_apply_says_the_update_goes_on_and_restores_the_policy(
     assert caught.value.code == 130
     assert str(caught.value) == (
         f"interrupted: only kr-cfn stopped; CloudFormation goes on updating stack {STACK} "
-        f"(follow it: aws cloudformation describe-stack-events --stack-name {STACK}; "
+        "(follow it: kr-cfn watch --env ENV; "
         f"roll it back: aws cloudformation cancel-update-stack --stack-name {STACK}); "
         "the stack policies were restored"
     )

@@ -114,11 +114,53 @@ def _statements(template: dict[str, Any], role: str) -> dict[str, dict[str, Any]
 
 
 def test_github_roles_may_pass_only_the_service_role() -> None:
+    """To CloudFormation only the service role; the deploy role also the env's application roles, to ECS
+    tasks only (kr-cfn migrate runs the backend's task definition, which names its roles)."""
     t = _boot("dev")
     for role in (bootstrap.PLAN_ROLE, bootstrap.DEPLOY_ROLE):
         passes = [s for s in _statements(t, role).values() if "iam:PassRole" in s["Action"]]
-        assert passes == [_statements(t, role)["PassOnlyTheServiceRole"]]
-        assert passes[0]["Resource"] == [{"Fn::GetAtt": [bootstrap.SERVICE_ROLE, "Arn"]}]
+        to_cfn = [s for s in passes if s["Sid"] == "PassOnlyTheServiceRole"]
+        assert to_cfn and to_cfn[0]["Resource"] == [{"Fn::GetAtt": [bootstrap.SERVICE_ROLE, "Arn"]}]
+        others = [s for s in passes if s["Sid"] != "PassOnlyTheServiceRole"]
+        if role == bootstrap.PLAN_ROLE:
+            assert others == []
+            continue
+        assert [s["Sid"] for s in others] == ["PassApplicationRolesToTasks"]
+        assert others[0]["Condition"] == {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
+        assert others[0]["Resource"] == [
+            {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/knowledgerouter-dev/*"}
+        ]
+
+
+def test_deploy_role_runs_only_the_backends_migration_task() -> None:
+    t = _boot("dev")
+    st = _statements(t, bootstrap.DEPLOY_ROLE)
+    ecs = "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}"
+    logs = "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}"
+    assert st["RunMigrationTask"]["Action"] == ["ecs:RunTask"]
+    assert st["RunMigrationTask"]["Resource"] == [
+        {"Fn::Sub": f"{ecs}:task-definition/knowledgerouter-dev-backend:*"},
+        {"Fn::Sub": f"{ecs}:task-definition/knowledgerouter-dev-backend-migrate:*"},
+    ]
+    assert st["RunMigrationTask"]["Condition"] == {
+        "ArnEquals": {"ecs:cluster": {"Fn::Sub": f"{ecs}:cluster/knowledgerouter-dev-cluster"}}
+    }
+    assert st["MigrationTaskDefinition"]["Resource"] == [
+        {"Fn::Sub": f"{ecs}:task-definition/knowledgerouter-dev-backend-migrate:*"}
+    ]
+    assert st["ReadMigrationLog"]["Resource"] == [
+        {"Fn::Sub": f"{logs}:log-group:/ecs/knowledgerouter-dev/backend:log-stream:*"}
+    ]
+    # drift and cancel on the application's stacks, never the bootstrap stack
+    assert "cloudformation:CancelUpdateStack" in st["DriftAndCancel"]["Action"]
+    assert "DenyBootstrapStack" in st
+    wildcards = {sid for sid, s in st.items() if s["Resource"] == ["*"] and s["Effect"] == "Allow"}
+    assert wildcards == {
+        "ReadStacks",
+        "WatchServices",
+        "TaskDefinitionsHaveNoResourceLevelPermissions",
+        "DriftDetectionStatusHasNoResource",
+    }
 
 
 def test_only_the_deploy_role_executes() -> None:

@@ -181,3 +181,13 @@ def test_yaml_scalars_read_back_unchanged(value: object) -> None:
     if isinstance(value, str):  # a tag's scalar is always read as a string
         data["Tagged"] = {"Fn::Sub": value}
     assert json.loads(json.dumps(cfn_flip.load_yaml(to_yaml(data)))) == data
+
+
+def test_params_file_that_is_not_utf8(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    params = tmp_path / "params"
+    params.mkdir()
+    (params / "dev.yaml").write_bytes(b"\xff\xfeenv: dev\n")
+    assert main(["build", "--params", str(params), "--out", str(tmp_path / "out"), "--env", "dev"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"{params / 'dev.yaml'}: line 1: not UTF-8 text (byte 0xff); save the file as UTF-8\n"
+    assert not (tmp_path / "out").exists()

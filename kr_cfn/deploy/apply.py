@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TextIO
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+from botocore.parsers import ResponseParserError
+from urllib3.exceptions import HTTPError as Urllib3Error
 
 from kr_cfn.deploy import changeset, deployed, guard
-from kr_cfn.deploy.aws import Aws, error_message
-from kr_cfn.deploy.errors import EXIT_FAILED, EXIT_GUARD, DeployError
+from kr_cfn.deploy.aws import AWS_FAILURES, Aws, error_code, error_message, one_line, stack_label
+from kr_cfn.deploy.errors import EXIT_AWS, EXIT_FAILED, EXIT_GUARD, EXIT_INTERRUPTED, DeployError
 from kr_cfn.deploy.review import Review, parameter_changes
 
 _DONE = ("_COMPLETE", "_FAILED", "_SKIPPED")
@@ -161,13 +162,19 @@ def nested_stacks(aws: Aws, stack: str, depth: int = 1) -> list[tuple[str, int]]
     try:
         pages = cfn.get_paginator("list_stack_resources").paginate(StackName=stack)
         resources = [r for page in pages for r in page["StackResourceSummaries"]]
-    except ClientError:
-        return out
+    except ClientError as exc:
+        if _gone(exc):  # deleted in a rollback
+            return out
+        raise
     for r in resources:
         if r["ResourceType"] == "AWS::CloudFormation::Stack" and r.get("PhysicalResourceId"):
             out.append((r["PhysicalResourceId"], depth))
             out += nested_stacks(aws, r["PhysicalResourceId"], depth + 1)
     return out
+
+
+def _gone(exc: ClientError) -> bool:
+    return error_code(exc) == "ValidationError" and "does not exist" in error_message(exc)
 
 
 def _events_since(cfn: Any, stack: str, since: Any, seen: set[str]) -> list[dict[str, Any]]:
@@ -191,8 +198,9 @@ def _poll(aws: Aws, stack_id: str, since: Any, progress: _Progress, total: int, 
     for sid, depth in [(stack_id, 0), *nested_stacks(aws, stack_id)]:
         try:
             new += [(depth, sid, e) for e in _events_since(cfn, sid, since, progress.seen)]
-        except ClientError:
-            continue
+        except ClientError as exc:
+            if not _gone(exc):
+                raise
     for depth, sid, e in sorted(new, key=lambda item: item[2]["Timestamp"]):  # oldest first, all stacks
         progress.seen.add(e["EventId"])
         progress.events.append((depth, e))
@@ -229,15 +237,160 @@ def _cancelled(reason: str | None) -> bool:
     return (reason or "").startswith("Resource ") and (reason or "").endswith(" cancelled")
 
 
+_sleep = time.sleep  # tests replace it
+_TRANSIENT_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "ServiceUnavailable",
+        "InternalFailure",
+        "InternalError",
+    }
+)
+MAX_LOST_POLLS = 8
+"""Consecutive failed polls (each after botocore's own retries) before ``apply`` stops following."""
+
+
+def transient(exc: BaseException) -> bool:
+    """True for what passes by itself: throttling, 5xx, dropped connections, timeouts, garbage answers."""
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return error_code(exc) in _TRANSIENT_CODES or status >= 500
+    return isinstance(exc, (ConnectionError, HTTPClientError, ResponseParserError, Urllib3Error))
+
+
+class LostTrackError(Exception):
+    """Following a stack failed MAX_LOST_POLLS times in a row."""
+
+
+def follow(aws: Aws, stack_id: str, since: Any, progress: _Progress, total: int, out: TextIO) -> str:
+    """Print the events of the stack and its nested stacks until it is no longer in progress.
+
+    Transient failures (after botocore's adaptive retries) wait with a bounded backoff,
+    5 s doubling up to 60 s; :data:`MAX_LOST_POLLS` in a row raise :class:`LostTrackError`.
+    """
+    cfn = aws.client("cloudformation")
+    lost = 0
+    status = ""
+    while True:
+        try:
+            _poll(aws, stack_id, since, progress, total, out)
+            if status and not status.endswith("_IN_PROGRESS"):
+                return status  # the events up to the end are printed
+            status = str(cfn.describe_stacks(StackName=stack_id)["Stacks"][0]["StackStatus"])
+        except AWS_FAILURES as exc:
+            if not transient(exc):
+                raise
+            lost += 1
+            if lost >= MAX_LOST_POLLS:
+                raise LostTrackError(one_line(str(exc), 200)) from exc
+            delay = min(60, 5 * 2 ** (lost - 1))
+            print(f"(AWS did not answer: {one_line(str(exc), 120)}; trying again in {delay} s)", file=out)
+            _sleep(delay)
+            continue
+        lost = 0
+        if status.endswith("_IN_PROGRESS"):
+            _sleep(5)
+
+
+def fail_with_root_cause(status: str, progress: _Progress) -> None:
+    """Raise (exit 1) with the root cause unless ``status`` is a success."""
+    if status in _SUCCESS:
+        return
+    cause = root_cause(progress.events)
+    if cause:
+        raise DeployError(
+            f"deploy failed ({status}); root cause: {cause['StackName']} {cause['LogicalResourceId']} "
+            f"({cause['ResourceType']}) {cause['ResourceStatus']}: {cause.get('ResourceStatusReason', '')}",
+            code=EXIT_FAILED,
+        )
+    raise DeployError(f"deploy failed: stack is {status}", code=EXIT_FAILED)
+
+
+def restore_policies(aws: Aws, stack_id: str, also: Sequence[str] = ()) -> list[str]:
+    """The full stack policy on the stack, every nested stack there is now, and ``also``.
+
+    Call only when the stack is stable: a policy set during an update does not apply to it.
+    Returns the stacks whose policy could not be set (gone in a rollback are not counted).
+    """
+    cfn = aws.client("cloudformation")
+    live = [stack_id, *(s for s, _ in nested_stacks(aws, stack_id))]
+    failed = []
+    for sid in dict.fromkeys([*also, *live]):
+        try:
+            _set_policy(cfn, sid, guard.stack_policy())
+        except ClientError as exc:
+            if "does not exist" not in error_message(exc):
+                failed.append(sid)
+        except AWS_FAILURES:
+            failed.append(sid)
+    return failed
+
+
+def stack_in_progress(aws: Aws, stack_id: str) -> str:
+    """The stack's status (one DescribeStacks)."""
+    return str(aws.client("cloudformation").describe_stacks(StackName=stack_id)["Stacks"][0]["StackStatus"])
+
+
+def _still_relaxed(relaxed: Sequence[str], watch: str) -> str:
+    names = ", ".join(stack_label(s) for s in relaxed)
+    return (
+        f"the relaxed stack policy (replacing the --allow-replace resources is allowed) is still on: {names}; "
+        f"restore it once the update has ended with: {watch} --restore-policy"
+    )
+
+
+def _restore_when_stable(aws: Aws, stack_id: str, relaxed: list[str], watch: str) -> bool:
+    """Wait (quietly) until the stack is stable, then restore the policies (True); or say which are relaxed."""
+    print(
+        f"waiting for {stack_label(stack_id)} to end its update before restoring the stack policies "
+        "(Ctrl-C again to stop waiting)",
+        file=sys.stderr,
+    )
+    lost = 0
+    try:
+        while True:
+            try:
+                status = stack_in_progress(aws, stack_id)
+                lost = 0
+            except AWS_FAILURES as exc:
+                lost += 1
+                if not transient(exc) or lost >= MAX_LOST_POLLS:
+                    raise
+                _sleep(min(60, 5 * 2 ** (lost - 1)))
+                continue
+            if not status.endswith("_IN_PROGRESS"):
+                break
+            _sleep(10)
+    except (KeyboardInterrupt, *AWS_FAILURES):
+        if relaxed:
+            print(_still_relaxed(relaxed, watch), file=sys.stderr)
+        return False
+    failed = restore_policies(aws, stack_id, relaxed)
+    if failed:
+        print(_still_relaxed(failed, watch), file=sys.stderr)
+        return False
+    print(f"{stack_label(stack_id)} is {status}: stack policies restored", file=sys.stderr)
+    return True
+
+
 def execute(
     aws: Aws,
     review: Review,
     cs: dict[str, Any],
     termination_protection: bool,
     out: TextIO | None = None,
-    sleep: Callable[[float], None] = time.sleep,
+    watch: str = "kr-cfn watch --env ENV",
 ) -> dict[str, str]:
-    """Execute the change set and follow it; return the stack outputs or raise (exit 1)."""
+    """Execute the change set and follow it; return the stack outputs or raise (exit 1).
+
+    The stack policy is relaxed for the ids allowed at plan time, and restored only once the
+    stack is stable again: after the update, after Ctrl-C (waiting for CloudFormation, which
+    carries on), or never while it runs; when that cannot be waited for, the stacks still
+    relaxed are named with the command that restores them.
+    """
     out = out or sys.stdout
     cfn = aws.client("cloudformation")
     stack_id = cs["StackId"]
@@ -247,41 +400,45 @@ def execute(
     since = cs["CreationTime"]
     total = sum(len(s.changes) for s in review.stacks)
     progress = _Progress()
+    relaxed: list[str] = []
     try:
         if allowed_ids:
             # The stack policy denies replacing stateful resources; lift it for the allowed ones only,
-            # for this execution (restored below whatever happens, also when lifting fails halfway).
+            # for this execution.
             for sid in existing:
+                relaxed.append(sid)  # before the call: a half-applied set is restored too
                 _set_policy(cfn, sid, guard.stack_policy(except_ids=allowed_ids))
-        try:
-            cfn.execute_change_set(ChangeSetName=cs["ChangeSetId"])
-        except ClientError as exc:
-            raise DeployError(f"ExecuteChangeSet failed: {error_message(exc)}", code=EXIT_FAILED) from None
-        try:
-            while True:
-                _poll(aws, stack_id, since, progress, total, out)
-                status = cfn.describe_stacks(StackName=stack_id)["Stacks"][0]["StackStatus"]
-                if not status.endswith("_IN_PROGRESS"):
-                    break
-                sleep(5)
-            _poll(aws, stack_id, since, progress, total, out)
-        except KeyboardInterrupt:
-            raise DeployError(_interrupted(review.stack_name or stack_id), code=EXIT_INTERRUPTED) from None
-        if status not in _SUCCESS:
-            cause = root_cause(progress.events)
-            if cause:
-                raise DeployError(
-                    f"deploy failed ({status}); root cause: {cause['StackName']} {cause['LogicalResourceId']} "
-                    f"({cause['ResourceType']}) {cause['ResourceStatus']}: {cause.get('ResourceStatusReason', '')}",
-                    code=EXIT_FAILED,
-                )
-            raise DeployError(f"deploy failed: stack is {status}", code=EXIT_FAILED)
-    finally:
-        # The full policy on every stack there is now (new nested stacks too).
-        live = [stack_id, *(s for s, _ in nested_stacks(aws, stack_id))]
-        for sid in dict.fromkeys([*existing, *live]):
-            with contextlib.suppress(ClientError):  # a stack gone in a rollback
-                _set_policy(cfn, sid, guard.stack_policy())
+        cfn.execute_change_set(ChangeSetName=cs["ChangeSetId"])
+    except ClientError as exc:  # refused: nothing runs, restore now
+        restore_policies(aws, stack_id, relaxed)
+        raise DeployError(
+            f"stack {stack_label(stack_id)}: ExecuteChangeSet failed: {error_message(exc)}", code=EXIT_AWS
+        ) from None
+    except (KeyboardInterrupt, *AWS_FAILURES):  # unknown whether it runs: restore once stable
+        if relaxed:
+            _restore_when_stable(aws, stack_id, relaxed, watch)
+        raise
+    try:
+        status = follow(aws, stack_id, since, progress, total, out)
+    except KeyboardInterrupt:
+        # Restored only once stable: relaxed ones, and the stacks this update creates.
+        restored = _restore_when_stable(aws, stack_id, relaxed, watch)
+        name = review.stack_name or stack_label(stack_id)
+        raise DeployError(_interrupted(name, watch, restored), code=EXIT_INTERRUPTED) from None
+    except LostTrackError as exc:
+        print(f"lost track of {stack_label(stack_id)}: {exc}", file=sys.stderr)
+        if relaxed:
+            print(_still_relaxed(relaxed, watch), file=sys.stderr)
+        raise DeployError(
+            f"AWS did not answer {MAX_LOST_POLLS} times in a row while following stack {stack_label(stack_id)}: "
+            f"the update goes on in CloudFormation; follow it with: {watch}",
+            code=EXIT_AWS,
+        ) from None
+    # Stable now: the full policy on every stack there is now (new nested stacks too).
+    failed = restore_policies(aws, stack_id, existing)
+    if failed:
+        print(_still_relaxed(failed, watch), file=sys.stderr)
+    fail_with_root_cause(status, progress)
     if termination_protection:
         stack = cfn.describe_stacks(StackName=stack_id)["Stacks"][0]
         if not stack.get("EnableTerminationProtection"):
@@ -289,11 +446,7 @@ def execute(
     return outputs(aws, stack_id)
 
 
-EXIT_INTERRUPTED = 130
-"""Exit code of an apply stopped by Ctrl-C (128 + SIGINT), as before, now with a message."""
-
-
-def _interrupted(stack: str) -> str:
+def _interrupted(stack: str, watch: str, restored: bool) -> str:
     """What an operator who pressed Ctrl-C during apply must know: the update goes on.
 
     Executing a change set starts a stack operation in CloudFormation; the client only watches
@@ -301,11 +454,15 @@ def _interrupted(stack: str) -> str:
     CancelUpdateStack rolls an update back to the last known stable state
     (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_CancelUpdateStack.html).
     """
+    policies = (
+        "the stack policies were restored"
+        if restored
+        else f"the stack policies are not restored yet: once it ends, run {watch} --restore-policy"
+    )
     return (
         f"interrupted: only kr-cfn stopped; CloudFormation goes on updating stack {stack} "
-        f"(follow it: aws cloudformation describe-stack-events --stack-name {stack}; "
-        f"roll it back: aws cloudformation cancel-update-stack --stack-name {stack}); "
-        "the stack policies were restored"
+        f"(follow it: {watch}; roll it back: aws cloudformation cancel-update-stack --stack-name {stack}); "
+        f"{policies}"
     )
 
 

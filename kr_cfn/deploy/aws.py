@@ -1,13 +1,58 @@
-"""boto3 clients: region and credentials the standard AWS way, ``AWS_ENDPOINT_URL`` honoured."""
+"""boto3 clients: region and credentials the standard AWS way, ``AWS_ENDPOINT_URL`` honoured.
+
+Every client retries in botocore's ``adaptive`` mode: throttling errors, 5xx answers and
+dropped or timed-out connections are retried with exponential backoff (capped at 20 s per
+wait) and a client-side rate limiter that slows down while AWS throttles
+(https://boto3.amazonaws.com/v1/documentation/api/latest/guide/retries.html). What still
+fails after the last attempt becomes one line naming the operation and the stack
+(:func:`failure`), exit 4.
+"""
 
 from __future__ import annotations
 
+import os
+import re
 from typing import Any
 
 import boto3
-from botocore.exceptions import ClientError
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+    ProfileNotFound,
+)
+from botocore.parsers import ResponseParserError
+from urllib3.exceptions import HTTPError as Urllib3Error
 
-from kr_cfn.deploy.errors import DeployError
+from kr_cfn.deploy.errors import EXIT_AWS, EXIT_USAGE, DeployError
+
+MAX_ATTEMPTS = 8
+"""Attempts per call (the first one included); ``AWS_MAX_ATTEMPTS`` overrides it."""
+
+AWS_FAILURES: tuple[type[BaseException], ...] = (ClientError, BotoCoreError, ResponseParserError, Urllib3Error)
+"""Every error an AWS call can raise (botocore wraps most of urllib3's; the rest are caught too)."""
+
+_BAD_SETUP = (NoCredentialsError, PartialCredentialsError, NoRegionError, ProfileNotFound)
+_LAST_CALL: dict[str, Any] = {}
+_MAX_LINE = 300
+
+
+def _client_config() -> Config:
+    attempts = int(os.environ.get("AWS_MAX_ATTEMPTS") or MAX_ATTEMPTS)
+    return Config(
+        retries={"mode": "adaptive", "total_max_attempts": max(1, attempts)},
+        connect_timeout=10,
+        read_timeout=60,
+    )
+
+
+def _remember_call(params: dict[str, Any], model: Any, **_: Any) -> None:
+    """Record the operation about to be called, so a failure can name it and its stack."""
+    _LAST_CALL.clear()
+    _LAST_CALL.update(service=model.service_model.service_name, operation=model.name, params=dict(params))
 
 
 class Aws:
@@ -21,13 +66,15 @@ class Aws:
                 "no AWS credentials found: set AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
                 "or run in a role (GitHub OIDC, instance profile)"
             )
+        self.session.events.register("before-parameter-build", _remember_call)
+        self._config = _client_config()
         self._clients: dict[str, Any] = {}
 
     def client(self, service: str) -> Any:
         """A client for ``service`` in the deploy region (endpoint from ``AWS_ENDPOINT_URL`` if set)."""
         if service not in self._clients:
             # botocore reads AWS_ENDPOINT_URL (and AWS_ENDPOINT_URL_<SERVICE>) itself.
-            self._clients[service] = self.session.client(service, region_name=self.region)
+            self._clients[service] = self.session.client(service, region_name=self.region, config=self._config)
         return self._clients[service]
 
 
@@ -39,6 +86,45 @@ def error_code(exc: ClientError) -> str:
 def error_message(exc: ClientError) -> str:
     """The AWS error message of a ``ClientError``."""
     return str(exc.response.get("Error", {}).get("Message", exc))
+
+
+def stack_label(stack: str) -> str:
+    """A stack's name from its name or ARN (``arn:...:stack/NAME/uuid``)."""
+    match = re.match(r"arn:[^:]+:cloudformation:[^:]*:[^:]*:stack/([^/]+)/", stack)
+    return match.group(1) if match else stack
+
+
+def one_line(text: str, limit: int = _MAX_LINE) -> str:
+    """``text`` on one line, cut at ``limit`` characters (garbage answers can be long)."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        attempts = exc.response.get("ResponseMetadata", {}).get("RetryAttempts")
+        tried = f" (after {attempts + 1} attempts)" if attempts else ""
+        return f"{error_code(exc) or 'error'}: {error_message(exc)}{tried}"
+    if isinstance(exc, ResponseParserError):
+        return f"unreadable answer (not the AWS protocol; a proxy or an outage?): {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def failure(exc: BaseException, stack: str | None = None) -> DeployError:
+    """One line for an AWS or network error: the operation, the stack, what went wrong.
+
+    Exit 2 when the local setup is wrong (no credentials, no region, unknown profile), exit 4
+    for everything AWS or the network answered (or did not).
+    """
+    if isinstance(exc, _BAD_SETUP):
+        return DeployError(f"AWS setup: {one_line(str(exc))}", code=EXIT_USAGE)
+    operation = getattr(exc, "operation_name", None) or _LAST_CALL.get("operation", "?")
+    service = _LAST_CALL.get("service", "")
+    named = _LAST_CALL.get("params", {}).get("StackName") if _LAST_CALL.get("operation") == operation else None
+    where = stack_label(str(named or stack or ""))
+    on = (f" on stack {where}" if service == "cloudformation" else f" (for stack {where})") if where else ""
+    what = f"{service} {operation}".strip()
+    return DeployError(f"AWS error: {what}{on} failed: {one_line(_reason(exc))}", EXIT_AWS)
 
 
 def pinned(params_file: str, params_region: str, account_id: str | None, cli_region: str | None) -> Aws:

@@ -11,7 +11,7 @@ from typing import Any
 
 from kr_cfn import config
 from kr_cfn.config import bootstrap as config_bootstrap
-from kr_cfn.deploy import account, changeset
+from kr_cfn.deploy import account, changeset, drift
 from kr_cfn.deploy import apply as applying
 from kr_cfn.deploy import package as packaging
 from kr_cfn.deploy.aws import Aws, pinned
@@ -45,6 +45,21 @@ def bootstrap_stack_name(cfg: config.EnvConfig) -> str:
 def root_stack_name(cfg: config.EnvConfig, args: argparse.Namespace) -> str:
     """The root stack: ``--stack-name`` or the params' ``deploy.stack_name`` (default the name prefix)."""
     return getattr(args, "stack_name", None) or cfg.deploy.stack(cfg.names)
+
+
+def default_stack(args: argparse.Namespace, cfg: config.EnvConfig) -> str:
+    """The stack a command works on, to name in an error that names none."""
+    if getattr(args, "command", None) == "bootstrap" or getattr(args, "bootstrap", False):
+        return bootstrap_stack_name(cfg)
+    return root_stack_name(cfg, args)
+
+
+def watch_command(cfg: config.EnvConfig, args: argparse.Namespace) -> str:
+    """The ``kr-cfn watch`` command that follows this command's stack."""
+    if getattr(args, "command", None) == "bootstrap":
+        return f"kr-cfn watch --env {cfg.env} --bootstrap"
+    named = f" --stack-name {args.stack_name}" if getattr(args, "stack_name", None) else ""
+    return f"kr-cfn watch --env {cfg.env}{named}"
 
 
 def cmd_package(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
@@ -177,6 +192,7 @@ def cmd_plan(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     directory = Path(args.review_dir or env_dir)
     review.cost = _cost_delta(aws, stack, env_dir, cfg)
     add_template_notes(review, env_dir, cfg.env, live_desired_counts(aws, stack))
+    review.warnings += drift.warnings(aws, stack, cfg.env)  # a change set does not see drift
     code = _report(review, directory, "review")
     kept = frozenset(k for k, v in target.parameters if v is None)
     # The stack as the change set found it (a CREATE made it REVIEW_IN_PROGRESS); a change after
@@ -204,14 +220,16 @@ def _cost_delta(aws: Aws, stack: dict[str, Any] | None, env_dir: Path, cfg: conf
         return {"error": str(exc)}
 
 
-def _apply(aws: Aws, stack_name: str, change_set: str, termination_protection: bool) -> int:
+def _apply(aws: Aws, stack_name: str, change_set: str, termination_protection: bool, watch: str) -> int:
     review, cs = applying.check(aws, stack_name, change_set)
-    return _execute(aws, review, cs, termination_protection)
+    return _execute(aws, review, cs, termination_protection, watch)
 
 
-def _execute(aws: Aws, review: Review, cs: dict[str, Any], termination_protection: bool) -> int:
+def _execute(
+    aws: Aws, review: Review, cs: dict[str, Any], termination_protection: bool, watch: str = "kr-cfn watch --env ENV"
+) -> int:
     stack_name = review.stack_name
-    outs = applying.execute(aws, review, cs, termination_protection)
+    outs = applying.execute(aws, review, cs, termination_protection, watch=watch)
     print(f"stack {stack_name}: deployed")
     for key, value in sorted(outs.items()):
         print(f"  {key} = {value}")
@@ -240,14 +258,15 @@ def read_plan_record(path: Path, cfg: config.EnvConfig, aws: Aws) -> dict[str, A
 def cmd_apply(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     """Execute a planned change set: by name, or exactly the one a plan record names (by ARN)."""
     aws = _aws(args, cfg)
+    watch = watch_command(cfg, args)
     if args.plan:
         record = read_plan_record(Path(args.plan), cfg, aws)
         if not record.get("has_changes"):
             print(f"no changes planned for stack {record['stack_name']}: nothing to apply")
             return 0
         review, cs = applying.check(aws, record["stack_name"], record["change_set_id"], record)
-        return _execute(aws, review, cs, cfg.deploy.termination_protection)
-    return _apply(aws, root_stack_name(cfg, args), args.change_set, cfg.deploy.termination_protection)
+        return _execute(aws, review, cs, cfg.deploy.termination_protection, watch)
+    return _apply(aws, root_stack_name(cfg, args), args.change_set, cfg.deploy.termination_protection, watch)
 
 
 def cmd_bootstrap(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
@@ -271,28 +290,61 @@ def cmd_bootstrap(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     code = _report(review, Path(args.review_dir or env_dir), "bootstrap-review")
     if code or not review.has_changes or args.plan_only:
         return code
-    return _apply(aws, target.stack_name, review.change_set_id, termination_protection=True)
+    return _apply(
+        aws, target.stack_name, review.change_set_id, termination_protection=True, watch=watch_command(cfg, args)
+    )
+
+
+def status_data(aws: Aws, cfg: config.EnvConfig, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The bootstrap and root stacks as data: status, reason, protection, drift, nested stacks, change sets."""
+    cfn = aws.client("cloudformation")
+    out: list[dict[str, Any]] = []
+    for role, name in (("bootstrap", bootstrap_stack_name(cfg)), ("root", root_stack_name(cfg, args))):
+        stack = changeset.stack_status(aws, name)
+        if stack is None:
+            out.append({"role": role, "name": name, "status": None})
+            continue
+        nested = []
+        for sid, depth in applying.nested_stacks(aws, stack["StackId"]):
+            n = cfn.describe_stacks(StackName=sid)["Stacks"][0]
+            nested.append({"name": n["StackName"], "status": n["StackStatus"], "depth": depth})
+        change_sets = [
+            {"name": c["ChangeSetName"], "execution_status": c.get("ExecutionStatus"), "status": c.get("Status")}
+            for c in cfn.list_change_sets(StackName=stack["StackId"]).get("Summaries", [])
+        ]
+        out.append(
+            {
+                "role": role,
+                "name": name,
+                "id": stack["StackId"],
+                "status": stack["StackStatus"],
+                "reason": stack.get("StackStatusReason"),
+                "termination_protection": bool(stack.get("EnableTerminationProtection")),
+                "drift": (stack.get("DriftInformation") or {}).get("StackDriftStatus"),
+                "nested": nested,
+                "change_sets": change_sets,
+            }
+        )
+    return out
 
 
 def cmd_status(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
-    """The root and bootstrap stacks, their nested stacks and pending change sets."""
-    aws = _aws(args, cfg)
-    cfn = aws.client("cloudformation")
-    for name in (bootstrap_stack_name(cfg), root_stack_name(cfg, args)):
-        stack = changeset.stack_status(aws, name)
-        if stack is None:
-            print(f"{name}: not deployed")
+    """The root and bootstrap stacks, their nested stacks and pending change sets (``--json``: as data)."""
+    stacks = status_data(_aws(args, cfg), cfg, args)
+    if getattr(args, "json", False):
+        print(json.dumps({"env": cfg.env, "stacks": stacks}, indent=2))
+        return 0
+    for stack in stacks:
+        if stack["status"] is None:
+            print(f"{stack['name']}: not deployed")
             continue
-        reason = f" ({stack['StackStatusReason']})" if stack.get("StackStatusReason") else ""
-        protected = ", termination protection on" if stack.get("EnableTerminationProtection") else ""
-        print(f"{name}: {stack['StackStatus']}{reason}{protected}")
-        for sid, depth in applying.nested_stacks(aws, stack["StackId"]):
-            nested = cfn.describe_stacks(StackName=sid)["Stacks"][0]
-            print(f"{'  ' * depth}{nested['StackName']}: {nested['StackStatus']}")
-        for summary in cfn.list_change_sets(StackName=stack["StackId"]).get("Summaries", []):
-            print(
-                f"  change set {summary['ChangeSetName']}: {summary.get('ExecutionStatus')} ({summary.get('Status')})"
-            )
+        reason = f" ({stack['reason']})" if stack["reason"] else ""
+        protected = ", termination protection on" if stack["termination_protection"] else ""
+        print(f"{stack['name']}: {stack['status']}{reason}{protected}")
+        for n in stack["nested"]:
+            print(f"{'  ' * n['depth']}{n['name']}: {n['status']}")
+        for c in stack["change_sets"]:
+            print(f"  change set {c['name']}: {c['execution_status']} ({c['status']})")
     return 0
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-EXIT_FAILED, EXIT_USAGE, EXIT_GUARD = 1, 2, 3
+EXIT_FAILED, EXIT_USAGE, EXIT_GUARD, EXIT_AWS = 1, 2, 3, 4
+"""1 the deploy (or a check) failed, 2 bad input, 3 the guard, 4 an AWS call or the network failed."""
+EXIT_INTERRUPTED = 130
 
 
 class DeployError(Exception):

@@ -18,23 +18,22 @@ def add_parsers(sub: Any, load_env: Any) -> None:
             "--region", help="deploy to this region although the params name another (default: the params' region)"
         )
 
-    def wrap(name: str) -> Any:
+    def wrap(name: str, module: str = "commands") -> Any:
         def run(args: argparse.Namespace) -> int:
             cfg = load_env(Path(args.params), args.env)
+            import importlib
+
             from kr_cfn.deploy.args import check
 
             check(args, cfg.env)  # malformed options fail before any AWS call
-            from botocore.exceptions import BotoCoreError, ClientError
 
             from kr_cfn.deploy import commands  # boto3 is slow to import; `build` needs none of it
-            from kr_cfn.deploy.errors import EXIT_FAILED, DeployError
+            from kr_cfn.deploy.aws import AWS_FAILURES, failure
 
             try:
-                return int(getattr(commands, name)(args, cfg))
-            except ClientError as exc:  # an AWS call failed: one line, exit 1
-                raise DeployError(f"AWS error: {exc}", code=EXIT_FAILED) from None
-            except BotoCoreError as exc:  # no endpoint, no region, unreadable response
-                raise DeployError(f"AWS error: {exc}") from None
+                return int(getattr(importlib.import_module(f"kr_cfn.deploy.{module}"), name)(args, cfg))
+            except AWS_FAILURES as exc:  # an AWS call or the network failed: one line, exit 4
+                raise failure(exc, commands.default_stack(args, cfg)) from None
 
         return run
 
@@ -80,6 +79,7 @@ def add_parsers(sub: Any, load_env: Any) -> None:
     p = sub.add_parser("status", help="stack status, nested stacks, pending change sets")
     common(p)
     p.add_argument("--stack-name", help="root stack name")
+    p.add_argument("--json", action="store_true", help="as JSON (stacks, nested stacks, change sets, drift)")
     p.set_defaults(func=wrap("cmd_status"))
 
     p = sub.add_parser("outputs", help="print the stack outputs")
@@ -90,6 +90,7 @@ def add_parsers(sub: Any, load_env: Any) -> None:
     p.add_argument("--json", action="store_true", help="as a JSON object")
     p.set_defaults(func=wrap("cmd_outputs"))
 
+    add_day_two_parsers(sub, common, wrap)
     add_qdrant_parsers(sub, common, wrap)
 
 
@@ -109,3 +110,70 @@ def add_qdrant_parsers(sub: Any, common: Any, wrap: Any) -> None:
     p.add_argument("--timeout", type=int, default=3600, help="seconds to wait for the task (default: 3600)")
     p.add_argument("--no-wait", action="store_true", help="start the task and return")
     p.set_defaults(func=wrap("cmd_qdrant_restore"))
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text}")
+    return value
+
+
+def add_day_two_parsers(sub: Any, common: Any, wrap: Any) -> None:
+    """smoke, migrate, drift, destroy, cancel, watch (code in kr_cfn.deploy.day2)."""
+    p = sub.add_parser("smoke", help="the smoke tests against the app (GET /api/healthz, POST /api/chat/)")
+    common(p)
+    p.add_argument("--stack-name", help="root stack name (its AppUrl output is the default URL)")
+    p.add_argument("--url", help="base URL to test instead of the stack's AppUrl (no AWS call then)")
+    p.add_argument("--timeout", type=_positive, default=300.0, metavar="SECONDS", help="total budget (default: 300)")
+    p.set_defaults(func=wrap("cmd_smoke", "day2"))
+
+    p = sub.add_parser("migrate", help="run the Django migrations as a one-off task of the backend")
+    common(p)
+    p.add_argument("--stack-name", help="root stack name")
+    image = p.add_mutually_exclusive_group()
+    image.add_argument(
+        "--image-tag",
+        dest="migrate_image_tag",  # one tag, not the NAME=TAG list of plan
+        metavar="TAG",
+        help="run this backend image tag (before the deploy that brings it)",
+    )
+    image.add_argument("--plan", metavar="FILE", help="the plan record: run its new backend image, if it brings one")
+    p.add_argument("--timeout", type=_positive, default=1800.0, metavar="SECONDS", help="give up after (default: 1800)")
+    p.set_defaults(func=wrap("cmd_migrate", "day2"))
+
+    p = sub.add_parser("drift", help="detect drift on the root and every nested stack (exit 1: drifted)")
+    common(p)
+    p.add_argument("--stack-name", help="root stack name")
+    p.set_defaults(func=wrap("cmd_drift", "day2"))
+
+    p = sub.add_parser("destroy", help="delete the env's stacks, keeping every Retain/Snapshot resource")
+    common(p)
+    p.add_argument("--stack-name", help="root stack name")
+    p.add_argument("--dry-run", action="store_true", help="list what is kept and deleted; delete nothing")
+    confirm = p.add_mutually_exclusive_group()
+    confirm.add_argument(
+        "--yes-really-prod", dest="yes_really", action="store_const", const="prod", help="confirm destroying prod"
+    )
+    confirm.add_argument(
+        "--yes-really", metavar="ENV", help="confirm destroying ENV, an env with termination protection"
+    )
+    p.set_defaults(func=wrap("cmd_destroy", "day2"))
+
+    p = sub.add_parser("cancel", help="cancel the update in progress (CloudFormation rolls back)")
+    common(p)
+    p.add_argument("--stack-name", help="root stack name")
+    p.add_argument("--wait", action="store_true", help="follow the rollback to its end")
+    p.set_defaults(func=wrap("cmd_cancel", "day2"))
+
+    p = sub.add_parser("watch", help="follow a running update started elsewhere (as apply shows it)")
+    common(p)
+    p.add_argument("--stack-name", help="root stack name")
+    p.add_argument("--bootstrap", action="store_true", help="the bootstrap stack")
+    p.add_argument(
+        "--restore-policy", action="store_true", help="once stable, set the full stack policy on every stack again"
+    )
+    p.set_defaults(func=wrap("cmd_watch", "day2"))
