@@ -360,6 +360,30 @@ def test_workflow_approves_a_published_change_set_and_executes_exactly_it() -> N
     assert "pull-requests" not in jobs["release-plan"]["permissions"] and "pull-requests" not in deploy["permissions"]
 
 
+def test_no_job_that_runs_pull_request_code_holds_a_write_token() -> None:
+    """A pull request controls the code its plan job runs (kr_cfn, params, the workflow itself).
+
+    With ``pull-requests: write`` it could forge or overwrite any environment's review comment; the
+    comment is posted by forecast-comment.yml (workflow_run, default branch's code only).
+    """
+    import yaml
+
+    for path in sorted((ROOT / ".github" / "workflows").glob("*.yml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        triggers = data.get(True, data.get("on"))  # PyYAML reads the key `on` as True
+        if "pull_request" not in (triggers if isinstance(triggers, (dict, list)) else [triggers]):
+            continue
+        top = data.get("permissions") or {}
+        for name, job in data["jobs"].items():
+            steps = job.get("steps") or []
+            runs_code = any("run" in st or str(st.get("uses", "")).startswith("actions/checkout") for st in steps)
+            if not runs_code and "steps" in job:  # only pinned actions on artifacts (the SARIF upload)
+                continue
+            perms = {**top, **(job.get("permissions") or {})}
+            writes = sorted(k for k, v in perms.items() if v == "write" and k != "id-token")
+            assert not writes, f"{path.name}: job {name} runs pull-request code with write access to {writes}"
+
+
 # --------------------------------------------------------------------------- apply interrupted
 
 

@@ -50,8 +50,9 @@ def test_plan_job_keeps_the_review_the_comment_compares_with() -> None:
     data = _load("deploy.yml")
     uploads = [s for s in data["jobs"]["plan"]["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact")]
     assert any(
-        s["with"]["name"] == "review-${{ matrix.env }}" and s["with"]["path"] == "out/${{ matrix.env }}/review.json"
+        s["with"]["name"] == "review-${{ matrix.env }}" and "out/${{ matrix.env }}/review.json" in s["with"]["path"]
         for s in uploads
     )
     runs = " ".join(str(s.get("run", "")) for s in _steps(_load("forecast-comment.yml")))
     assert "pattern='review-*'" in runs and "artifacts/review/review-$env/review.json" in runs
+    assert "artifacts/review/review-$env/review.md" in runs  # the plan's review, posted by trusted code
