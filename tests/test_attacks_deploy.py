@@ -420,3 +420,24 @@ def test_interrupted_apply_says_the_update_goes_on_and_restores_the_policy(
         "the stack policies were restored"
     )
     assert json.loads(_cfn().get_stack_policy(StackName=STACK)["StackPolicyBody"]) == json.loads(guard.stack_policy())
+
+
+def test_no_workflow_on_untrusted_events_can_assume_a_role() -> None:
+    """The release-plan role trusts every job on the deploy branch without an environment.
+
+    A workflow started by an event a stranger controls (a comment, another workflow's run, a
+    pull_request_target) also runs on main: none of its jobs may ask for an OIDC token.
+    """
+    import yaml
+
+    untrusted = {"issue_comment", "workflow_run", "pull_request_target", "issues", "discussion", "fork", "watch"}
+    for path in sorted((ROOT / ".github" / "workflows").glob("*.yml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        triggers = data.get(True, data.get("on"))
+        events = set(triggers) if isinstance(triggers, (dict, list)) else {triggers}
+        if not events & untrusted:
+            continue
+        top = data.get("permissions") or {}
+        assert top.get("id-token") != "write", path.name
+        for name, job in data["jobs"].items():
+            assert (job.get("permissions") or {}).get("id-token") != "write", f"{path.name}: {name}"
