@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -276,3 +277,19 @@ def local_endpoint() -> Iterator[str]:
             yield f"http://127.0.0.1:{port}"
         finally:
             server.stop()
+
+
+def reset(url: str) -> None:
+    """An empty account: moto keeps its backends per process, across servers and test modules."""
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=30).close()
+
+
+def point_boto3_at(mp: Any, url: str, region: str) -> None:
+    """Make every boto3 client of the tests reach ``url`` with dummy credentials in ``region``."""
+    mp.setenv("AWS_ENDPOINT_URL", url)
+    mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+    mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    mp.delenv("AWS_SESSION_TOKEN", raising=False)
+    mp.delenv("AWS_PROFILE", raising=False)
+    mp.setenv("AWS_DEFAULT_REGION", region)
+    mp.setenv("AWS_REGION", region)

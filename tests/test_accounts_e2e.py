@@ -8,20 +8,20 @@ refused before anything is created, naming the key to change.
 
 from __future__ import annotations
 
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 
+from tests import aws_endpoint
 from tests.test_deploy_e2e import REGION, Project, _stack, endpoint  # noqa: F401 - the module's endpoint fixture
 
 
 @pytest.fixture(autouse=True)
 def empty_account(endpoint: str) -> Iterator[None]:  # noqa: F811
     """Each test starts from an empty account (moto keeps its state per process, across test modules)."""
-    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=30).close()
+    aws_endpoint.reset(endpoint)
     yield
 
 

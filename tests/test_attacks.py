@@ -99,7 +99,7 @@ def _iam_managed_policy(iam: Any, policy_arn: str) -> Policy:
 
 def _iam_reset(url: str) -> None:
     """An empty account: moto keeps its state per process, across servers and test modules."""
-    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=30).close()
+    aws_endpoint.reset(url)
 
 
 @pytest.fixture(scope="module")
@@ -111,13 +111,7 @@ def iam_account(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IamAccount
     shutil.copytree(PARAMS, params)
     with aws_endpoint.local_endpoint() as url, pytest.MonkeyPatch.context() as mp:
         _iam_reset(url)
-        mp.setenv("AWS_ENDPOINT_URL", url)
-        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
-        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        mp.delenv("AWS_SESSION_TOKEN", raising=False)
-        mp.delenv("AWS_PROFILE", raising=False)
-        mp.setenv("AWS_DEFAULT_REGION", IAM_REGION)
-        mp.setenv("AWS_REGION", IAM_REGION)
+        aws_endpoint.point_boto3_at(mp, url, IAM_REGION)
         where = ["--params", str(params), "--out", str(out)]
         assert main(["build", "--env", "dev", "--no-lint", *where]) == 0
         assert main(["bootstrap", "--env", "dev", *where]) == 0

@@ -11,7 +11,6 @@ import json
 import logging
 import re
 import shutil
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,14 +38,8 @@ def endpoint() -> Iterator[str]:
     with aws_endpoint.local_endpoint() as url, pytest.MonkeyPatch.context() as mp:
         # moto's backends live in the process, not the server: start from an empty account
         # (other modules deploy the same environment names before this one).
-        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"))
-        mp.setenv("AWS_ENDPOINT_URL", url)
-        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
-        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        mp.delenv("AWS_SESSION_TOKEN", raising=False)
-        mp.delenv("AWS_PROFILE", raising=False)
-        mp.setenv("AWS_DEFAULT_REGION", REGION)
-        mp.setenv("AWS_REGION", REGION)
+        aws_endpoint.reset(url)
+        aws_endpoint.point_boto3_at(mp, url, REGION)
         yield url
 
 

@@ -120,13 +120,7 @@ def endpoint() -> Iterator[str]:
     """moto's server; boto3 reaches it through AWS_ENDPOINT_URL with dummy credentials."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     with aws_endpoint.local_endpoint() as url, pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AWS_ENDPOINT_URL", url)
-        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
-        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        mp.delenv("AWS_SESSION_TOKEN", raising=False)
-        mp.delenv("AWS_PROFILE", raising=False)
-        mp.setenv("AWS_DEFAULT_REGION", REGION)
-        mp.setenv("AWS_REGION", REGION)
+        aws_endpoint.point_boto3_at(mp, url, REGION)
         yield url
 
 

@@ -31,13 +31,7 @@ REGION = "eu-central-1"
 
 
 def _aws_env(mp: pytest.MonkeyPatch, url: str) -> None:
-    mp.setenv("AWS_ENDPOINT_URL", url)
-    mp.setenv("AWS_ACCESS_KEY_ID", "testing")
-    mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    mp.delenv("AWS_SESSION_TOKEN", raising=False)
-    mp.delenv("AWS_PROFILE", raising=False)
-    mp.setenv("AWS_DEFAULT_REGION", REGION)
-    mp.setenv("AWS_REGION", REGION)
+    aws_endpoint.point_boto3_at(mp, url, REGION)
 
 
 @pytest.fixture(scope="module")

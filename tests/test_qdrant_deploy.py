@@ -10,7 +10,6 @@ on describe_tasks answers in test_restore_outcome_reads_the_containers_exit_code
 from __future__ import annotations
 
 import logging
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,14 +40,8 @@ def project(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[Proj
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     with aws_endpoint.local_endpoint() as url, pytest.MonkeyPatch.context() as mp:
         # moto's backends live in the process, not the server: start from an empty account.
-        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"))
-        mp.setenv("AWS_ENDPOINT_URL", url)
-        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
-        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        mp.delenv("AWS_SESSION_TOKEN", raising=False)
-        mp.delenv("AWS_PROFILE", raising=False)
-        mp.setenv("AWS_DEFAULT_REGION", REGION)
-        mp.setenv("AWS_REGION", REGION)
+        aws_endpoint.reset(url)
+        aws_endpoint.point_boto3_at(mp, url, REGION)
         yield Project(tmp_path, capsys)
 
 
