@@ -91,9 +91,25 @@ def to_yaml(data: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+_DICT_ATTRIBUTE = "_kr_cfn_dict"
+
+
+def template_dict(template: Template) -> dict[str, Any]:
+    """``template.to_dict()``, made once per template (it validates every property: the build's main cost).
+
+    For complete templates only: a template changed after its first call keeps the first result.
+    """
+    # Kept on the template itself (a Template hashes by its whole JSON: no dict key).
+    data: dict[str, Any] | None = getattr(template, _DICT_ATTRIBUTE, None)
+    if data is None:
+        data = template.to_dict()
+        setattr(template, _DICT_ATTRIBUTE, data)
+    return data
+
+
 def render(template: Template, fmt: str) -> str:
     """The template as deterministic text (sorted keys, trailing newline)."""
-    data = template.to_dict()
+    data = template_dict(template)
     if fmt == "json":
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
     return to_yaml(data)

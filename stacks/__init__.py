@@ -14,6 +14,7 @@ from typing import Any
 from troposphere import Template
 
 from kr_cfn import config
+from kr_cfn.output import template_dict
 from stacks import alb, bootstrap, data, ecs, monitoring, network, root
 
 
@@ -49,7 +50,8 @@ def build_all(cfg: config.EnvConfig, ext: str = "yaml") -> dict[str, Template]:
 
 def application(templates: list[Template]) -> config.Application:
     """What the bootstrap's roles are scoped to: nested stacks, resource types, buckets, role services."""
-    resources = [r.to_dict() for t in templates for r in t.resources.values()]
+    # Complete templates: their dicts are made once and reused when they are written (kr_cfn.output).
+    resources = [r for t in templates for r in template_dict(t).get("Resources", {}).values()]
     buckets: list[str] = []
     services: list[str] = []
     managed: list[str] = []

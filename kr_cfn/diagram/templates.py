@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from kr_cfn.deploy.errors import DeployError
-from kr_cfn.deploy.package import load_template
 
 ROOT = "root"
 STACK_TYPE = "AWS::CloudFormation::Stack"
@@ -131,6 +130,8 @@ def load_build(folder: Path) -> Build:
     root_path = next((folder / f"root.{ext}" for ext in ("yaml", "json") if (folder / f"root.{ext}").is_file()), None)
     if root_path is None:
         raise DeployError(f"{folder}: no root.yaml or root.json; run kr-cfn build first")
+    from kr_cfn.deploy.package import load_template  # imports boto3: only when drawing
+
     root = load_template(root_path)
     stack_of: dict[str, str] = {}
     stacks: dict[str, dict[str, Any]] = {}
