@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -262,3 +263,26 @@ def test_service_role_actions_follow_the_resource_types_of_the_built_templates()
     assert "elasticache:CreateReplicationGroup" in prod
     assert {"ec2:CreateVpc", "ecs:CreateService", "rds:CreateDBInstance"} <= actions
     assert not [a for a in actions if a.endswith(":*") or a.split(":")[0] in {"iam", "lambda", "cloudformation"}]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_bootstrap_is_sent_as_compact_json_within_the_body_limit(env: str, tmp_path: Path) -> None:
+    """The built YAML is over 51,200 bytes; what kr-cfn bootstrap sends is the same template, compact."""
+    from kr_cfn.deploy.commands import TEMPLATE_BODY_LIMIT, bootstrap_body
+    from kr_cfn.output import render
+
+    path = tmp_path / "bootstrap.yaml"
+    path.write_text(render(stacks.build_all(load_env(env))["bootstrap"], "yaml"), encoding="utf-8")
+    body = bootstrap_body(path)
+    assert len(body.encode()) <= TEMPLATE_BODY_LIMIT
+    assert json.loads(body) == _boot(env)
+
+
+def test_a_bootstrap_over_the_body_limit_is_refused_in_one_line(tmp_path: Path) -> None:
+    from kr_cfn.deploy.commands import bootstrap_body
+    from kr_cfn.deploy.errors import DeployError
+
+    path = tmp_path / "bootstrap.json"
+    path.write_text(json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic", "Description": "x" * 60_000}}}))
+    with pytest.raises(DeployError, match=r"bytes as compact JSON, over CloudFormation's TemplateBody limit of 51200"):
+        bootstrap_body(path)

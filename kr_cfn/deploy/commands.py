@@ -269,6 +269,22 @@ def cmd_apply(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     return _apply(aws, root_stack_name(cfg, args), args.change_set, cfg.deploy.termination_protection, watch)
 
 
+TEMPLATE_BODY_LIMIT = 51_200
+"""Bytes of a TemplateBody (the bootstrap is sent inline: the bucket for a TemplateURL is in it).
+https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html"""
+
+
+def bootstrap_body(path: Path) -> str:
+    """The bootstrap template as compact JSON (the built YAML is larger than the inline limit)."""
+    body = json.dumps(packaging.load_template(path), separators=(",", ":"), sort_keys=True)
+    if len(body.encode()) > TEMPLATE_BODY_LIMIT:
+        raise DeployError(
+            f"{path}: {len(body.encode())} bytes as compact JSON, over CloudFormation's TemplateBody limit "
+            f"of {TEMPLATE_BODY_LIMIT}; the bootstrap must shrink (fewer resource types or statements)"
+        )
+    return body
+
+
 def cmd_bootstrap(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     """Plan and apply the bootstrap stack (operator credentials; no service role, it creates it)."""
     env_dir = _env_dir(args, cfg)
@@ -277,12 +293,13 @@ def cmd_bootstrap(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
         path = env_dir / "bootstrap.json"
     if not path.exists():
         raise DeployError(f"{env_dir / 'bootstrap.yaml'}: not found; run kr-cfn build --env {cfg.env} first")
+    body = bootstrap_body(path)
     aws = _aws(args, cfg)
     params_file = str(Path(getattr(args, "params", None) or "params") / f"{cfg.env}.yaml")
     account.check_account_resources(aws, packaging.load_template(path), bootstrap_stack_name(cfg), params_file)
     target = changeset.Target(
         stack_name=bootstrap_stack_name(cfg),
-        template_body=path.read_text(encoding="utf-8"),
+        template_body=body,
         nested=False,
         tags=tuple(sorted(cfg.names.tags(cfg.tags).items())),
     )
