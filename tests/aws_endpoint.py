@@ -293,3 +293,19 @@ def point_boto3_at(mp: Any, url: str, region: str) -> None:
     mp.delenv("AWS_PROFILE", raising=False)
     mp.setenv("AWS_DEFAULT_REGION", region)
     mp.setenv("AWS_REGION", region)
+
+
+def moto_url_fixture(region: str) -> Any:
+    """A module-scoped pytest fixture: the local endpoint, boto3 pointed at it; yields its URL."""
+    import logging
+
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def moto_url() -> Iterator[str]:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+        with local_endpoint() as url, pytest.MonkeyPatch.context() as mp:
+            point_boto3_at(mp, url, region)
+            yield url
+
+    return moto_url

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 import shutil
 import threading
 import time
@@ -40,12 +39,7 @@ def _aws_env(mp: pytest.MonkeyPatch, url: str) -> None:
     aws_endpoint.point_boto3_at(mp, url, REGION)
 
 
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    with aws_endpoint.local_endpoint() as url, pytest.MonkeyPatch.context() as mp:
-        _aws_env(mp, url)
-        yield url
+moto_url = aws_endpoint.moto_url_fixture(REGION)
 
 
 _PARAMS: list[Path] = []

@@ -10,7 +10,7 @@ from kr_cfn.cost import model
 from kr_cfn.cost.cli import estimate
 from kr_cfn.cost.report import delta
 from kr_cfn.cost.templates import STACK_TYPE, Stack
-from kr_cfn.deploy.package import parse_template
+from kr_cfn.deploy.shape import parse_template
 
 
 def _template(cfn: Any, stack_id: str) -> dict[str, Any]:

@@ -13,14 +13,13 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-import yaml
 from botocore.exceptions import ClientError
 
 from kr_cfn.deploy.aws import Aws, error_code
 from kr_cfn.deploy.errors import DeployError
-from kr_cfn.deploy.shape import shape_problem
+from kr_cfn.deploy.shape import load_template, parse_template  # noqa: F401 - this module's readers, re-exported
 
 PACKAGE_FILE = "package.json"
 PACKAGED_ROOT = "root.packaged.json"
@@ -53,60 +52,6 @@ class Packaged:
     """Built template file name -> SHA-256, to notice a build newer than the package."""
     replaced: list[str] = field(default_factory=list)
     """Keys that held other bytes than their name says and were overwritten."""
-
-
-class _TemplateLoader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader):  # type: ignore[misc]
-    """libyaml's safe loader plus CloudFormation's short-form tags; dates stay strings."""
-
-    yaml_implicit_resolvers: ClassVar[dict[str, list[tuple[str, Any]]]] = {
-        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-    }
-
-
-def _short_form(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    """``!Ref X`` -> ``{"Ref": X}``, ``!GetAtt A.B`` -> ``{"Fn::GetAtt": [A, B]}``, ``!Sub`` -> ``{"Fn::Sub"}``..."""
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    if suffix in ("Ref", "Condition"):
-        return {suffix: value}
-    if suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {f"Fn::{suffix}": value}
-
-
-_TemplateLoader.add_multi_constructor("!", _short_form)
-
-
-def load_template(path: Path) -> dict[str, Any]:
-    """A built template (YAML with short-form tags, or JSON) as plain data.
-
-    libyaml with the short-form tags: the same data as cfn-lint's decoder (a test compares
-    them on every built template) at a tenth of the time, which ``kr-cfn cost`` needs.
-    """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DeployError(f"{path}: cannot read ({exc.strerror}); run kr-cfn build first") from None
-    except UnicodeDecodeError as exc:
-        raise DeployError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at {exc.start})") from None
-    return parse_template(text, str(path))
-
-
-def parse_template(text: str, source: str) -> dict[str, Any]:
-    """A template body (JSON, or YAML with short-form tags) as plain data; ``source`` names it in errors."""
-    try:
-        template = json.loads(text) if text.lstrip().startswith("{") else yaml.load(text, Loader=_TemplateLoader)  # noqa: S506
-    except (ValueError, yaml.YAMLError):
-        template = None
-    problem = shape_problem(template)
-    if problem is not None:
-        raise DeployError(f"{source}: {problem}")
-    return template
 
 
 def template_url(aws: Aws, bucket: str, key: str) -> str:

@@ -1,4 +1,6 @@
-"""The shape every reader of a built template relies on, checked once where the template is parsed.
+"""Reading templates: one parser (JSON, or YAML with short-form tags) and the shape every reader relies on.
+
+No boto3 here: ``kr-cfn diff`` and ``kr-cfn cost`` read templates and must start fast.
 
 A hand-edited template (a list where a mapping belongs, a resource without a type) is then one
 line naming the file and the key, exit 2, instead of an error deep inside a reader.
@@ -6,7 +8,13 @@ line naming the file and the key, exit 2, instead of an error deep inside a read
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+import yaml
+
+from kr_cfn.deploy.errors import DeployError
 
 _SECTIONS = ("Parameters", "Mappings", "Conditions", "Outputs", "Metadata", "Rules")
 
@@ -33,3 +41,54 @@ def shape_problem(template: Any) -> str | None:
         if "Properties" in resource and not isinstance(resource["Properties"], dict):
             return f"Resources.{key}.Properties: expected a mapping, got {type(resource['Properties']).__name__}"
     return None
+
+
+class _TemplateLoader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader):  # type: ignore[misc]
+    """libyaml's safe loader plus CloudFormation's short-form tags; dates stay strings."""
+
+    yaml_implicit_resolvers: ClassVar[dict[str, list[tuple[str, Any]]]] = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+
+def _short_form(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    """``!Ref X`` -> ``{"Ref": X}``, ``!GetAtt A.B`` -> ``{"Fn::GetAtt": [A, B]}``, ``!Sub`` -> ``{"Fn::Sub"}``..."""
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    if suffix in ("Ref", "Condition"):
+        return {suffix: value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+_TemplateLoader.add_multi_constructor("!", _short_form)
+
+
+def parse_template(text: str, source: str) -> dict[str, Any]:
+    """A template body (JSON, or YAML with short-form tags) as plain data; exit 2 naming ``source`` if not one."""
+    try:
+        template = json.loads(text) if text.lstrip().startswith("{") else yaml.load(text, Loader=_TemplateLoader)  # noqa: S506
+    except (ValueError, yaml.YAMLError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DeployError(f"{source}: not a readable template ({first})") from None
+    problem = shape_problem(template)
+    if problem is not None:
+        raise DeployError(f"{source}: {problem}")
+    return template
+
+
+def load_template(path: Path) -> dict[str, Any]:
+    """A built template file as plain data (the same data as cfn-lint's decoder: a test compares them)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DeployError(f"{path}: cannot read ({exc.strerror}); run kr-cfn build first") from None
+    except UnicodeDecodeError as exc:
+        raise DeployError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at {exc.start})") from None
+    return parse_template(text, str(path))

@@ -8,10 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from kr_cfn.deploy.errors import DeployError
-from kr_cfn.deploy.shape import shape_problem
+from kr_cfn.deploy.shape import parse_template
 
 STACK_TYPE = "AWS::CloudFormation::Stack"
 
@@ -26,43 +24,8 @@ class Tree:
     children: dict[str, Tree] = field(default_factory=dict)
 
 
-class _Loader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader):  # type: ignore[misc]
-    """YAML with CloudFormation's short-form tags (``!Ref``, ``!GetAtt``, ``!Sub`` ...)."""
-
-
-def _short_form(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    key = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = str(value).split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    return {key: value}
-
-
-_Loader.add_multi_constructor("!", _short_form)
-# Dates and times stay strings, as CloudFormation reads them ("2010-09-09").
-_Loader.yaml_implicit_resolvers = {
-    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
-    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def parse(text: str, name: str) -> dict[str, Any]:
-    """A template (JSON, or YAML with short-form tags) as plain data; exit 2 when it is not one."""
-    try:
-        data = json.loads(text) if text.lstrip().startswith("{") else yaml.load(text, Loader=_Loader)  # noqa: S506
-    except (ValueError, yaml.YAMLError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DeployError(f"{name}: not a readable template ({first})") from None
-    problem = shape_problem(data)
-    if problem is not None:
-        raise DeployError(f"{name}: {problem}")
-    return data
+parse = parse_template
+"""A template body as plain data (the one parser: :func:`kr_cfn.deploy.shape.parse_template`)."""
 
 
 def _nested(template: dict[str, Any]) -> dict[str, dict[str, Any]]:

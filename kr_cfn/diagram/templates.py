@@ -1,7 +1,7 @@
 """A built environment (``out/<env>/``) as data, and what its references point at.
 
 Reads the templates ``kr-cfn build`` wrote, with the loader the deploy code uses
-(:func:`kr_cfn.deploy.package.load_template`); never imports ``stacks/``. A reference in a
+(:func:`kr_cfn.deploy.shape.load_template`); never imports ``stacks/``. A reference in a
 nested stack to one of its Parameters is followed through the root's wiring (the root passes
 ``!GetAtt OtherStack.Outputs.Name``) to the resource that other stack outputs.
 """
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from kr_cfn.deploy.errors import DeployError
+from kr_cfn.deploy.shape import load_template
 
 ROOT = "root"
 STACK_TYPE = "AWS::CloudFormation::Stack"
@@ -130,8 +131,6 @@ def load_build(folder: Path) -> Build:
     root_path = next((folder / f"root.{ext}" for ext in ("yaml", "json") if (folder / f"root.{ext}").is_file()), None)
     if root_path is None:
         raise DeployError(f"{folder}: no root.yaml or root.json; run kr-cfn build first")
-    from kr_cfn.deploy.package import load_template  # imports boto3: only when drawing
-
     root = load_template(root_path)
     stack_of: dict[str, str] = {}
     stacks: dict[str, dict[str, Any]] = {}
