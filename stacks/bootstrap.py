@@ -138,8 +138,10 @@ def build(cfg: BootstrapSlice) -> Template:
         plan.Policies = [_plan_policy(cfg, bucket, service_role, pull_request=True)]
         deploy = _github_role(t, cfg, DEPLOY_ROLE, "github-deploy", deploy_subject, provider)
         deploy.Policies = [_plan_policy(cfg, bucket, service_role), _deploy_policy(cfg)]
+        deploy.AssumeRolePolicyDocument.Statement += caller_trust(cfg, provider, environment=cfg.env)
         add_output(t, "PlanRoleArn", GetAtt(plan, "Arn"), "Role for pull-request workflows (plan)")
         release = _release_plan_role(t, cfg, bucket, service_role, provider)
+        release.AssumeRolePolicyDocument.Statement += caller_trust(cfg, provider)
         add_output(t, "ReleasePlanRoleArn", GetAtt(release, "Arn"), "Role that plans the deploy branch's changes")
         add_output(t, "DeployRoleArn", GetAtt(deploy, "Arn"), "Role for deploy-branch and environment workflows")
     return t
@@ -275,6 +277,64 @@ def release_plan_subject(cfg: BootstrapSlice) -> str:
     ref = f"ref:refs/heads/{cfg.bootstrap.deploy_branch or 'main'}"
     repo = f"repo:{cfg.bootstrap.github_repository}"
     return f"{repo}:{ref}" if cfg.bootstrap.oidc_subject == "environment" else f"{repo}:{ref}:{ref}"
+
+
+RELEASE_WORKFLOW = ".github/workflows/release.yml"
+"""The reusable workflow (``on: workflow_call``) that plans and deploys one environment."""
+
+# GitHub-specific claims AWS STS validates as condition keys of a role trust policy (since January 2026):
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_iam-condition-keys.html#condition-keys-wif
+# https://aws.amazon.com/about-aws/whats-new/2026/01/aws-sts-supports-validation-identity-provider-claims/
+# What each claim holds in a called workflow (repository, ref and environment are the caller's;
+# job_workflow_ref names the called workflow): https://docs.github.com/en/actions/reference/security/oidc
+CLAIM_REPOSITORY = f"{GITHUB_OIDC_HOST}:repository"
+CLAIM_REF = f"{GITHUB_OIDC_HOST}:ref"
+CLAIM_JOB_WORKFLOW_REF = f"{GITHUB_OIDC_HOST}:job_workflow_ref"
+CLAIM_ENVIRONMENT = f"{GITHUB_OIDC_HOST}:environment"
+
+
+def release_workflow_ref(cfg: BootstrapSlice) -> str:
+    """The ``job_workflow_ref`` of a job of the release workflow on the deploy branch of this repository."""
+    return f"{cfg.bootstrap.github_repository}/{RELEASE_WORKFLOW}@refs/heads/{cfg.bootstrap.deploy_branch or 'main'}"
+
+
+def caller_trust(cfg: BootstrapSlice, provider: object, environment: str | None = None) -> list[aws.Statement]:
+    """One trust statement per ``bootstrap.callers`` entry: its branch running our release workflow.
+
+    A job of a called workflow gets an OIDC token whose ``sub``, ``repository``, ``ref`` and
+    ``environment`` are the caller's and whose ``job_workflow_ref`` names the called workflow
+    file at the ref it was called at. So the statement admits exactly: the caller repository, on
+    its configured branch (not a pull request, not another branch), running this repository's
+    release.yml from the deploy branch (not another workflow, not another ref of this repository),
+    and for the deploy role in the GitHub environment ``environment`` (the caller's, with its
+    protection rules). The ``sub`` condition repeats the repository (``repo:<caller>:*``, whatever
+    the caller's subject template) so the trust names it where reviewers and checkov look.
+    """
+    statements = []
+    for i, caller in enumerate(cfg.bootstrap.callers, start=1):
+        equals = {
+            f"{GITHUB_OIDC_HOST}:aud": STS_AUDIENCE,
+            CLAIM_REPOSITORY: caller.repository,
+            CLAIM_REF: f"refs/heads/{caller.branch}",
+            CLAIM_JOB_WORKFLOW_REF: release_workflow_ref(cfg),
+        }
+        if environment is not None:
+            equals[CLAIM_ENVIRONMENT] = environment
+        statements.append(
+            aws.Statement(
+                Sid=f"Caller{i}ReleaseWorkflow",
+                Effect=aws.Allow,
+                Principal=aws.Principal("Federated", provider),
+                Action=[sts.AssumeRoleWithWebIdentity],
+                Condition=aws.Condition(
+                    [
+                        aws.StringEquals(equals),
+                        aws.StringLike(f"{GITHUB_OIDC_HOST}:sub", f"repo:{caller.repository}:*"),
+                    ]
+                ),
+            )
+        )
+    return statements
 
 
 def _github_role(

