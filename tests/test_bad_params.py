@@ -42,6 +42,7 @@ RICH_EXTRA: dict[str, Any] = {
     },
     "cost": {"log_ingest_gb_by_group": {"BackendLogGroup": 1.0}, "extra_tasks": {"backend": 1.0}},
     "services": {"qdrant": {"ebs": {"instance_type": "t3.small"}, "snapshots": {"time": "03:00"}}},
+    "bootstrap": {"callers": [{"repository": "acme/app", "branch": "main"}]},
 }
 
 

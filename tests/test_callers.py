@@ -255,3 +255,22 @@ def test_caller_branch_and_keys(tmp_path: Path) -> None:
     text = "  github_repository: knowledgerouter/kr_cfn\n  callers: [{repository: acme/app, branch: 'a b', env: x}]\n"
     problems = _problems(tmp_path, text)
     assert [p.split(":")[0] for p in problems] == ["bootstrap.callers[0].branch", "bootstrap.callers[0].env"]
+
+
+def test_the_readme_caller_example_calls_release_yml_as_it_expects(tmp_path: Path) -> None:
+    """The README's application-repository workflow: the trusted ref, OIDC permission, declared inputs."""
+    import re
+
+    import yaml
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Deploying from the application repository") :]
+    example = yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, re.S).group(1))  # type: ignore[union-attr]
+    [job] = [j for j in example["jobs"].values() if "uses" in j]
+    boot = load_env("prod").bootstrap
+    assert job["uses"] == f"{boot.github_repository}/{bootstrap.RELEASE_WORKFLOW}@{boot.deploy_branch}"
+    assert job["permissions"] == {"id-token": "write", "contents": "read"}
+    called = yaml.safe_load((root / bootstrap.RELEASE_WORKFLOW).read_text(encoding="utf-8"))[True]["workflow_call"]
+    assert set(job["with"]) == set(called["inputs"]) and set(job["secrets"]) == set(called["secrets"])
+    assert job["strategy"]["max-parallel"] == 1 and job["strategy"]["matrix"]["env"] == ["dev", "staging", "prod"]
