@@ -328,7 +328,11 @@ def test_plan_record_is_bound_to_its_change_set(endpoint: str, bucket: str, proj
 
 
 def test_workflow_approves_a_published_change_set_and_executes_exactly_it() -> None:
-    jobs = yaml.safe_load((ROOT / ".github" / "workflows" / "deploy.yml").read_text())["jobs"]
+    workflows = ROOT / ".github" / "workflows"
+    deploy_yml = yaml.safe_load((workflows / "deploy.yml").read_text())["jobs"]
+    # main and workflow_dispatch: release.yml per environment (the application repository calls it too)
+    assert [j.get("uses") for j in deploy_yml.values()] == [None, "./.github/workflows/release.yml"]
+    jobs = {"plan": deploy_yml["plan"], **yaml.safe_load((workflows / "release.yml").read_text())["jobs"]}
     runs = {name: "\n".join(s.get("run", "") for s in job["steps"]) for name, job in jobs.items()}
     roles = {
         name: "\n".join(str(s.get("with", {}).get("role-to-assume", "")) for s in job["steps"])
@@ -350,12 +354,13 @@ def test_workflow_approves_a_published_change_set_and_executes_exactly_it() -> N
     assert "GITHUB_STEP_SUMMARY" in runs["release-plan"]
     # after approval: exactly that change set, from the plan record
     deploy = jobs["deploy"]
-    assert deploy["needs"] == "release-plan" and deploy["environment"] == "${{ matrix.env }}"
-    assert "kr-cfn apply --env ${{ matrix.env }} --plan plan/plan.json" in runs["deploy"]
+    assert deploy["needs"] == "release-plan" and deploy["environment"] == "${{ inputs.env }}"
+    assert 'kr-cfn apply --env "$KR_ENV" --plan plan/plan.json' in runs["deploy"]
     assert "kr-cfn plan" not in runs["deploy"] and "kr-cfn package" not in runs["deploy"]
-    assert "services-stable" in runs["deploy"] and "kr-cfn smoke --env ${{ matrix.env }}" in runs["deploy"]
+    assert "services-stable" in runs["deploy"] and 'kr-cfn smoke --env "$KR_ENV"' in runs["deploy"]
+    assert jobs.pop("validate")["permissions"] == {}  # checks the env input, reaches nothing
     for name, job in jobs.items():
-        assert job["permissions"].get("id-token") == "write", name  # every job assumes a role
+        assert job["permissions"].get("id-token") == "write", name  # every other job assumes a role
         assert set(job["permissions"]) <= {"id-token", "contents", "pull-requests"}, name
     assert "pull-requests" not in jobs["release-plan"]["permissions"] and "pull-requests" not in deploy["permissions"]
 
