@@ -329,6 +329,8 @@ def caller_trust(cfg: BootstrapSlice, provider: object, environment: str | None 
                 Condition=aws.Condition(
                     [
                         aws.StringEquals(equals),
+                        # "*": the rest of the subject follows the caller's own subject template; the
+                        # claims above pin its branch, this workflow and the environment exactly.
                         aws.StringLike(f"{GITHUB_OIDC_HOST}:sub", f"repo:{caller.repository}:*"),
                     ]
                 ),
