@@ -528,7 +528,11 @@ def ebs_volume(ctx: Context, sid: str, res: dict[str, Any]) -> None:
 
 
 def snapshots(ctx: Context, sid: str, res: dict[str, Any]) -> None:
-    """Snapshot storage kept by a backup plan or lifecycle policy (assumed size)."""
+    """Snapshot storage kept by a backup plan or lifecycle policy, at the assumed size and the EBS snapshot rate.
+
+    The shipped templates snapshot EBS volumes (a DLM policy on the Qdrant volume); a Backup plan
+    of another resource type bills that type's backup rate, which the price data does not hold.
+    """
     gb = ctx.usage.backup_gb
     ctx.add(sid, res["Type"], "Snapshots", f"{gb:g} GB kept", [("ebs.snapshot.gb_month", gb)])
 
