@@ -733,5 +733,6 @@ def savings(stacks: list[Stack], prices: PriceBook, usage: CostConfig) -> dict[s
     for name, opts in SAVINGS.items():
         if opts.log_retention_days == -1:
             opts = replace(opts, log_retention_days=usage.baseline_log_retention_days)
-        out[name] = total(price(stacks, prices, usage, opts)) - base
+        # to the cent, so a float remainder of an unchanged estimate reads 0.00, not -0.00
+        out[name] = round(total(price(stacks, prices, usage, opts)) - base, 2) + 0.0
     return out
