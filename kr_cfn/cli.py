@@ -171,6 +171,9 @@ def _parser() -> argparse.ArgumentParser:
 
     diagram.add_parser(sub)
     docs.add_parser(sub)
+    from kr_cfn import sarif
+
+    sarif.add_parser(sub)
     return parser
 
 
