@@ -126,6 +126,7 @@ class Mapper:
         return next((p.resolve() for p in candidates if p.is_file()), None)
 
     def template(self, path: Path, shown: str) -> _Template:
+        """A template read once; ``problem`` says why its findings cannot move."""
         if path in self._templates:
             return self._templates[path]
         t = _Template(path, shown, env=path.parent.name, stack=path.stem)
@@ -371,10 +372,7 @@ def _finish(entry: _Merged) -> None:
     target = entry.target
     texts = dict.fromkeys(entry.texts.values())
     body = entry.text if len(texts) == 1 else " / ".join(f"{env}: {text}" for env, text in entry.texts.items())
-    if target.logical_id:
-        what = f"resource{'s' if len(entry.ids) > 1 else ''} {', '.join(entry.ids)}"
-    else:
-        what = target.what
+    what = f"resource{'s' if len(entry.ids) > 1 else ''} {', '.join(entry.ids)}" if entry.ids else target.what
     envs = ", ".join(entry.envs)
     note = f"; {target.note}" if target.note and target.logical_id else ""
     entry.result["message"] = {
@@ -427,7 +425,8 @@ def cmd_sarif(args: Any) -> int:
         merged = s.results - s.unchanged - s.alerts
         print(
             f"{path}: {s.results} result(s): {s.alerts} on the stack sources "
-            f"({s.constructors} at a constructor, {s.builds} at a build function; {merged} merged: same rule and source line), "
+            f"({s.constructors} at a constructor, {s.builds} at a build function; "
+            f"{merged} merged: same rule and source line), "
             f"{s.unchanged} kept where they were"
         )
         for note in dict.fromkeys(s.notes):

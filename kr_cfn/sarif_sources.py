@@ -201,9 +201,9 @@ class SourceIndex:
                 mod.functions[node.name] = node
             elif isinstance(node, (ast.Assign, ast.AnnAssign)):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                if len(targets) == 1 and isinstance(targets[0], ast.Name):
-                    if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
-                        mod.constants[targets[0].id] = node.value.value
+                text = node.value.value if isinstance(node.value, ast.Constant) else None
+                if len(targets) == 1 and isinstance(targets[0], ast.Name) and isinstance(text, str):
+                    mod.constants[targets[0].id] = text
             elif isinstance(node, ast.ImportFrom):
                 source = node.module or ""
                 if node.level:

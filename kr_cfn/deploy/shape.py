@@ -97,7 +97,7 @@ def load_template(path: Path) -> dict[str, Any]:
 def template_node(text: str, source: str) -> yaml.MappingNode:
     """A template body's YAML node tree, with the line of every key (``kr-cfn sarif``); JSON parses as YAML too."""
     try:
-        node = yaml.compose(text, Loader=_TemplateLoader)  # noqa: S506 - the safe loader plus short-form tags
+        node = yaml.compose(text, Loader=_TemplateLoader)
     except yaml.YAMLError as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DeployError(f"{source}: not a readable template ({first})") from None
