@@ -36,6 +36,8 @@ class Param:
 Part = str | Param | None
 """A literal, a parameter, or None: a part only the build knows."""
 Parts = tuple[Part, ...]
+Shape = tuple[str, Any] | None
+"""A keyword argument as built: ("str", patterns), ("const", value), ("list", shapes), ("object", fields)."""
 _MAX_ALTERNATIVES = 16
 _MAX_DEPTH = 3  # helpers followed back through at most this many calls
 _PACKAGES = ("stacks", "kr_cfn")
@@ -60,7 +62,7 @@ def _literal(parts: Parts) -> int:
 
 
 def _regex(parts: Parts) -> str:
-    return "".join(re.escape(p) if isinstance(p, str) else ".+" for p in parts)
+    return "".join(re.escape(p) if isinstance(p, str) else ".*" for p in parts)
 
 
 def _concat(*alternatives: list[Parts]) -> list[Parts]:
@@ -82,7 +84,7 @@ class Site:
     function: str
     resource_type: str
     patterns: tuple[Parts, ...]
-    keywords: tuple[tuple[str, tuple[Parts, ...]], ...] = ()
+    keywords: tuple[tuple[str, Shape], ...] = ()
     via: tuple[str, int] | None = None  # the constructor, when this is the call site of a helper
 
     def specificity(self, logical_id: str) -> int:
@@ -91,16 +93,9 @@ class Site:
         return max(scores, default=-1)
 
     def evidence(self, resource: dict[str, Any]) -> int:
-        """How many keyword strings agree with the built resource, minus those that do not."""
+        """How many known keyword values agree with the built resource, minus those that do not."""
         props = resource.get("Properties") if isinstance(resource.get("Properties"), dict) else {}
-        score = 0
-        for name, patterns in self.keywords:
-            value = props.get(name, resource.get(name))
-            if not isinstance(value, str):
-                score -= value is None
-                continue
-            score += 1 if any(re.fullmatch(_regex(p), value, re.DOTALL) for p in patterns) else -1
-        return score
+        return sum(_agree(shape, props.get(name, resource.get(name))) for name, shape in self.keywords)
 
     @property
     def key(self) -> str:
@@ -317,6 +312,9 @@ class SourceIndex:
                 else:
                     pieces.append(self.evaluate(value, scope, depth + 1))
             return _concat(*pieces)
+        if isinstance(expr, ast.IfExp):
+            both = self.evaluate(expr.body, scope, depth + 1) + self.evaluate(expr.orelse, scope, depth + 1)
+            return list(dict.fromkeys(both))[:_MAX_ALTERNATIVES]
         if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Add):
             return _concat(self.evaluate(expr.left, scope, depth + 1), self.evaluate(expr.right, scope, depth + 1))
         if isinstance(expr, ast.Call):
@@ -329,6 +327,27 @@ class SourceIndex:
                 found = [p for r in returns for p in self.evaluate(r, inner, depth + 1)]
                 return list(dict.fromkeys(found))[:_MAX_ALTERNATIVES] or [(None,)]
         return [(None,)]
+
+    def shape(self, expr: ast.expr, scope: _Scope, depth: int = 0) -> Shape:
+        """What a keyword argument renders to, as far as the source tells: strings, numbers, lists, properties."""
+        if depth > 6:
+            return None
+        if isinstance(expr, ast.Name) and expr.id in scope.assigned and expr.id not in scope.params:
+            value = scope.assigned[expr.id]
+            return self.shape(value[1], scope, depth + 1) if value and value[0] == "expr" else None
+        if isinstance(expr, ast.Constant) and isinstance(expr.value, (bool, int, float)):
+            return ("const", expr.value)
+        if isinstance(expr, ast.List) and not any(isinstance(e, ast.Starred) for e in expr.elts):
+            return ("list", tuple(self.shape(e, scope, depth + 1) for e in expr.elts))
+        if isinstance(expr, ast.Call) and self._troposphere_object(scope.module, expr.func) is not None:
+            fields = tuple((k.arg, self.shape(k.value, scope, depth + 1)) for k in expr.keywords if k.arg)
+            return ("object", fields) if all(k.arg for k in expr.keywords) and not expr.args else None
+        if isinstance(expr, (ast.Constant, ast.JoinedStr, ast.BinOp, ast.IfExp)) or (
+            isinstance(expr, ast.Name) and expr.id not in scope.params
+        ):
+            patterns = tuple(_wild(self.evaluate(expr, scope, depth + 1)))
+            return ("str", patterns) if max(_literal(p) for p in patterns) > 0 else None
+        return None
 
     # ------------------------------------------------------------------ sites
 
@@ -356,12 +375,8 @@ class SourceIndex:
                 scope = _Scope(self, module, func, params_wild=False)
                 patterns = self.evaluate(title, scope)
                 wild = _Scope(self, module, func, params_wild=True)
-                keywords = tuple(
-                    (k.arg, tuple(_wild(self.evaluate(k.value, wild))))
-                    for k in call.keywords
-                    if k.arg and k.arg != "title"
-                )
-                keywords = tuple((k, p) for k, p in keywords if max(_literal(x) for x in p) > 0)
+                shapes = ((k.arg, self.shape(k.value, wild)) for k in call.keywords if k.arg and k.arg != "title")
+                keywords = tuple((k, shape) for k, shape in shapes if shape is not None)
                 name = func.name if func else "<module>"
                 own = Site(module.rel, call.lineno, name, kind, tuple(_wild(patterns)), keywords)
                 yield own
@@ -413,6 +428,33 @@ class SourceIndex:
             else:
                 return [(None,)]
         return self.evaluate(expr, scope)
+
+
+def _agree(shape: Shape, value: Any) -> int:
+    """+1 per known leaf of ``shape`` that the built value matches, -1 per one it contradicts."""
+    if shape is None:
+        return 0
+    kind, known = shape
+    if value is None:
+        return -1
+    if kind == "str":
+        if not isinstance(value, str):
+            return 0  # an intrinsic function or a number: nothing to compare
+        return 1 if any(re.fullmatch(_regex(p), value, re.DOTALL) for p in known) else -1
+    if kind == "const":
+        if isinstance(value, (dict, list)):
+            return 0
+        same = str(value).lower() == str(known).lower() if isinstance(known, bool) else str(value) == str(known)
+        return 1 if same else -1
+    if kind == "list":
+        if not isinstance(value, list):
+            return 0
+        if len(value) != len(known):
+            return -1
+        return sum(_agree(s, v) for s, v in zip(known, value, strict=True))
+    if not isinstance(value, dict):
+        return 0
+    return sum(_agree(s, value.get(k)) for k, s in known if s is not None)
 
 
 def _format(parts: Parts) -> Parts:
