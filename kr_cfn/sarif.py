@@ -145,7 +145,8 @@ class Mapper:
             t.problem = str(exc).removeprefix(f"{shown}: ")
             return t
         if t.stack not in self._indexes:
-            self._indexes[t.stack] = SourceIndex(self.repo, f"stacks.{t.stack}")
+            shared = next(iter(self._indexes.values()), None)
+            self._indexes[t.stack] = SourceIndex(self.repo, f"stacks.{t.stack}", shared)
         t.index = self._indexes[t.stack]
         return t
 

@@ -160,10 +160,13 @@ class _Scope:
 class SourceIndex:
     """The construction sites of the resources of one stack module and the building blocks it imports."""
 
-    def __init__(self, root: Path, module: str) -> None:
+    def __init__(self, root: Path, module: str, shared: SourceIndex | None = None) -> None:
+        """``shared``: an index of another stack of the same repository, whose parsed modules this one reuses."""
         self.root = root
-        self._modules: dict[str, _Module | None] = {}
-        self._troposphere: dict[str, Any] = {}
+        self._modules: dict[str, _Module | None] = shared._modules if shared else {}
+        self._troposphere: dict[str, Any] = shared._troposphere if shared else {}
+        self._calls: dict[str, list[tuple[ast.FunctionDef | None, ast.Call]]] = shared._calls if shared else {}
+        self._scopes: dict[tuple[str, int, bool], _Scope] = shared._scopes if shared else {}
         start = self.module(module)
         if start is None:
             raise DeployError(f"{module}: no such module under {root}")
@@ -322,7 +325,7 @@ class SourceIndex:
                 return [_format(p) for p in self.evaluate(expr.func.value, scope, depth + 1)]
             target = self.callee(scope.module, expr.func)
             if target is not None:  # a helper that returns the id: each return statement an alternative
-                inner = _Scope(self, target[0], target[1], params_wild=True)
+                inner = self.scope(target[0], target[1], params_wild=True)
                 returns = [n.value for n in ast.walk(target[1]) if isinstance(n, ast.Return) and n.value is not None]
                 found = [p for r in returns for p in self.evaluate(r, inner, depth + 1)]
                 return list(dict.fromkeys(found))[:_MAX_ALTERNATIVES] or [(None,)]
@@ -351,8 +354,20 @@ class SourceIndex:
 
     # ------------------------------------------------------------------ sites
 
-    def _functions(self, module: _Module) -> Iterator[tuple[ast.FunctionDef | None, ast.Call]]:
-        """Every call of a module with its innermost enclosing function."""
+    def scope(self, module: _Module, func: ast.FunctionDef | None, params_wild: bool) -> _Scope:
+        """The names of one function (made once)."""
+        key = (module.name, id(func), params_wild)
+        if key not in self._scopes:
+            self._scopes[key] = _Scope(self, module, func, params_wild)
+        return self._scopes[key]
+
+    def _functions(self, module: _Module) -> list[tuple[ast.FunctionDef | None, ast.Call]]:
+        """Every call of a module with its innermost enclosing function (listed once)."""
+        if module.name not in self._calls:
+            self._calls[module.name] = list(self._walk_calls(module))
+        return self._calls[module.name]
+
+    def _walk_calls(self, module: _Module) -> Iterator[tuple[ast.FunctionDef | None, ast.Call]]:
 
         def walk(node: ast.AST, func: ast.FunctionDef | None) -> Iterator[tuple[ast.FunctionDef | None, ast.Call]]:
             for child in ast.iter_child_nodes(node):
@@ -372,9 +387,9 @@ class SourceIndex:
                 title = call.args[0] if call.args else next((k.value for k in call.keywords if k.arg == "title"), None)
                 if title is None or isinstance(title, ast.Starred):
                     continue
-                scope = _Scope(self, module, func, params_wild=False)
+                scope = self.scope(module, func, params_wild=False)
                 patterns = self.evaluate(title, scope)
-                wild = _Scope(self, module, func, params_wild=True)
+                wild = self.scope(module, func, params_wild=True)
                 shapes = ((k.arg, self.shape(k.value, wild)) for k in call.keywords if k.arg and k.arg != "title")
                 keywords = tuple((k, shape) for k, shape in shapes if shape is not None)
                 name = func.name if func else "<module>"
@@ -395,7 +410,7 @@ class SourceIndex:
                 target = self.callee(caller_module, call.func)
                 if target is None or target[1] is not func:
                     continue
-                scope = _Scope(self, caller_module, caller, params_wild=False)
+                scope = self.scope(caller_module, caller, params_wild=False)
                 bound = _bind(func, call)
                 pieces = []
                 for parts in patterns:
