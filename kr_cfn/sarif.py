@@ -351,9 +351,9 @@ def _add_env(
     entry: _Merged, t: _Template, physical: dict[str, Any], line: int | None, target: Target, text: str
 ) -> None:
     if t.env not in entry.envs:
-        entry.envs.append(t.env)
+        entry.envs[:] = sorted([*entry.envs, t.env])
     if target.logical_id and target.logical_id not in entry.ids:
-        entry.ids.append(target.logical_id)
+        entry.ids[:] = sorted([*entry.ids, target.logical_id])
     entry.texts.setdefault(t.env, text)
     original = {k: v for k, v in physical.items() if k != "contextRegion"}
     if isinstance(original.get("region"), dict):
@@ -374,7 +374,7 @@ def _finish(entry: _Merged) -> None:
     texts = dict.fromkeys(entry.texts.values())
     body = entry.text if len(texts) == 1 else " / ".join(f"{env}: {text}" for env, text in entry.texts.items())
     what = f"resource{'s' if len(entry.ids) > 1 else ''} {', '.join(entry.ids)}" if entry.ids else target.what
-    envs = ", ".join(entry.envs)
+    envs = ", ".join(sorted(entry.envs))
     note = f"; {target.note}" if target.note and target.logical_id else ""
     entry.result["message"] = {
         "text": f"{body} [{entry.stack} template, {what}; env{'s' if len(entry.envs) > 1 else ''} {envs}{note}]"

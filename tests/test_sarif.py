@@ -258,8 +258,8 @@ def test_the_same_finding_in_every_env_is_one_alert_naming_them_all(
     assert len(moved) == 2
     merged, other = moved
     assert where(merged) == where(other) == ("stacks/network.py", first_line("stacks/network.py", "ec2.VPC("))
-    assert merged["message"]["text"].endswith("envs dev, staging, prod]")
-    assert merged["properties"]["kr-cfn"]["envs"] == list(ENVS3)
+    assert merged["message"]["text"].endswith("envs dev, prod, staging]")
+    assert merged["properties"]["kr-cfn"]["envs"] == sorted(ENVS3)
     assert [r["message"]["text"].split(":")[0] for r in merged["relatedLocations"]] == list(ENVS3)
     assert sorted({r["id"] for r in merged["relatedLocations"]}) == [1, 2, 3]
     # one fingerprint per alert, independent of the line (code scanning follows it while code moves)
