@@ -443,3 +443,31 @@ def test_the_command_never_imports_the_stack_modules(out: Path, tmp_path: Path) 
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
     assert run.stdout.splitlines()[-1] == "0 []"
     assert troposphere.__version__  # (troposphere itself is a library, not stack code)
+
+
+def test_an_unreadable_template_keeps_its_findings_where_they_are(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "out" / "dev" / "network.yaml"
+    broken.parent.mkdir(parents=True)
+    broken.write_text("Resources: [unclosed\n", encoding="utf-8")
+    listed = tmp_path / "out" / "dev" / "data.yaml"
+    listed.write_text("- a list\n", encoding="utf-8")
+    results = [result(str(broken), 1), result(str(listed), 1)]
+    moved, report = rewrite(sarif_file(tmp_path, results), tmp_path / "out", capsys)
+    assert [where(r)[0] for r in moved] == [str(broken), str(listed)]
+    assert f"{broken}: not a readable template (" in report
+    assert f"{listed}: not a CloudFormation template (expected a mapping with Resources)" in report
+
+
+def test_json_templates_map_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert (
+        main(["build", "--no-lint", "--env", "dev", "--format", "json", "--params", str(PARAMS), "--out", str(out)])
+        == 0
+    )
+    capsys.readouterr()
+    template = out / "dev" / "network.json"
+    line = next(i for i, text in enumerate(template.read_text().splitlines(), 1) if '"CidrBlock"' in text)
+    [moved], _ = rewrite(sarif_file(tmp_path, [result(str(template), line)]), out, capsys)
+    assert where(moved)[0] == "stacks/network.py" and "network template" in moved["message"]["text"]
