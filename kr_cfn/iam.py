@@ -126,3 +126,55 @@ def handler_permissions(resource_types: Iterable[str], region: str) -> dict[str,
         permissions = {p for h in _HANDLERS for p in handlers.get(h, {}).get("permissions", [])}
         out[rtype] = tuple(sorted(p for p in permissions if is_action(p)))
     return out
+
+
+def normalized_record_name(name: str) -> str:
+    r"""A DNS name as Route 53 puts it in ``route53:ChangeResourceRecordSetsNormalizedRecordNames``.
+
+    Lowercase, no trailing dot, every character other than a-z, 0-9, '-', '_' and '.' as a
+    backslash and its three-digit octal code ('*' is ``\052``).
+    https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/specifying-conditions-route53.html
+    """
+    return "".join(
+        c if c.isascii() and (c.isalnum() or c in "-_.") else f"\\{ord(c):03o}" for c in name.lower().rstrip(".")
+    )
+
+
+def _record_names(rtype: str, props: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Where a resource type's handlers write DNS records (route53:ChangeResourceRecordSets).
+
+    (prefix, name) pairs: prefix '' for the name itself, '_*.' or '*.' for names under it.
+    """
+    if rtype == "AWS::Route53::RecordSet":
+        return [("", props.get("Name"))]
+    if rtype == "AWS::Route53::RecordSetGroup":
+        return [("", r.get("Name")) for r in props.get("RecordSets", [])]
+    if rtype == "AWS::CertificateManager::Certificate":
+        # DNS validation writes '_<token>.<domain>' into the zone of each option that names one
+        # (a wildcard domain '*.d' is validated under 'd').
+        # https://docs.aws.amazon.com/acm/latest/userguide/dns-validation.html
+        return [("_*.", o.get("DomainName")) for o in props.get("DomainValidationOptions", []) if o.get("HostedZoneId")]
+    if rtype == "AWS::ServiceDiscovery::PrivateDnsNamespace":
+        # Cloud Map's namespace zone: its apex and the service records under it.
+        return [("", props.get("Name")), ("*.", props.get("Name"))]
+    return []
+
+
+def dns_record_patterns(resources: Iterable[tuple[str, dict[str, Any]]]) -> tuple[str, ...]:
+    """The normalized record-name patterns the given (logical id, resource) pairs write.
+
+    A name that is not a literal string (a Ref, a Sub) cannot be known when the bootstrap stack
+    is built, so it is refused: the service role would otherwise need every name in every zone.
+    """
+    patterns: set[str] = set()
+    for logical_id, resource in resources:
+        for prefix, name in _record_names(resource["Type"], resource.get("Properties", {})):
+            if not isinstance(name, str) or not name:
+                raise ValueError(
+                    f"{logical_id} ({resource['Type']}): the DNS name must be a literal string so the "
+                    f"CloudFormation service role can be limited to it, got {name!r}"
+                )
+            if prefix == "_*.":
+                name = name.removeprefix("*.")
+            patterns.add(prefix + normalized_record_name(name))
+    return tuple(sorted(patterns))

@@ -99,6 +99,8 @@ _UNUSED_HANDLER_SERVICES = {
     "cognito-idp": "ALB Cognito authentication: the listeners do not authenticate",
     "s3tables": "S3 metadata table configurations: the buckets have none",
 }
+# Handler permissions granted by their own statement with a condition, not on '*' with the rest.
+_SCOPED_ACTIONS = {"route53:ChangeResourceRecordSets"}
 # Actions CloudFormation itself needs besides the handlers: Fn::GetAZs in the network stack.
 _EXTRA_ACTIONS = ("ec2:DescribeAvailabilityZones",)
 # Service-linked roles the stacks' services create on first use, by resource-type prefix.
@@ -928,6 +930,8 @@ def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
                 Resource=[Sub(n) for n in names] + [Sub(f"{n}/*") for n in names],
             )
         )
+    if "route53:ChangeResourceRecordSets" in by_service.get("route53", []):
+        statements.append(_dns_records_statement(cfg))
     if linked:
         statements.append(
             aws.Statement(
@@ -967,6 +971,26 @@ def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
     return statements
 
 
+def _dns_records_statement(cfg: BootstrapSlice) -> aws.Statement:
+    """Record changes only under the names the stacks write (alias, certificate validation, Cloud Map).
+
+    On every hosted zone, not one: Cloud Map's private zone gets its id when it is created. The
+    names are the limit: every name of a ChangeResourceRecordSets request must match
+    (ForAllValues), and the key must be present (Null false), since ForAllValues alone also
+    holds for a request without it.
+    https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/specifying-conditions-route53.html
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-single-vs-multi-valued-context-keys.html
+    """
+    key = "route53:ChangeResourceRecordSetsNormalizedRecordNames"
+    return aws.Statement(
+        Sid="DnsRecordsOfTheStacks",
+        Effect=aws.Allow,
+        Action=[aws.Action("route53", "ChangeResourceRecordSets")],
+        Resource=[arn("route53", "hostedzone/*", region=False, account="")],
+        Condition=aws.Condition([aws.Null(key, "false"), aws.ForAllValuesStringLike(key, list(cfg.app.record_names))]),
+    )
+
+
 def _stack_resource_policies(t: Template, cfg: BootstrapSlice) -> list[iam.ManagedPolicy]:
     """The handler permissions on '*', in managed policies of at most 6,144 characters each.
 
@@ -974,7 +998,11 @@ def _stack_resource_policies(t: Template, cfg: BootstrapSlice) -> list[iam.Manag
     may have 10 managed policies: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html
     """
     # Granted by their own, scoped statements (iam, s3, cloudformation).
-    by_service = {s: a for s, a in _stack_actions(cfg).items() if s not in {"iam", "s3", "cloudformation"}}
+    by_service = {
+        s: [a for a in actions if a not in _SCOPED_ACTIONS]
+        for s, actions in _stack_actions(cfg).items()
+        if s not in {"iam", "s3", "cloudformation"}
+    }
     chunks: list[list[str]] = [[]]
     for actions in by_service.values():
         for action in actions:

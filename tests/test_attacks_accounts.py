@@ -183,6 +183,44 @@ def _policies_of(t: dict[str, Any], env: str) -> dict[str, Policy]:
     return policies
 
 
+NAMES = "route53:ChangeResourceRecordSetsNormalizedRecordNames"
+ZONE = "arn:aws:route53:::hostedzone/Z0COMPANYZONE"
+
+
+def _records(env: str, *names: str) -> Decision:
+    request = Request("route53:ChangeResourceRecordSets", ZONE, {NAMES: list(names)} if names else {})
+    return evaluate(request, _service_role_of(env, ACCOUNT))
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ("example.com",),  # the company's apex in the same zone
+        ("www.knowledgerouter.example.com.evil.org",),
+        ("mail.example.com", "knowledgerouter.example.com"),  # one own name does not carry a foreign one
+        ("_acme.example.com",),
+        (),  # a request without the names key
+    ],
+)
+def test_service_role_cannot_change_dns_records_outside_the_stacks_names(names: tuple[str, ...]) -> None:
+    """Failed before DnsRecordsOfTheStacks: route53:ChangeResourceRecordSets was on every zone and name."""
+    decision = _records("prod", *names)
+    assert not decision.allowed and decision.reason.startswith("implicitly denied"), decision
+
+
+def test_service_role_changes_the_records_its_stacks_write() -> None:
+    # prod: the alias record, the certificate's validation record, Cloud Map's namespace records
+    for names in (
+        ("knowledgerouter.example.com",),
+        ("_3639ac514e785e898d2646601fa951d5.knowledgerouter.example.com",),
+        ("knowledge.local", "backend.knowledge.local"),
+    ):
+        assert _records("prod", *names) == Decision(True, "allowed by DnsRecordsOfTheStacks (stacks)"), names
+    # dev has no domain: only its service-discovery namespace
+    assert not _records("dev", "knowledgerouter.example.com").allowed
+    assert _records("dev", "qdrant.knowledge.local").allowed
+
+
 def test_service_role_manages_instance_profiles_and_policies_under_the_path_only() -> None:
     """Failed before: every IAM handler permission was scoped to role ARNs, so an instance profile or a
     managed policy of a stack could not be made, and iam:AttachUserPolicy rode along."""

@@ -64,3 +64,51 @@ def test_no_literal_partition_in_any_template() -> None:
     for env in ENVS:
         for name, template in built(env).items():
             assert "arn:aws:" not in json.dumps(template), f"{env}/{name}"
+
+
+def test_record_names_normalized_as_route53_puts_them_in_the_request() -> None:
+    from kr_cfn.iam import normalized_record_name
+
+    assert normalized_record_name("App.Example.COM.") == "app.example.com"
+    assert normalized_record_name("*.example.com") == "\\052.example.com"
+    assert normalized_record_name("_x1.my_host.example.com") == "_x1.my_host.example.com"
+
+
+def test_dns_record_patterns_of_each_writing_type() -> None:
+    from kr_cfn.iam import dns_record_patterns
+
+    resources = [
+        ("Alias", {"Type": "AWS::Route53::RecordSet", "Properties": {"Name": "App.Example.com."}}),
+        ("Group", {"Type": "AWS::Route53::RecordSetGroup", "Properties": {"RecordSets": [{"Name": "b.example.com"}]}}),
+        (
+            "Cert",
+            {
+                "Type": "AWS::CertificateManager::Certificate",
+                "Properties": {
+                    "DomainValidationOptions": [
+                        {"DomainName": "*.example.com", "HostedZoneId": "Z1"},
+                        {"DomainName": "elsewhere.org"},  # validated outside: no record written
+                    ]
+                },
+            },
+        ),
+        ("Ns", {"Type": "AWS::ServiceDiscovery::PrivateDnsNamespace", "Properties": {"Name": "svc.local"}}),
+        ("Bucket", {"Type": "AWS::S3::Bucket", "Properties": {}}),
+    ]
+    assert dns_record_patterns(resources) == (
+        "*.svc.local",
+        "_*.example.com",
+        "app.example.com",
+        "b.example.com",
+        "svc.local",
+    )
+
+
+def test_dns_record_name_that_is_not_a_literal_is_refused() -> None:
+    import pytest
+
+    from kr_cfn.iam import dns_record_patterns
+
+    record = {"Type": "AWS::Route53::RecordSet", "Properties": {"Name": {"Fn::Sub": "${Domain}"}}}
+    with pytest.raises(ValueError, match=r"^Alias \(AWS::Route53::RecordSet\): the DNS name must be a literal"):
+        dns_record_patterns([("Alias", record)])

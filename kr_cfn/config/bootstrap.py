@@ -83,6 +83,9 @@ class Application:
     """Service principals the application roles trust (what the roles may be passed to)."""
     managed_policies: tuple[str, ...]
     """``Fn::Sub`` strings of the managed policies the application roles attach."""
+    record_names: tuple[str, ...] = ()
+    """DNS record names the stacks write (``route53:ChangeResourceRecordSetsNormalizedRecordNames``
+    patterns): alias records, certificate validation records, the service-discovery namespace."""
 
 
 def bootstrap_stack_name(names: Naming) -> str:
