@@ -55,6 +55,30 @@ class CostConfig(Model):
     )
     scheduled_task_minutes: float = Field(10.0, ge=0, description="Minutes each scheduled ECS task run lasts.")
     backup_gb: float = Field(10.0, ge=0, description="GB of snapshots kept by each AWS Backup plan or DLM policy.")
+    container_insights_metrics_per_cluster: int = Field(
+        10,
+        ge=0,
+        description="Container Insights metrics per cluster: the 8 per-resource metrics at the cluster level plus "
+        "ServiceCount and TaskCount (one more, ContainerInstanceCount, with EC2 capacity).",
+    )
+    container_insights_metrics_per_service: int = Field(
+        13,
+        ge=0,
+        description="Container Insights metrics per ECS service: the 8 per-resource metrics plus DeploymentCount, "
+        "DesiredTaskCount, PendingTaskCount, RunningTaskCount and TaskSetCount.",
+    )
+    container_insights_metrics_per_task_family: int = Field(
+        8,
+        ge=0,
+        description="Container Insights metrics per task definition family (CPU and memory used and reserved, "
+        "network and storage bytes in and out), each counted for the whole month.",
+    )
+    container_insights_log_gb: float = Field(
+        1.0, ge=0, description="GB a month of Container Insights performance log events per cluster (ingestion)."
+    )
+    route53_queries_million: float = Field(
+        1.0, ge=0, description="Million standard DNS queries a month answered by each hosted zone the templates create."
+    )
 
     def check(self) -> list[Problem]:
         """Negative per-key figures, figures too large to price, named log groups using more than the total."""

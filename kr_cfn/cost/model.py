@@ -248,16 +248,43 @@ def ecs_service(ctx: Context, sid: str, res: dict[str, Any]) -> None:
 
 
 def ecs_cluster(ctx: Context, sid: str, res: dict[str, Any]) -> None:
-    """The cluster is free; Container Insights is billed, but the price data holds no figure for it."""
+    """Container Insights: its metrics at the assumed counts (custom metrics) and its performance log events.
+
+    "When you use Container Insights to collect the following metrics, the metrics are charged as
+    custom metrics": one metric per name and dimension set (cluster, each service, each task
+    definition family), counted from the table in
+    https://github.com/awsdocs/amazon-cloudwatch-user-guide/blob/master/doc_source/Container-Insights-metrics-ECS.md
+    The enhanced-observability level is billed differently and has no figure in the price data.
+    """
     for setting in _props(res).get("ClusterSettings") or []:
-        if setting.get("Name") == "containerInsights" and setting.get("Value") in ("enabled", "enhanced"):
+        if setting.get("Name") != "containerInsights" or setting.get("Value") not in ("enabled", "enhanced"):
+            continue
+        if setting["Value"] == "enhanced":
             ctx.unpriced(
                 sid,
                 res["Type"],
                 "Container Insights",
-                str(setting["Value"]),
-                "billed as CloudWatch custom metrics and logs; no stored price page gives the figures",
+                "enhanced",
+                "enhanced observability is not priced: the price data has no figure for it (see not_found)",
             )
+            continue
+        u = ctx.usage
+        kinds = [r.get("Type") for r in ctx.stack.resources.values()]
+        services, families = kinds.count("AWS::ECS::Service"), kinds.count("AWS::ECS::TaskDefinition")
+        per_cluster = u.container_insights_metrics_per_cluster + int("AWS::ECS::CapacityProvider" in kinds)
+        metrics = (
+            per_cluster
+            + services * u.container_insights_metrics_per_service
+            + families * u.container_insights_metrics_per_task_family
+        )
+        ctx.add(
+            sid,
+            res["Type"],
+            "Container Insights",
+            f"{metrics:g} metrics ({services} services, {families} task families), "
+            f"{u.container_insights_log_gb:g} GB performance logs",
+            [("cloudwatch.metric_month", metrics), ("logs.ingest_gb", u.container_insights_log_gb)],
+        )
 
 
 def _schedule_runs(expr: str) -> float | None:
@@ -501,14 +528,25 @@ def ebs_volume(ctx: Context, sid: str, res: dict[str, Any]) -> None:
 
 
 def snapshots(ctx: Context, sid: str, res: dict[str, Any]) -> None:
-    """Snapshot storage kept by a backup plan or lifecycle policy (assumed size)."""
+    """Snapshot storage kept by a backup plan or lifecycle policy, at the assumed size and the EBS snapshot rate.
+
+    The shipped templates snapshot EBS volumes (a DLM policy on the Qdrant volume); a Backup plan
+    of another resource type bills that type's backup rate, which the price data does not hold.
+    """
     gb = ctx.usage.backup_gb
     ctx.add(sid, res["Type"], "Snapshots", f"{gb:g} GB kept", [("ebs.snapshot.gb_month", gb)])
 
 
 def hosted_zone(ctx: Context, sid: str, res: dict[str, Any]) -> None:
-    """A hosted zone a month (queries not modelled)."""
-    ctx.add(sid, res["Type"], "Route 53 zone", "1 zone", [("route53.zone_month", 1)])
+    """A hosted zone a month and the assumed standard queries it answers."""
+    q = ctx.usage.route53_queries_million
+    ctx.add(
+        sid,
+        res["Type"],
+        "Route 53 zone",
+        f"1 zone, {q:g} M standard queries",
+        [("route53.zone_month", 1), ("route53.queries_million", q)],
+    )
 
 
 RULES: dict[str, Rule] = {
@@ -544,6 +582,10 @@ _ECS_FREE = (
     "(https://spot.io/resources/aws-pricing/aws-ecs-pricing-3-pricing-models-and-5-cost-saving-tips/)"
 )
 _ACM_FREE = "public certificates carry no charge (https://aws.amazon.com/certificate-manager/pricing/; not read here)"
+_ZONE_QUERIES = (
+    "records carry no charge of their own; queries are billed to the hosted zone, priced where the templates "
+    "create it (cost.route53_queries_million)"
+)
 _CHATBOT_FREE = "Chatbot carries no charge of its own (not confirmed by a stored page); SNS delivers underneath"
 FREE: dict[str, str] = {
     "AWS::CloudFormation::Stack": "priced through the resources of the nested template",
@@ -593,8 +635,8 @@ FREE: dict[str, str] = {
     "AWS::SNS::TopicPolicy": _NO_CHARGE,
     "AWS::CloudWatch::CompositeAlarm": "not modelled: no stored price figure",
     "AWS::CertificateManager::Certificate": _ACM_FREE,
-    "AWS::Route53::RecordSet": "queries not modelled (no stored figure for the query rate)",
-    "AWS::Route53::RecordSetGroup": "queries not modelled (no stored figure for the query rate)",
+    "AWS::Route53::RecordSet": _ZONE_QUERIES,
+    "AWS::Route53::RecordSetGroup": _ZONE_QUERIES,
     "AWS::Chatbot::SlackChannelConfiguration": _CHATBOT_FREE,
     "AWS::Backup::BackupVault": "the vault is free; the plan's snapshots are priced",
     "AWS::Backup::BackupSelection": "selection only; the plan's snapshots are priced",
@@ -691,5 +733,6 @@ def savings(stacks: list[Stack], prices: PriceBook, usage: CostConfig) -> dict[s
     for name, opts in SAVINGS.items():
         if opts.log_retention_days == -1:
             opts = replace(opts, log_retention_days=usage.baseline_log_retention_days)
-        out[name] = total(price(stacks, prices, usage, opts)) - base
+        # to the cent, so a float remainder of an unchanged estimate reads 0.00, not -0.00
+        out[name] = round(total(price(stacks, prices, usage, opts)) - base, 2) + 0.0
     return out
