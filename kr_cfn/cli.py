@@ -171,6 +171,10 @@ def _parser() -> argparse.ArgumentParser:
 
     diagram.add_parser(sub)
     docs.add_parser(sub)
+    from kr_cfn import completion, sarif
+
+    sarif.add_parser(sub)
+    completion.add_parser(sub)
     return parser
 
 

@@ -340,6 +340,8 @@ NESTING = rf"(YAML: nested too deeply \(at most {MAX_DEPTH} levels\)|line 1: inv
 RAW: dict[str, tuple[str | bytes, str]] = {
     "non_utf8": (b'env: dev\ntags: {Team: "\xff\xfe"}\n', r"line 2: not UTF-8 text \(byte 0xff\)"),
     "utf16": ("env: dev\n".encode("utf-16"), "line 1: not UTF-8 text"),
+    "empty_file": ("", "no settings: the file is empty or holds only comments; expected a mapping of settings"),
+    "comments_only": ("# dev\n\n", "no settings: the file is empty or holds only comments"),
     "list_document": ("- a\n- b\n", "expected a mapping of settings at the top level, got list"),
     "scalar_document": ("just text\n", "expected a mapping of settings at the top level, got str"),
     "tab_indent": (

@@ -183,6 +183,19 @@ def test_lint_findings_go_to_code_scanning_as_sarif() -> None:
     assert "cfn-lint --format sarif" in scripts and "-o sarif" in scripts
 
 
+def test_sarif_findings_move_to_the_sources_before_the_upload() -> None:
+    """out/ is not in the repository: `kr-cfn sarif` rewrites the locations between the linters and the artifact."""
+    ci = _load(WORKFLOWS / "ci.yml")
+    [job] = [j for j in ci["jobs"].values() if _uses(j, "github/codeql-action/upload-sarif")]
+    steps = _steps(ci["jobs"][job["needs"]])
+    lint = next(i for i, s in enumerate(steps) if "cfn-lint --format sarif" in str(s.get("run", "")))
+    [move] = [i for i, s in enumerate(steps) if any(c[:1] == ["sarif"] for c in _kr_cfn_calls(str(s.get("run", ""))))]
+    keep = next(i for i, s in enumerate(_steps(ci["jobs"][job["needs"]])) if s.get("with", {}).get("name") == "sarif")
+    assert lint < move < keep
+    assert str(steps[move].get("if", "")).startswith("always()")  # findings are what a failing build needs most
+    assert not _scripts(job).strip()  # the uploading job still runs no repository code
+
+
 def test_deploy_runs_smoke_tests_and_migrations_through_kr_cfn() -> None:
     deploy = _load(WORKFLOWS / "release.yml")
     scripts = "\n".join(_scripts(j) for j in deploy["jobs"].values())

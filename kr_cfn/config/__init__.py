@@ -348,7 +348,17 @@ def load(path: Path | str) -> EnvConfig:
     except ReadError as exc:
         raise ConfigError(source, [exc.problem]) from None
     if data is None:
-        data = {}
+        # An empty (or comments-only) file is a truncated or unfinished one, not "all defaults".
+        raise ConfigError(
+            source,
+            [
+                (
+                    "",
+                    "no settings: the file is empty or holds only comments; "
+                    "expected a mapping of settings such as 'env: dev'",
+                )
+            ],
+        )
     if not isinstance(data, dict):
         raise ConfigError(source, [("", f"expected a mapping of settings at the top level, got {type(data).__name__}")])
     data.setdefault("env", path.stem)

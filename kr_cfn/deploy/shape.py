@@ -92,3 +92,15 @@ def load_template(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise DeployError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at {exc.start})") from None
     return parse_template(text, str(path))
+
+
+def template_node(text: str, source: str) -> yaml.MappingNode:
+    """A template body's YAML node tree, with the line of every key (``kr-cfn sarif``); JSON parses as YAML too."""
+    try:
+        node = yaml.compose(text, Loader=_TemplateLoader)
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DeployError(f"{source}: not a readable template ({first})") from None
+    if not isinstance(node, yaml.MappingNode):
+        raise DeployError(f"{source}: not a CloudFormation template (expected a mapping with Resources)")
+    return node
