@@ -442,12 +442,32 @@ def test_stand_in_prices_are_marked():
     for key in ("rds.postgres.db.t3.micro.hour", "nat.hour", "ipv4.hour", "fargate.arm.vcpu_hour", "kms.key_month"):
         assert eu.get(key).stand_in is None, key
     assert eu.get("nat.hour").usd == 0.052 and eu.get("rds.postgres.db.t3.micro.hour").usd == 0.021
-    stack = Stack("S", {"Resources": {"Secret": {"Type": "AWS::SecretsManager::Secret"}}})
-    (line,) = [ln for ln in model.price([stack], eu, usage()) if ln.logical_id == "Secret"]
+    frankfurt = {  # found since: docs/cost.md "Prices" and the entries' sources
+        "cloudwatch.dashboard_month": 3.0,
+        "secretsmanager.secret_month": 0.4,
+        "secretsmanager.api_10k": 0.05,
+        "ebs.gp3.gb_month": 0.0952,
+        "elasticache.cache.t3.micro.hour": 0.019,
+        "data_transfer.free_gb": 100,
+        "data_transfer.out_gb": 0.09,
+        "ecr.gb_month": 0.1,
+        "ebs.snapshot.gb_month": 0.054,
+        "rds.postgres.db.t4g.small.hour": 0.037,
+        "rds.backup.gb_month": 0.103,
+    }
+    for key, usd in frankfurt.items():
+        assert eu.get(key).stand_in is None and eu.get(key).usd == usd, key
+    for key in ("alb.lcu_hour", "ebs.gp2.gb_month", "rds.postgres.db.t4g.medium.hour", "scheduler.million_invocations"):
+        assert eu.get(key).stand_in == "us-east-1", key
+    vol = Stack(
+        "S", {"Resources": {"Vol": {"Type": "AWS::EC2::Volume", "Properties": {"Size": 10, "VolumeType": "gp2"}}}}
+    )
+    (line,) = [ln for ln in model.price([vol], eu, usage()) if ln.logical_id == "Vol"]
     assert line.stand_in
-    key = Stack("S", {"Resources": {"Key": {"Type": "AWS::KMS::Key"}}})
-    (line,) = [ln for ln in model.price([key], eu, usage()) if ln.logical_id == "Key"]
-    assert not line.stand_in
+    for type_ in ("AWS::KMS::Key", "AWS::SecretsManager::Secret", "AWS::ECR::Repository"):
+        stack = Stack("S", {"Resources": {"R": {"Type": type_}}})
+        (line,) = [ln for ln in model.price([stack], eu, usage()) if ln.logical_id == "R"]
+        assert not line.stand_in, type_
 
 
 # --------------------------------------------------------------------------- price files
