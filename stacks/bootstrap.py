@@ -1048,6 +1048,7 @@ def _dns_records_statement(cfg: BootstrapSlice) -> aws.Statement:
         Sid="DnsRecordsOfTheStacks",
         Effect=aws.Allow,
         Action=[aws.Action("route53", "ChangeResourceRecordSets")],
+        # "*": every zone, because Cloud Map's private zone gets its id at create time; the names below are the limit.
         Resource=[arn("route53", "hostedzone/*", region=False, account="")],
         Condition=aws.Condition([aws.Null(key, "false"), aws.ForAllValuesStringLike(key, list(cfg.app.record_names))]),
     )
