@@ -370,7 +370,9 @@ def caller_trust(cfg: BootstrapSlice, provider: object, environment: str | None 
     release.yml from the deploy branch (not another workflow, not another ref of this repository),
     and for the deploy role in the GitHub environment ``environment`` (the caller's, with its
     protection rules). The ``sub`` condition repeats the repository (``repo:<caller>:*``, whatever
-    the caller's subject template) so the trust names it where reviewers and checkov look.
+    the caller's subject template; ``repo:<owner>@<id>/<name>@<id>:*`` when the caller sends immutable
+    subjects) so the trust names it where reviewers and checkov look; a configured ``repository_id``
+    is pinned too, so a repository that takes the caller's name later is refused.
     """
     statements = []
     for i, caller in enumerate(cfg.bootstrap.callers, start=1):
