@@ -320,8 +320,10 @@ CLAIM_REF = f"{GITHUB_OIDC_HOST}:ref"
 CLAIM_JOB_WORKFLOW_REF = f"{GITHUB_OIDC_HOST}:job_workflow_ref"
 CLAIM_ENVIRONMENT = f"{GITHUB_OIDC_HOST}:environment"
 CLAIM_REPOSITORY_ID = f"{GITHUB_OIDC_HOST}:repository_id"
-# Not repository_owner_id: it is not among the GitHub keys STS validates (condition-keys-wif above);
-# the owner's id is pinned through the immutable sub.
+# GitHub keys listed for STS (IAM User Guide, condition-keys-wif; January 2026 announcement): actor,
+# actor_id, job_workflow_ref, repository, repository_id, workflow, ref, environment, enterprise_id.
+# Not repository_owner_id: a key STS does not fill is absent, and StringEquals on an absent key never
+# matches (the role would lock everyone out); the owner's id is pinned through the immutable sub.
 
 
 def release_workflow_ref(cfg: BootstrapSlice) -> str:

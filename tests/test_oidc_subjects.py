@@ -161,8 +161,8 @@ def test_the_release_workflow_from_another_branch_gets_no_role() -> None:
 
 
 def test_the_trust_names_the_repository_id_only_where_configured() -> None:
-    """repository_id is a GitHub claim STS validates (IAM condition-keys-wif); repository_owner_id is not,
-    so the owner's id is pinned through the immutable sub only."""
+    """repository_id is a GitHub claim STS validates (IAM condition-keys-wif); repository_owner_id is not
+    listed there (an absent key never matches StringEquals), so the owner's id is pinned through the sub."""
     for keys, pinned in ((NAME, False), (NAME_IDS, True), (IMMUTABLE, True)):
         t = _template("prod", **keys)
         for role in ROLES:
@@ -234,11 +234,17 @@ CALLER_MATRIX = {  # token -> allowed under (caller by name, by name with its id
 }
 
 
-@pytest.mark.parametrize("token", list(APP_TOKENS))
-def test_each_caller_format_takes_exactly_its_own_tokens(token: str) -> None:
-    """Failed before: a caller's immutable subject never matched ``repo:<caller>:*``."""
+@pytest.fixture(scope="module")
+def caller_formats() -> list[dict[str, Any]]:
+    """staging with one caller, by name, by name with its id, immutable."""
     callers = (CALLER_NAME, {**CALLER_NAME, "repository_id": APP_ID}, CALLER_IMMUTABLE)
-    templates = [_template("staging", callers=[c]) for c in callers]
+    return [_template("staging", callers=[c]) for c in callers]
+
+
+@pytest.mark.parametrize("token", list(APP_TOKENS))
+def test_each_caller_format_takes_exactly_its_own_tokens(caller_formats: list[dict[str, Any]], token: str) -> None:
+    """Failed before: a caller's immutable subject never matched ``repo:<caller>:*``."""
+    templates = caller_formats
     for role, environment in ((bootstrap.RELEASE_PLAN_ROLE, None), (bootstrap.DEPLOY_ROLE, "staging")):
         claims = _caller_claims(APP_TOKENS[token], environment)
         got = tuple(_decide(t, role, claims).allowed for t in templates)
