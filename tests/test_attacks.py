@@ -293,10 +293,15 @@ def test_iam_no_role_can_import_another_stacks_resources(iam_account: IamAccount
     assert decision.allowed is False and decision.reason.startswith("explicitly denied by DenyImport")
 
 
-def _trust_decision(trust: Policy, subject: str) -> Decision:
+RELEASE_AT_MAIN = "knowledgerouter/kr_cfn/.github/workflows/release.yml@refs/heads/main"
+
+
+def _trust_decision(trust: Policy, subject: str, workflow_ref: str = RELEASE_AT_MAIN) -> Decision:
+    """The job's subject and workflow (job_workflow_ref: the roles pin the workflow file and its ref)."""
     context = {
         "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
         "token.actions.githubusercontent.com:sub": subject,
+        "token.actions.githubusercontent.com:job_workflow_ref": workflow_ref,
     }
     return evaluate(Request("sts:AssumeRoleWithWebIdentity", "*", context), {"trust": trust})
 
@@ -323,9 +328,10 @@ def test_iam_deploy_role_trusts_only_the_environment_on_the_deploy_branch(env: s
 def test_iam_plan_role_trusts_only_pull_requests(env: str) -> None:
     trust = built(env)["bootstrap"]["Resources"][bootstrap.PLAN_ROLE]["Properties"]["AssumeRolePolicyDocument"]
     repo = "repo:knowledgerouter/kr_cfn"
-    assert _trust_decision(trust, f"{repo}:pull_request:ref:refs/pull/12/merge").allowed
-    assert not _trust_decision(trust, f"{repo}:environment:{env}:ref:refs/heads/main").allowed
-    assert not _trust_decision(trust, "repo:someone/fork:pull_request:ref:refs/pull/12/merge").allowed
+    plan_job = "knowledgerouter/kr_cfn/.github/workflows/deploy.yml@refs/pull/12/merge"
+    assert _trust_decision(trust, f"{repo}:pull_request:ref:refs/pull/12/merge", plan_job).allowed
+    assert not _trust_decision(trust, f"{repo}:environment:{env}:ref:refs/heads/main", plan_job).allowed
+    assert not _trust_decision(trust, "repo:someone/fork:pull_request:ref:refs/pull/12/merge", plan_job).allowed
 
 
 # --------------------------------------------------------------------------- every environment, offline

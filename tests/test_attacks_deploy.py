@@ -428,7 +428,7 @@ def test_interrupted_apply_says_the_update_goes_on_and_restores_the_policy(
 
 
 def test_no_workflow_on_untrusted_events_can_assume_a_role() -> None:
-    """The release-plan role trusts every job on the deploy branch without an environment.
+    """The release-plan role trusts release.yml's jobs on the deploy branch without an environment.
 
     A workflow started by an event a stranger controls (a comment, another workflow's run, a
     pull_request_target) also runs on main: none of its jobs may ask for an OIDC token.

@@ -81,16 +81,23 @@ def test_github_roles_trust_the_exact_repository(env: str) -> None:
     assert plan["Condition"] == {
         "StringEquals": {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"},
         "StringLike": {
-            "token.actions.githubusercontent.com:sub": "repo:knowledgerouter/kr_cfn:pull_request:ref:refs/pull/*/merge"
+            "token.actions.githubusercontent.com:sub": "repo:knowledgerouter/kr_cfn:pull_request:ref:refs/pull/*/merge",
+            # only deploy.yml's pull-request job, not another workflow file of the pull request
+            "token.actions.githubusercontent.com:job_workflow_ref": (
+                "knowledgerouter/kr_cfn/.github/workflows/deploy.yml@refs/pull/*/merge"
+            ),
         },
     }
     deploy = _trust(t, bootstrap.DEPLOY_ROLE)
-    # The environment (its required reviewers) and the branch, both in one subject.
+    # The environment (its required reviewers) and the branch, both in one subject; release.yml on main.
     assert deploy["Condition"] == {
         "StringEquals": {
             "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
             "token.actions.githubusercontent.com:sub": (
                 f"repo:knowledgerouter/kr_cfn:environment:{env}:ref:refs/heads/main"
+            ),
+            "token.actions.githubusercontent.com:job_workflow_ref": (
+                "knowledgerouter/kr_cfn/.github/workflows/release.yml@refs/heads/main"
             ),
         }
     }
@@ -104,6 +111,10 @@ def test_default_github_subject_names_the_environment_only() -> None:
     assert _trust(t, bootstrap.PLAN_ROLE)["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"] == (
         "repo:acme/infra:pull_request"
     )
+    # no deploy branch: the environment's branch rule chooses; the role still takes release.yml only
+    assert _trust(t, bootstrap.DEPLOY_ROLE)["Condition"]["StringLike"] == {
+        "token.actions.githubusercontent.com:job_workflow_ref": "acme/infra/.github/workflows/release.yml@refs/heads/*"
+    }
 
 
 def _statements(template: dict[str, Any], role: str) -> dict[str, dict[str, Any]]:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from kr_cfn.config.base import Model, Problem
 from kr_cfn.naming import Naming
@@ -18,6 +18,39 @@ from kr_cfn.naming import Naming
 # GitHub: owner 1-39 letters, digits, dashes; repository letters, digits, '.', '_', '-'.
 _REPOSITORY = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
 _BRANCH = r"^[A-Za-z0-9._/-]{1,100}$"
+# GitHub's numeric account and repository ids, as text: they pass 2**31 (the configs' number limit).
+_GITHUB_ID = r"^[1-9][0-9]{0,19}$"
+
+SubjectRepo = Literal["name", "immutable"]
+"""How a repository's OIDC ``sub`` names it: ``repo:owner/name`` or, with immutable subject claims (every
+repository created, renamed or transferred on github.com since 2026-07-15, and those that opt in),
+``repo:owner@<owner id>/name@<repository id>``, in GitHub's default and in a customised subject template
+alike (GitHub OIDC reference, "Immutable subject claims" and "Customizing the subject claims":
+https://docs.github.com/en/actions/reference/security/oidc#immutable-subject-claims)."""
+
+_SUBJECT_REPO = (
+    "How the repository's OIDC subject names it: 'name' (repo:owner/name: repositories created before "
+    "2026-07-15 that did not opt in) or 'immutable' (repo:owner@<owner id>/name@<repository id>: every "
+    "repository created, renamed or transferred since, and those that opted in; needs both ids). "
+    "`gh api repos/OWNER/REPO/actions/oidc/customization/sub` tells which (docs/runbook.md)."
+)
+
+
+def _id_text(value: Any) -> Any:
+    """A YAML number for an id is taken as its digits (ids are compared as text in the trust)."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _missing_ids(format_key: str, ids: dict[str, tuple[str | None, str]]) -> list[Problem]:
+    """With the immutable format every id the subject names must be given: refuse a trust no token matches.
+
+    ``ids``: key -> (value, the ``gh api repos/OWNER/REPO --jq`` filter that prints it).
+    """
+    return [
+        (key, f"is required when {format_key} is 'immutable' (gh api repos/OWNER/REPO --jq '{jq}' prints it)")
+        for key, (value, jq) in ids.items()
+        if value is None
+    ]
 
 
 class Caller(Model):
@@ -32,6 +65,21 @@ class Caller(Model):
         pattern=_BRANCH,
         description="The caller's branch a release may be started from (its OIDC 'ref' claim refs/heads/<branch>).",
     )
+    subject_repo: SubjectRepo = Field("name", description=_SUBJECT_REPO)
+    owner_id: str | None = Field(
+        None, pattern=_GITHUB_ID, description="The caller's owner's numeric id; required with subject_repo 'immutable'."
+    )
+    repository_id: str | None = Field(
+        None,
+        pattern=_GITHUB_ID,
+        description="The caller's numeric repository id: pinned in the trust (claim repository_id) when given, so "
+        "a repository that later takes the name is refused; required with subject_repo 'immutable'.",
+    )
+
+    @field_validator("owner_id", "repository_id", mode="before")
+    @classmethod
+    def _ids_as_text(cls, value: Any) -> Any:
+        return _id_text(value)
 
 
 class BootstrapConfig(Model):
@@ -53,6 +101,24 @@ class BootstrapConfig(Model):
         "customisation (include_claim_keys repo, context, ref; see README) and names environment and branch; "
         "'environment': GitHub's default subject, the environment's deployment-branch rule must restrict branches.",
     )
+    oidc_subject_repo: SubjectRepo = Field(
+        "name",
+        description=_SUBJECT_REPO + " Default 'name': what repositories that predate immutable subjects send, so "
+        "their deployed trust stays as it is; a new repository sets 'immutable' and its ids.",
+    )
+    github_owner_id: str | None = Field(
+        None,
+        pattern=_GITHUB_ID,
+        description="Numeric id of github_repository's owner (gh api repos/OWNER/REPO --jq .owner.id); required "
+        "with oidc_subject_repo 'immutable'.",
+    )
+    github_repository_id: str | None = Field(
+        None,
+        pattern=_GITHUB_ID,
+        description="Numeric id of github_repository (gh api repos/OWNER/REPO --jq .id): pinned in the roles' "
+        "trust (claim repository_id) when given, so a repository that later takes the name is refused; required "
+        "with oidc_subject_repo 'immutable'.",
+    )
     create_oidc_provider: bool = Field(
         True,
         description="Create the account's GitHub OIDC provider; false when another env in the account owns it.",
@@ -72,10 +138,23 @@ class BootstrapConfig(Model):
         "repository'); each adds one trust statement to the release-plan and the deploy role. []: none.",
     )
 
+    @field_validator("github_owner_id", "github_repository_id", mode="before")
+    @classmethod
+    def _ids_as_text(cls, value: Any) -> Any:
+        return _id_text(value)
+
     def check(self) -> list[Problem]:
-        """The repository must be 'owner/name'; ECR repository names must be valid and distinct."""
+        """The repository must be 'owner/name' (with its ids when immutable); ECR names valid and distinct."""
         problems: list[Problem] = []
         repo = self.github_repository
+        if repo is not None and self.oidc_subject_repo == "immutable":
+            problems += _missing_ids(
+                "oidc_subject_repo",
+                {
+                    "github_owner_id": (self.github_owner_id, ".owner.id"),
+                    "github_repository_id": (self.github_repository_id, ".id"),
+                },
+            )
         if repo is not None and self.oidc_subject == "environment_and_ref" and self.deploy_branch is None:
             problems.append(
                 ("deploy_branch", "must name the branch deploys run from when oidc_subject is 'environment_and_ref'")
@@ -106,6 +185,14 @@ class BootstrapConfig(Model):
             elif repo.lower() in seen:
                 problems.append((key, f"{repo!r} is listed twice"))
             seen.append(repo.lower())
+            if caller.subject_repo == "immutable":
+                problems += _missing_ids(
+                    f"callers[{i}].subject_repo",
+                    {
+                        f"callers[{i}].owner_id": (caller.owner_id, ".owner.id"),
+                        f"callers[{i}].repository_id": (caller.repository_id, ".id"),
+                    },
+                )
         return problems
 
 
