@@ -51,7 +51,7 @@ from troposphere import (
 from kr_cfn.blocks import add_output, add_parameter, checkov_skip, name_tags, new_template
 from kr_cfn.config import DataSlice
 from kr_cfn.config.alb import elb_log_principal
-from kr_cfn.config.qdrant import QDRANT_SECRET_KEYS
+from kr_cfn.config.qdrant import QDRANT_SECRET_KEYS, STORAGE_OWNER
 from kr_cfn.iam import arn, bounded, deny_insecure_transport, managed_policy, service_trust
 from kr_cfn.naming import pascal
 
@@ -85,8 +85,6 @@ QDRANT_VOLUME_TAG = "kr-cfn:qdrant-volume"
 POSTGRES_FAMILY = "postgres15"
 DB_LOG_EXPORTS = ("postgresql", "upgrade")
 QDRANT_PATH = "/qdrant/storage"
-# Qdrant's files belong to this uid/gid whatever user the image runs as; the access point enforces it.
-QDRANT_UID = QDRANT_GID = "1000"
 # S3 server access logs of the data and backups buckets: kept 90 days for audits.
 ACCESS_LOG_DAYS = 90
 # Enhanced monitoring: OS metrics every 60 s (the default 0 turns it off).
@@ -243,14 +241,17 @@ def _file_system(t: Template, cfg: DataSlice) -> None:
                 SecurityGroups=[Ref(FILE_SYSTEM_SG)],
             )
         )
+    # Qdrant's files belong to services.qdrant.storage_owner, the uid the qdrant container runs as
+    # (kr_cfn.config.services.check_storage_users); the access point enforces it for every access.
+    uid, gid = (cfg.qdrant.owner if cfg.qdrant else STORAGE_OWNER).split(":")
     ap = t.add_resource(
         efs.AccessPoint(
             ACCESS_POINT,
             FileSystemId=Ref(fs),
-            PosixUser=efs.PosixUser(Uid=QDRANT_UID, Gid=QDRANT_GID),
+            PosixUser=efs.PosixUser(Uid=uid, Gid=gid),
             RootDirectory=efs.RootDirectory(
                 Path=QDRANT_PATH,
-                CreationInfo=efs.CreationInfo(OwnerUid=QDRANT_UID, OwnerGid=QDRANT_GID, Permissions="0750"),
+                CreationInfo=efs.CreationInfo(OwnerUid=uid, OwnerGid=gid, Permissions="0750"),
             ),
             AccessPointTags=name_tags(cfg.names("qdrant")),
         )
