@@ -51,6 +51,7 @@ from troposphere import (
 from kr_cfn.blocks import add_output, add_parameter, checkov_skip, name_tags, new_template
 from kr_cfn.config import DataSlice
 from kr_cfn.config.alb import elb_log_principal
+from kr_cfn.config.data import DB_MAJOR_VERSION
 from kr_cfn.config.qdrant import QDRANT_SECRET_KEYS, STORAGE_OWNER
 from kr_cfn.iam import arn, bounded, deny_insecure_transport, managed_policy, service_trust
 from kr_cfn.naming import pascal
@@ -82,7 +83,7 @@ QDRANT_SECRET = "QdrantSecret"  # noqa: S105 - a logical id
 # Tag that marks the volume for its snapshot policy and its snapshots for their deletion.
 QDRANT_VOLUME_TAG = "kr-cfn:qdrant-volume"
 
-POSTGRES_FAMILY = "postgres15"
+POSTGRES_FAMILY = f"postgres{DB_MAJOR_VERSION}"
 DB_LOG_EXPORTS = ("postgresql", "upgrade")
 QDRANT_PATH = "/qdrant/storage"
 # S3 server access logs of the data and backups buckets: kept 90 days for audits.
@@ -171,6 +172,12 @@ def _database(t: Template, cfg: DataSlice) -> None:
             DATABASE,
             DBInstanceIdentifier=cfg.names("postgres"),
             Engine="postgres",
+            # The major version only: RDS creates its default minor, AutoMinorVersionUpgrade keeps it
+            # current (kr_cfn.config.data.DB_MAJOR_VERSION). On an update CloudFormation passes the value to
+            # ModifyDBInstance, where "if you specify only a major version, Amazon RDS updates the DB
+            # instance to the default minor version if the current minor version is lower"
+            # (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_ModifyDBInstance.html):
+            # never a downgrade, at most the upgrade the maintenance window would bring.
             EngineVersion=d.db_engine_version,
             DBInstanceClass=d.db_instance_class,
             AllocatedStorage=str(d.db_storage_gb),
@@ -213,10 +220,20 @@ def _database(t: Template, cfg: DataSlice) -> None:
 
 
 def _db_metadata(cfg: DataSlice) -> dict[str, Any]:
-    if cfg.data.multi_az:
-        return {}
-    why = "Single-AZ by choice in this environment's params (data.multi_az: false)."
-    return {"Metadata": checkov_skip(("CKV_AWS_157", why))}
+    # cfn-lint's W3691 list of deprecated versions is every version it knows minus those
+    # DescribeDBEngineVersions lists as available (https://github.com/aws-cloudformation/cfn-lint/pull/4302);
+    # that API never lists a bare major, so "15" shows as deprecated although RDS documents it for new
+    # instances (kr_cfn.config.data.DB_MAJOR_VERSION; cfn-lint's own E3691 accepts majors since
+    # https://github.com/aws-cloudformation/cfn-lint/pull/3850). The config refuses minor pins, the only
+    # values W3691 could rightly flag.
+    metadata: dict[str, Any] = {
+        "cfn-lint": {"config": {"ignore_checks": ["W3691"]}},
+        "kr_cfn": {"W3691": f"EngineVersion is the major version {DB_MAJOR_VERSION}; RDS picks its default minor."},
+    }
+    if not cfg.data.multi_az:
+        why = "Single-AZ by choice in this environment's params (data.multi_az: false)."
+        metadata.update(checkov_skip(("CKV_AWS_157", why)))
+    return {"Metadata": metadata}
 
 
 def _file_system(t: Template, cfg: DataSlice) -> None:

@@ -45,7 +45,7 @@ IMAGE_USERS = {"qdrant/qdrant:v1.7.0": "0:0"}
 def scratch() -> Iterator[Path]:
     """A scratch root that any uid may traverse (pytest's own tmp dirs are 0700 root)."""
     with tempfile.TemporaryDirectory(prefix="kr-storage-") as d:
-        os.chmod(d, 0o755)  # noqa: S103 - traversal for the unprivileged writer, nothing else
+        os.chmod(d, 0o755)
         yield Path(d)
 
 

@@ -601,7 +601,9 @@ def check_storage_users(services: dict[str, ServiceSpec], plan: QdrantPlan | Non
             uid = spec.user.split(":")[0] if spec.user else None
             dropped = next((c for c in ("ALL", "DAC_OVERRIDE") if c in spec.drop_capabilities), None)
             if uid in (None, "0", "root") and dropped:
-                who = "runs as root" if uid else "runs as its image's user, root unless the image sets one (user unset),"
+                who = (
+                    "runs as root" if uid else "runs as its image's user, root unless the image sets one (user unset),"
+                )
                 gone = "ALL capabilities" if dropped == "ALL" else "DAC_OVERRIDE"
                 problems.append(
                     (f"{name}.user", f"{who} with {gone} dropped and cannot write {where}; set user: '{owner}'")
