@@ -83,10 +83,14 @@ def _write_as(container: dict[str, Any], directory: Path) -> subprocess.Complete
     )
 
 
-def test_qdrant_on_ebs_writes_the_volume_the_user_data_mounts(tmp_path: Path, scratch: Path) -> None:
-    built = _built(tmp_path, "staging", "ebs")
+OWNERS = [{}, {"storage_owner": "2000:3000", "user": "2000:3000"}]
+"""The default owner, and another one set in params (user data, access point and task definition follow)."""
+
+
+def _mount(tmp_path: Path, scratch: Path, ecs: dict[str, Any]) -> Path:
+    """Run the host's user data against a stand-in disk; the mount point it prepares."""
     script = tmp_path / "user-data.sh"
-    script.write_text(_user_data(built["ecs"]))
+    script.write_text(_user_data(ecs))
     root = scratch / "root"
     (root / "etc" / "ecs").mkdir(parents=True)
     (root / "var" / "log").mkdir(parents=True)
@@ -107,7 +111,15 @@ def test_qdrant_on_ebs_writes_the_volume_the_user_data_mounts(tmp_path: Path, sc
         timeout=60,
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    mount = root / "data" / "qdrant"
+    return root / "data" / "qdrant"
+
+
+@pytest.mark.parametrize("keys", OWNERS, ids=["default", "2000:3000"])
+def test_qdrant_on_ebs_writes_the_volume_the_user_data_mounts(
+    tmp_path: Path, scratch: Path, keys: dict[str, str]
+) -> None:
+    built = _built(tmp_path, "staging", "ebs", **keys)
+    mount = _mount(tmp_path, scratch, built["ecs"])
     container = _qdrant(built["ecs"])
     write = _write_as(container, mount)
     stat = mount.stat()
@@ -118,8 +130,21 @@ def test_qdrant_on_ebs_writes_the_volume_the_user_data_mounts(tmp_path: Path, sc
     assert write.stdout == "collection\n"
 
 
-def test_qdrant_on_efs_writes_the_directory_its_access_point_creates(tmp_path: Path, scratch: Path) -> None:
-    built = _built(tmp_path, "staging", "efs")
+def test_root_without_capabilities_cannot_write_the_mount(tmp_path: Path, scratch: Path) -> None:
+    """The harness really drops capabilities: root with Drop ALL (qdrant before the fix) is refused."""
+    built = _built(tmp_path, "staging", "ebs")
+    mount = _mount(tmp_path, scratch, built["ecs"])
+    root_qdrant = {**_qdrant(built["ecs"]), "User": "0:0"}
+    write = _write_as(root_qdrant, mount)
+    assert write.returncode != 0 and "Permission denied" in write.stderr
+    assert not (mount / "probe").exists()
+
+
+@pytest.mark.parametrize("keys", OWNERS, ids=["default", "2000:3000"])
+def test_qdrant_on_efs_writes_the_directory_its_access_point_creates(
+    tmp_path: Path, scratch: Path, keys: dict[str, str]
+) -> None:
+    built = _built(tmp_path, "staging", "efs", **keys)
     point = built["data"]["Resources"]["QdrantAccessPoint"]["Properties"]
     creation = point["RootDirectory"]["CreationInfo"]
     storage = scratch / point["RootDirectory"]["Path"].strip("/")
