@@ -467,6 +467,13 @@ def test_a_service_of_another_uid_cannot_write_the_storage(tmp_path: Path) -> No
     ]
 
 
+def test_a_user_name_is_not_checked_against_the_storage_owner(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "services:\n  qdrant:\n    user: qdrant\n") == [
+        "services.qdrant.user: 'qdrant' is a name, not the uid that owns /qdrant/storage (EFS access point Qdrant, "
+        "created for POSIX user 1000:1000); set user: '1000:1000'"
+    ]
+
+
 def test_root_that_keeps_dac_override_may_mount_the_storage(tmp_path: Path) -> None:
     """Allowed: root with CAP_DAC_OVERRIDE writes any directory; and the owner's uid itself."""
     text = "services:\n  qdrant:\n    user: '0:0'\n    drop_capabilities: [NET_RAW, MKNOD]\n"

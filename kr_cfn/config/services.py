@@ -608,6 +608,10 @@ def check_storage_users(services: dict[str, ServiceSpec], plan: QdrantPlan | Non
                 problems.append(
                     (f"{name}.user", f"{who} with {gone} dropped and cannot write {where}; set user: '{owner}'")
                 )
+            elif uid is not None and not uid.isdigit() and uid != "root":
+                problems.append(
+                    (f"{name}.user", f"{spec.user!r} is a name, not the uid that owns {where}; set user: '{owner}'")
+                )
             elif uid not in (None, "0", "root", owner_uid):
                 problems.append((f"{name}.user", f"{spec.user!r} cannot write {where}; set user: '{owner}'"))
     return problems
