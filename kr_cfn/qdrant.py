@@ -68,8 +68,6 @@ SNAPSHOT_SCHEDULE = "QdrantSnapshotSchedule"
 SNAPSHOT_SCHEDULER_ROLE = "QdrantSnapshotSchedulerRole"
 SNAPSHOT_METRIC_FILTER = "QdrantSnapshotMetricFilter"
 
-HOST_OWNER = "1000:1000"
-"""Owner of the data directory, as on EFS (the access point's uid/gid)."""
 HOST_TAG = "kr-cfn:qdrant-host"
 """Tag on the host instance; the instance role may attach the volume only to instances with it."""
 VOLUME_ATTRIBUTE = "kr-cfn.qdrant-volume"
@@ -89,12 +87,13 @@ def script(name: str) -> str:
     return resources.files("kr_cfn.scripts").joinpath(name).read_text(encoding="utf-8")
 
 
-def user_data_header(volume_id: str, cluster: str, region: str) -> str:
-    """The variable lines the template puts above ``qdrant_volume.sh`` (values as Fn::Sub text)."""
-    return (
-        "#!/bin/bash\n"
-        f"VOLUME_ID={volume_id}\nCLUSTER={cluster}\nREGION={region}\nMOUNT={HOST_MOUNT}\nOWNER={HOST_OWNER}"
-    )
+def user_data_header(volume_id: str, cluster: str, region: str, owner: str) -> str:
+    """The variable lines the template puts above ``qdrant_volume.sh`` (values as Fn::Sub text).
+
+    ``owner``: the ``uid:gid`` the mounted volume is given to, ``services.qdrant.storage_owner``,
+    the uid the qdrant task runs as (kr_cfn.config.services.check_storage_users).
+    """
+    return f"#!/bin/bash\nVOLUME_ID={volume_id}\nCLUSTER={cluster}\nREGION={region}\nMOUNT={HOST_MOUNT}\nOWNER={owner}"
 
 
 def host(t: Template, cfg: EcsSlice, inputs: Any, cluster: ecs.Cluster, log_group: str) -> HostPlacement:
@@ -131,7 +130,7 @@ def host(t: Template, cfg: EcsSlice, inputs: Any, cluster: ecs.Cluster, log_grou
             Tags=name_tags(cfg.names("qdrant-host")),
         )
     )
-    header = Sub(user_data_header("${QdrantVolumeId}", f"${{{cluster.title}}}", "${AWS::Region}"))
+    header = Sub(user_data_header("${QdrantVolumeId}", f"${{{cluster.title}}}", "${AWS::Region}", cfg.qdrant.owner))
     template = t.add_resource(
         ec2.LaunchTemplate(
             HOST_TEMPLATE,
@@ -341,8 +340,11 @@ def snapshot_job(
                 ("QDRANT_URL", qdrant_url),
             )
         ],
+        # The AWS CLI image sets no USER and runs as root (https://github.com/aws/aws-cli/blob/v2/docker/Dockerfile);
+        # stated in params (services.qdrant.snapshots.user) so an image change cannot silently change it.
+        User=plan.snapshots.user,
         ReadonlyRootFilesystem=True,
-        # bash, curl and the AWS CLI need no Linux capability (the image runs as root; /tmp is its own).
+        # bash, curl and the AWS CLI need no Linux capability (root owns its task-local /tmp).
         LinuxParameters=ecs.LinuxParameters(Capabilities=ecs.KernelCapabilities(Drop=["ALL"])),
         MountPoints=[ecs.MountPoint(SourceVolume="scratch-tmp", ContainerPath="/tmp", ReadOnly=False)],  # noqa: S108
         LogConfiguration=ecs.LogConfiguration(

@@ -247,8 +247,18 @@ def test_gp3_storage_minimum(tmp_path: Path) -> None:
 
 def test_engine_version_must_be_postgres_15(tmp_path: Path) -> None:
     assert _errors(tmp_path, "data:\n  db_engine_version: '16.4'\n") == [
-        "data.db_engine_version: string should match pattern '^15\\.\\d+$', got '16.4'"
+        "data.db_engine_version: '16.4' is not PostgreSQL 15 (the parameter group family is postgres15); "
+        "give the major version '15' (RDS creates its default minor)"
     ]
+
+
+def test_engine_version_may_not_pin_a_minor(tmp_path: Path) -> None:
+    """A pinned minor (the old default 15.13) stops being creatable once RDS deprecates it."""
+    assert _errors(tmp_path, "data:\n  db_engine_version: '15.13'\n") == [
+        "data.db_engine_version: '15.13' pins a minor version, which RDS stops creating once it deprecates it "
+        "and automatic minor upgrades move past; give the major version '15' (RDS creates its default minor)"
+    ]
+    assert config.load(write_params(tmp_path, "dev", "data:\n  db_engine_version: '15'\n")).data.db_engine_version
 
 
 def test_redis_choice(tmp_path: Path) -> None:

@@ -62,7 +62,7 @@ def test_every_env_draws_its_stacks_with_readable_labels(out: Path, env: str) ->
 def test_prod_labels_say_what_each_box_is(out: Path) -> None:
     graph = graph_of(out / "prod", "prod")
     firsts = {n.lines[0] for n in graph.nodes.values()}
-    assert "PostgreSQL 15.13 (db.t3.micro)" in firsts
+    assert "PostgreSQL 15 (db.t3.micro)" in firsts
     assert "Redis 7.1 (cache.t3.micro)" in firsts
     assert "HTTPS listener :443" in firsts
     backend = graph.nodes[_node(graph, "backend service")]
@@ -73,7 +73,7 @@ def test_prod_request_path_is_marked(out: Path) -> None:
     graph = graph_of(out / "prod", "prod")
     alb, https = _node(graph, "load balancer (ALB)"), _node(graph, "HTTPS listener :443")
     tg, backend = _node(graph, "backend target group"), _node(graph, "backend service")
-    db = _node(graph, "PostgreSQL 15.13 (db.t3.micro)")
+    db = _node(graph, "PostgreSQL 15 (db.t3.micro)")
     for src, dst in (("internet", alb), (alb, https), (https, tg), (tg, backend)):
         edges = _edge(graph, src, dst)
         assert edges and all(e.path for e in edges), (src, dst)
@@ -257,9 +257,9 @@ def test_compare_to_marks_added_removed_and_changed(out: Path, tmp_path: Path) -
     status = {n.lines[0]: n.status for n in graph.nodes.values()}
     assert status["worker service"] == "added"
     assert status["grafana service"] == "removed"
-    assert status["PostgreSQL 15.13 (db.t3.small)"] == "changed"
-    db = graph.nodes[_node(graph, "PostgreSQL 15.13 (db.t3.small)")]
-    assert "was: PostgreSQL 15.13 (db.t3.micro)" in db.lines
+    assert status["PostgreSQL 15 (db.t3.small)"] == "changed"
+    db = graph.nodes[_node(graph, "PostgreSQL 15 (db.t3.small)")]
+    assert "was: PostgreSQL 15 (db.t3.micro)" in db.lines
     assert status["backend service"] == ""
     mermaid = draw(graph, "mermaid").decode()
     assert re.search(r"class .*ecs_WorkerService.* added", mermaid)

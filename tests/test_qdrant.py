@@ -442,3 +442,17 @@ def test_every_choice_is_checkov_clean_for_every_env(variants: dict[str, Path]) 
     assert not _failures("variants", report), "\n".join(_failures("variants", report))
     summary = (report if isinstance(report, list) else [report])[0]["summary"]
     assert summary["parsing_errors"] == 0 and summary["failed"] == 0 and summary["passed"] > 0
+
+
+def test_storage_owner_is_the_user_data_owner_the_access_point_user_and_the_containers(tmp_path: Path) -> None:
+    """One params value: the host's chown, the access point's POSIX user, the task definition's User."""
+    keys = {"storage_owner": "2000:3000", "user": "2000:3000"}
+    (tmp_path / "ebs").mkdir()
+    (tmp_path / "efs").mkdir()
+    ebs = _built(tmp_path / "ebs", "staging", "ebs", **keys)
+    assert "\nOWNER=2000:3000\n" in _user_data(ebs["ecs"])
+    container = ebs["ecs"]["Resources"]["QdrantTaskDefinition"]["Properties"]["ContainerDefinitions"][0]
+    assert container["User"] == "2000:3000"
+    efs = _built(tmp_path / "efs", "staging", "efs", **keys)["data"]["Resources"]["QdrantAccessPoint"]["Properties"]
+    assert efs["PosixUser"] == {"Uid": "2000", "Gid": "3000"}
+    assert efs["RootDirectory"]["CreationInfo"] == {"OwnerUid": "2000", "OwnerGid": "3000", "Permissions": "0750"}

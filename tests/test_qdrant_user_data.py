@@ -95,7 +95,7 @@ def test_a_new_volume_is_attached_formatted_mounted_then_the_host_joins(tmp_path
     assert "ECS_AWSVPC_BLOCK_IMDS=true" in config
     order = _commands(calls)
     assert order.index("mkfs.xfs") < order.index("mount") < order.index("systemctl")
-    assert "chown 1000:1000 /data/qdrant" in calls
+    assert f"chown 1000:1000 {root}/data/qdrant" in calls
     assert calls[-1] == "systemctl restart --no-block ecs.service"
 
 

@@ -289,7 +289,14 @@ def test_containers_are_pinned_and_hardened(name: str, templates: dict[str, Any]
         r["Properties"]["ContainerDefinitions"][0]["Name"]: r["Properties"]["ContainerDefinitions"][0]
         for r in resources_of_type(templates["ecs"], "AWS::ECS::TaskDefinition").values()
     }
-    users = {"redis": "999:1000", "prometheus": "65534:65534", "grafana": "472:0"}
+    users = {
+        "frontend": "0:0",
+        "qdrant": "1000:1000",
+        "redis": "999:1000",
+        "prometheus": "65534:65534",
+        "grafana": "472:0",
+        "snapshots": "0:0",
+    }
     for service, user in users.items():
         if service in containers:
             assert containers[service]["User"] == user
@@ -304,4 +311,4 @@ def test_image_digest_pins_a_public_image(tmp_path: Path) -> None:
     path = write_params(tmp_path, "dev", f"services:\n  qdrant:\n    image_digest: '{digest}'\n")
     ecs = stacks.build_all(config.load(path))["ecs"].to_dict()
     (c,) = ecs["Resources"]["QdrantTaskDefinition"]["Properties"]["ContainerDefinitions"]
-    assert c["Image"] == f"qdrant/qdrant:v1.7.0@{digest}"
+    assert c["Image"] == f"qdrant/qdrant:v1.7.0-unprivileged@{digest}"

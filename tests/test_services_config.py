@@ -22,7 +22,7 @@ def _errors(tmp_path: Path, text: str, env: str = "dev") -> list[str]:
 ARCHITECTURE = {
     "backend": (512, 1024, 8000, "knowledgerouter-backend", 2, 2, 10),
     "frontend": (256, 512, 80, "knowledgerouter-frontend", 2, 2, 2),
-    "qdrant": (512, 1024, 6333, "qdrant/qdrant:v1.7.0", 1, 1, 1),
+    "qdrant": (512, 1024, 6333, "qdrant/qdrant:v1.7.0-unprivileged", 1, 1, 1),
     "redis": (256, 512, 6379, "redis:7.2.4-alpine", 1, 1, 1),
     "prometheus": (512, 1024, 9090, "prom/prometheus:v2.48.0", 1, 1, 1),
     "grafana": (256, 512, 3000, "grafana/grafana:10.2.2", 1, 1, 1),
@@ -413,4 +413,92 @@ def test_image_digest_format(tmp_path: Path) -> None:
 def test_unknown_capability(tmp_path: Path) -> None:
     assert _errors(tmp_path, "services:\n  backend:\n    drop_capabilities: [ALL, NET_RAWW]\n") == [
         "services.backend.drop_capabilities[1]: 'NET_RAWW' is not a Linux capability ECS knows (e.g. ALL, NET_RAW)"
+    ]
+
+
+# --------------------------------------------------------------------------- who writes Qdrant's storage
+
+# Each default service's user, as its image documents it (sources in DEFAULT_SERVICES' comments).
+IMAGE_USERS = {
+    "backend": None,  # the application's own image decides
+    "frontend": "0:0",  # nginx master as root, workers as nginx (101)
+    "qdrant": "1000:1000",  # the -unprivileged build, the owner of its storage
+    "redis": "999:1000",
+    "prometheus": "65534:65534",
+    "grafana": "472:0",
+}
+
+
+def test_every_default_service_states_its_images_user_and_drops_capabilities() -> None:
+    services = config.EnvConfig(env="x").services
+    assert {n: s.user for n, s in services.items()} == IMAGE_USERS
+    assert all(s.drop_capabilities for s in services.values())
+    assert {n for n, s in services.items() if s.read_only_root} == {"backend", "frontend", "redis"}
+    plan = config.qdrant_plan(config.EnvConfig(env="x"))
+    assert plan is not None and plan.owner == services["qdrant"].user == "1000:1000"
+    assert plan.snapshots.user == "0:0"
+
+
+def test_qdrant_as_root_without_capabilities_cannot_have_storage_of_another_uid(tmp_path: Path) -> None:
+    # Today's qdrant before the fix: the image's user (root), ALL dropped, storage handed to 1000.
+    text = "services:\n  qdrant:\n    storage: ebs\n    image: qdrant/qdrant:v1.7.0\n    user: null\n"
+    assert _errors(tmp_path, text) == [
+        "services.qdrant.user: runs as its image's user, root unless the image sets one (user unset), with ALL "
+        "capabilities dropped and cannot write /qdrant/storage (the host path /data/qdrant, which the qdrant "
+        "host's user data chowns to 1000:1000); set user: '1000:1000'"
+    ]
+
+
+def test_a_root_service_mounting_the_access_point_without_capabilities(tmp_path: Path) -> None:
+    text = (
+        "services:\n  indexer:\n    image: knowledgerouter-indexer\n    port: 9000\n    user: '0:0'\n"
+        "    volumes: [{access_point: Qdrant, path: /index}]\n"
+    )
+    assert _errors(tmp_path, text) == [
+        "services.indexer.user: runs as root with ALL capabilities dropped and cannot write /index (EFS access "
+        "point Qdrant, created for POSIX user 1000:1000); set user: '1000:1000'"
+    ]
+
+
+def test_a_service_of_another_uid_cannot_write_the_storage(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "services:\n  qdrant:\n    user: '1001:1001'\n") == [
+        "services.qdrant.user: '1001:1001' cannot write /qdrant/storage (EFS access point Qdrant, created for "
+        "POSIX user 1000:1000); set user: '1000:1000'"
+    ]
+
+
+def test_a_user_name_is_not_checked_against_the_storage_owner(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "services:\n  qdrant:\n    user: qdrant\n") == [
+        "services.qdrant.user: 'qdrant' is a name, not the uid that owns /qdrant/storage (EFS access point Qdrant, "
+        "created for POSIX user 1000:1000); set user: '1000:1000'"
+    ]
+
+
+def test_root_that_keeps_dac_override_may_mount_the_storage(tmp_path: Path) -> None:
+    """Allowed: root with CAP_DAC_OVERRIDE writes any directory; and the owner's uid itself."""
+    text = "services:\n  qdrant:\n    user: '0:0'\n    drop_capabilities: [NET_RAW, MKNOD]\n"
+    assert config.load(write_params(tmp_path, "dev", text)).services["qdrant"].user == "0:0"
+    assert config.load(write_params(tmp_path, "dev", "services:\n  qdrant:\n    user: '1000'\n"))
+
+
+def test_storage_owner_moves_the_user_data_access_point_and_container_together(tmp_path: Path) -> None:
+    text = "services:\n  qdrant:\n    storage_owner: '2000:3000'\n    user: '2000:3000'\n"
+    cfg = config.load(write_params(tmp_path, "dev", text))
+    plan = config.qdrant_plan(cfg)
+    assert plan is not None and plan.owner == "2000:3000"
+    assert _errors(tmp_path, "services:\n  qdrant:\n    storage_owner: '2000:3000'\n") == [
+        "services.qdrant.user: '1000:1000' cannot write /qdrant/storage (EFS access point Qdrant, created for "
+        "POSIX user 2000:3000); set user: '2000:3000'"
+    ]
+
+
+def test_storage_owner_is_numeric_and_not_root(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "services:\n  qdrant:\n    storage_owner: '0:0'\n    user: '0:0'\n") == [
+        "services.qdrant.storage_owner: string should match pattern '^[1-9][0-9]{0,9}:[0-9]{1,10}$', got '0:0'"
+    ]
+
+
+def test_storage_owner_only_for_qdrant(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "services:\n  redis:\n    storage_owner: '1000:1000'\n") == [
+        "services.redis.storage_owner: only the qdrant service has a storage choice"
     ]

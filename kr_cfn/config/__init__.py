@@ -29,7 +29,7 @@ from kr_cfn.config.monitoring import MonitoringConfig, MonitoringSlice, check_mo
 from kr_cfn.config.names import check_names
 from kr_cfn.config.network import NetworkConfig, NetworkSlice
 from kr_cfn.config.production import check_production
-from kr_cfn.config.qdrant import QDRANT, SNAPSHOT_JOB, EbsStorage, QdrantPlan, Snapshots
+from kr_cfn.config.qdrant import QDRANT, SNAPSHOT_JOB, STORAGE_OWNER, EbsStorage, QdrantPlan, Snapshots
 from kr_cfn.config.reading import ReadError, read_yaml, translate
 from kr_cfn.config.services import (
     QDRANT_SECRET,
@@ -39,6 +39,7 @@ from kr_cfn.config.services import (
     SecretRef,
     ServiceSpec,
     check_services,
+    check_storage_users,
     merge_services,
 )
 from kr_cfn.naming import Naming
@@ -179,6 +180,7 @@ class EnvConfig(Model):
         problems += [
             (f"services.{path}", msg) for path, msg in check_connects_to(ecs_slice(self).services, data_choices(self))
         ]
+        problems += [(f"services.{path}", msg) for path, msg in check_storage_users(ecs_slice(self).services, plan)]
         watched = monitoring_slice(self)
         problems += [
             (f"monitoring.{path}", msg)
@@ -235,7 +237,8 @@ def qdrant_plan(cfg: EnvConfig) -> QdrantPlan | None:
     if spec is None:
         return None
     storage = spec.storage or ("ebs" if cfg.deploy.termination_protection else "efs")
-    return QdrantPlan(storage, spec.ebs or EbsStorage(), spec.snapshots or Snapshots(), spec.port)
+    owner = spec.storage_owner or STORAGE_OWNER
+    return QdrantPlan(storage, spec.ebs or EbsStorage(), spec.snapshots or Snapshots(), spec.port, owner)
 
 
 def _from_qdrant_secret(spec: ServiceSpec) -> ServiceSpec:

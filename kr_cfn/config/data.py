@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -12,6 +13,19 @@ from kr_cfn.config.qdrant import QdrantPlan
 from kr_cfn.naming import Naming
 
 _DB_IDENTIFIER = r"^[a-zA-Z][a-zA-Z0-9_]{0,62}$"
+DB_MAJOR_VERSION = "15"
+"""The PostgreSQL major version: its parameter group family is postgres15 (stacks/data.py).
+
+Given as the major version only, as AWS documents for new instances: "If you specify the major version
+but not the minor version, Amazon RDS defaults to a recent release of the major version you have
+specified" (https://docs.aws.amazon.com/AmazonRDS/latest/PostgreSQLReleaseNotes/postgresql-versions.html;
+``aws rds describe-db-engine-versions --engine postgres --engine-version 15 --default-only`` shows it).
+With AutoMinorVersionUpgrade RDS then upgrades the minor in the maintenance window
+(https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_UpgradeDBInstance.Upgrading.html). A pinned
+minor stops being creatable once RDS deprecates it for new instances, and once the instance has been
+upgraded past it the template names an older version than the one running.
+"""
+_MINOR = re.compile(r"^\d+\.\d+")
 LOG_RETENTION_DAYS = (
     1,
     3,
@@ -51,7 +65,9 @@ class DataConfig(Model):
     )
     db_storage_gb: int = Field(20, ge=20, le=65536, description="Allocated gp3 storage in GB (gp3 needs >= 20).")
     db_engine_version: str = Field(
-        "15.13", pattern=r"^15\.\d+$", description="PostgreSQL 15 minor version (auto minor upgrades stay on)."
+        DB_MAJOR_VERSION,
+        description="PostgreSQL major version only: RDS creates a new instance at that major version's default "
+        "minor and automatic minor upgrades keep it current; a pinned minor (15.13) is refused.",
     )
     db_name: str = Field("knowledgerouter", pattern=_DB_IDENTIFIER, description="Name of the application database.")
     db_master_username: str = Field(
@@ -96,6 +112,21 @@ class DataConfig(Model):
                     "db_log_retention_days",
                     f"{self.db_log_retention_days} is not a CloudWatch Logs retention "
                     f"(one of {', '.join(map(str, LOG_RETENTION_DAYS))})",
+                )
+            )
+        if self.db_engine_version != DB_MAJOR_VERSION:
+            pinned = _MINOR.match(self.db_engine_version) and self.db_engine_version.startswith(f"{DB_MAJOR_VERSION}.")
+            why = (
+                "pins a minor version, which RDS stops creating once it deprecates it and automatic minor "
+                "upgrades move past"
+                if pinned
+                else f"is not PostgreSQL {DB_MAJOR_VERSION} (the parameter group family is postgres{DB_MAJOR_VERSION})"
+            )
+            problems.append(
+                (
+                    "db_engine_version",
+                    f"{self.db_engine_version!r} {why}; give the major version '{DB_MAJOR_VERSION}' "
+                    "(RDS creates its default minor)",
                 )
             )
         if self.delete_with_stack and self.deletion_protection:

@@ -33,6 +33,11 @@ SNAPSHOT_PREFIX = "qdrant"
 """Key prefix of the snapshots in the backups bucket."""
 HOST_MOUNT = "/data/qdrant"
 """Where the qdrant host mounts the EBS volume; the qdrant task mounts this host path."""
+STORAGE_OWNER = "1000:1000"
+"""Default ``uid:gid`` of Qdrant's data: the EFS access point's POSIX user and owner of its root
+directory, and the owner the ebs host's user data gives the mounted volume. It is the uid of the
+``qdrant/qdrant:<version>-unprivileged`` images, built with ``--build-arg USER_ID=1000``
+(https://github.com/qdrant/qdrant/blob/v1.7.0/.github/workflows/docker-image.yml)."""
 QDRANT_SECRET_KEYS = ("url", "api_key")
 """JSON keys of the external Qdrant's secret."""
 
@@ -75,6 +80,12 @@ class Snapshots(Model):
         pattern=r"^[a-z0-9./_-]+(:[A-Za-z0-9_.-]+)?(@sha256:[a-f0-9]{64})?$",
         description="Image of the snapshot/restore job: needs bash, curl and the AWS CLI.",
     )
+    user: str = Field(
+        "0:0",
+        pattern=r"^[0-9]{1,10}(:[0-9]{1,10})?$",
+        description="uid:gid of the job's container: the AWS CLI image's own, root (its Dockerfile sets no USER). "
+        "It drops every capability, its root file system is read-only and only its task-local /tmp is writable.",
+    )
 
 
 @dataclass(frozen=True)
@@ -85,3 +96,5 @@ class QdrantPlan:
     ebs: EbsStorage
     snapshots: Snapshots
     port: int
+    owner: str = STORAGE_OWNER
+    """``uid:gid`` the templates hand Qdrant's storage to (user data chown, EFS access point)."""

@@ -28,7 +28,17 @@ from pydantic import Field
 
 from kr_cfn import dashboards
 from kr_cfn.config.base import Model, Problem
-from kr_cfn.config.qdrant import QDRANT, QDRANT_SECRET_KEYS, SNAPSHOT_JOB, EbsStorage, QdrantPlan, Snapshots, Storage
+from kr_cfn.config.qdrant import (
+    HOST_MOUNT,
+    QDRANT,
+    QDRANT_SECRET_KEYS,
+    SNAPSHOT_JOB,
+    STORAGE_OWNER,
+    EbsStorage,
+    QdrantPlan,
+    Snapshots,
+    Storage,
+)
 from kr_cfn.naming import Naming
 
 # Fargate task sizes: cpu units -> allowed memory (MiB).
@@ -265,7 +275,9 @@ class ServiceSpec(Model):
     user: str | None = Field(
         None,
         pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?$",
-        description="User to run as; null = the image's.",
+        description="User to run as (uid:gid, or a name the image knows); null = the image's. The defaults "
+        "state each image's documented user (docs/configuration.md, Container hardening). A service "
+        "mounting Qdrant's storage runs as services.qdrant.storage_owner.",
     )
     image_digest: str | None = Field(
         None,
@@ -291,6 +303,14 @@ class ServiceSpec(Model):
     )
     ebs: EbsStorage | None = Field(None, description="qdrant only: host and volume of storage ebs.")
     snapshots: Snapshots | None = Field(None, description="qdrant only: daily snapshots to the backups bucket.")
+    storage_owner: str | None = Field(
+        None,
+        pattern=r"^[1-9][0-9]{0,9}:[0-9]{1,10}$",
+        description=f"qdrant only: numeric uid:gid (not root) that owns Qdrant's data: the ebs host's user data "
+        f"chowns the mounted volume to it and the EFS access point's POSIX user is it; every container "
+        f"mounting the storage must run as it (user). null = {STORAGE_OWNER}, the uid of Qdrant's "
+        "-unprivileged images. Changing it replaces the EFS access point; files keep their old owner.",
+    )
 
     def _dashboard_problems(self) -> list[Problem]:
         problems: list[Problem] = []
@@ -485,7 +505,7 @@ def check_services(services: dict[str, ServiceSpec], redis: str, qdrant_storage:
             (SNAPSHOT_JOB, f"{SNAPSHOT_JOB!r} is reserved for the Qdrant snapshot job (its security group)")
         )
     for name, spec in services.items():
-        for key in ("storage", "ebs", "snapshots"):
+        for key in ("storage", "ebs", "snapshots", "storage_owner"):
             if name != QDRANT and getattr(spec, key) is not None:
                 problems.append((f"{name}.{key}", f"only the {QDRANT} service has a storage choice"))
     if qdrant_storage == "ebs" and len(services[QDRANT].volumes) != 1:
@@ -557,6 +577,43 @@ def check_services(services: dict[str, ServiceSpec], redis: str, qdrant_storage:
             problems.append((f"{n}.load_balancer.priority", f"{taken[0]} is also {seen[taken[0]]}'s priority"))
         else:
             seen.update(dict.fromkeys(rule_priorities(r), n))
+    return problems
+
+
+def check_storage_users(services: dict[str, ServiceSpec], plan: QdrantPlan | None) -> list[Problem]:
+    """Every container that mounts Qdrant's storage can write it: it runs as the uid the templates hand it to.
+
+    The templates give the storage to ``plan.owner`` (the ebs host's user data chowns the mounted
+    volume, mode 0755; the EFS access point creates its directory for that POSIX user, mode 0750).
+    Root writes into another uid's 0755/0750 directory only with ``CAP_DAC_OVERRIDE``
+    (https://man7.org/linux/man-pages/man7/capabilities.7.html), which ``drop_capabilities: [ALL]``
+    removes; any other uid cannot write there at all. ``services`` are those the ecs stack renders.
+    """
+    owner = plan.owner if plan else STORAGE_OWNER
+    owner_uid = owner.split(":")[0]
+    problems: list[Problem] = []
+    for name, spec in services.items():
+        for v in spec.volumes:
+            if name == QDRANT and plan is not None and plan.storage == "ebs":
+                where = f"{v.path} (the host path {HOST_MOUNT}, which the qdrant host's user data chowns to {owner})"
+            else:
+                where = f"{v.path} (EFS access point {v.access_point}, created for POSIX user {owner})"
+            uid = spec.user.split(":")[0] if spec.user else None
+            dropped = next((c for c in ("ALL", "DAC_OVERRIDE") if c in spec.drop_capabilities), None)
+            if uid in (None, "0", "root") and dropped:
+                who = (
+                    "runs as root" if uid else "runs as its image's user, root unless the image sets one (user unset),"
+                )
+                gone = "ALL capabilities" if dropped == "ALL" else "DAC_OVERRIDE"
+                problems.append(
+                    (f"{name}.user", f"{who} with {gone} dropped and cannot write {where}; set user: '{owner}'")
+                )
+            elif uid is not None and not uid.isdigit() and uid != "root":
+                problems.append(
+                    (f"{name}.user", f"{spec.user!r} is a name, not the uid that owns {where}; set user: '{owner}'")
+                )
+            elif uid not in (None, "0", "root", owner_uid):
+                problems.append((f"{name}.user", f"{spec.user!r} cannot write {where}; set user: '{owner}'"))
     return problems
 
 
@@ -727,6 +784,9 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
             "JIRA_EMAIL": {"secret": "JiraSecretArn", "key": "email"},
             "JIRA_API_TOKEN": {"secret": "JiraSecretArn", "key": "api_token"},
         },
+        # The application's own image (built in the application repository, not here): its
+        # Dockerfile's USER decides, so the user is left to the image.
+        "user": None,
         # Read-only root: the image gets a writable /tmp (declare `VOLUME /tmp` owned by the
         # image's user if it does not run as root).
         "scratch_paths": ["/tmp"],  # noqa: S108 - a task-local volume, not a shared temp dir
@@ -760,7 +820,10 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
         "min_count": 2,
         "max_count": 2,
         # nginx needs root to bind port 80 (its workers drop to the nginx user) and writable
-        # cache/pid directories; the root file system stays read-only.
+        # cache/pid directories; the root file system stays read-only. The official nginx image
+        # sets no USER (the master runs as root) and creates the workers' user nginx, uid/gid 101
+        # (https://github.com/nginxinc/docker-nginx/blob/master/mainline/alpine/Dockerfile).
+        "user": "0:0",
         "scratch_paths": ["/var/cache/nginx", "/var/run", "/tmp"],  # noqa: S108
         # The master runs as root: it binds port 80 (NET_BIND_SERVICE), creates and chowns its temp
         # directories (CHOWN, DAC_OVERRIDE, FOWNER), switches the workers to the nginx user (SETUID,
@@ -770,18 +833,24 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
         "log_retention_days": 3,
     },
     "qdrant": {
-        "image": "qdrant/qdrant:v1.7.0",
+        # The -unprivileged build of the release: built with USER_ID=1000, it runs as 1000:1000 and
+        # owns /qdrant (https://github.com/qdrant/qdrant/blob/v1.7.0/Dockerfile, ARG USER_ID and
+        # USER; https://github.com/qdrant/qdrant/blob/v1.7.0/.github/workflows/docker-image.yml,
+        # "Build unprivileged image"). The plain tag runs as root (USER_ID=0), which with every
+        # capability dropped cannot write storage owned by 1000 (check_storage_users).
+        "image": "qdrant/qdrant:v1.7.0-unprivileged",
         "cpu": 512,
         "memory": 1024,
         "port": 6333,
         **_STATEFUL,
+        # The uid that owns its storage (storage_owner): the ebs host's user data chowns the volume
+        # to it and the EFS access point's POSIX user is it.
+        "user": STORAGE_OWNER,
         "volumes": [{"access_point": "Qdrant", "path": "/qdrant/storage"}],
-        # Qdrant writes snapshots and an init marker under /qdrant besides the storage.
+        # Qdrant writes /qdrant/snapshots (config/config.yaml snapshots_path) and the init marker
+        # /qdrant/.qdrant-initialized (src/startup.rs) besides the storage: the image gives /qdrant
+        # to 1000, a task volume would be root's, so the root file system stays writable.
         "read_only_root": False,
-        # The v1.7.0 image has no non-root user (only later releases publish *-unprivileged
-        # variants) and runs as root; with every capability dropped that root cannot chown,
-        # bypass file permissions or open raw sockets, and the EFS access point maps all its
-        # file access to uid/gid 1000 whatever the container's user.
         "discovery_name": "qdrant",
         # Qdrant's Prometheus endpoint on its HTTP port: https://qdrant.tech/documentation/guides/monitoring/
         "metrics_path": "/metrics",
@@ -793,7 +862,9 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
         "memory": 512,
         "port": 6379,
         **_STATEFUL,
-        # The image's redis user (uid 999, group redis 1000 in the alpine variant) owns /data, a
+        # The image's redis user (uid 999, group redis 1000 in the alpine variant: "addgroup -S -g 1000
+        # redis; adduser -S -G redis -u 999 redis" in
+        # https://github.com/docker-library/redis/blob/master/7.2/alpine/Dockerfile) owns /data, a
         # VOLUME in the image; started as that user the entry point skips its chown and su-exec,
         # so no capability is needed. The append-only file survives redis restarts within the
         # task only; data.redis: elasticache is the durable option.
@@ -819,7 +890,9 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
             "--storage.tsdb.path=/prometheus",
         ],
         "health_check": {"command": "wget -q -O /dev/null http://localhost:9090/-/healthy || exit 1"},
-        # The image's own user, stated so an image change cannot silently run it as root.
+        # The image's own user (USER nobody, 65534 in its busybox base, owning /etc/prometheus and
+        # /prometheus: https://github.com/prometheus/prometheus/blob/v2.48.0/Dockerfile), stated so
+        # an image change cannot silently run it as root.
         "user": "65534:65534",
         # The image runs as nobody and owns /etc/prometheus; a task volume would be root-owned
         # (ECS only copies ownership for paths the image declares as VOLUME), so the config is
@@ -852,8 +925,9 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
         "reads_cloudwatch_metrics": True,
         "command": ["/run.sh"],
         "health_check": {"command": "wget -q -O /dev/null http://localhost:3000/api/health || exit 1"},
-        # The image's own user (grafana, uid 472, group root), stated so an image change cannot
-        # silently run it as root.
+        # The image's own user (grafana, uid 472, group root: ARG GF_UID="472", ARG GF_GID="0" in
+        # https://github.com/grafana/grafana/blob/v10.2.2/Dockerfile), stated so an image change
+        # cannot silently run it as root.
         "user": "472:0",
         # Runs as the grafana user, which owns /var/lib/grafana and /etc/grafana/provisioning in
         # the image; task volumes would be root-owned, so the root file system stays writable.

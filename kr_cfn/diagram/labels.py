@@ -1,4 +1,4 @@
-"""Short, readable node labels: "backend service", "PostgreSQL 15.13 (db.t3.micro)", not logical ids."""
+"""Short, readable node labels: "backend service", "PostgreSQL 15 (db.t3.micro)", not logical ids."""
 
 from __future__ import annotations
 

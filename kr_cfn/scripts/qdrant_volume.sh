@@ -71,7 +71,7 @@ uuid=$(blkid -s UUID -o value "$device")
 mkdir -p "$root$MOUNT"
 grep -q "UUID=$uuid " "$root/etc/fstab" || printf 'UUID=%s %s xfs defaults,nofail 0 2\n' "$uuid" "$MOUNT" >>"$root/etc/fstab"
 mountpoint -q "$MOUNT" || mount "$MOUNT"
-chown "$OWNER" "$MOUNT"
+chown "$OWNER" "$root$MOUNT"
 log "$VOLUME_ID ($device) mounted at $MOUNT"
 
 # Agent settings: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs-agent-config.html
