@@ -498,10 +498,6 @@ def test_every_frankfurt_figure_has_its_page_and_the_file_its_read_date():
     ("text", "message"),
     [
         ("{", "line 1: invalid JSON"),
-        (
-            '{"prices": {"alb.hour": {"usd": -1, "source": "x"}}}',
-            "prices.alb.hour: expected an object with a non-negative",
-        ),
         ('{"prices": {"alb.hour": {"usd": 1}}}', "prices.alb.hour: expected 'source'"),
         ('{"region": "us-west-2", "prices": {}}', "region: 'us-west-2', but the environment deploys to eu-central-1"),
     ],
@@ -513,11 +509,44 @@ def test_bad_price_file_messages(tmp_path, text, message):
         prices.load("eu-central-1", path)
 
 
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "true", "false", '"0.05"', "-1", "1e999", "null"])
+def test_every_bad_price_value_is_one_line_naming_file_and_key(tmp_path, value):
+    path = tmp_path / "p.json"
+    path.write_text('{"prices": {"nat.hour": {"usd": ' + value + ', "source": "https://example.org"}}}')
+    with pytest.raises(PriceError) as err:
+        prices.load("eu-central-1", path)
+    shown = "Infinity" if value == "1e999" else value
+    assert str(err.value) == (
+        f"{path}: prices.nat.hour.usd: {shown} is not a finite, non-negative number "
+        "(USD per unit; a boolean or a string is not one)"
+    )
+
+
+def test_non_utf8_price_file_is_refused(tmp_path):
+    path = tmp_path / "p.json"
+    path.write_bytes(b'{"prices": {}, "about": "caf\xe9"}')
+    with pytest.raises(PriceError, match=r"p.json: byte 28: not UTF-8 text$"):
+        prices.load("eu-central-1", path)
+
+
+@pytest.mark.parametrize("value", ["NaN", "true", "-1"])
+def test_cli_bad_price_value_exits_2_never_70(out_root, tmp_path, capsys, value):
+    _built_dir("dev", out_root)
+    bad = tmp_path / "prices.json"
+    bad.write_text('{"prices": {"nat.hour": {"usd": ' + value + ', "source": "x"}}}')
+    assert main(["cost", "--env", "dev", "--out", out_root, "--prices", str(bad), "--format", "json"]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.count("\n") == 1 and f"{bad}: prices.nat.hour.usd: {value} is not" in out.err
+    bad.write_bytes(b"\xff\xfe{}")
+    assert main(["cost", "--env", "dev", "--out", out_root, "--prices", str(bad)]) == 2
+    assert capsys.readouterr().err == f"{bad}: byte 0: not UTF-8 text\n"
+
+
 def test_override_replaces_a_figure(tmp_path):
     path = tmp_path / "p.json"
     path.write_text('{"prices": {"alb.hour": {"usd": 0.027, "source": "https://example.org/alb"}}}')
     eu = prices.load("eu-central-1", path)
-    assert eu.get("alb.hour") == Price(0.027, "https://example.org/alb")
+    assert eu.get("alb.hour") == Price(0.027, "https://example.org/alb", None, str(path), None)
 
 
 def test_region_without_data_needs_a_price_file():
@@ -676,7 +705,9 @@ def test_cli_formats_and_compare(out_root, capsys):
     assert main(["cost", "--env", "dev", "--out", out, "--format", "json", "--compare-to", "prod"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["compare_to"]["env"] == "prod"
-    assert data["compare_to"]["delta"] == pytest.approx(data["total"] - data["compare_to"]["total"], abs=0.011)
+    cmp = data["compare_to"]
+    assert cmp["after"] == data["total"]["usd"]
+    assert cmp["delta"] == pytest.approx(cmp["after"] - cmp["before"], abs=0.011)
     assert "EcsStack/Cluster/Container Insights" not in data["unpriced"]
     assert "AlbStack/LoadBalancer/ALB" in data["stand_in_lines"]  # the LCU-hour is the us-east-1 figure
 
@@ -705,7 +736,10 @@ def test_cli_bad_price_file_is_one_line(out_root, tmp_path, capsys):
     bad.write_text('{"prices": {"alb.hour": {"usd": "cheap", "source": "x"}}}')
     assert main(["cost", "--env", "dev", "--out", out_root, "--prices", str(bad)]) == 2
     err = capsys.readouterr().err
-    assert err == f"{bad}: prices.alb.hour: expected an object with a non-negative number 'usd'\n"
+    assert err == (
+        f"{bad}: prices.alb.hour.usd: \"cheap\" is not a finite, non-negative number "
+        "(USD per unit; a boolean or a string is not one)\n"
+    )
 
 
 def test_review_shows_the_monthly_delta():
