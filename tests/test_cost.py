@@ -888,6 +888,7 @@ def test_json_schema_has_version_and_machine_keys(out_root):
             "usd": 30.66,
             "stand_in": False,
             "price_read": "2026-11-28",
+            "free_allowance": False,
             "text": "2 x 730 h x $0.021/h",
         }
     ]
@@ -1033,3 +1034,18 @@ def test_savings_plan_line_is_unknown_without_a_sourced_rate_and_priced_with_one
     )
     plan = model.savings_plan(lines, with_rates)
     assert plan["usd"] == pytest.approx(2 * H * (0.5 * (0.04 - 0.03) + 1 * (0.004 - 0.003)))
+
+
+def test_free_allowances_only_when_the_env_is_alone_in_its_account():
+    res = {f"A{i}": {"Type": "AWS::CloudWatch::Alarm", "Properties": {}} for i in range(12)}
+    res["D"] = {"Type": "AWS::CloudWatch::Dashboard", "Properties": {}}
+    res["L"] = {"Type": "AWS::Logs::LogGroup", "Properties": {"RetentionInDays": 1}}
+    b = book(**{"cloudwatch.dashboard_month": 3.0})
+    shared = model.price([Stack("S", {"Resources": res})], b, usage(log_ingest_gb=8.0))
+    alone = model.price([Stack("S", {"Resources": res})], b, usage(log_ingest_gb=8.0, free_tier=True))
+    assert model.total(shared) == pytest.approx(12 * 0.1 + 3.0 + 8 * 0.5 + 8 * 0.03 / (730 / 24))
+    # 10 alarm metrics, 3 dashboards and 5 GB of logs free a month: 2 alarms and 3 GB of ingestion remain
+    assert model.total(alone) == pytest.approx(2 * 0.1 + 0 + 3 * 0.5 + 8 * 0.03 / (730 / 24))
+    logs = one(alone, "CloudWatch Logs")
+    assert "free -5 GB x $0.5/GB" in logs.components() and "cost.free_tier" in logs.note
+    assert [ln.usd for ln in alone if ln.item == "CloudWatch alarm"] == pytest.approx([0.0] * 10 + [0.1, 0.1])

@@ -65,6 +65,8 @@ class Part:
     count: float = 1.0
     stand_in: bool = False
     read: str | None = None
+    free: bool = False
+    """An account-wide free allowance taken off the line (a negative quantity; ``cost.free_tier``)."""
 
     @property
     def usd(self) -> float | None:
@@ -76,7 +78,7 @@ class Part:
         per = self.quantity / self.count if self.count else 0.0
         qty = f"{self.count:g} x {per:,.6g} {self.unit}" if self.count != 1 else f"{self.quantity:,.6g} {self.unit}"
         rate = "no price" if self.unit_usd is None else f"${self.unit_usd:g}/{self.unit}"
-        return f"{qty} x {rate}"
+        return f"{'free ' if self.free else ''}{qty} x {rate}"
 
 
 @dataclass
@@ -895,7 +897,44 @@ def price(
     out += env.lines
     if options.nat_per_az:
         out = _per_az_nat(out, stacks, prices, usage)
+    if usage.free_tier:
+        _free_allowances(out)
     return out
+
+
+FREE_ALLOWANCES: dict[str, float] = {
+    "cloudwatch.metric_month": 10,
+    "cloudwatch.alarm_month": 10,
+    "cloudwatch.dashboard_month": 3,
+    "logs.ingest_gb": 5,
+}
+"""CloudWatch's always-free monthly allowances per account (``cost.free_tier``: the env is the account's only
+workload): 10 custom metrics, 10 standard-resolution alarm metrics, 3 dashboards, 5 GB of logs ("ingestion,
+archive storage, and Logs Insights queries": taken off ingestion here). Transcribed from
+https://aws.amazon.com/cloudwatch/pricing/ in
+https://raw.githubusercontent.com/api-evangelist/cloudwatch/refs/heads/main/plans/cloudwatch-plans-pricing.yml
+(2026-05-05, an API Evangelist transcription: check it against the AWS page). The 100 GB of data transfer
+out is the price file's ``data_transfer.free_gb``, taken off the env-wide line.
+"""
+
+
+def _free_allowances(lines: list[Line]) -> None:
+    """Take the account's free allowances off the priced lines, in line order, as negative components."""
+    left = dict(FREE_ALLOWANCES)
+    for ln in lines:
+        if ln.usd is None:
+            continue
+        extra = []
+        for part in ln.parts:
+            if part.free or left.get(part.key, 0) <= 0 or part.quantity <= 0:
+                continue
+            take = min(left[part.key], part.quantity)
+            left[part.key] -= take
+            extra.append(replace(part, quantity=-take, count=1.0, free=True))
+        if extra:
+            ln.parts = [*ln.parts, *extra]
+            ln.usd = sum(p.usd or 0.0 for p in ln.parts)
+            ln.note = "; ".join(filter(None, [ln.note, "account free allowance taken off (cost.free_tier)"]))
 
 
 def _per_az_nat(lines: list[Line], stacks: list[Stack], prices: PriceBook, usage: CostConfig) -> list[Line]:

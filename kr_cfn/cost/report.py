@@ -282,6 +282,7 @@ def _part(p: Part) -> dict[str, Any]:
         "usd": _round(p.usd),
         "stand_in": p.stand_in,
         "price_read": p.read,
+        "free_allowance": p.free,
         "text": p.text(),
     }
 
