@@ -887,7 +887,7 @@ def test_json_schema_has_version_and_machine_keys(out_root):
             "unit_usd": 0.021,
             "usd": 30.66,
             "stand_in": False,
-            "price_read": "2026-11-28",
+            "price_date": "2026-08-10",
             "free_allowance": False,
             "text": "2 x 730 h x $0.021/h",
         }
@@ -1014,12 +1014,13 @@ def test_stale_price_figures_warn():
     line.parts = [replace(line.parts[0], read="2025-11-04")]
     warnings = report.stale([line], date(2026, 12, 5))
     assert warnings == [
-        "1 price figure(s) used were read on 2025-11-04, more than a year before 2026-12-05: "
-        "check them against the AWS pages (kms.key_month)"
+        "1 price figure(s) used are more than a year old on 2026-12-05: kms.key_month (2025-11-04); "
+        "check them against the AWS pages (JSON: lines[].components[].price_date)"
     ]
     assert report.stale([line], date(2026, 11, 4)) == []
-    for path in prices.DATA_DIR.glob("*.json"):
-        assert json.loads(path.read_text())["read"]
+    eu = prices.load("eu-central-1")
+    assert eu.get("elasticache.cache.t3.micro.hour").read == "2022-03-21"  # the page's date, not the read date
+    assert prices.load("us-east-1").get("logs.ingest_gb").read == "2026-06-01"  # page_date "2026-06"
 
 
 def test_savings_plan_line_is_unknown_without_a_sourced_rate_and_priced_with_one():

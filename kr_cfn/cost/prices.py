@@ -27,7 +27,10 @@ class Price:
     file: str = ""
     """The price file the figure comes from."""
     read: str | None = None
-    """The date the file's figures were read (its ``read``), ISO format."""
+    """The figure's date, ISO format: its ``page_date`` when that is a date, else the file's ``read`` date.
+
+    A ``page_date`` of a month (``2026-06``) stands for the month's first day.
+    """
 
 
 @dataclass
@@ -70,6 +73,17 @@ def _read(path: Path) -> dict[str, Any]:
     return data
 
 
+def _dated(entry: dict[str, Any], read: str | None) -> str | None:
+    """The date a figure stands for: its page's date when it is one, else the file's read date."""
+    page = str(entry.get("page_date", ""))
+    for text in (page, f"{page}-01"):
+        try:
+            return date.fromisoformat(text).isoformat()
+        except ValueError:
+            continue
+    return read
+
+
 def valid_usd(value: Any) -> bool:
     """A price: a finite, non-negative JSON number (a boolean is not one)."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
@@ -88,7 +102,7 @@ def _figures(path: Path, data: dict[str, Any], stand_in: str | None = None) -> d
             )
         if not isinstance(entry.get("source"), str) or not entry["source"]:
             raise PriceError(f"{path}: prices.{key}: expected 'source', the page the figure was read from")
-        out[key] = Price(float(entry["usd"]), entry["source"], stand_in, str(path), read)
+        out[key] = Price(float(entry["usd"]), entry["source"], stand_in, str(path), _dated(entry, read))
     return out
 
 

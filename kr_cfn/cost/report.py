@@ -52,16 +52,22 @@ class Estimate:
 
 
 def stale(lines: list[Line], today: date) -> list[str]:
-    """A warning per price file whose read date is more than a year before ``today``, for the figures used."""
-    old: dict[str, set[str]] = {}
+    """A warning when price figures used date from more than a year before ``today``, naming the oldest.
+
+    A figure's date is its page's date, else the file's read date (``Part.read``).
+    """
+    old: dict[str, str] = {}
     for ln in lines:
         for part in ln.parts:
             if part.read and (today - date.fromisoformat(part.read)).days > STALE_DAYS:
-                old.setdefault(part.read, set()).add(part.key)
+                old[part.key] = min(old.get(part.key, part.read), part.read)
+    if not old:
+        return []
+    keys = sorted(old, key=lambda k: (old[k], k))
+    shown = ", ".join(f"{k} ({old[k]})" for k in keys[:3]) + (", ..." if len(keys) > 3 else "")
     return [
-        f"{len(keys)} price figure(s) used were read on {read}, more than a year before {today}: "
-        f"check them against the AWS pages ({', '.join(sorted(keys)[:3])}{', ...' if len(keys) > 3 else ''})"
-        for read, keys in sorted(old.items())
+        f"{len(keys)} price figure(s) used are more than a year old on {today}: {shown}; "
+        "check them against the AWS pages (JSON: lines[].components[].price_date)"
     ]
 
 
@@ -281,7 +287,7 @@ def _part(p: Part) -> dict[str, Any]:
         "unit_usd": p.unit_usd,
         "usd": _round(p.usd),
         "stand_in": p.stand_in,
-        "price_read": p.read,
+        "price_date": p.read,
         "free_allowance": p.free,
         "text": p.text(),
     }
