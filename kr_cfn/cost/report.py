@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from kr_cfn.config.cost import CostConfig
 from kr_cfn.cost.model import SAVINGS, Line, Part, total, unpriced
 
 FORMATS = ("table", "json", "markdown")
@@ -29,7 +30,7 @@ class Estimate:
     lines: list[Line]
     savings: dict[str, float | None] = field(default_factory=dict)
     price_files: list[str] = field(default_factory=list)
-    hours_per_month: float = 730.0
+    hours_per_month: float = CostConfig().hours_per_month
     warnings: list[str] = field(default_factory=list)
     savings_plan: dict[str, Any] | None = None
     used: list[tuple[str, str, str, float]] = field(default_factory=list)
