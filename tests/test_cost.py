@@ -1052,3 +1052,11 @@ def test_free_allowances_only_when_the_env_is_alone_in_its_account():
     logs = one(alone, "CloudWatch Logs")
     assert "free -5 GB x $0.5/GB" in logs.components() and "cost.free_tier" in logs.note
     assert [ln.usd for ln in alone if ln.item == "CloudWatch alarm"] == pytest.approx([0.0] * 10 + [0.1, 0.1])
+
+
+def test_fail_above_usd_must_not_be_negative(tmp_path):
+    path = tmp_path / "x.yaml"
+    path.write_text("cost:\n  fail_above_usd: -5\n")
+    with pytest.raises(config.ConfigError) as err:
+        config.load(path)
+    assert f"{path}: cost.fail_above_usd: input should be greater than or equal to 0, got -5" in str(err.value)
