@@ -931,6 +931,10 @@ def test_unpriced_line_makes_total_and_delta_bounds_everywhere(out_root):
     data = json.loads(render(est, "json"))
     assert data["total"]["complete"] is False and data["total"]["unpriced_lines"] == 1
     assert headline(compare(before, before)).endswith("USD (+0.00)")
+    assert headline(compare(before, after, 100.0)).endswith(
+        "(cost.fail_above_usd): cannot be checked, the delta is unknown"
+    )
+    assert compare(before, after, 100.0)["exceeded"] is True
 
 
 def test_config_refuses_a_class_the_price_data_lacks(tmp_path):

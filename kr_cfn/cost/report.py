@@ -157,6 +157,7 @@ def headline(cost: dict[str, Any], markdown: bool = False) -> str:
     text = f"{head}: {before} {arrow} {after} USD ({change})"
     if cost.get("fail_above") is not None:
         verdict = "PASSED" if cost.get("exceeded") else "within"
+        verdict = "cannot be checked, the delta is unknown" if cost.get("delta") is None else verdict
         text += f"; limit +{cost['fail_above']:,.2f} USD/month (cost.fail_above_usd): {verdict}"
     return text
 
