@@ -110,7 +110,7 @@ def add_parser(sub: Any, load_env: Any) -> None:
         limit = args.fail_above if args.fail_above is not None else cfg.cost.fail_above_usd
         limit = limit if other is not None else None
         sys.stdout.write(render(est, args.format, other, limit))
-        for warning in est.warnings:
+        for warning in est.warnings if args.format == "json" else []:  # table and Markdown carry them as notes
             print(f"warning: {warning}", file=sys.stderr)
         if other is not None and limit is not None and compare(other.lines, est.lines, limit)["exceeded"]:
             print(f"monthly increase passes --fail-above {limit:,.2f} USD (or is unknown)", file=sys.stderr)
