@@ -1064,3 +1064,16 @@ def test_fail_above_usd_must_not_be_negative(tmp_path):
     with pytest.raises(config.ConfigError) as err:
         config.load(path)
     assert f"{path}: cost.fail_above_usd: input should be greater than or equal to 0, got -5" in str(err.value)
+
+
+def test_price_check_covers_cache_nodes_and_the_qdrant_host_when_they_are_used():
+    from kr_cfn.config.cost import check_priced
+
+    assert check_priced("eu-central-1", "db.t3.micro", None, None) == []
+    assert check_priced("eu-central-1", "db.t3.micro", "cache.t3.micro", "m6i.large") == []  # priced since
+    problems = check_priced("us-east-1", "db.t3.micro", "cache.m5.large", "x9.huge")
+    assert [p for p, _ in problems] == ["data.redis_node_type", "services.qdrant.ebs.instance_type"]
+    assert problems[1][1].startswith(
+        "x9.huge has no price in kr_cfn/cost/data/us-east-1.json (ec2.x9.huge.hour): kr-cfn cost could not price it"
+    )
+    assert check_priced("ap-south-2", "db.x.y", "cache.x.y", "x.y") == []  # no shipped data: kr-cfn cost --prices

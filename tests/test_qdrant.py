@@ -201,13 +201,13 @@ def test_delete_with_stack_lets_the_volume_go(tmp_path: Path) -> None:
 
 
 def test_ebs_host_is_one_ecs_optimised_instance_as_a_capacity_provider(tmp_path: Path) -> None:
-    t = _built(tmp_path, "staging", "ebs", ebs={"instance_type": "t3.large"})["ecs"]
+    t = _built(tmp_path, "staging", "ebs", ebs={"instance_type": "m6i.large"})["ecs"]
     r = t["Resources"]
     group = r[qdrant.HOST_GROUP]["Properties"]
     assert (group["MinSize"], group["MaxSize"], group["DesiredCapacity"]) == ("1", "1", "1")
     data = r[qdrant.HOST_TEMPLATE]["Properties"]["LaunchTemplateData"]
     assert data["ImageId"] == ("{{resolve:ssm:/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id}}")
-    assert data["InstanceType"] == "t3.large"
+    assert data["InstanceType"] == "m6i.large"
     assert data["MetadataOptions"] == {"HttpTokens": "required", "HttpPutResponseHopLimit": 1}
     assert data["BlockDeviceMappings"][0]["Ebs"]["Encrypted"] is True
     provider = r[qdrant.CAPACITY_PROVIDER]["Properties"]["AutoScalingGroupProvider"]
