@@ -794,7 +794,7 @@ def test_qdrant_host_root_volume_is_priced(out_root):
     est = estimate(load_env("prod"), _built_dir("prod", out_root))
     root = one(est.lines, "EBS /dev/xvda (launch template volume)")
     assert root.usd == pytest.approx(30 * 0.0952)  # 30 GB gp3 in the launch template, Frankfurt gp3
-    assert root.components() == "30 GB-month x $0.0952/GB-month" and root.name == "QdrantHostGroup"
+    assert root.components() == "30 GB-month x $0.0952/GB-month [ebs.gp3.gb_month]" and root.name == "QdrantHostGroup"
 
 
 def test_block_devices_without_size_are_unpriced_never_zero():
@@ -820,7 +820,9 @@ def test_block_devices_without_size_are_unpriced_never_zero():
     lines = model.price([Stack("S", {"Resources": res})], book(**{"ebs.gp3.gb_month": 0.08}), usage())
     assert one(lines, "EBS /dev/xvda (launch template volume)").usd is None
     assert one(lines, "EBS /dev/sdc (launch template volume)").usd == pytest.approx(2 * 8 * 0.08)
-    assert one(lines, "EBS /dev/sdc (launch template volume)").components() == "2 x 8 GB-month x $0.08/GB-month"
+    assert one(lines, "EBS /dev/sdc (launch template volume)").components() == (
+        "2 x 8 GB-month x $0.08/GB-month [ebs.gp3.gb_month]"
+    )
 
 
 def test_us_east_1_rds_lines_are_postgresql_rates():
@@ -851,7 +853,8 @@ def test_hours_per_month_is_the_one_setting():
 def test_every_line_shows_its_components_and_what_it_prices(out_root):
     est = estimate(load_env("prod"), _built_dir("prod", out_root))
     rds = one(est.lines, "RDS instance")
-    assert rds.components() == "2 x 730 h x $0.021/h" and rds.name == "knowledgerouter-postgres"
+    assert rds.components() == "2 x 730 h x $0.021/h [rds.postgres.db.t3.micro.hour]"
+    assert rds.name == "knowledgerouter-postgres"
     assert rds.parts[0].key == "rds.postgres.db.t3.micro.hour" and not rds.usage
     logs = [ln for ln in est.lines if ln.item == "CloudWatch Logs"]
     assert len({ln.name for ln in logs}) == len(logs) == 8  # each names its log group
@@ -861,7 +864,7 @@ def test_every_line_shows_its_components_and_what_it_prices(out_root):
         if ln.usd is not None and ln.usd > 0:
             assert ln.parts and sum(p.usd or 0 for p in ln.parts) == pytest.approx(ln.usd), ln.key
     table = render(est, "table")
-    assert "2 x 730 h x $0.021/h" in table and "/ecs/knowledgerouter/backend" in table
+    assert "2 x 730 h x $0.021/h [rds.postgres.db.t3.micro.hour]" in table and "/ecs/knowledgerouter/backend" in table
     assert "| knowledgerouter-postgres | RDS instance |" in render(est, "markdown")
 
 
@@ -891,7 +894,7 @@ def test_json_schema_has_version_and_machine_keys(out_root):
             "stand_in": False,
             "price_date": "2026-08-10",
             "free_allowance": False,
-            "text": "2 x 730 h x $0.021/h",
+            "text": "2 x 730 h x $0.021/h [rds.postgres.db.t3.micro.hour]",
         }
     ]
 
@@ -1054,7 +1057,7 @@ def test_free_allowances_only_when_the_env_is_alone_in_its_account():
     # 10 alarm metrics, 3 dashboards and 5 GB of logs free a month: 2 alarms and 3 GB of ingestion remain
     assert model.total(alone) == pytest.approx(2 * 0.1 + 0 + 3 * 0.5 + 8 * 0.03 / (730 / 24))
     logs = one(alone, "CloudWatch Logs")
-    assert "free -5 GB x $0.5/GB" in logs.components() and "cost.free_tier" in logs.note
+    assert "free -5 GB x $0.5/GB [logs.ingest_gb]" in logs.components() and "cost.free_tier" in logs.note
     assert [ln.usd for ln in alone if ln.item == "CloudWatch alarm"] == pytest.approx([0.0] * 10 + [0.1, 0.1])
 
 

@@ -74,11 +74,11 @@ class Part:
         return None if self.unit_usd is None else self.quantity * self.unit_usd
 
     def text(self) -> str:
-        """``2 x 730 h x $0.052/h`` (the count only when it is not 1)."""
+        """``2 x 730 h x $0.052/h [nat.hour]``: quantity, unit, unit price, price-file key (count only when not 1)."""
         per = self.quantity / self.count if self.count else 0.0
         qty = f"{self.count:g} x {per:,.6g} {self.unit}" if self.count != 1 else f"{self.quantity:,.6g} {self.unit}"
         rate = "no price" if self.unit_usd is None else f"${self.unit_usd:g}/{self.unit}"
-        return f"{'free ' if self.free else ''}{qty} x {rate}"
+        return f"{'free ' if self.free else ''}{qty} x {rate} [{self.key}]"
 
 
 @dataclass
@@ -105,7 +105,7 @@ class Line:
         return f"{self.stack}/{self.logical_id}/{self.item}"
 
     def components(self) -> str:
-        """The line's components as text: ``2 x 730 h x $0.021/h + 40 GB-month x $0.137/GB-month``."""
+        """The line's components as text: ``2 x 730 h x $0.021/h [rds.postgres.db.t3.micro.hour] + ...``."""
         return " + ".join(p.text() for p in self.parts)
 
 
