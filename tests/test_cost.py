@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import ast
 import functools
 import json
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from kr_cfn import config
 from kr_cfn.cli import build_env_files, main
 from kr_cfn.config.cost import CostConfig
-from kr_cfn.cost import model, prices
+from kr_cfn.cost import model, prices, report
 from kr_cfn.cost.cli import estimate
 from kr_cfn.cost.model import FREE, RULES, Options, spot_split
 from kr_cfn.cost.prices import Price, PriceBook, PriceError
+from kr_cfn.cost.report import render
 from kr_cfn.cost.schedule import Action, UnsupportedScheduleError, segments
 from kr_cfn.cost.templates import Stack, load_built
 from tests.conftest import ENVS, PARAMS, load_env
@@ -498,10 +502,6 @@ def test_every_frankfurt_figure_has_its_page_and_the_file_its_read_date():
     ("text", "message"),
     [
         ("{", "line 1: invalid JSON"),
-        (
-            '{"prices": {"alb.hour": {"usd": -1, "source": "x"}}}',
-            "prices.alb.hour: expected an object with a non-negative",
-        ),
         ('{"prices": {"alb.hour": {"usd": 1}}}', "prices.alb.hour: expected 'source'"),
         ('{"region": "us-west-2", "prices": {}}', "region: 'us-west-2', but the environment deploys to eu-central-1"),
     ],
@@ -513,11 +513,44 @@ def test_bad_price_file_messages(tmp_path, text, message):
         prices.load("eu-central-1", path)
 
 
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "true", "false", '"0.05"', "-1", "1e999", "null"])
+def test_every_bad_price_value_is_one_line_naming_file_and_key(tmp_path, value):
+    path = tmp_path / "p.json"
+    path.write_text('{"prices": {"nat.hour": {"usd": ' + value + ', "source": "https://example.org"}}}')
+    with pytest.raises(PriceError) as err:
+        prices.load("eu-central-1", path)
+    shown = "Infinity" if value == "1e999" else value
+    assert str(err.value) == (
+        f"{path}: prices.nat.hour.usd: {shown} is not a finite, non-negative number "
+        "(USD per unit; a boolean or a string is not one)"
+    )
+
+
+def test_non_utf8_price_file_is_refused(tmp_path):
+    path = tmp_path / "p.json"
+    path.write_bytes(b'{"prices": {}, "about": "caf\xe9"}')
+    with pytest.raises(PriceError, match=r"p.json: byte 28: not UTF-8 text$"):
+        prices.load("eu-central-1", path)
+
+
+@pytest.mark.parametrize("value", ["NaN", "true", "-1"])
+def test_cli_bad_price_value_exits_2_never_70(out_root, tmp_path, capsys, value):
+    _built_dir("dev", out_root)
+    bad = tmp_path / "prices.json"
+    bad.write_text('{"prices": {"nat.hour": {"usd": ' + value + ', "source": "x"}}}')
+    assert main(["cost", "--env", "dev", "--out", out_root, "--prices", str(bad), "--format", "json"]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.count("\n") == 1 and f"{bad}: prices.nat.hour.usd: {value} is not" in out.err
+    bad.write_bytes(b"\xff\xfe{}")
+    assert main(["cost", "--env", "dev", "--out", out_root, "--prices", str(bad)]) == 2
+    assert capsys.readouterr().err == f"{bad}: byte 0: not UTF-8 text\n"
+
+
 def test_override_replaces_a_figure(tmp_path):
     path = tmp_path / "p.json"
     path.write_text('{"prices": {"alb.hour": {"usd": 0.027, "source": "https://example.org/alb"}}}')
     eu = prices.load("eu-central-1", path)
-    assert eu.get("alb.hour") == Price(0.027, "https://example.org/alb")
+    assert eu.get("alb.hour") == Price(0.027, "https://example.org/alb", None, str(path), None)
 
 
 def test_region_without_data_needs_a_price_file():
@@ -676,7 +709,9 @@ def test_cli_formats_and_compare(out_root, capsys):
     assert main(["cost", "--env", "dev", "--out", out, "--format", "json", "--compare-to", "prod"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["compare_to"]["env"] == "prod"
-    assert data["compare_to"]["delta"] == pytest.approx(data["total"] - data["compare_to"]["total"], abs=0.011)
+    cmp = data["compare_to"]
+    assert cmp["after"] == data["total"]["usd"]
+    assert cmp["delta"] == pytest.approx(cmp["after"] - cmp["before"], abs=0.011)
     assert "EcsStack/Cluster/Container Insights" not in data["unpriced"]
     assert "AlbStack/LoadBalancer/ALB" in data["stand_in_lines"]  # the LCU-hour is the us-east-1 figure
 
@@ -705,7 +740,10 @@ def test_cli_bad_price_file_is_one_line(out_root, tmp_path, capsys):
     bad.write_text('{"prices": {"alb.hour": {"usd": "cheap", "source": "x"}}}')
     assert main(["cost", "--env", "dev", "--out", out_root, "--prices", str(bad)]) == 2
     err = capsys.readouterr().err
-    assert err == f"{bad}: prices.alb.hour: expected an object with a non-negative number 'usd'\n"
+    assert err == (
+        f'{bad}: prices.alb.hour.usd: "cheap" is not a finite, non-negative number '
+        "(USD per unit; a boolean or a string is not one)\n"
+    )
 
 
 def test_review_shows_the_monthly_delta():
@@ -732,3 +770,313 @@ def test_review_shows_the_monthly_delta():
     review.cost = {"error": "no price data for region xx-east-1"}
     assert "Monthly cost: not estimated (no price data for region xx-east-1)." in render_markdown(review)
     assert json.loads(review.to_json())["cost"] == {"error": "no price data for region xx-east-1"}
+
+
+# --------------------------------------------------------------------------- issue 24: figures a reviewer can check
+
+
+def test_prod_spot_saving_by_hand(out_root):
+    # Spot off maps FARGATE_SPOT to FARGATE only; qdrant's EC2 capacity provider stays on its host.
+    est = estimate(load_env("prod"), _built_dir("prod", out_root))
+    # backend: base 2 on FARGATE, the rest 30/70; min 4 for 55 h a week (Mon-Fri 07-18), 2 for 59 h, 1 for 54 h:
+    # Spot only at 4 tasks: 2 x 0.7 = 1.4 tasks for 55 of 168 hours. prometheus (0.5/1) and grafana (0.25/0.5) all Spot.
+    spot_tasks_half = 1.4 * 55 / 168 + 1 + 0.5  # in 0.5 vCPU / 1 GB task units
+    per_half = 730 * (0.5 * (0.04656 - 0.0140458) + 1 * (0.00511 - 0.00154154))  # on-demand minus Spot, Frankfurt
+    assert est.savings["spot_share"] == pytest.approx(spot_tasks_half * per_half, abs=0.01)
+    assert est.savings["spot_share"] == pytest.approx(28.34, abs=0.01)  # not 49.07: no phantom Fargate qdrant
+    stacks = load_built(_built_dir("prod", out_root))
+    off = model.price(stacks, prices.load("eu-central-1"), load_env("prod").cost, Options(no_spot=True))
+    assert not [ln for ln in off if ln.item == "Fargate qdrant"]
+    assert one(off, "EC2 Auto Scaling").usd == one(est.lines, "EC2 Auto Scaling").usd
+
+
+def test_qdrant_host_root_volume_is_priced(out_root):
+    est = estimate(load_env("prod"), _built_dir("prod", out_root))
+    root = one(est.lines, "EBS /dev/xvda (launch template volume)")
+    assert root.usd == pytest.approx(30 * 0.0952)  # 30 GB gp3 in the launch template, Frankfurt gp3
+    assert root.components() == "30 GB-month x $0.0952/GB-month [ebs.gp3.gb_month]" and root.name == "QdrantHostGroup"
+
+
+def test_block_devices_without_size_are_unpriced_never_zero():
+    res = {
+        "Lt": {
+            "Type": "AWS::EC2::LaunchTemplate",
+            "Properties": {
+                "LaunchTemplateData": {
+                    "InstanceType": "t3.micro",
+                    "BlockDeviceMappings": [
+                        {"DeviceName": "/dev/xvda", "Ebs": {"VolumeType": "gp3"}},
+                        {"DeviceName": "/dev/sdb", "VirtualName": "ephemeral0"},
+                        {"DeviceName": "/dev/sdc", "Ebs": {"VolumeSize": 8, "VolumeType": "gp3"}},
+                    ],
+                }
+            },
+        },
+        "Asg": {
+            "Type": "AWS::AutoScaling::AutoScalingGroup",
+            "Properties": {"DesiredCapacity": "2", "LaunchTemplate": {"LaunchTemplateId": {"Ref": "Lt"}}},
+        },
+    }
+    lines = model.price([Stack("S", {"Resources": res})], book(**{"ebs.gp3.gb_month": 0.08}), usage())
+    assert one(lines, "EBS /dev/xvda (launch template volume)").usd is None
+    assert one(lines, "EBS /dev/sdc (launch template volume)").usd == pytest.approx(2 * 8 * 0.08)
+    assert one(lines, "EBS /dev/sdc (launch template volume)").components() == (
+        "2 x 8 GB-month x $0.08/GB-month [ebs.gp3.gb_month]"
+    )
+
+
+def test_us_east_1_rds_lines_are_postgresql_rates():
+    us = prices.load("us-east-1")
+    assert us.get("rds.postgres.db.t3.micro.hour").usd == 0.018  # 0.017 is MySQL's
+    assert {k for k in us.figures if k.startswith("rds.") and k.endswith(".hour")} == {
+        f"rds.postgres.{c}.hour" for c in ("db.t3.micro", "db.t4g.micro", "db.t4g.small", "db.t4g.medium")
+    }
+
+
+def test_hours_per_month_is_the_one_setting():
+    schedule = {
+        "Sched": {
+            "Type": "AWS::Scheduler::Schedule",
+            "Properties": {"ScheduleExpression": "rate(1 hour)", "Target": {}},
+        },
+        "Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {"RetentionInDays": 31}},
+    }
+    lines = price(schedule, hours_per_month=744.0, log_ingest_gb=1.0)
+    assert one(lines, "Scheduler invocations").config == "744 runs"
+    # 31 days kept of 744 h / 24 = 31 days: the whole GB is stored for the month
+    assert one(lines, "CloudWatch Logs").usd == pytest.approx(1 * 0.5 + 1 * 0.03)
+    for path in Path(model.__file__).parent.glob("*.py"):  # no literal 730 in the cost code: the setting only
+        tree = ast.parse(path.read_text())
+        assert not [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Constant) and n.value == 730], path
+
+
+def test_every_line_shows_its_components_and_what_it_prices(out_root):
+    est = estimate(load_env("prod"), _built_dir("prod", out_root))
+    rds = one(est.lines, "RDS instance")
+    assert rds.components() == "2 x 730 h x $0.021/h [rds.postgres.db.t3.micro.hour]"
+    assert rds.name == "knowledgerouter-postgres"
+    assert rds.parts[0].key == "rds.postgres.db.t3.micro.hour" and not rds.usage
+    logs = [ln for ln in est.lines if ln.item == "CloudWatch Logs"]
+    assert len({ln.name for ln in logs}) == len(logs) == 8  # each names its log group
+    assert "/ecs/knowledgerouter/backend" in {ln.name for ln in logs}
+    assert all(ln.usage for ln in logs) and one(est.lines, "Data transfer out").usage == ["env.DataTransferOut.gb"]
+    for ln in est.lines:
+        if ln.usd is not None and ln.usd > 0:
+            assert ln.parts and sum(p.usd or 0 for p in ln.parts) == pytest.approx(ln.usd), ln.key
+    table = render(est, "table")
+    assert "2 x 730 h x $0.021/h [rds.postgres.db.t3.micro.hour]" in table and "/ecs/knowledgerouter/backend" in table
+    assert "| knowledgerouter-postgres | RDS instance |" in render(est, "markdown")
+
+
+def test_json_schema_has_version_and_machine_keys(out_root):
+    est = estimate(load_env("prod"), _built_dir("prod", out_root))
+    data = json.loads(render(est, "json"))
+    assert data["schema_version"] == 1
+    assert set(data) == {
+        "schema_version", "env", "region", "currency", "hours_per_month", "total", "lines", "savings",
+        "savings_plan", "unpriced", "stand_in_lines", "price_files", "warnings",
+    }  # fmt: skip
+    assert data["total"] == {"usd": round(est.total, 2), "complete": True, "unpriced_lines": 0}
+    assert [s["id"] for s in data["savings"]] == ["spot_share", "schedules", "arm64", "log_retention", "nat_choice"]
+    line = next(ln for ln in data["lines"] if ln["item"] == "RDS instance")
+    assert set(line) == {
+        "key", "stack", "logical_id", "resource_type", "name", "item", "configuration", "usd", "priced",
+        "stand_in", "usage_based", "usage_keys", "note", "components",
+    }  # fmt: skip
+    assert line["components"] == [
+        {
+            "price_key": "rds.postgres.db.t3.micro.hour",
+            "quantity": 1460.0,
+            "count": 2.0,
+            "unit": "h",
+            "unit_usd": 0.021,
+            "usd": 30.66,
+            "stand_in": False,
+            "price_date": "2026-08-10",
+            "free_allowance": False,
+            "text": "2 x 730 h x $0.021/h [rds.postgres.db.t3.micro.hour]",
+        }
+    ]
+
+
+def _bigger_db(out_root: str) -> tuple[list[model.Line], list[model.Line]]:
+    stacks = load_built(_built_dir("dev", out_root))
+    before = model.price(stacks, prices.load("eu-central-1"), load_env("dev").cost)
+    for s in stacks:
+        for res in s.resources.values():
+            if res["Type"] == "AWS::RDS::DBInstance":
+                res["Properties"]["DBInstanceClass"] = "db.t3.small"  # no price in eu-central-1
+    after = model.price(stacks, prices.load("eu-central-1"), load_env("dev").cost)
+    return before, after
+
+
+def test_unpriced_line_makes_total_and_delta_bounds_everywhere(out_root):
+    from kr_cfn.cost.report import compare, headline
+    from kr_cfn.deploy.review import ResourceChange, Review, StackChanges, render_markdown, render_text
+
+    before, after = _bigger_db(out_root)
+    cost = compare(before, after)
+    assert cost["delta"] is None and cost["unknown_lines"] == ["DataStack/Database/RDS instance"]
+    text = headline(cost)
+    assert f"-> at least {cost['after']:,.2f} (unknown: 1 unpriced) USD" in text
+    assert "delta unknown: 1 changed line(s) unpriced" in text
+    review = Review("kr-dev", "cs-1", "arn:cs", "UPDATE", "eu-central-1")
+    review.cost = cost
+    review.stacks = [
+        StackChanges("root", "kr-dev", "arn:cs", [ResourceChange("Modify", "Db", "AWS::RDS::DBInstance", "False")])
+    ]
+    assert text in render_text(review)
+    md = render_markdown(review)
+    assert "at least" in md and "| `DataStack/Database/RDS instance` |" in md and "| unpriced |" in md
+    est = report.Estimate("dev", "eu-central-1", after)
+    assert f"total: at least {est.total:,.2f} (unknown: 1 unpriced)" in render(est, "table")
+    assert f"**at least {est.total:,.2f} (unknown: 1 unpriced)**" in render(est, "markdown")
+    data = json.loads(render(est, "json"))
+    assert data["total"]["complete"] is False and data["total"]["unpriced_lines"] == 1
+    assert headline(compare(before, before)).endswith("USD (+0.00)")
+    assert headline(compare(before, after, 100.0)).endswith(
+        "(cost.fail_above_usd): cannot be checked, the delta is unknown"
+    )
+    assert compare(before, after, 100.0)["exceeded"] is True
+
+
+def test_config_refuses_a_class_the_price_data_lacks(tmp_path):
+    text = (
+        (PARAMS / "dev.yaml")
+        .read_text()
+        .replace("  multi_az: false\n", "  multi_az: false\n  db_instance_class: db.t3.small\n")
+    )
+    path = tmp_path / "dev.yaml"
+    path.write_text(text)
+    with pytest.raises(config.ConfigError) as err:
+        config.load(path)
+    assert (
+        f"{path}: data.db_instance_class: db.t3.small has no price in kr_cfn/cost/data/eu-central-1.json "
+        "(rds.postgres.db.t3.small.hour): kr-cfn cost could not price it; priced: db.t3.micro, db.t4g.medium, "
+        "db.t4g.micro, db.t4g.small (add a sourced figure to price another)"
+    ) in str(err.value)
+
+
+def test_shipped_prices_cover_the_shipped_classes_in_both_regions():
+    for region in ("eu-central-1", "us-east-1"):
+        keys = prices.shipped_keys(region)
+        for key in ("rds.postgres.db.t3.micro.hour", "elasticache.cache.t3.micro.hour", "ec2.t3.small.hour"):
+            assert key in keys, (region, key)
+
+
+def test_usage_file_overrides_per_resource_and_sync_writes_the_skeleton(out_root, tmp_path, capsys):
+    _built_dir("prod", out_root)
+    skeleton = tmp_path / "usage.yml"
+    assert main(["cost", "--env", "prod", "--out", out_root, "--sync-usage", str(skeleton)]) == 0
+    data = yaml.safe_load(skeleton.read_text())
+    assert data["version"] == 1
+    assert data["resources"]["DataStack"]["DataBucket"] == {"gb": 4.0}
+    assert data["resources"]["env"]["DataTransferOut"] == {"gb": 50.0}
+    data["resources"]["DataStack"]["DataBucket"]["gb"] = 104.0
+    skeleton.write_text(yaml.safe_dump(data))
+    capsys.readouterr()
+    assert main(["cost", "--env", "prod", "--out", out_root, "--usage", str(skeleton), "--format", "json"]) == 0
+    lines = {ln["key"]: ln for ln in json.loads(capsys.readouterr().out)["lines"]}
+    bucket = lines["DataStack/DataBucket/S3"]
+    assert bucket["usd"] == pytest.approx(104 * 0.0245) and bucket["usage_keys"] == ["DataStack.DataBucket.gb"]
+    assert lines["DataStack/BackupsBucket/S3"]["usd"] == pytest.approx(1 * 0.0245)  # others keep the defaults
+    # sync keeps the figures the file holds
+    assert main(["cost", "--env", "prod", "--out", out_root, "--sync-usage", str(skeleton)]) == 0
+    assert yaml.safe_load(skeleton.read_text())["resources"]["DataStack"]["DataBucket"] == {"gb": 104.0}
+    data["resources"]["DataStack"]["DataBuckett"] = {"gb": 1}
+    skeleton.write_text(yaml.safe_dump(data))
+    capsys.readouterr()
+    assert main(["cost", "--env", "prod", "--out", out_root, "--usage", str(skeleton)]) == 2
+    assert capsys.readouterr().err == (
+        f"{skeleton}: resources.DataStack.DataBuckett.gb: not read by the estimate (no such priced resource)\n"
+    )
+    data["resources"]["DataStack"] = {"DataBucket": {"gb": True}}
+    skeleton.write_text(yaml.safe_dump(data))
+    assert main(["cost", "--env", "prod", "--out", out_root, "--usage", str(skeleton)]) == 2
+    assert "resources.DataStack.DataBucket.gb: True is not a finite, non-negative number" in capsys.readouterr().err
+
+
+def test_fail_above_exits_3_when_the_increase_passes_it(out_root, capsys):
+    _built_dir("dev", out_root), _built_dir("prod", out_root)
+    args = ["cost", "--env", "prod", "--out", out_root, "--compare-to", "dev", "--format", "json"]
+    assert main([*args, "--fail-above", "1000"]) == 0
+    data = json.loads(capsys.readouterr().out)["compare_to"]
+    assert data["fail_above"] == 1000 and data["exceeded"] is False and data["delta"] > 5
+    assert main([*args, "--fail-above", "5"]) == 3
+    assert "monthly increase passes --fail-above 5.00 USD" in capsys.readouterr().err
+    assert main(["cost", "--env", "dev", "--out", out_root, "--compare-to", "prod", "--fail-above", "0"]) == 0
+    assert "limit +0.00 USD/month (cost.fail_above_usd): within" in capsys.readouterr().out
+
+
+def test_review_shows_the_params_threshold():
+    from kr_cfn.cost.report import headline
+
+    cost = {"before": 10.0, "after": 30.0, "delta": 20.0, "priced_delta": 20.0, "fail_above": 15.0, "exceeded": True}
+    assert headline(cost) == (
+        "monthly cost (kr-cfn cost, list prices): 10.00 -> 30.00 USD (+20.00); "
+        "limit +15.00 USD/month (cost.fail_above_usd): PASSED"
+    )
+
+
+def test_stale_price_figures_warn():
+    line = one(price({"K": {"Type": "AWS::KMS::Key"}}), "KMS key")
+    line.parts = [replace(line.parts[0], read="2025-11-04")]
+    warnings = report.stale([line], date(2026, 12, 5))
+    assert warnings == [
+        "1 price figure(s) used are more than a year old on 2026-12-05: kms.key_month (2025-11-04); "
+        "check them against the AWS pages (JSON: lines[].components[].price_date)"
+    ]
+    assert report.stale([line], date(2026, 11, 4)) == []
+    eu = prices.load("eu-central-1")
+    assert eu.get("elasticache.cache.t3.micro.hour").read == "2022-03-21"  # the page's date, not the read date
+    assert prices.load("us-east-1").get("logs.ingest_gb").read == "2026-06-01"  # page_date "2026-06"
+
+
+def test_savings_plan_line_is_unknown_without_a_sourced_rate_and_priced_with_one():
+    lines = price(service())
+    plan = model.savings_plan(lines, book())
+    assert plan["usd"] is None and "fargate.x86.vcpu_hour" in plan["note"]
+    with_rates = book(
+        **{
+            "compute_sp_1y_no_upfront.fargate.x86.vcpu_hour": 0.03,
+            "compute_sp_1y_no_upfront.fargate.x86.gb_hour": 0.003,
+        }
+    )
+    plan = model.savings_plan(lines, with_rates)
+    assert plan["usd"] == pytest.approx(2 * H * (0.5 * (0.04 - 0.03) + 1 * (0.004 - 0.003)))
+
+
+def test_free_allowances_only_when_the_env_is_alone_in_its_account():
+    res = {f"A{i}": {"Type": "AWS::CloudWatch::Alarm", "Properties": {}} for i in range(12)}
+    res["D"] = {"Type": "AWS::CloudWatch::Dashboard", "Properties": {}}
+    res["L"] = {"Type": "AWS::Logs::LogGroup", "Properties": {"RetentionInDays": 1}}
+    b = book(**{"cloudwatch.dashboard_month": 3.0})
+    shared = model.price([Stack("S", {"Resources": res})], b, usage(log_ingest_gb=8.0))
+    alone = model.price([Stack("S", {"Resources": res})], b, usage(log_ingest_gb=8.0, free_tier=True))
+    assert model.total(shared) == pytest.approx(12 * 0.1 + 3.0 + 8 * 0.5 + 8 * 0.03 / (730 / 24))
+    # 10 alarm metrics, 3 dashboards and 5 GB of logs free a month: 2 alarms and 3 GB of ingestion remain
+    assert model.total(alone) == pytest.approx(2 * 0.1 + 0 + 3 * 0.5 + 8 * 0.03 / (730 / 24))
+    logs = one(alone, "CloudWatch Logs")
+    assert "free -5 GB x $0.5/GB [logs.ingest_gb]" in logs.components() and "cost.free_tier" in logs.note
+    assert [ln.usd for ln in alone if ln.item == "CloudWatch alarm"] == pytest.approx([0.0] * 10 + [0.1, 0.1])
+
+
+def test_fail_above_usd_must_not_be_negative(tmp_path):
+    path = tmp_path / "x.yaml"
+    path.write_text("cost:\n  fail_above_usd: -5\n")
+    with pytest.raises(config.ConfigError) as err:
+        config.load(path)
+    assert f"{path}: cost.fail_above_usd: input should be greater than or equal to 0, got -5" in str(err.value)
+
+
+def test_price_check_covers_cache_nodes_and_the_qdrant_host_when_they_are_used():
+    from kr_cfn.config.cost import check_priced
+
+    assert check_priced("eu-central-1", "db.t3.micro", None, None) == []
+    assert check_priced("eu-central-1", "db.t3.micro", "cache.t3.micro", "m6i.large") == []  # priced since
+    problems = check_priced("us-east-1", "db.t3.micro", "cache.m5.large", "x9.huge")
+    assert [p for p, _ in problems] == ["data.redis_node_type", "services.qdrant.ebs.instance_type"]
+    assert problems[1][1].startswith(
+        "x9.huge has no price in kr_cfn/cost/data/us-east-1.json (ec2.x9.huge.hour): kr-cfn cost could not price it"
+    )
+    assert check_priced("ap-south-2", "db.x.y", "cache.x.y", "x.y") == []  # no shipped data: kr-cfn cost --prices

@@ -249,7 +249,7 @@ def test_compare_to_marks_added_removed_and_changed(out: Path, tmp_path: Path) -
     params = tmp_path / "params"
     params.mkdir()
     text = (PARAMS / "dev.yaml").read_text()
-    text = text.replace("  multi_az: false\n", "  multi_az: false\n  db_instance_class: db.t3.small\n")
+    text = text.replace("  multi_az: false\n", "  multi_az: false\n  db_instance_class: db.t4g.small\n")
     text = text.replace("services:\n", "services:\n  grafana: null\n  worker: {image: busybox:1.36.1, port: 9000}\n")
     (params / "dev.yaml").write_text(text)
     assert main(["build", "--params", str(params), "--out", str(tmp_path / "new"), "--no-lint", "--env", "dev"]) == 0
@@ -257,8 +257,8 @@ def test_compare_to_marks_added_removed_and_changed(out: Path, tmp_path: Path) -
     status = {n.lines[0]: n.status for n in graph.nodes.values()}
     assert status["worker service"] == "added"
     assert status["grafana service"] == "removed"
-    assert status["PostgreSQL 15 (db.t3.small)"] == "changed"
-    db = graph.nodes[_node(graph, "PostgreSQL 15 (db.t3.small)")]
+    assert status["PostgreSQL 15 (db.t4g.small)"] == "changed"
+    db = graph.nodes[_node(graph, "PostgreSQL 15 (db.t4g.small)")]
     assert "was: PostgreSQL 15 (db.t3.micro)" in db.lines
     assert status["backend service"] == ""
     mermaid = draw(graph, "mermaid").decode()

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from kr_cfn.config.alb import AlbConfig, AlbSlice
 from kr_cfn.config.base import ConfigError, Model, Problem
 from kr_cfn.config.bootstrap import Application, BootstrapConfig, BootstrapSlice
-from kr_cfn.config.cost import CostConfig
+from kr_cfn.config.cost import CostConfig, check_priced
 from kr_cfn.config.data import DataConfig, DataSlice
 from kr_cfn.config.deploy import DeployConfig, RootSlice
 from kr_cfn.config.flows import Flow, check_connects_to, service_flows
@@ -189,6 +189,12 @@ class EnvConfig(Model):
             )
         ]
         problems += check_production(self)
+        problems += check_priced(
+            self.region,
+            self.data.db_instance_class,
+            self.data.redis_node_type if self.data.redis == "elasticache" else None,
+            plan.ebs.instance_type if plan and plan.storage == "ebs" else None,
+        )
         problems += check_names(self)
         problems += check_grafana(self.services, ecs_slice(self).services, self.monitoring)
         problems += check_route_hosts(ecs_slice(self).services, self.alb)

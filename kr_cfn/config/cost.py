@@ -20,7 +20,14 @@ class CostConfig(Model):
     hours_per_month: float = Field(730.0, gt=0, le=744, description="Hours in a month (AWS prices a month as 730 h).")
     free_tier: bool = Field(
         False,
-        description="Subtract the account-wide always-free allowances (100 GB egress); off: other workloads use them.",
+        description="The env is the only workload in its AWS account: subtract the account-wide always-free "
+        "allowances (100 GB data transfer out); off: other workloads use them up.",
+    )
+    fail_above_usd: float | None = Field(
+        None,
+        ge=0,
+        description="Monthly increase (USD) the plan review flags and kr-cfn cost --compare-to exits 3 above; "
+        "null: no limit.",
     )
     data_transfer_out_gb: float = Field(50.0, ge=0, description="GB a month sent to the internet.")
     alb_lcu: float = Field(
@@ -99,3 +106,34 @@ class CostConfig(Model):
                 ("log_ingest_gb_by_group", f"the named log groups add up to {named} GB, more than log_ingest_gb")
             )
         return problems
+
+
+def check_priced(region: str, db_class: str, cache_node: str | None, host_type: str | None) -> list[Problem]:
+    """Refuse an instance class the shipped price data of ``region`` has no figure for (stand-ins count).
+
+    Without the refusal the estimate would leave the line out; with it, a bigger class can never
+    read as a saving. A region without shipped data is left to ``kr-cfn cost --prices``.
+    """
+    from kr_cfn.cost import prices  # the price data lives with the cost code; read lazily (no import cycle)
+
+    keys = prices.shipped_keys(region)
+    if keys is None:
+        return []
+    file = f"kr_cfn/cost/data/{region}.json"
+    wanted = [("data.db_instance_class", "rds.postgres.", db_class)]
+    if cache_node is not None:
+        wanted.append(("data.redis_node_type", "elasticache.", cache_node))
+    if host_type is not None:
+        wanted.append(("services.qdrant.ebs.instance_type", "ec2.", host_type))
+    problems: list[Problem] = []
+    for path, prefix, value in wanted:
+        if f"{prefix}{value}.hour" not in keys:
+            have = sorted(k.removeprefix(prefix).removesuffix(".hour") for k in keys if k.startswith(prefix))
+            problems.append(
+                (
+                    path,
+                    f"{value} has no price in {file} ({prefix}{value}.hour): kr-cfn cost could not price it; "
+                    f"priced: {', '.join(have)} (add a sourced figure to price another)",
+                )
+            )
+    return problems

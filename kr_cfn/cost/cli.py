@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from kr_cfn import config
-from kr_cfn.cost import model, prices
-from kr_cfn.cost.report import FORMATS, Estimate, render
+from kr_cfn.cost import model, prices, usage
+from kr_cfn.cost.report import FORMATS, Estimate, compare, render, stale
 from kr_cfn.cost.templates import load_built
+
+EXIT_OVER_LIMIT = 3
+"""``--fail-above``: the monthly increase passes the limit (or cannot be shown to stay under it)."""
 
 
 class CostError(Exception):
@@ -18,19 +23,36 @@ class CostError(Exception):
 
 
 def estimate(
-    cfg: config.EnvConfig, env_dir: Path, price_file: Path | None = None, with_savings: bool = True
+    cfg: config.EnvConfig,
+    env_dir: Path,
+    price_file: Path | None = None,
+    with_savings: bool = True,
+    usage_file: Path | None = None,
+    today: date | None = None,
 ) -> Estimate:
-    """Price the built templates in ``env_dir`` with ``cfg``'s region and usage assumptions."""
+    """Price the built templates in ``env_dir`` with ``cfg``'s region, usage assumptions and the usage file."""
     if not (env_dir / "root.yaml").exists() and not (env_dir / "root.json").exists():
         raise CostError(f"{env_dir}: no built templates (root.yaml); run kr-cfn build --env {cfg.env} first")
     try:
         book = prices.load(cfg.region, price_file)
-    except prices.PriceError as exc:
+        overrides = usage.load(usage_file) if usage_file else {}
+    except (prices.PriceError, usage.UsageError) as exc:
         raise CostError(str(exc)) from None
     stacks = load_built(env_dir)
-    lines = model.price(stacks, book, cfg.cost)
-    saved = model.savings(stacks, book, cfg.cost) if with_savings else {}
-    return Estimate(cfg.env, cfg.region, lines, saved, book.files)
+    used: list[tuple[str, str, str, float]] = []
+    lines = model.price(stacks, book, cfg.cost, overrides=overrides, used=used)
+    if usage_file:
+        try:
+            usage.check(usage_file, overrides, used)
+        except usage.UsageError as exc:
+            raise CostError(str(exc)) from None
+    saved = model.savings(stacks, book, cfg.cost, overrides) if with_savings else {}
+    est = Estimate(cfg.env, cfg.region, lines, saved, book.files, cfg.cost.hours_per_month)
+    est.warnings = stale(lines, today or date.today())
+    if with_savings:
+        est.savings_plan = model.savings_plan(lines, book)
+    est.used = used
+    return est
 
 
 def _compare(args: argparse.Namespace, cfg: config.EnvConfig, load_env: Any) -> Estimate | None:
@@ -39,13 +61,20 @@ def _compare(args: argparse.Namespace, cfg: config.EnvConfig, load_env: Any) -> 
         return None
     path = Path(target)
     if path.is_dir():
-        est = estimate(cfg, path, args.prices, with_savings=False)
+        est = estimate(cfg, path, args.prices, with_savings=False, usage_file=args.usage)
         est.env = str(path)
         return est
     if (Path(args.params) / f"{target}.yaml").exists():
         other = load_env(Path(args.params), target)
         return estimate(other, Path(args.out) / other.env, args.prices if other.region == cfg.region else None, False)
     raise CostError(f"--compare-to {target}: neither a folder of built templates nor an environment in {args.params}")
+
+
+def _usd(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: expected a finite, non-negative USD amount")
+    return value
 
 
 def add_parser(sub: Any, load_env: Any) -> None:
@@ -57,16 +86,48 @@ def add_parser(sub: Any, load_env: Any) -> None:
     p.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     p.add_argument("--prices", type=Path, help="price file overriding the region's figures (same JSON layout)")
     p.add_argument("--compare-to", metavar="PATH|ENV", help="built templates folder or environment to diff against")
+    p.add_argument("--usage", type=Path, metavar="FILE", help="usage figures per resource (stack -> logical id)")
+    p.add_argument(
+        "--sync-usage", type=Path, metavar="FILE", help="write the usage file skeleton (defaults filled in) and exit"
+    )
+    p.add_argument(
+        "--fail-above",
+        type=_usd,
+        metavar="USD",
+        help="with --compare-to: exit 3 when the monthly increase passes USD (default: cost.fail_above_usd)",
+    )
 
     def run(args: argparse.Namespace) -> int:
         cfg = load_env(Path(args.params), args.env)
         try:
-            est = estimate(cfg, Path(args.out) / cfg.env, args.prices)
+            if args.sync_usage:
+                return _sync(cfg, args)
+            est = estimate(cfg, Path(args.out) / cfg.env, args.prices, usage_file=args.usage)
             other = _compare(args, cfg, load_env)
         except CostError as exc:
             print(exc, file=sys.stderr)
             return 2
-        sys.stdout.write(render(est, args.format, other))
+        limit = args.fail_above if args.fail_above is not None else cfg.cost.fail_above_usd
+        limit = limit if other is not None else None
+        sys.stdout.write(render(est, args.format, other, limit))
+        for warning in est.warnings if args.format == "json" else []:  # table and Markdown carry them as notes
+            print(f"warning: {warning}", file=sys.stderr)
+        if other is not None and limit is not None and compare(other.lines, est.lines, limit)["exceeded"]:
+            print(f"monthly increase passes --fail-above {limit:,.2f} USD (or is unknown)", file=sys.stderr)
+            return EXIT_OVER_LIMIT
         return 0
 
     p.set_defaults(func=run)
+
+
+def _sync(cfg: config.EnvConfig, args: argparse.Namespace) -> int:
+    """Write the usage skeleton of ``cfg``'s estimate to ``args.sync_usage``, keeping the figures it holds."""
+    path: Path = args.sync_usage
+    try:
+        existing = usage.load(path) if path.exists() else {}
+    except usage.UsageError as exc:
+        raise CostError(str(exc)) from None
+    est = estimate(cfg, Path(args.out) / cfg.env, args.prices, with_savings=False)
+    path.write_text(usage.skeleton(est.used, existing), encoding="utf-8")
+    print(f"{path}: {len({(s, r) for s, r, _, _ in est.used})} resources with usage figures")
+    return 0

@@ -8,7 +8,7 @@ from typing import Any
 from kr_cfn import config
 from kr_cfn.cost import model
 from kr_cfn.cost.cli import estimate
-from kr_cfn.cost.report import delta
+from kr_cfn.cost.report import compare
 from kr_cfn.cost.templates import STACK_TYPE, Stack
 from kr_cfn.deploy.shape import parse_template
 
@@ -46,14 +46,4 @@ def plan_delta(cfn: Any, stack: dict[str, Any] | None, env_dir: Path, cfg: confi
 
         book = prices.load(cfg.region)
         old = model.price(deployed_stacks(cfn, stack["StackId"]), book, cfg.cost)
-    before, after = model.total(old), new.total
-    return {
-        "before": round(before, 2),
-        "after": round(after, 2),
-        "delta": round(after - before, 2),
-        "unpriced": [ln.key for ln in new.unpriced],
-        "lines": [
-            {"key": key, "before": a.usd if a else None, "after": b.usd if b else None}
-            for key, a, b in delta(old, new.lines)
-        ],
-    }
+    return compare(old, new.lines, cfg.cost.fail_above_usd)

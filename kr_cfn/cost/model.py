@@ -28,6 +28,59 @@ class Options:
     nat_per_az: bool = False
 
 
+UNITS: list[tuple[str, str]] = [
+    ("vcpu_hour", "vCPU-h"),
+    ("lcu_hour", "LCU-h"),
+    ("gb_hour", "GB-h"),
+    ("gb_month", "GB-month"),
+    ("metric_month", "metric-month"),
+    ("alarm_month", "alarm-month"),
+    ("dashboard_month", "dashboard-month"),
+    ("key_month", "key-month"),
+    ("secret_month", "secret-month"),
+    ("zone_month", "zone-month"),
+    ("api_10k", "10k-calls"),
+    ("queries_million", "M queries"),
+    ("million_invocations", "M invocations"),
+    ("hour", "h"),
+    ("gb", "GB"),
+]
+"""Unit of a price-file key, by the end of its last part (first match wins)."""
+
+
+def unit(key: str) -> str:
+    """The unit a price-file key is priced in (``nat.hour`` -> ``h``, ``s3.standard.gb_month`` -> ``GB-month``)."""
+    last = key.rsplit(".", 1)[-1]
+    return next((u for end, u in UNITS if last.endswith(end)), last)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One component of a line: ``count x quantity/count unit x unit price`` from one price-file key."""
+
+    key: str
+    quantity: float
+    unit: str
+    unit_usd: float | None
+    count: float = 1.0
+    stand_in: bool = False
+    read: str | None = None
+    free: bool = False
+    """An account-wide free allowance taken off the line (a negative quantity; ``cost.free_tier``)."""
+
+    @property
+    def usd(self) -> float | None:
+        """USD a month of this component; None when the price data has no figure."""
+        return None if self.unit_usd is None else self.quantity * self.unit_usd
+
+    def text(self) -> str:
+        """``2 x 730 h x $0.052/h [nat.hour]``: quantity, unit, unit price, price-file key (count only when not 1)."""
+        per = self.quantity / self.count if self.count else 0.0
+        qty = f"{self.count:g} x {per:,.6g} {self.unit}" if self.count != 1 else f"{self.quantity:,.6g} {self.unit}"
+        rate = "no price" if self.unit_usd is None else f"${self.unit_usd:g}/{self.unit}"
+        return f"{'free ' if self.free else ''}{qty} x {rate} [{self.key}]"
+
+
 @dataclass
 class Line:
     """One line of the estimate."""
@@ -40,11 +93,24 @@ class Line:
     usd: float | None
     note: str = ""
     stand_in: bool = False
+    name: str = ""
+    """What the line prices: the resource's physical name when the template gives it, else its logical id."""
+    parts: list[Part] = field(default_factory=list)
+    usage: list[str] = field(default_factory=list)
+    """Usage figures (``cost:`` settings or usage-file keys) the line depends on; empty: the template alone."""
 
     @property
     def key(self) -> str:
         """Stable identity of the line across two estimates."""
         return f"{self.stack}/{self.logical_id}/{self.item}"
+
+    def components(self) -> str:
+        """The line's components as text: ``2 x 730 h x $0.021/h [rds.postgres.db.t3.micro.hour] + ...``."""
+        return " + ".join(p.text() for p in self.parts)
+
+
+Overrides = dict[tuple[str, str], dict[str, float]]
+"""Usage figures per resource, keyed by (stack, logical id): the usage file (``--usage FILE``)."""
 
 
 @dataclass
@@ -58,37 +124,110 @@ class Context:
     options: Options
     log_groups: int = 1
     lines: list[Line] = field(default_factory=list)
+    overrides: Overrides = field(default_factory=dict)
+    used: list[tuple[str, str, str, float]] = field(default_factory=list)
+    """Every usage figure read, as (stack, logical id, name, value): the skeleton ``--sync-usage`` writes."""
+    _pending: list[str] = field(default_factory=list)
 
     @property
     def hours(self) -> float:
-        """Hours in the month."""
+        """Hours in the month (``cost.hours_per_month``, the one setting every hourly figure uses)."""
         return self.usage.hours_per_month
 
+    def use(self, sid: str, name: str, default: float) -> float:
+        """The usage figure ``name`` of resource ``sid``: the usage file's, else the ``cost:`` default."""
+        value = self.overrides.get((self.stack.name, sid), {}).get(name, default)
+        self.used.append((self.stack.name, sid, name, default))
+        self._pending.append(f"{self.stack.name}.{sid}.{name}")
+        return value
+
     def add(
-        self, logical_id: str, type_: str, item: str, config: str, parts: list[tuple[str, float]], note: str = ""
+        self,
+        logical_id: str,
+        type_: str,
+        item: str,
+        config: str,
+        parts: list[tuple[str, float] | tuple[str, float, float]],
+        note: str = "",
     ) -> None:
-        """Add a line priced as the sum of ``quantity x price[key]``; unpriced if any key has no figure."""
-        total = 0.0
-        stand_in = False
-        missing = []
-        for key, qty in parts:
+        """Add a line priced as the sum of ``quantity x price[key]``; unpriced if any key has no figure.
+
+        A part is ``(key, quantity)`` or ``(key, quantity, count)``: ``count`` only shapes how the
+        quantity is shown (``2 x 730 h``).
+        """
+        out: list[Part] = []
+        for key, qty, *count in parts:
             if qty == 0:
                 continue
             price = self.prices.get(key)
-            if price is None:
-                missing.append(key)
-                continue
-            total += qty * price.usd
-            stand_in |= price.stand_in is not None
+            out.append(
+                Part(
+                    key,
+                    qty,
+                    unit(key),
+                    None if price is None else price.usd,
+                    count[0] if count else 1.0,
+                    price is not None and price.stand_in is not None,
+                    None if price is None else price.read,
+                )
+            )
+        missing = [p.key for p in out if p.unit_usd is None]
         if missing:
             note = "; ".join(filter(None, [note, f"no price for {', '.join(missing)} in the price data"]))
-            self.lines.append(Line(self.stack.name, logical_id, type_, item, config, None, note, stand_in))
-        else:
-            self.lines.append(Line(self.stack.name, logical_id, type_, item, config, total, note, stand_in))
+        usd = None if missing else sum(p.usd or 0.0 for p in out)
+        res = self.stack.resources.get(logical_id) or {}
+        self.lines.append(
+            Line(
+                self.stack.name,
+                logical_id,
+                type_,
+                item,
+                config,
+                usd,
+                note,
+                any(p.stand_in for p in out),
+                _label(self.stack, logical_id, res),
+                out,
+                list(dict.fromkeys(self._pending)),
+            )
+        )
+        self._pending.clear()
 
     def unpriced(self, logical_id: str, type_: str, item: str, config: str, note: str) -> None:
         """Add a billable line the model cannot price, with the reason."""
-        self.lines.append(Line(self.stack.name, logical_id, type_, item, config, None, note))
+        res = self.stack.resources.get(logical_id) or {}
+        self.lines.append(
+            Line(self.stack.name, logical_id, type_, item, config, None, note, name=_label(self.stack, logical_id, res))
+        )
+        self._pending.clear()
+
+
+NAME_PROPS: dict[str, str] = {
+    "AWS::S3::Bucket": "BucketName",
+    "AWS::Logs::LogGroup": "LogGroupName",
+    "AWS::ECS::Service": "ServiceName",
+    "AWS::ECS::Cluster": "ClusterName",
+    "AWS::RDS::DBInstance": "DBInstanceIdentifier",
+    "AWS::ECR::Repository": "RepositoryName",
+    "AWS::SecretsManager::Secret": "Name",
+    "AWS::CloudWatch::Alarm": "AlarmName",
+    "AWS::CloudWatch::Dashboard": "DashboardName",
+    "AWS::ElasticLoadBalancingV2::LoadBalancer": "Name",
+    "AWS::ElastiCache::ReplicationGroup": "ReplicationGroupId",
+    "AWS::Scheduler::Schedule": "Name",
+    "AWS::Route53::HostedZone": "Name",
+}
+"""The property that names a resource of each type (its physical name)."""
+
+
+def _label(stack: Stack, sid: str, res: dict[str, Any]) -> str:
+    """The resource's name from the template (a literal, a known parameter or an ``Fn::Sub`` text), else ``sid``."""
+    node = _props(res).get(NAME_PROPS.get(str(res.get("Type")), ""))
+    value = stack.value(node)
+    if isinstance(value, str) and value:
+        return value
+    sub = node.get("Fn::Sub") if isinstance(node, dict) else None
+    return sub if isinstance(sub, str) else sid
 
 
 Rule = Callable[[Context, str, dict[str, Any]], None]
@@ -192,27 +331,27 @@ def _task_segments(
         pieces = segments(lo, hi, [] if ctx.options.no_schedules else actions)
     except UnsupportedScheduleError as exc:
         pieces, note = [(1.0, lo, hi)], f"schedule not modelled ({exc}); scheduled minimum ignored"
-    extra = ctx.usage.extra_tasks.get(service, 0.0)
+    extra = ctx.use(sid, "extra_tasks", ctx.usage.extra_tasks.get(service, 0.0))
     return [(share, min(max(mn + extra, mn), mx)) for share, mn, mx in pieces], note
 
 
 def _fargate_parts(
     ctx: Context, td: dict[str, Any], on_demand: float, spot: float
-) -> tuple[list[tuple[str, float]], str]:
+) -> tuple[list[tuple[str, float] | tuple[str, float, float]], str]:
     vcpu = _num(td.get("Cpu")) / 1024
     gb = _num(td.get("Memory")) / 1024
     arch = str((td.get("RuntimePlatform") or {}).get("CpuArchitecture", "X86_64")).upper()
     arm = arch == "ARM64" and not ctx.options.x86_only
     kind = "arm" if arm else "x86"
     h = ctx.hours
-    parts = [
-        (f"fargate.{kind}.vcpu_hour", on_demand * vcpu * h),
-        (f"fargate.{kind}.gb_hour", on_demand * gb * h),
-        (f"fargate_spot.{kind}.vcpu_hour", spot * vcpu * h),
-        (f"fargate_spot.{kind}.gb_hour", spot * gb * h),
+    parts: list[tuple[str, float] | tuple[str, float, float]] = [
+        (f"fargate.{kind}.vcpu_hour", on_demand * vcpu * h, on_demand),
+        (f"fargate.{kind}.gb_hour", on_demand * gb * h, on_demand),
+        (f"fargate_spot.{kind}.vcpu_hour", spot * vcpu * h, spot),
+        (f"fargate_spot.{kind}.gb_hour", spot * gb * h, spot),
     ]
     extra_storage = max(_num((td.get("EphemeralStorage") or {}).get("SizeInGiB"), 20) - 20, 0)
-    parts.append(("fargate.ephemeral_gb_hour", extra_storage * (on_demand + spot) * h))
+    parts.append(("fargate.ephemeral_gb_hour", extra_storage * (on_demand + spot) * h, on_demand + spot))
     return parts, f"{vcpu:g} vCPU / {gb:g} GB {'ARM64' if arm else 'x86'}"
 
 
@@ -225,7 +364,9 @@ def ecs_service(ctx: Context, sid: str, res: dict[str, Any]) -> None:
         ctx.unpriced(sid, res["Type"], f"ECS service {name}", "-", "task definition not found in the template")
         return
     pieces, note = _task_segments(ctx, name, sid, props)
-    strategy = [("FARGATE", 0.0, 1.0)] if ctx.options.no_spot else _strategy(ctx, props)
+    strategy = _strategy(ctx, props)
+    if ctx.options.no_spot:  # Spot off: FARGATE_SPOT runs on FARGATE; EC2 capacity providers stay as they are
+        strategy = [("FARGATE" if p == "FARGATE_SPOT" else p, base, w) for p, base, w in strategy]
     on_demand = sum(share * spot_split(n, strategy)[0] for share, n in pieces)
     spot = sum(share * spot_split(n, strategy)[1] for share, n in pieces)
     tasks = on_demand + spot
@@ -242,7 +383,9 @@ def ecs_service(ctx: Context, sid: str, res: dict[str, Any]) -> None:
     network = ((props.get("NetworkConfiguration") or {}).get("AwsvpcConfiguration")) or {}
     public = ctx.stack.value(network.get("AssignPublicIp"))
     if public == "ENABLED" and not ctx.options.nat_per_az:
-        ctx.add(sid, res["Type"], f"Public IPv4 {name}", f"{tasks:.2f} task IPs", [("ipv4.hour", tasks * ctx.hours)])
+        ctx.add(
+            sid, res["Type"], f"Public IPv4 {name}", f"{tasks:.2f} task IPs", [("ipv4.hour", tasks * ctx.hours, tasks)]
+        )
     elif isinstance(network.get("AssignPublicIp"), dict) and public is None:
         ctx.unpriced(sid, res["Type"], f"Public IPv4 {name}", "-", "AssignPublicIp not resolvable from the templates")
 
@@ -269,6 +412,7 @@ def ecs_cluster(ctx: Context, sid: str, res: dict[str, Any]) -> None:
             )
             continue
         u = ctx.usage
+        log_gb = ctx.use(sid, "performance_log_gb", u.container_insights_log_gb)
         kinds = [r.get("Type") for r in ctx.stack.resources.values()]
         services, families = kinds.count("AWS::ECS::Service"), kinds.count("AWS::ECS::TaskDefinition")
         per_cluster = u.container_insights_metrics_per_cluster + int("AWS::ECS::CapacityProvider" in kinds)
@@ -281,13 +425,12 @@ def ecs_cluster(ctx: Context, sid: str, res: dict[str, Any]) -> None:
             sid,
             res["Type"],
             "Container Insights",
-            f"{metrics:g} metrics ({services} services, {families} task families), "
-            f"{u.container_insights_log_gb:g} GB performance logs",
-            [("cloudwatch.metric_month", metrics), ("logs.ingest_gb", u.container_insights_log_gb)],
+            f"{metrics:g} metrics ({services} services, {families} task families), {log_gb:g} GB performance logs",
+            [("cloudwatch.metric_month", metrics), ("logs.ingest_gb", log_gb)],
         )
 
 
-def _schedule_runs(expr: str) -> float | None:
+def _schedule_runs(expr: str, hours: float) -> float | None:
     """Runs a month of an EventBridge Scheduler / rule expression (``rate(...)`` or weekly ``cron(...)``)."""
     from kr_cfn.cost.schedule import WEEK_MINUTES, firings
 
@@ -295,9 +438,9 @@ def _schedule_runs(expr: str) -> float | None:
     if expr.startswith("rate(") and expr.endswith(")"):
         amount, _, unit = expr[5:-1].partition(" ")
         minutes = {"minute": 1, "minutes": 1, "hour": 60, "hours": 60, "day": 1440, "days": 1440}.get(unit.strip())
-        return 730 * 60 / (minutes * _num(amount, 1)) if minutes else None
+        return hours * 60 / (minutes * _num(amount, 1)) if minutes else None
     try:
-        return len(firings(expr)) * 730 * 60 / WEEK_MINUTES
+        return len(firings(expr)) * hours * 60 / WEEK_MINUTES
     except UnsupportedScheduleError:
         return None
 
@@ -305,7 +448,7 @@ def _schedule_runs(expr: str) -> float | None:
 def scheduler_schedule(ctx: Context, sid: str, res: dict[str, Any]) -> None:
     """Scheduler invocations (first 14 million a month free) and the ECS task each run starts."""
     props = _props(res)
-    runs = _schedule_runs(str(props.get("ScheduleExpression", "")))
+    runs = _schedule_runs(str(props.get("ScheduleExpression", "")), ctx.hours)
     target = props.get("Target") or {}
     ecs = target.get("EcsParameters")
     if runs is None:
@@ -319,14 +462,15 @@ def scheduler_schedule(ctx: Context, sid: str, res: dict[str, Any]) -> None:
         if not td:
             ctx.unpriced(sid, res["Type"], "Scheduled ECS task", f"{runs:.0f} runs", "task definition not in template")
             return
-        share = runs * ctx.usage.scheduled_task_minutes / 60 / ctx.hours
+        minutes = ctx.use(sid, "minutes_per_run", ctx.usage.scheduled_task_minutes)
+        share = runs * minutes / 60 / ctx.hours
         count = _num(ecs.get("TaskCount"), 1) * share
         parts, size = _fargate_parts(ctx, td, count, 0.0)
         ctx.add(
             sid,
             res["Type"],
             "Scheduled ECS task",
-            f"{size}, {runs:.0f} runs x {ctx.usage.scheduled_task_minutes:g} min",
+            f"{size}, {runs:.0f} runs x {minutes:g} min",
             parts,
         )
 
@@ -345,18 +489,23 @@ def rds_instance(ctx: Context, sid: str, res: dict[str, Any]) -> None:
     copies = 2 if ctx.stack.value(p.get("MultiAZ")) in (True, "true", "True") else 1
     storage_type = str(p.get("StorageType", "gp2"))
     gb = _num(p.get("AllocatedStorage"))
-    backup = max(ctx.usage.rds_backup_gb - gb, 0) if _num(p.get("BackupRetentionPeriod"), 1) else 0
     az = "Multi-AZ" if copies == 2 else "Single-AZ"
     ctx.add(
-        sid, res["Type"], "RDS instance", f"{cls} {engine} {az}", [(f"rds.{engine}.{cls}.hour", copies * ctx.hours)]
+        sid,
+        res["Type"],
+        "RDS instance",
+        f"{cls} {engine} {az}",
+        [(f"rds.{engine}.{cls}.hour", copies * ctx.hours, copies)],
     )
     ctx.add(
         sid,
         res["Type"],
         "RDS storage",
         f"{gb:g} GB {storage_type} x {copies}",
-        [(f"rds.storage.{storage_type}.gb_month", copies * gb)],
+        [(f"rds.storage.{storage_type}.gb_month", copies * gb, copies)],
     )
+    backup_gb = ctx.use(sid, "backup_gb", ctx.usage.rds_backup_gb)
+    backup = max(backup_gb - gb, 0) if _num(p.get("BackupRetentionPeriod"), 1) else 0
     if backup:
         ctx.add(
             sid,
@@ -377,24 +526,26 @@ def elasticache(ctx: Context, sid: str, res: dict[str, Any]) -> None:
         nodes = _num(p.get("NumNodeGroups"), 1) * (_num(p.get("ReplicasPerNodeGroup"), 0) + 1)
     else:
         nodes = _num(p.get("NumCacheClusters"), 1)
-    ctx.add(sid, res["Type"], "ElastiCache", f"{nodes:g} x {node}", [(f"elasticache.{node}.hour", nodes * ctx.hours)])
+    ctx.add(
+        sid, res["Type"], "ElastiCache", f"{nodes:g} x {node}", [(f"elasticache.{node}.hour", nodes * ctx.hours, nodes)]
+    )
 
 
 def efs(ctx: Context, sid: str, res: dict[str, Any]) -> None:
     """Standard storage at the assumed average size."""
-    gb = ctx.usage.efs_gb
+    gb = ctx.use(sid, "gb", ctx.usage.efs_gb)
     ctx.add(sid, res["Type"], "EFS", f"{gb:g} GB Standard", [("efs.standard.gb_month", gb)])
 
 
 def s3_bucket(ctx: Context, sid: str, res: dict[str, Any]) -> None:
     """Standard storage at the assumed size (requests and lifecycle transitions not modelled)."""
-    gb = ctx.usage.s3_gb.get(sid, 0.0)
+    gb = ctx.use(sid, "gb", ctx.usage.s3_gb.get(sid, 0.0))
     ctx.add(sid, res["Type"], "S3", f"{gb:g} GB Standard", [("s3.standard.gb_month", gb)])
 
 
 def ecr(ctx: Context, sid: str, res: dict[str, Any]) -> None:
     """Image storage at the assumed size."""
-    gb = ctx.usage.ecr_gb
+    gb = ctx.use(sid, "gb", ctx.usage.ecr_gb)
     ctx.add(sid, res["Type"], "ECR", f"{gb:g} GB images", [("ecr.gb_month", gb)])
 
 
@@ -419,14 +570,16 @@ def alb(ctx: Context, sid: str, res: dict[str, Any]) -> None:
             sid, res["Type"], "Load balancer", str(p.get("Type")), "only application load balancers are priced"
         )
         return
-    lcu = ctx.usage.alb_lcu
+    lcu = ctx.use(sid, "lcu", ctx.usage.alb_lcu)
     ctx.add(
         sid, res["Type"], "ALB", f"1 ALB, {lcu:g} LCU", [("alb.hour", ctx.hours), ("alb.lcu_hour", lcu * ctx.hours)]
     )
     if p.get("Scheme", "internet-facing") == "internet-facing":
         subnets = p.get("Subnets") if isinstance(p.get("Subnets"), list) else None
         ips = len(subnets) if subnets else _public_subnets(ctx)
-        ctx.add(sid, res["Type"], "Public IPv4 ALB", f"{ips} IPs (one per subnet)", [("ipv4.hour", ips * ctx.hours)])
+        ctx.add(
+            sid, res["Type"], "Public IPv4 ALB", f"{ips} IPs (one per subnet)", [("ipv4.hour", ips * ctx.hours, ips)]
+        )
 
 
 def _public_subnets(ctx: Context) -> int:
@@ -445,7 +598,7 @@ def _nat_count(ctx: Context) -> int:
 
 def nat_gateway(ctx: Context, sid: str, res: dict[str, Any]) -> None:
     """Hours and processed GB (the assumed total shared evenly); its Elastic IP is priced as an EIP."""
-    gb = ctx.usage.nat_processed_gb / max(_nat_count(ctx), 1)
+    gb = ctx.use(sid, "processed_gb", ctx.usage.nat_processed_gb / max(_nat_count(ctx), 1))
     ctx.add(sid, res["Type"], "NAT gateway", f"1 gateway, {gb:g} GB", [("nat.hour", ctx.hours), ("nat.gb", gb)])
 
 
@@ -462,9 +615,9 @@ def log_group(ctx: Context, sid: str, res: dict[str, Any]) -> None:
     u = ctx.usage
     named = u.log_ingest_gb_by_group
     unnamed = max(ctx.log_groups - len([g for g in named if g != sid]), 1) if sid not in named else 1
-    gb = named.get(sid, (u.log_ingest_gb - sum(named.values())) / unnamed)
+    gb = ctx.use(sid, "ingest_gb", named.get(sid, (u.log_ingest_gb - sum(named.values())) / unnamed))
     days = ctx.options.log_retention_days or _num(_props(res).get("RetentionInDays"), 0)
-    months = days / (730 / 24) if days else u.log_never_expire_months
+    months = days / (ctx.hours / 24) if days else u.log_never_expire_months
     kept = f"{days:g} d retention" if days else "never expires"
     parts = [("logs.ingest_gb", gb), ("logs.storage_gb_month", gb * months)]
     ctx.add(sid, res["Type"], "CloudWatch Logs", f"{gb:.2f} GB/month in, {kept}", parts)
@@ -485,17 +638,52 @@ def dashboard(ctx: Context, sid: str, res: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- EC2 and friends
 
 
-def _instance_type(ctx: Context, node: Any) -> str | None:
+def _launch_data(ctx: Context, node: Any) -> dict[str, Any]:
+    """The ``LaunchTemplateData`` of the launch template ``node`` refers to (empty when not in the template)."""
     lt = _props(ctx.stack.resources.get(_ref((node or {}).get("LaunchTemplateId")) or "", {}))
-    value = (lt.get("LaunchTemplateData") or {}).get("InstanceType")
+    data = lt.get("LaunchTemplateData")
+    return data if isinstance(data, dict) else {}
+
+
+def _instance_type(ctx: Context, node: Any) -> str | None:
+    value = _launch_data(ctx, node).get("InstanceType")
     return ctx.stack.value(value) if value is not None else None
 
 
+def _block_devices(ctx: Context, sid: str, res: dict[str, Any], mappings: Any, count: float, what: str) -> None:
+    """The EBS volumes each instance gets from its block device mappings (root volume included), per GB-month.
+
+    Each instance launched gets its own volumes, billed like any EBS volume while they exist:
+    https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/block-device-mapping-concepts.html
+    """
+    for mapping in mappings if isinstance(mappings, list) else []:
+        ebs = mapping.get("Ebs") if isinstance(mapping, dict) else None
+        if not isinstance(ebs, dict):
+            continue  # instance store or NoDevice: no EBS charge
+        device = mapping.get("DeviceName", "?")
+        vtype, size = str(ctx.stack.value(ebs.get("VolumeType")) or "gp2"), ctx.stack.value(ebs.get("VolumeSize"))
+        if size is None:
+            ctx.unpriced(
+                sid, res["Type"], f"EBS {device} ({what})", vtype, "size taken from the AMI: not in the template"
+            )
+            continue
+        gb = _num(size)
+        ctx.add(
+            sid,
+            res["Type"],
+            f"EBS {device} ({what})",
+            f"{count:g} x {gb:g} GB {vtype}",
+            [(f"ebs.{vtype}.gb_month", count * gb, count)],
+        )
+
+
 def ec2_instance(ctx: Context, sid: str, res: dict[str, Any]) -> None:
-    """On-demand instance hours (volumes priced as EBS)."""
+    """On-demand instance hours and the EBS volumes of its block device mappings (its own, else its template's)."""
     p = _props(res)
     itype = ctx.stack.value(p.get("InstanceType")) or _instance_type(ctx, p.get("LaunchTemplate"))
     ctx.add(sid, res["Type"], "EC2 instance", f"1 x {itype}", [(f"ec2.{itype}.hour", ctx.hours)])
+    mappings = p.get("BlockDeviceMappings") or _launch_data(ctx, p.get("LaunchTemplate")).get("BlockDeviceMappings")
+    _block_devices(ctx, sid, res, mappings, 1, "instance volume")
 
 
 def asg(ctx: Context, sid: str, res: dict[str, Any]) -> None:
@@ -511,7 +699,11 @@ def asg(ctx: Context, sid: str, res: dict[str, Any]) -> None:
     if itype is None:
         ctx.unpriced(sid, res["Type"], "EC2 Auto Scaling", f"{count:g} instances", "instance type not found")
         return
-    ctx.add(sid, res["Type"], "EC2 Auto Scaling", f"{count:g} x {itype}", [(f"ec2.{itype}.hour", count * ctx.hours)])
+    ctx.add(
+        sid, res["Type"], "EC2 Auto Scaling", f"{count:g} x {itype}", [(f"ec2.{itype}.hour", count * ctx.hours, count)]
+    )
+    mappings = _launch_data(ctx, p.get("LaunchTemplate")).get("BlockDeviceMappings")
+    _block_devices(ctx, sid, res, mappings, count, "launch template volume")
 
 
 def ebs_volume(ctx: Context, sid: str, res: dict[str, Any]) -> None:
@@ -533,13 +725,13 @@ def snapshots(ctx: Context, sid: str, res: dict[str, Any]) -> None:
     The shipped templates snapshot EBS volumes (a DLM policy on the Qdrant volume); a Backup plan
     of another resource type bills that type's backup rate, which the price data does not hold.
     """
-    gb = ctx.usage.backup_gb
+    gb = ctx.use(sid, "gb", ctx.usage.backup_gb)
     ctx.add(sid, res["Type"], "Snapshots", f"{gb:g} GB kept", [("ebs.snapshot.gb_month", gb)])
 
 
 def hosted_zone(ctx: Context, sid: str, res: dict[str, Any]) -> None:
     """A hosted zone a month and the assumed standard queries it answers."""
-    q = ctx.usage.route53_queries_million
+    q = ctx.use(sid, "queries_million", ctx.usage.route53_queries_million)
     ctx.add(
         sid,
         res["Type"],
@@ -651,22 +843,45 @@ def env_lines(ctx: Context) -> Iterator[Line]:
     """Env-wide lines: data out to the internet, Secrets Manager API calls."""
     u = ctx.usage
     free = ctx.prices.get("data_transfer.free_gb") if u.free_tier else None
-    gb = max(u.data_transfer_out_gb - (free.usd if free else 0.0), 0.0)
+    out_gb = ctx.use("DataTransferOut", "gb", u.data_transfer_out_gb)
+    gb = max(out_gb - (free.usd if free else 0.0), 0.0)
+    kept = f", {free.usd:g} GB free a month (cost.free_tier)" if free else ""
     ctx.add(
-        "-", "-", "Data transfer out", f"{u.data_transfer_out_gb:g} GB to the internet", [("data_transfer.out_gb", gb)]
+        "DataTransferOut",
+        "-",
+        "Data transfer out",
+        f"{out_gb:g} GB to the internet{kept}",
+        [("data_transfer.out_gb", gb)],
     )
     if any(r.get("Type") == "AWS::SecretsManager::Secret" for s in ctx.stacks for r in s.resources.values()):
-        calls = u.secrets_api_calls
-        ctx.add("-", "-", "Secrets Manager API", f"{calls:,} calls", [("secretsmanager.api_10k", calls / 10_000)])
+        calls = ctx.use("SecretsManagerApi", "calls", float(u.secrets_api_calls))
+        ctx.add(
+            "SecretsManagerApi",
+            "-",
+            "Secrets Manager API",
+            f"{calls:,.0f} calls",
+            [("secretsmanager.api_10k", calls / 10_000)],
+        )
     yield from ()
 
 
-def price(stacks: list[Stack], prices: PriceBook, usage: CostConfig, options: Options = Options()) -> list[Line]:
-    """Every line of the estimate, in template order; unknown types kept as unpriced lines."""
+def price(
+    stacks: list[Stack],
+    prices: PriceBook,
+    usage: CostConfig,
+    options: Options = Options(),
+    overrides: Overrides | None = None,
+    used: list[tuple[str, str, str, float]] | None = None,
+) -> list[Line]:
+    """Every line of the estimate, in template order; unknown types kept as unpriced lines.
+
+    ``overrides``: usage figures per resource (the usage file); ``used`` collects every usage figure read.
+    """
     log_groups = sum(1 for s in stacks for r in s.resources.values() if r.get("Type") == "AWS::Logs::LogGroup")
     out: list[Line] = []
+    seen = used if used is not None else []
     for stack in stacks:
-        ctx = Context(stack, stacks, prices, usage, options, log_groups)
+        ctx = Context(stack, stacks, prices, usage, options, log_groups, overrides=overrides or {}, used=seen)
         for sid, res in stack.resources.items():
             type_ = str(res.get("Type"))
             rule = RULES.get(type_)
@@ -675,14 +890,51 @@ def price(stacks: list[Stack], prices: PriceBook, usage: CostConfig, options: Op
             elif type_ not in FREE and not type_.startswith("Custom::"):
                 ctx.unpriced(sid, type_, type_, "-", "billable type the cost model does not price yet")
         out += ctx.lines
-    env = Context(Stack("env", {}), stacks, prices, usage, options, log_groups)
+    env = Context(Stack("env", {}), stacks, prices, usage, options, log_groups, overrides=overrides or {}, used=seen)
     list(env_lines(env))
     for line in env.lines:
         line.stack = "env"
     out += env.lines
     if options.nat_per_az:
         out = _per_az_nat(out, stacks, prices, usage)
+    if usage.free_tier:
+        _free_allowances(out)
     return out
+
+
+FREE_ALLOWANCES: dict[str, float] = {
+    "cloudwatch.metric_month": 10,
+    "cloudwatch.alarm_month": 10,
+    "cloudwatch.dashboard_month": 3,
+    "logs.ingest_gb": 5,
+}
+"""CloudWatch's always-free monthly allowances per account (``cost.free_tier``: the env is the account's only
+workload): 10 custom metrics, 10 standard-resolution alarm metrics, 3 dashboards, 5 GB of logs ("ingestion,
+archive storage, and Logs Insights queries": taken off ingestion here). Transcribed from
+https://aws.amazon.com/cloudwatch/pricing/ in
+https://raw.githubusercontent.com/api-evangelist/cloudwatch/refs/heads/main/plans/cloudwatch-plans-pricing.yml
+(2026-05-05, an API Evangelist transcription: check it against the AWS page). The 100 GB of data transfer
+out is the price file's ``data_transfer.free_gb``, taken off the env-wide line.
+"""
+
+
+def _free_allowances(lines: list[Line]) -> None:
+    """Take the account's free allowances off the priced lines, in line order, as negative components."""
+    left = dict(FREE_ALLOWANCES)
+    for ln in lines:
+        if ln.usd is None:
+            continue
+        extra = []
+        for part in ln.parts:
+            if part.free or left.get(part.key, 0) <= 0 or part.quantity <= 0:
+                continue
+            take = min(left[part.key], part.quantity)
+            left[part.key] -= take
+            extra.append(replace(part, quantity=-take, count=1.0, free=True))
+        if extra:
+            ln.parts = [*ln.parts, *extra]
+            ln.usd = sum(p.usd or 0.0 for p in ln.parts)
+            ln.note = "; ".join(filter(None, [ln.note, "account free allowance taken off (cost.free_tier)"]))
 
 
 def _per_az_nat(lines: list[Line], stacks: list[Stack], prices: PriceBook, usage: CostConfig) -> list[Line]:
@@ -712,27 +964,88 @@ def _per_az_nat(lines: list[Line], stacks: list[Stack], prices: PriceBook, usage
 
 
 def total(lines: list[Line]) -> float:
-    """Sum of the priced lines."""
+    """Sum of the priced lines (a lower bound when ``unpriced(lines)`` is not empty)."""
     return sum(ln.usd for ln in lines if ln.usd is not None)
 
 
-SAVINGS: dict[str, Options] = {
-    "Spot share": Options(no_spot=True),
-    "schedules": Options(no_schedules=True),
-    "ARM64": Options(x86_only=True),
-    "log retention": Options(log_retention_days=-1),
-    "NAT choice": Options(nat_per_az=True),
+def unpriced(lines: list[Line]) -> list[Line]:
+    """The lines without a price: a total over ``lines`` leaves them out."""
+    return [ln for ln in lines if ln.usd is None]
+
+
+SAVINGS: dict[str, tuple[str, Options]] = {
+    "spot_share": ("Spot share", Options(no_spot=True)),
+    "schedules": ("schedules", Options(no_schedules=True)),
+    "arm64": ("ARM64", Options(x86_only=True)),
+    "log_retention": ("log retention", Options(log_retention_days=-1)),
+    "nat_choice": ("NAT choice", Options(nat_per_az=True)),
 }
-"""Each optimisation and the options that turn it off (log retention: the baseline retention)."""
+"""Each optimisation by its machine id: its label and the options that turn it off (log retention: the baseline)."""
 
 
-def savings(stacks: list[Stack], prices: PriceBook, usage: CostConfig) -> dict[str, float]:
-    """USD a month each optimisation saves: the estimate with it turned off, minus the estimate."""
-    base = total(price(stacks, prices, usage))
-    out = {}
-    for name, opts in SAVINGS.items():
+def savings(
+    stacks: list[Stack], prices: PriceBook, usage: CostConfig, overrides: Overrides | None = None
+) -> dict[str, float | None]:
+    """USD a month each optimisation saves: the estimate with it turned off, minus the estimate.
+
+    None (unknown) when the two estimates leave different lines unpriced: their difference would
+    count a missing price as $0.
+    """
+    base_lines = price(stacks, prices, usage, overrides=overrides)
+    base, missing = total(base_lines), {ln.key for ln in unpriced(base_lines)}
+    out: dict[str, float | None] = {}
+    for name, (_, opts) in SAVINGS.items():
         if opts.log_retention_days == -1:
             opts = replace(opts, log_retention_days=usage.baseline_log_retention_days)
+        off = price(stacks, prices, usage, opts, overrides)
+        if {ln.key for ln in unpriced(off)} != missing:
+            out[name] = None
+            continue
         # to the cent, so a float remainder of an unchanged estimate reads 0.00, not -0.00
-        out[name] = round(total(price(stacks, prices, usage, opts)) - base, 2) + 0.0
+        out[name] = round(total(off) - base, 2) + 0.0
+    return out
+
+
+SAVINGS_PLAN_PREFIX = "compute_sp_1y_no_upfront."
+"""Price-file keys of the 1-year, no-upfront Compute Savings Plan rate: this prefix + the on-demand key."""
+_PLAN_COVERS = ("fargate.", "ec2.")
+"""On-demand usage a Compute Savings Plan covers here: Fargate vCPU and memory, EC2 instance hours.
+
+"Compute Savings Plans [...] apply to EC2 instance usage [...] AWS Fargate and AWS Lambda usage":
+https://docs.aws.amazon.com/savingsplans/latest/userguide/what-is-savings-plans.html (Fargate Spot is not
+covered: it is already discounted). Extra ephemeral storage is left out (not a compute rate).
+"""
+
+
+def savings_plan(lines: list[Line], prices: PriceBook) -> dict[str, Any]:
+    """What a 1-year Compute Savings Plan (no upfront) committed to today's steady usage would save a month.
+
+    Each covered on-demand part is re-priced at the plan's rate for the same key
+    (``compute_sp_1y_no_upfront.<key>`` in the price file); ``usd`` is None, with the reason,
+    while the price data has no sourced rate for a covered key.
+    """
+    covered = [
+        p
+        for ln in lines
+        for p in ln.parts
+        if p.key.startswith(_PLAN_COVERS) and not p.key.startswith("fargate.ephemeral") and p.unit_usd is not None
+    ]
+    missing = sorted({p.key for p in covered if prices.get(SAVINGS_PLAN_PREFIX + p.key) is None})
+    on_demand = sum(p.usd or 0.0 for p in covered)
+    out: dict[str, Any] = {
+        "id": "compute_savings_plan_1y_no_upfront",
+        "label": "Compute Savings Plan 1y",
+        "on_demand_usd": round(on_demand, 2),
+        "usd": None,
+        "note": "",
+    }
+    if missing:
+        out["note"] = (
+            f"no sourced plan rate in the price data for {', '.join(missing)} "
+            f"(keys {SAVINGS_PLAN_PREFIX}<key>); the covered on-demand spend is {on_demand:,.2f} USD a month"
+        )
+        return out
+    plan = sum(p.quantity * prices.figures[SAVINGS_PLAN_PREFIX + p.key].usd for p in covered)
+    out["usd"] = round(on_demand - plan, 2) + 0.0
+    out["note"] = f"commitment {plan:,.2f} USD a month at the plan's rates"
     return out

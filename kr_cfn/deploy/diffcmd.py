@@ -208,7 +208,7 @@ def _cost_stacks(tree: trees_mod.Tree) -> list[Any]:
 def _cost_delta(old: trees_mod.Tree, new: trees_mod.Tree, cfg: Any) -> dict[str, Any]:
     """Monthly cost of the old and the new templates, as ``plan`` reports it; the reason when it cannot."""
     from kr_cfn.cost import model, prices
-    from kr_cfn.cost.report import delta
+    from kr_cfn.cost.report import compare
 
     try:
         book = prices.load(cfg.region)
@@ -216,16 +216,7 @@ def _cost_delta(old: trees_mod.Tree, new: trees_mod.Tree, cfg: Any) -> dict[str,
         return {"error": str(exc)}
     before = model.price(_cost_stacks(old), book, cfg.cost)
     after = model.price(_cost_stacks(new), book, cfg.cost)
-    return {
-        "before": round(model.total(before), 2),
-        "after": round(model.total(after), 2),
-        "delta": round(model.total(after) - model.total(before), 2),
-        "unpriced": [ln.key for ln in after if ln.usd is None],
-        "lines": [
-            {"key": key, "before": a.usd if a else None, "after": b.usd if b else None}
-            for key, a, b in delta(before, after)
-        ],
-    }
+    return compare(before, after, cfg.cost.fail_above_usd)
 
 
 def add_parser(sub: Any, load_env: Callable[[Path, str], Any], build_files: Callable[[Any], dict[str, str]]) -> None:

@@ -358,12 +358,10 @@ def _cost_markdown(review: Review) -> list[str]:
         return []
     if "error" in cost:
         return [f"Monthly cost: not estimated ({_md_cell(cost['error'])}).", ""]
-    out = [
-        f"Monthly cost (list prices, `kr-cfn cost`): {cost['before']:,.2f} → {cost['after']:,.2f} USD "
-        f"(**{cost['delta']:+,.2f}**)",
-        "",
-    ]
-    changed = [ln for ln in cost.get("lines", []) if (ln["after"] or 0) != (ln["before"] or 0)]
+    from kr_cfn.cost.report import headline
+
+    out = [headline(cost, markdown=True), ""]
+    changed = [ln for ln in cost.get("lines", []) if ln["after"] != ln["before"]]
     if changed:
         out += [
             "<details><summary>cost lines that change</summary>",
@@ -374,6 +372,8 @@ def _cost_markdown(review: Review) -> list[str]:
         for ln in changed:
             before = "-" if ln["before"] is None else f"{ln['before']:,.2f}"
             after = "-" if ln["after"] is None else f"{ln['after']:,.2f}"
+            before = "unpriced" if ln.get("before_priced") is False else before
+            after = "unpriced" if ln.get("after_priced") is False else after
             out.append(f"| `{ln['key']}` | {before} | {after} |")
         out += ["", "</details>", ""]
     return out
@@ -385,7 +385,6 @@ def _cost_lines(review: Review) -> list[str]:
         return []
     if "error" in cost:
         return [f"monthly cost: not estimated ({cost['error']})"]
-    return [
-        f"monthly cost (kr-cfn cost, list prices): {cost['before']:,.2f} -> {cost['after']:,.2f} USD "
-        f"({cost['delta']:+,.2f})"
-    ]
+    from kr_cfn.cost.report import headline
+
+    return [headline(cost)]
