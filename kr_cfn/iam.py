@@ -143,7 +143,7 @@ def normalized_record_name(name: str) -> str:
 def _record_names(rtype: str, props: dict[str, Any]) -> list[tuple[str, Any]]:
     """Where a resource type's handlers write DNS records (route53:ChangeResourceRecordSets).
 
-    (prefix, name) pairs: prefix '' for the name itself, '_*.' or '*.' for names under it.
+    (prefix, name) pairs: prefix '' for the name itself, '_*.' for validation names under it.
     """
     if rtype == "AWS::Route53::RecordSet":
         return [("", props.get("Name"))]
@@ -154,9 +154,14 @@ def _record_names(rtype: str, props: dict[str, Any]) -> list[tuple[str, Any]]:
         # (a wildcard domain '*.d' is validated under 'd').
         # https://docs.aws.amazon.com/acm/latest/userguide/dns-validation.html
         return [("_*.", o.get("DomainName")) for o in props.get("DomainValidationOptions", []) if o.get("HostedZoneId")]
-    if rtype == "AWS::ServiceDiscovery::PrivateDnsNamespace":
-        # Cloud Map's namespace zone: its apex and the service records under it.
-        return [("", props.get("Name")), ("*.", props.get("Name"))]
+    # Not AWS::ServiceDiscovery::PrivateDnsNamespace: Cloud Map writes the records of its private
+    # zone itself when ECS registers a task (RegisterInstance, called by ECS with its service-linked
+    # role, not by CloudFormation), and CreatePrivateDnsNamespace needs route53:CreateHostedZone,
+    # GetHostedZone and ListHostedZonesByName, no ChangeResourceRecordSets (Cloud Map API permissions
+    # reference, https://docs.aws.amazon.com/cloud-map/latest/dg/cloud-map-api-permissions-ref.html). Its update
+    # handler lists ChangeResourceRecordSets only to change the zone's SOA record
+    # (DnsProperties.SOA), which the stacks never set. So no environment's service role may write
+    # '*.<namespace>' records, in its own private zone or in another environment's.
     return []
 
 

@@ -7,7 +7,7 @@ The defaults are the architecture's six services; a params file states only what
 and a new entry (e.g. a worker) is a new service without code.
 
 String values in ``environment`` and ``files`` may contain placeholders, resolved at build
-time: ``{{host:qdrant}}`` (the service's Cloud Map name, ``qdrant.knowledge.local``),
+time: ``{{host:qdrant}}`` (the service's Cloud Map name, ``qdrant.<prefix>.local``),
 ``{{port:qdrant}}`` (its container port) and ``{{output:DbEndpointAddress}}`` (a data-stack
 output, passed to the ecs stack as a Parameter of the same name).
 
@@ -462,10 +462,12 @@ def _count_problems(min_count: int, desired: int, max_count: int) -> list[Proble
 class EcsConfig(Model):
     """Cluster-wide settings of the ecs stack."""
 
-    namespace: str = Field(
-        "knowledge.local",
+    namespace: str | None = Field(
+        None,
         pattern=r"^[a-z0-9-]+(\.[a-z0-9-]+)+$",
-        description="Cloud Map private DNS namespace of the services.",
+        description="Cloud Map private DNS namespace of the services; null: '<name_prefix>.local', one per "
+        "environment (prod pins the plan's 'knowledge.local'). Changing it replaces the namespace and the "
+        "services' Cloud Map entries.",
     )
     container_insights: Literal["enabled", "enhanced", "disabled"] = Field(
         "enabled", description="CloudWatch Container Insights on the cluster."
