@@ -64,7 +64,8 @@ def application(templates: list[Template]) -> config.Application:
         if r["Type"] == "AWS::SecretsManager::Secret":
             secrets.append(_literal(props.get("Name"), "every application secret needs a Name"))
         if r["Type"] == "AWS::RDS::DBInstance" and props.get("ManageMasterUserPassword"):
-            databases.append(_literal(props.get("DBInstanceIdentifier"), "a DB instance with an RDS-managed secret needs a DBInstanceIdentifier"))
+            what = "a DB instance with an RDS-managed secret needs a DBInstanceIdentifier"
+            databases.append(_literal(props.get("DBInstanceIdentifier"), what))
         if r["Type"] == "AWS::S3::Bucket":
             name = props.get("BucketName")
             if not (isinstance(name, dict) and isinstance(name.get("Fn::Sub"), str)) and not isinstance(name, str):

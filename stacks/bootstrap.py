@@ -501,9 +501,7 @@ def _plan_policy(
                 # ValidateTemplate has no resource type (Service Authorization Reference,
                 # https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscloudformation.html):
                 # it checks the template it is sent and reads no stack.
-                aws.Statement(
-                    Sid="ValidateTemplates", Effect=aws.Allow, Action=[cfn.ValidateTemplate], Resource=["*"]
-                ),
+                aws.Statement(Sid="ValidateTemplates", Effect=aws.Allow, Action=[cfn.ValidateTemplate], Resource=["*"]),
                 *_change_set_statements(cfg, pull_request=pull_request),
                 aws.Statement(
                     Sid="ReadTemplates",
@@ -761,7 +759,7 @@ def _boundary_policy(t: Template, cfg: BootstrapSlice) -> iam.ManagedPolicy:
     )
 
 
-RDS_SECRET_TAG = "aws:rds:primaryDBInstanceArn"
+RDS_SECRET_TAG = "aws:rds:primaryDBInstanceArn"  # noqa: S105 - a tag key
 """The tag RDS puts on the secret it manages for a DB instance: the instance's ARN."""
 
 

@@ -28,7 +28,16 @@ from pydantic import Field
 
 from kr_cfn import dashboards
 from kr_cfn.config.base import Model, Problem
-from kr_cfn.config.qdrant import QDRANT, QDRANT_SECRET_KEYS, SNAPSHOT_JOB, EbsStorage, QdrantPlan, Snapshots, Storage
+from kr_cfn.config.qdrant import (
+    QDRANT,
+    QDRANT_SECRET_KEYS,
+    SNAPSHOT_JOB,
+    SNAPSHOT_PREFIX,
+    EbsStorage,
+    QdrantPlan,
+    Snapshots,
+    Storage,
+)
 from kr_cfn.naming import Naming
 
 # Fargate task sizes: cpu units -> allowed memory (MiB).
@@ -59,6 +68,14 @@ VALUE_OUTPUTS = ("DbEndpointAddress", "DbEndpointPort", "DbName", "DataBucketNam
 REDIS_OUTPUTS = ("RedisEndpointAddress", "RedisEndpointPort")
 """Only produced when ``data.redis`` is ``elasticache``."""
 BUCKET_OUTPUTS = ("DataBucketArn", "BackupsBucketArn")
+BACKUPS_BUCKET = "BackupsBucketArn"
+
+
+def backups_prefix(service: str) -> str:
+    """Where a service's task role may reach in the backups bucket: ``<service>/`` (qdrant/ holds the snapshots)."""
+    return f"{service}/"
+
+
 ACCESS_POINTS = ("Qdrant",)
 """EFS access points of the data stack: ``Qdrant`` -> QdrantAccessPointId/Arn on FileSystemId."""
 
@@ -281,7 +298,9 @@ class ServiceSpec(Model):
         "connections to, beyond those its placeholders, secrets and volumes already show.",
     )
     buckets: dict[str, Literal["read", "write", "read_write"]] = Field(
-        default_factory=dict, description="S3 access of the task role: bucket ARN output -> read/write/read_write."
+        default_factory=dict,
+        description="S3 access of the task role: bucket ARN output -> read/write/read_write; in the backups "
+        "bucket only under '<service>/'.",
     )
     autoscaling: Autoscaling | None = Field(None, description="Autoscaling; null = fixed desired_count.")
     storage: Storage | None = Field(
@@ -541,6 +560,14 @@ def check_services(services: dict[str, ServiceSpec], redis: str, qdrant_storage:
                 problems.append(
                     (f"{name}.buckets.{bucket}", f"is not a bucket output (one of: {', '.join(BUCKET_OUTPUTS)})")
                 )
+            elif bucket == BACKUPS_BUCKET and backups_prefix(name) == f"{SNAPSHOT_PREFIX}/":
+                problems.append(
+                    (
+                        f"{name}.buckets.{bucket}",
+                        f"{SNAPSHOT_PREFIX}/ of the backups bucket holds the Qdrant snapshots, written only by "
+                        "the snapshot job",
+                    )
+                )
     routed = {n: s.load_balancer for n, s in services.items() if s.load_balancer is not None}
     problems += check_routes(routed)
     defaults = [n for n, r in routed.items() if not r.paths and not r.hosts]
@@ -717,6 +744,8 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
             "POSTGRES_DB": "{{output:DbName}}",
             "DATA_BUCKET": "{{output:DataBucketName}}",
             "BACKUPS_BUCKET": "{{output:BackupsBucketName}}",
+            # The task role writes the backups bucket only under this prefix (buckets below).
+            "BACKUPS_PREFIX": "backend/",
         },
         "secrets": {
             "OPENAI_API_KEY": {"secret": "OpenAiSecretArn"},
