@@ -493,6 +493,7 @@ def _plan_policy(
                         cfn.GetTemplateSummary,
                         cfn.GetStackPolicy,
                         cfn.ListChangeSets,
+                        cfn.DescribeChangeSet,
                     ],
                     # This env's root and nested stacks only: in a shared account, another env's
                     # templates, outputs and events stay unread (the review reads nested stacks by ARN).
@@ -540,9 +541,7 @@ def _change_set_statements(cfg: BootstrapSlice, *, pull_request: bool) -> list[a
     (cloudformation:ChangeSetName on CreateChangeSet, DeleteChangeSet, ExecuteChangeSet:
     https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscloudformation.html).
     """
-    read = aws.Statement(
-        Sid="DescribeChangeSets", Effect=aws.Allow, Action=[cfn.DescribeChangeSet], Resource=_stack_arns(cfg)
-    )
+    # DescribeChangeSet is read with the stacks (ReadStacks), on the same ARNs.
     write = aws.Statement(
         Sid="ChangeSets",
         Effect=aws.Allow,
@@ -551,7 +550,7 @@ def _change_set_statements(cfg: BootstrapSlice, *, pull_request: bool) -> list[a
     )
     if pull_request:
         write.Condition = aws.Condition(aws.StringLike("cloudformation:ChangeSetName", f"{PR_CHANGE_SETS}*"))
-    return [read, write]
+    return [write]
 
 
 def _deny_executing_pull_request_change_sets() -> aws.Statement:
@@ -766,9 +765,11 @@ RDS_SECRET_TAG = "aws:rds:primaryDBInstanceArn"  # noqa: S105 - a tag key
 def _read_secrets(cfg: BootstrapSlice, sid: str, *, database: bool) -> list[aws.Statement]:
     """GetSecretValue on this environment's secrets only (another env's in the same account: refused).
 
-    The named secrets by name: ``secret:<name>-??????``, Secrets Manager appending '-' and six
-    random characters to the ARN
-    (https://docs.aws.amazon.com/secretsmanager/latest/userguide/reference_iam-permissions.html).
+    The named secrets under the env's own path: ``secret:/<prefix>/*`` (every secret the stacks make
+    is named there, checked below; '/knowledgerouter/' is no prefix of '/knowledgerouter-dev/'), one
+    pattern rather than one ARN per secret to keep the bootstrap template under CloudFormation's
+    51,200-byte body limit
+    (ARNs: https://docs.aws.amazon.com/secretsmanager/latest/userguide/reference_iam-permissions.html).
     With ``database``, also the secret RDS keeps the master password in: its name ('rds!db-<uuid>')
     names no environment, its tag does. RDS tags it ``aws:rds:primaryDBInstanceArn`` = the DB
     instance's ARN (RDS's service-linked role may tag 'rds!' secrets with that key only,
@@ -780,15 +781,14 @@ def _read_secrets(cfg: BootstrapSlice, sid: str, *, database: bool) -> list[aws.
     MasterUserSecret.SecretArn, which the execution role's own policy names).
     """
     read = [aws.Action("secretsmanager", "GetSecretValue")]
+    path = f"/{cfg.names.prefix}/"
+    outside = [name for name in cfg.app.secret_names if not name.startswith(path)]
+    if outside:
+        raise ValueError(f"secrets must be named under {path} (the roles read only those): {', '.join(outside)}")
     statements = []
     if cfg.app.secret_names:
         statements.append(
-            aws.Statement(
-                Sid=sid,
-                Effect=aws.Allow,
-                Action=read,
-                Resource=[arn("secretsmanager", f"secret:{name}-??????") for name in cfg.app.secret_names],
-            )
+            aws.Statement(Sid=sid, Effect=aws.Allow, Action=read, Resource=[arn("secretsmanager", f"secret:{path}*")])
         )
     if database and cfg.app.db_instances:
         statements.append(

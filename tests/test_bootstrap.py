@@ -157,7 +157,7 @@ def test_deploy_role_runs_only_the_backends_migration_task() -> None:
     assert "DenyBootstrapStack" in st
     wildcards = {sid for sid, s in st.items() if s["Resource"] == ["*"] and s["Effect"] == "Allow"}
     assert wildcards == {
-        "ReadStacks",
+        "ValidateTemplates",  # no resource type; reads no stack
         "WatchServices",
         "TaskDefinitionsHaveNoResourceLevelPermissions",
         "DriftDetectionStatusHasNoResource",

@@ -329,7 +329,7 @@ def test_task_roles_have_only_what_each_service_needs() -> None:
     t = _ecs("dev")
     statements = _policy_statements(t["Resources"]["BackendTaskRole"])
     assert [(s["Action"], s["Resource"]) for s in statements] == [
-        (["s3:PutObject", "s3:AbortMultipartUpload"], [{"Fn::Sub": "${BackupsBucketArn}/*"}]),
+        (["s3:PutObject", "s3:AbortMultipartUpload"], [{"Fn::Sub": "${BackupsBucketArn}/backend/*"}]),
         (["s3:ListBucket"], [{"Ref": "BackupsBucketArn"}]),
         (
             ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
