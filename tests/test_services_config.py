@@ -414,3 +414,15 @@ def test_unknown_capability(tmp_path: Path) -> None:
     assert _errors(tmp_path, "services:\n  backend:\n    drop_capabilities: [ALL, NET_RAWW]\n") == [
         "services.backend.drop_capabilities[1]: 'NET_RAWW' is not a Linux capability ECS knows (e.g. ALL, NET_RAW)"
     ]
+
+
+def test_no_service_writes_the_qdrant_snapshots_prefix(tmp_path: Path) -> None:
+    """A service reaches only '<its name>/' of the backups bucket; 'qdrant/' is the snapshot job's."""
+    assert _errors(tmp_path, "services:\n  qdrant:\n    buckets:\n      BackupsBucketArn: write\n") == [
+        "services.qdrant.buckets.BackupsBucketArn: qdrant/ of the backups bucket holds the Qdrant snapshots, "
+        "written only by the snapshot job"
+    ]
+    ok = "services:\n  backend:\n    buckets:\n      BackupsBucketArn: read_write\n"
+    assert (
+        config.load(write_params(tmp_path, "dev", ok)).services["backend"].buckets["BackupsBucketArn"] == "read_write"
+    )
