@@ -70,7 +70,7 @@ _SERVICE_ROLE_SKIPS = (
         "Write access is what a CloudFormation service role is for: exactly the handler permissions of the "
         "stacks' resource types; only the GitHub roles may pass it, to CloudFormation.",
     ),
-    ("CKV_AWS_107", "GetSecretValue only on the secrets the stacks create, by name (ReadTheStacksSecrets)."),
+    ("CKV_AWS_107", "GetSecretValue only on the stacks' own secrets, under the env's path (ReadTheStacksSecrets)."),
     ("CKV_AWS_108", "The S3 bucket handlers read bucket data (only the application's buckets, by name)."),
 )
 
