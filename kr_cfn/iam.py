@@ -183,3 +183,29 @@ def dns_record_patterns(resources: Iterable[tuple[str, dict[str, Any]]]) -> tupl
                 name = name.removeprefix("*.")
             patterns.add(prefix + normalized_record_name(name))
     return tuple(sorted(patterns))
+
+
+def dns_hosted_zones(resources: Iterable[tuple[str, dict[str, Any]]]) -> tuple[str, ...]:
+    """The hosted zone ids the given (logical id, resource) pairs write records into.
+
+    Record sets name their zone (HostedZoneId), certificates each validation option's zone. A
+    zone named otherwise (HostedZoneName, a Ref) is refused like a name that is not a literal:
+    the service role is limited to the zones known when the bootstrap stack is built.
+    """
+    zones: set[str] = set()
+    for logical_id, resource in resources:
+        rtype, props = resource["Type"], resource.get("Properties", {})
+        if rtype in ("AWS::Route53::RecordSet", "AWS::Route53::RecordSetGroup"):
+            found = [props.get("HostedZoneId")]
+        elif rtype == "AWS::CertificateManager::Certificate":
+            found = [o["HostedZoneId"] for o in props.get("DomainValidationOptions", []) if o.get("HostedZoneId")]
+        else:
+            continue
+        for zone in found:
+            if not isinstance(zone, str) or not zone:
+                raise ValueError(
+                    f"{logical_id} ({rtype}): the hosted zone must be a literal HostedZoneId so the "
+                    f"CloudFormation service role can be limited to it, got {zone!r}"
+                )
+            zones.add(zone)
+    return tuple(sorted(zones))

@@ -14,7 +14,7 @@ from typing import Any
 from troposphere import Template
 
 from kr_cfn import config
-from kr_cfn.iam import dns_record_patterns
+from kr_cfn.iam import dns_hosted_zones, dns_record_patterns
 from kr_cfn.output import template_dict
 from stacks import alb, bootstrap, data, ecs, monitoring, network, root
 
@@ -86,6 +86,7 @@ def application(templates: list[Template]) -> config.Application:
         role_services=tuple(sorted(set(services))),
         managed_policies=tuple(sorted(set(managed))),
         record_names=dns_record_patterns(named),
+        hosted_zones=dns_hosted_zones(named),
         secret_names=tuple(sorted(set(secrets))),
         db_instances=tuple(sorted(set(databases))),
     )

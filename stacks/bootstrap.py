@@ -1088,8 +1088,9 @@ def _dns_records_statement(cfg: BootstrapSlice) -> aws.Statement:
     """Record changes only under the names the stacks write: the ALB alias and ACM validation names.
 
     No Cloud Map name: Cloud Map writes its private zone's records itself (kr_cfn.iam._record_names),
-    so no environment may write another's service-discovery records in a shared account.
-    The names are the limit: every name of a ChangeResourceRecordSets request must match
+    so no environment may write another's service-discovery records in a shared account; and only
+    in the zones the templates name (kr_cfn.iam.dns_hosted_zones), no longer every zone.
+    Every name of a ChangeResourceRecordSets request must match
     (ForAllValues), and the key must be present (Null false), since ForAllValues alone also
     holds for a request without it.
     https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/specifying-conditions-route53.html
@@ -1100,8 +1101,8 @@ def _dns_records_statement(cfg: BootstrapSlice) -> aws.Statement:
         Sid="DnsRecordsOfTheStacks",
         Effect=aws.Allow,
         Action=[aws.Action("route53", "ChangeResourceRecordSets")],
-        # "*": every zone; the names below (the env's own domain) are the limit, whichever zone holds them.
-        Resource=[arn("route53", "hostedzone/*", region=False, account="")],
+        # The zones the templates name (alb.hosted_zone_id); no Cloud Map zone, whose id is made at create time.
+        Resource=[arn("route53", f"hostedzone/{zone}", region=False, account="") for zone in cfg.app.hosted_zones],
         Condition=aws.Condition([aws.Null(key, "false"), aws.ForAllValuesStringLike(key, list(cfg.app.record_names))]),
     )
 

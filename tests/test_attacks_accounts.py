@@ -194,11 +194,11 @@ def _policies_of(t: dict[str, Any], env: str) -> dict[str, Policy]:
 
 
 NAMES = "route53:ChangeResourceRecordSetsNormalizedRecordNames"
-ZONE = "arn:aws:route53:::hostedzone/Z0COMPANYZONE"
+ZONE = f"arn:aws:route53:::hostedzone/{load_env('prod').alb.hosted_zone_id}"  # the company's zone prod names
 
 
-def _records(env: str, *names: str) -> Decision:
-    request = Request("route53:ChangeResourceRecordSets", ZONE, {NAMES: list(names)} if names else {})
+def _records(env: str, *names: str, zone: str = ZONE) -> Decision:
+    request = Request("route53:ChangeResourceRecordSets", zone, {NAMES: list(names)} if names else {})
     return evaluate(request, _service_role_of(env, ACCOUNT))
 
 
@@ -227,6 +227,14 @@ def test_service_role_changes_the_records_its_stacks_write() -> None:
         assert _records("prod", *names) == Decision(True, "allowed by DnsRecordsOfTheStacks (stacks)"), names
     # dev has no domain: no record at all
     assert not _records("dev", "knowledgerouter.example.com").allowed
+
+
+def test_service_role_writes_only_in_the_zones_its_stacks_name() -> None:
+    """Failed before: the statement was on every hosted zone (for Cloud Map's private zone, whose id is made at
+    create time), so prod's own names could be written into any zone of the account, a private one included."""
+    for zone in ("Z0PRIVATESPLITHORIZON", "Z0OTHERCOMPANYZONE"):
+        decision = _records("prod", "knowledgerouter.example.com", zone=f"arn:aws:route53:::hostedzone/{zone}")
+        assert not decision.allowed, zone
 
 
 def test_service_role_writes_no_cloud_map_record() -> None:

@@ -126,6 +126,8 @@ class Application:
     record_names: tuple[str, ...] = ()
     """DNS record names the stacks write (``route53:ChangeResourceRecordSetsNormalizedRecordNames``
     patterns): alias records and certificate validation records."""
+    hosted_zones: tuple[str, ...] = ()
+    """Ids of the hosted zones those records are written into."""
     secret_names: tuple[str, ...] = ()
     """Names of the Secrets Manager secrets the stacks make (``/<prefix>/...``)."""
     db_instances: tuple[str, ...] = ()
