@@ -143,7 +143,7 @@ def normalized_record_name(name: str) -> str:
 def _record_names(rtype: str, props: dict[str, Any]) -> list[tuple[str, Any]]:
     """Where a resource type's handlers write DNS records (route53:ChangeResourceRecordSets).
 
-    (prefix, name) pairs: prefix '' for the name itself, '_*.' or '*.' for names under it.
+    (prefix, name) pairs: prefix '' for the name itself, '_*.' for validation names under it.
     """
     if rtype == "AWS::Route53::RecordSet":
         return [("", props.get("Name"))]
@@ -154,9 +154,14 @@ def _record_names(rtype: str, props: dict[str, Any]) -> list[tuple[str, Any]]:
         # (a wildcard domain '*.d' is validated under 'd').
         # https://docs.aws.amazon.com/acm/latest/userguide/dns-validation.html
         return [("_*.", o.get("DomainName")) for o in props.get("DomainValidationOptions", []) if o.get("HostedZoneId")]
-    if rtype == "AWS::ServiceDiscovery::PrivateDnsNamespace":
-        # Cloud Map's namespace zone: its apex and the service records under it.
-        return [("", props.get("Name")), ("*.", props.get("Name"))]
+    # Not AWS::ServiceDiscovery::PrivateDnsNamespace: Cloud Map writes the records of its private
+    # zone itself when ECS registers a task (RegisterInstance, called by ECS with its service-linked
+    # role, not by CloudFormation), and CreatePrivateDnsNamespace needs route53:CreateHostedZone,
+    # GetHostedZone and ListHostedZonesByName, no ChangeResourceRecordSets (Cloud Map API permissions
+    # reference, https://docs.aws.amazon.com/cloud-map/latest/dg/cloud-map-api-permissions-ref.html). Its update
+    # handler lists ChangeResourceRecordSets only to change the zone's SOA record
+    # (DnsProperties.SOA), which the stacks never set. So no environment's service role may write
+    # '*.<namespace>' records, in its own private zone or in another environment's.
     return []
 
 
@@ -178,3 +183,29 @@ def dns_record_patterns(resources: Iterable[tuple[str, dict[str, Any]]]) -> tupl
                 name = name.removeprefix("*.")
             patterns.add(prefix + normalized_record_name(name))
     return tuple(sorted(patterns))
+
+
+def dns_hosted_zones(resources: Iterable[tuple[str, dict[str, Any]]]) -> tuple[str, ...]:
+    """The hosted zone ids the given (logical id, resource) pairs write records into.
+
+    Record sets name their zone (HostedZoneId), certificates each validation option's zone. A
+    zone named otherwise (HostedZoneName, a Ref) is refused like a name that is not a literal:
+    the service role is limited to the zones known when the bootstrap stack is built.
+    """
+    zones: set[str] = set()
+    for logical_id, resource in resources:
+        rtype, props = resource["Type"], resource.get("Properties", {})
+        if rtype in ("AWS::Route53::RecordSet", "AWS::Route53::RecordSetGroup"):
+            found = [props.get("HostedZoneId")]
+        elif rtype == "AWS::CertificateManager::Certificate":
+            found = [o["HostedZoneId"] for o in props.get("DomainValidationOptions", []) if o.get("HostedZoneId")]
+        else:
+            continue
+        for zone in found:
+            if not isinstance(zone, str) or not zone:
+                raise ValueError(
+                    f"{logical_id} ({rtype}): the hosted zone must be a literal HostedZoneId so the "
+                    f"CloudFormation service role can be limited to it, got {zone!r}"
+                )
+            zones.add(zone)
+    return tuple(sorted(zones))

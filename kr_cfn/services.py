@@ -43,7 +43,7 @@ from troposphere import (
 from kr_cfn import dashboards
 from kr_cfn.blocks import checkov_skip
 from kr_cfn.config.qdrant import HOST_MOUNT
-from kr_cfn.config.services import PLACEHOLDER, EcsSlice, ServiceSpec
+from kr_cfn.config.services import BACKUPS_BUCKET, PLACEHOLDER, EcsSlice, ServiceSpec, backups_prefix
 from kr_cfn.iam import arn, bounded, service_trust
 from kr_cfn.naming import pascal
 
@@ -292,7 +292,9 @@ def _task_role(
     statements = []
     for bucket, access in sorted(spec.buckets.items()):
         bucket_arn = inputs.ref(bucket)
-        objects = Sub(inputs.sub(bucket) + "/*")
+        # The backups bucket is shared by its writers: each service only under its own prefix
+        # ('<service>/'), so none reaches another's backups or the Qdrant snapshots (qdrant/).
+        objects = Sub(inputs.sub(bucket) + (f"/{backups_prefix(name)}*" if bucket == BACKUPS_BUCKET else "/*"))
         actions = {
             "read": [s3.GetObject],
             "write": [s3.PutObject, s3.AbortMultipartUpload],

@@ -14,7 +14,7 @@ from typing import Any
 from troposphere import Template
 
 from kr_cfn import config
-from kr_cfn.iam import dns_record_patterns
+from kr_cfn.iam import dns_hosted_zones, dns_record_patterns
 from kr_cfn.output import template_dict
 from stacks import alb, bootstrap, data, ecs, monitoring, network, root
 
@@ -57,8 +57,15 @@ def application(templates: list[Template]) -> config.Application:
     buckets: list[str] = []
     services: list[str] = []
     managed: list[str] = []
+    secrets: list[str] = []
+    databases: list[str] = []
     for r in resources:
         props: dict[str, Any] = r.get("Properties", {})
+        if r["Type"] == "AWS::SecretsManager::Secret":
+            secrets.append(_literal(props.get("Name"), "every application secret needs a Name"))
+        if r["Type"] == "AWS::RDS::DBInstance" and props.get("ManageMasterUserPassword"):
+            what = "a DB instance with an RDS-managed secret needs a DBInstanceIdentifier"
+            databases.append(_literal(props.get("DBInstanceIdentifier"), what))
         if r["Type"] == "AWS::S3::Bucket":
             name = props.get("BucketName")
             if not (isinstance(name, dict) and isinstance(name.get("Fn::Sub"), str)) and not isinstance(name, str):
@@ -79,4 +86,14 @@ def application(templates: list[Template]) -> config.Application:
         role_services=tuple(sorted(set(services))),
         managed_policies=tuple(sorted(set(managed))),
         record_names=dns_record_patterns(named),
+        hosted_zones=dns_hosted_zones(named),
+        secret_names=tuple(sorted(set(secrets))),
+        db_instances=tuple(sorted(set(databases))),
     )
+
+
+def _literal(value: Any, what: str) -> str:
+    """A name the bootstrap's policies can name at build time (not a Ref or a Sub)."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{what} (a literal string the bootstrap's policies can name), got {value!r}")
+    return value

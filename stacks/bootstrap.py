@@ -70,7 +70,7 @@ _SERVICE_ROLE_SKIPS = (
         "Write access is what a CloudFormation service role is for: exactly the handler permissions of the "
         "stacks' resource types; only the GitHub roles may pass it, to CloudFormation.",
     ),
-    ("CKV_AWS_107", "The Secrets Manager handlers read the secrets the stacks create (GetSecretValue)."),
+    ("CKV_AWS_107", "GetSecretValue only on the stacks' own secrets, under the env's path (ReadTheStacksSecrets)."),
     ("CKV_AWS_108", "The S3 bucket handlers read bucket data (only the application's buckets, by name)."),
 )
 
@@ -100,7 +100,7 @@ _UNUSED_HANDLER_SERVICES = {
     "s3tables": "S3 metadata table configurations: the buckets have none",
 }
 # Handler permissions granted by their own statement with a condition, not on '*' with the rest.
-_SCOPED_ACTIONS = {"route53:ChangeResourceRecordSets"}
+_SCOPED_ACTIONS = {"route53:ChangeResourceRecordSets", "secretsmanager:GetSecretValue"}
 # Actions CloudFormation itself needs besides the handlers: Fn::GetAZs in the network stack.
 _EXTRA_ACTIONS = ("ec2:DescribeAvailabilityZones",)
 # Service-linked roles the stacks' services create on first use, by resource-type prefix.
@@ -564,11 +564,16 @@ def _plan_policy(
                         cfn.GetTemplateSummary,
                         cfn.GetStackPolicy,
                         cfn.ListChangeSets,
-                        cfn.ValidateTemplate,
+                        cfn.DescribeChangeSet,
                     ],
-                    # "*": read-only; ValidateTemplate has no resource, and the review reads nested stacks by ARN.
-                    Resource=["*"],
+                    # This env's root and nested stacks only: in a shared account, another env's
+                    # templates, outputs and events stay unread (the review reads nested stacks by ARN).
+                    Resource=_stack_arns(cfg),
                 ),
+                # ValidateTemplate has no resource type (Service Authorization Reference,
+                # https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscloudformation.html):
+                # it checks the template it is sent and reads no stack.
+                aws.Statement(Sid="ValidateTemplates", Effect=aws.Allow, Action=[cfn.ValidateTemplate], Resource=["*"]),
                 *_change_set_statements(cfg, pull_request=pull_request),
                 aws.Statement(
                     Sid="ReadTemplates",
@@ -607,9 +612,7 @@ def _change_set_statements(cfg: BootstrapSlice, *, pull_request: bool) -> list[a
     (cloudformation:ChangeSetName on CreateChangeSet, DeleteChangeSet, ExecuteChangeSet:
     https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscloudformation.html).
     """
-    read = aws.Statement(
-        Sid="DescribeChangeSets", Effect=aws.Allow, Action=[cfn.DescribeChangeSet], Resource=_stack_arns(cfg)
-    )
+    # DescribeChangeSet is read with the stacks (ReadStacks), on the same ARNs.
     write = aws.Statement(
         Sid="ChangeSets",
         Effect=aws.Allow,
@@ -618,7 +621,7 @@ def _change_set_statements(cfg: BootstrapSlice, *, pull_request: bool) -> list[a
     )
     if pull_request:
         write.Condition = aws.Condition(aws.StringLike("cloudformation:ChangeSetName", f"{PR_CHANGE_SETS}*"))
-    return [read, write]
+    return [write]
 
 
 def _deny_executing_pull_request_change_sets() -> aws.Statement:
@@ -773,13 +776,7 @@ def _boundary_policy(t: Template, cfg: BootstrapSlice) -> iam.ManagedPolicy:
             Action=[aws.Action("logs", a) for a in ("CreateLogGroup", "PutRetentionPolicy", "GetLogEvents")],
             Resource=[Sub(f"arn:${{AWS::Partition}}:logs:{region_account}:log-group:RDS*")],
         ),
-        aws.Statement(
-            Sid="ReadSecrets",
-            Effect=aws.Allow,
-            Action=[aws.Action("secretsmanager", "GetSecretValue")],
-            # secret:*: RDS names its managed secret 'rds!db-<id>'; the roles' own policies name each secret.
-            Resource=[arn("secretsmanager", "secret:*")],
-        ),
+        *_read_secrets(cfg, "ReadSecrets", database=True),
         # AWS Chatbot's role reads the alarms it posts (monitoring.slack).
         aws.Statement(
             Sid="ReadAlarms",
@@ -830,6 +827,56 @@ def _boundary_policy(t: Template, cfg: BootstrapSlice) -> iam.ManagedPolicy:
             PolicyDocument=aws.PolicyDocument(Version="2012-10-17", Statement=statements),
         )
     )
+
+
+RDS_SECRET_TAG = "aws:rds:primaryDBInstanceArn"  # noqa: S105 - a tag key
+"""The tag RDS puts on the secret it manages for a DB instance: the instance's ARN."""
+
+
+def _read_secrets(cfg: BootstrapSlice, sid: str, *, database: bool) -> list[aws.Statement]:
+    """GetSecretValue on this environment's secrets only (another env's in the same account: refused).
+
+    The named secrets under the env's own path: ``secret:/<prefix>/*`` (every secret the stacks make
+    is named there, checked below; '/knowledgerouter/' is no prefix of '/knowledgerouter-dev/'), one
+    pattern rather than one ARN per secret to keep the bootstrap template under CloudFormation's
+    51,200-byte body limit
+    (ARNs: https://docs.aws.amazon.com/secretsmanager/latest/userguide/reference_iam-permissions.html).
+    With ``database``, also the secret RDS keeps the master password in: its name ('rds!db-<uuid>')
+    names no environment, its tag does. RDS tags it ``aws:rds:primaryDBInstanceArn`` = the DB
+    instance's ARN (RDS's service-linked role may tag 'rds!' secrets with that key only,
+    https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AmazonRDSServiceRolePolicy.html;
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-secrets-manager.html), and tags
+    under 'aws:' are AWS's to set, so the condition names exactly this env's instance
+    (secretsmanager:ResourceTag, https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssecretsmanager.html).
+    The bootstrap cannot name that secret's ARN: it lives in the data stack (GetAtt
+    MasterUserSecret.SecretArn, which the execution role's own policy names).
+    """
+    read = [aws.Action("secretsmanager", "GetSecretValue")]
+    path = f"/{cfg.names.prefix}/"
+    outside = [name for name in cfg.app.secret_names if not name.startswith(path)]
+    if outside:
+        raise ValueError(f"secrets must be named under {path} (the roles read only those): {', '.join(outside)}")
+    statements = []
+    if cfg.app.secret_names:
+        statements.append(
+            aws.Statement(Sid=sid, Effect=aws.Allow, Action=read, Resource=[arn("secretsmanager", f"secret:{path}*")])
+        )
+    if database and cfg.app.db_instances:
+        statements.append(
+            aws.Statement(
+                Sid=f"{sid}OfTheDatabase",
+                Effect=aws.Allow,
+                Action=read,
+                Resource=[arn("secretsmanager", "secret:rds!db-*")],
+                Condition=aws.Condition(
+                    aws.StringEquals(
+                        f"secretsmanager:ResourceTag/{RDS_SECRET_TAG}",
+                        [arn("rds", f"db:{db}") for db in cfg.app.db_instances],
+                    )
+                ),
+            )
+        )
+    return statements
 
 
 def _qdrant_boundary(cfg: BootstrapSlice) -> list[aws.Statement]:
@@ -1063,8 +1110,12 @@ def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
                 Resource=[Sub(n) for n in names] + [Sub(f"{n}/*") for n in names],
             )
         )
-    if "route53:ChangeResourceRecordSets" in by_service.get("route53", []):
+    if "route53:ChangeResourceRecordSets" in by_service.get("route53", []) and cfg.app.record_names:
         statements.append(_dns_records_statement(cfg))
+    if "secretsmanager:GetSecretValue" in by_service.get("secretsmanager", []):
+        # AWS::SecretsManager::Secret's handlers read the secrets the stacks make; no handler reads
+        # the RDS-managed one (AWS::RDS::DBInstance's list CreateSecret and TagResource only).
+        statements += _read_secrets(cfg, "ReadTheStacksSecrets", database=False)
     if linked:
         statements.append(
             aws.Statement(
@@ -1105,10 +1156,12 @@ def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
 
 
 def _dns_records_statement(cfg: BootstrapSlice) -> aws.Statement:
-    """Record changes only under the names the stacks write (alias, certificate validation, Cloud Map).
+    """Record changes only under the names the stacks write: the ALB alias and ACM validation names.
 
-    On every hosted zone, not one: Cloud Map's private zone gets its id when it is created. The
-    names are the limit: every name of a ChangeResourceRecordSets request must match
+    No Cloud Map name: Cloud Map writes its private zone's records itself (kr_cfn.iam._record_names),
+    so no environment may write another's service-discovery records in a shared account; and only
+    in the zones the templates name (kr_cfn.iam.dns_hosted_zones), no longer every zone.
+    Every name of a ChangeResourceRecordSets request must match
     (ForAllValues), and the key must be present (Null false), since ForAllValues alone also
     holds for a request without it.
     https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/specifying-conditions-route53.html
@@ -1119,8 +1172,8 @@ def _dns_records_statement(cfg: BootstrapSlice) -> aws.Statement:
         Sid="DnsRecordsOfTheStacks",
         Effect=aws.Allow,
         Action=[aws.Action("route53", "ChangeResourceRecordSets")],
-        # "*": every zone, because Cloud Map's private zone gets its id at create time; the names below are the limit.
-        Resource=[arn("route53", "hostedzone/*", region=False, account="")],
+        # The zones the templates name (alb.hosted_zone_id); no Cloud Map zone, whose id is made at create time.
+        Resource=[arn("route53", f"hostedzone/{zone}", region=False, account="") for zone in cfg.app.hosted_zones],
         Condition=aws.Condition([aws.Null(key, "false"), aws.ForAllValuesStringLike(key, list(cfg.app.record_names))]),
     )
 

@@ -17,6 +17,7 @@ from awacs import elasticfilesystem
 from awacs import s3 as s3_actions
 from awacs.aws import (
     Allow,
+    ArnLike,
     Bool,
     Condition,
     Deny,
@@ -50,10 +51,10 @@ from troposphere import (
 
 from kr_cfn.blocks import add_output, add_parameter, checkov_skip, name_tags, new_template
 from kr_cfn.config import DataSlice
-from kr_cfn.config.alb import elb_log_principal
+from kr_cfn.config.alb import ELB_LOG_SERVICE
 from kr_cfn.config.data import DB_MAJOR_VERSION
-from kr_cfn.config.qdrant import QDRANT_SECRET_KEYS, STORAGE_OWNER
-from kr_cfn.iam import arn, bounded, deny_insecure_transport, managed_policy, service_trust
+from kr_cfn.config.qdrant import QDRANT_SECRET_KEYS, SNAPSHOT_PREFIX, STORAGE_OWNER
+from kr_cfn.iam import application_role_arns, arn, bounded, deny_insecure_transport, managed_policy, service_trust
 from kr_cfn.naming import pascal
 
 APP_SUBNETS = "AppSubnetIds"
@@ -390,6 +391,7 @@ def _buckets(t: Template, cfg: DataSlice) -> None:
             AbortIncompleteMultipartUpload=s3.AbortIncompleteMultipartUpload(DaysAfterInitiation=1),
         ),
         log_bucket,
+        *_keep_backups(cfg),
     )
     for bucket, output, description in (
         (data, "DataBucket", "user uploads and RAG documents"),
@@ -399,28 +401,58 @@ def _buckets(t: Template, cfg: DataSlice) -> None:
         add_output(t, f"{output}Arn", GetAtt(bucket, "Arn"), f"ARN of the bucket for {description}")
 
 
+def _keep_backups(cfg: DataSlice) -> list[Statement]:
+    """No application role removes a backup version, nor a Qdrant snapshot at all.
+
+    The bucket is versioned: an overwrite or a delete keeps the object's earlier version, which
+    only s3:DeleteObjectVersion removes (https://docs.aws.amazon.com/AmazonS3/latest/userguide/Versioning.html,
+    .../DeletingObjectVersions.html). So the application roles (every role under the env's IAM path,
+    aws:PrincipalArn being the role's ARN for its sessions,
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-principalarn)
+    are denied that action, and under qdrant/ also s3:DeleteObject: a snapshot overwritten by
+    mistake stays as a noncurrent version until the lifecycle rule expires it like any other.
+    Object Lock (governance) would also hold, and CloudFormation can turn it on for an existing
+    bucket (ObjectLockEnabled is no create-only property of AWS::S3::Bucket's schema; S3 "Enable
+    Object Lock on an existing bucket", https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock-configure.html),
+    but it cannot be turned off again, its default retention covers the whole bucket (the
+    backend's dumps too), not one prefix, and every locked PUT must carry a checksum; the Deny is
+    reversible, exact and needs nothing from the writers.
+    """
+    roles = Condition(ArnLike("aws:PrincipalArn", application_role_arns(cfg.names.prefix)))
+    return [
+        Statement(
+            Sid="DenyRemovingBackupVersions",
+            Effect=Deny,
+            Principal=Principal("*"),  # a Deny: the application roles (the condition), whatever their policies say
+            Action=[s3_actions.DeleteObjectVersion],
+            Resource=[Sub(f"${{{BACKUPS_BUCKET}.Arn}}/*")],
+            Condition=roles,
+        ),
+        Statement(
+            Sid="DenyRemovingQdrantSnapshots",
+            Effect=Deny,
+            Principal=Principal("*"),  # a Deny: the application roles (the condition), whatever their policies say
+            Action=[s3_actions.DeleteObject],
+            Resource=[Sub(f"${{{BACKUPS_BUCKET}.Arn}}/{SNAPSHOT_PREFIX}/*")],
+            Condition=roles,
+        ),
+    ]
+
+
 def _alb_log_delivery(cfg: DataSlice) -> list[Statement]:
     """Let Elastic Load Balancing write this account's ALB access logs under the ALB's prefix.
 
-    The principal depends on the region: the region's ELB account for regions available before
-    August 2022, the log delivery service principal for later ones ("Enable access logs for your
-    Application Load Balancer", step 2: kr_cfn.config.alb.ELB_ACCESS_LOGS_DOC). The config check
-    rejects a region in neither list.
+    The log delivery service principal, which AWS recommends in every region ("Enable access logs
+    for your Application Load Balancer", step 2: kr_cfn.config.alb.ELB_ACCESS_LOGS_DOC); the
+    region's ELB account is the legacy policy, and needed a table that refused unknown regions.
     """
     if cfg.alb_log_prefix is None:
         return []
-    who = elb_log_principal(cfg.region)
-    if who is None:  # params loading reports this as a problem first
-        raise ValueError(f"no ELB log delivery principal known for region {cfg.region}")
-    kind, value = who
-    principal = (
-        Principal("AWS", arn("iam", "root", region=False, account=value)) if kind == "AWS" else Principal(kind, value)
-    )
     return [
         Statement(
             Sid="AllowAlbAccessLogs",
             Effect=Allow,
-            Principal=principal,
+            Principal=Principal("Service", ELB_LOG_SERVICE),
             Action=[s3_actions.PutObject],
             Resource=[Sub(f"${{{ACCESS_LOGS_BUCKET}.Arn}}/{cfg.alb_log_prefix}/AWSLogs/${{{AWS_ACCOUNT_ID}}}/*")],
         )

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import stacks
-from kr_cfn import config
+from kr_cfn import config, qdrant
 from kr_cfn.deploy import changeset
 from kr_cfn.deploy.review import render_markdown
 from kr_cfn.iam import boundary_name, role_path
@@ -60,7 +60,7 @@ ATTACKS: list[tuple[str, str, str]] = [
     # a read replica of dev's database in a staging stack (AWS::RDS::DBInstance SourceDBInstanceIdentifier)
     ("rds:CreateDBInstanceReadReplica", "rds", "db:knowledgerouter-dev-db"),
     # dev's secret read through a dynamic reference ({{resolve:secretsmanager:...}})
-    ("secretsmanager:GetSecretValue", "secretsmanager", "secret:knowledgerouter-dev/django-AbCdEf"),
+    ("secretsmanager:GetSecretValue", "secretsmanager", "secret:/knowledgerouter-dev/openai-api-key-AbCdEf"),
     # a grant on dev's key (restoring a snapshot encrypted with it)
     ("kms:CreateGrant", "kms", "key/1234abcd-12ab-34cd-56ef-1234567890ab"),
     # dev's alert topic opened to anyone (AWS::SNS::TopicPolicy)
@@ -83,6 +83,8 @@ def test_service_role_cannot_touch_another_environments_resources(action: str, s
 @pytest.mark.parametrize("env", ["dev", "staging", "prod"])
 def test_service_role_still_manages_its_own_resources(env: str, action: str, service: str, resource: str) -> None:
     role = _service_role_of(env, ACCOUNT)
+    # secrets are also scoped by name: the env's own '/<prefix>/<name>'
+    resource = resource.replace("/knowledgerouter-dev/", f"/{load_env(env).names.prefix}/")
     if service == "elasticfilesystem" and not resources_of_type(built(env)["data"], "AWS::EFS::FileSystem"):
         # prod keeps Qdrant on EBS (services.qdrant.storage: ebs): no file system, no EFS action at all.
         assert not evaluate(Request(action, _arn(service, resource), {TAG: _stack(env)}), role).allowed
@@ -118,12 +120,20 @@ def test_application_roles_cannot_read_another_environments_secrets_or_file_syst
         ],
     }
     denied = Decision(False, "explicitly denied by DenyOtherStacksResources (permissions boundary)")
-    for action, resource in (
-        ("secretsmanager:GetSecretValue", _arn("secretsmanager", "secret:knowledgerouter-dev/django-AbCdEf")),
-        ("elasticfilesystem:ClientMount", _arn("elasticfilesystem", "file-system/fs-0dev")),
+    for action, resource, own in (
+        (
+            "secretsmanager:GetSecretValue",
+            _arn("secretsmanager", "secret:/knowledgerouter-dev/openai-api-key-AbCdEf"),
+            _arn("secretsmanager", "secret:/knowledgerouter-staging/openai-api-key-AbCdEf"),
+        ),
+        (
+            "elasticfilesystem:ClientMount",
+            _arn("elasticfilesystem", "file-system/fs-0dev"),
+            _arn("elasticfilesystem", "file-system/fs-0dev"),
+        ),
     ):
         assert evaluate(Request(action, resource, {TAG: _stack("dev")}), {"inline": wide}, boundary) == denied
-        assert evaluate(Request(action, resource, {TAG: _stack("staging")}), {"inline": wide}, boundary).allowed
+        assert evaluate(Request(action, own, {TAG: _stack("staging")}), {"inline": wide}, boundary).allowed
 
 
 def test_application_roles_still_pull_the_shared_images() -> None:
@@ -184,11 +194,11 @@ def _policies_of(t: dict[str, Any], env: str) -> dict[str, Policy]:
 
 
 NAMES = "route53:ChangeResourceRecordSetsNormalizedRecordNames"
-ZONE = "arn:aws:route53:::hostedzone/Z0COMPANYZONE"
+ZONE = f"arn:aws:route53:::hostedzone/{load_env('prod').alb.hosted_zone_id}"  # the company's zone prod names
 
 
-def _records(env: str, *names: str) -> Decision:
-    request = Request("route53:ChangeResourceRecordSets", ZONE, {NAMES: list(names)} if names else {})
+def _records(env: str, *names: str, zone: str = ZONE) -> Decision:
+    request = Request("route53:ChangeResourceRecordSets", zone, {NAMES: list(names)} if names else {})
     return evaluate(request, _service_role_of(env, ACCOUNT))
 
 
@@ -209,16 +219,45 @@ def test_service_role_cannot_change_dns_records_outside_the_stacks_names(names: 
 
 
 def test_service_role_changes_the_records_its_stacks_write() -> None:
-    # prod: the alias record, the certificate's validation record, Cloud Map's namespace records
+    # prod: the alias record and the certificate's validation record
     for names in (
         ("knowledgerouter.example.com",),
         ("_3639ac514e785e898d2646601fa951d5.knowledgerouter.example.com",),
-        ("knowledge.local", "backend.knowledge.local"),
     ):
         assert _records("prod", *names) == Decision(True, "allowed by DnsRecordsOfTheStacks (stacks)"), names
-    # dev has no domain: only its service-discovery namespace
+    # dev has no domain: no record at all
     assert not _records("dev", "knowledgerouter.example.com").allowed
-    assert _records("dev", "qdrant.knowledge.local").allowed
+
+
+def test_service_role_writes_only_in_the_zones_its_stacks_name() -> None:
+    """Failed before: the statement was on every hosted zone (for Cloud Map's private zone, whose id is made at
+    create time), so prod's own names could be written into any zone of the account, a private one included."""
+    for zone in ("Z0PRIVATESPLITHORIZON", "Z0OTHERCOMPANYZONE"):
+        decision = _records("prod", "knowledgerouter.example.com", zone=f"arn:aws:route53:::hostedzone/{zone}")
+        assert not decision.allowed, zone
+
+
+def test_service_role_writes_no_cloud_map_record() -> None:
+    """Failed before: every env's role could write 'knowledge.local' and '*.knowledge.local', the namespace dev
+    and staging shared in one account. Cloud Map writes its zone's records itself."""
+    for env, names in (
+        ("prod", ("knowledge.local", "backend.knowledge.local")),  # its own namespace
+        ("dev", ("qdrant.knowledge.local",)),
+        ("staging", ("backend.knowledge.local",)),
+        ("dev", ("backend.knowledgerouter-staging.local",)),  # the other env of the shared account
+        ("staging", ("backend.knowledgerouter-dev.local", "knowledgerouter-dev.local")),
+        ("dev", ("qdrant.knowledgerouter-dev.local",)),  # its own: Cloud Map's
+    ):
+        assert not _records(env, *names).allowed, (env, names)
+
+
+def test_each_environment_has_its_own_cloud_map_namespace() -> None:
+    """Failed before: dev and staging (one account) both registered their services under knowledge.local."""
+    names = {env: built(env)["ecs"]["Resources"]["Namespace"]["Properties"]["Name"] for env in ("dev", "staging")}
+    assert names == {"dev": "knowledgerouter-dev.local", "staging": "knowledgerouter-staging.local"}
+    assert not names["dev"].endswith("." + names["staging"]) and not names["staging"].endswith("." + names["dev"])
+    # prod keeps the plan's name (its own account): no replacement of its namespace
+    assert built("prod")["ecs"]["Resources"]["Namespace"]["Properties"]["Name"] == "knowledge.local"
 
 
 def test_service_role_manages_instance_profiles_and_policies_under_the_path_only() -> None:
@@ -400,3 +439,173 @@ def test_nested_stack_update_with_its_change_set_is_walked_not_blocked() -> None
     stacks_ = changeset.walk(lambda arn: nested if arn == nested_id else {}, root)
     review = changeset.build_review(root, stacks_, "eu-central-1", [], "UPDATE")
     assert [s.path for s in stacks_] == ["root", "root/DataStack"] and not review.findings
+
+
+# --------------------------------------------------------------------------- secrets, stacks and backups per env
+
+
+class _Names(dict[str, str]):
+    """Parameter and attribute values for _resolve; what a test does not need resolves to a placeholder."""
+
+    def __missing__(self, key: str) -> str:
+        return f"unresolved:{key}"
+
+
+def _db_secret(env: str) -> tuple[str, dict[str, str]]:
+    """The RDS-managed master secret of ``env``: its ARN (a random name) and the tag RDS puts on it."""
+    db = _arn("rds", f"db:{load_env(env).names('postgres')}")
+    tag = "aws:rds:primaryDBInstanceArn"  # the tag RDS puts on the secret it manages
+    arn = _arn("secretsmanager", f"secret:rds!db-{env}-1234-5678-AbCdEf")
+    return arn, {f"secretsmanager:ResourceTag/{tag}": db, f"aws:ResourceTag/{tag}": db}
+
+
+def _named_secret(env: str, name: str = "openai-api-key") -> str:
+    return _arn("secretsmanager", f"secret:/{load_env(env).names.prefix}/{name}-AbCdEf")
+
+
+WIDE_SECRETS: Policy = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}],
+}
+
+
+def test_application_roles_read_only_their_own_environments_secrets() -> None:
+    """Failed before: the boundary allowed secret:*, and the RDS-managed secret carries no stack tag, so a
+    staging task role given secret:* read dev's database password."""
+    boundary = _boundary_of("staging")
+    for secret, tags, allowed in (
+        (*_db_secret("staging"), True),  # its own database's secret (tagged by RDS with its instance)
+        (_named_secret("staging"), {}, True),
+        (_named_secret("staging", "grafana-admin"), {}, True),
+        (*_db_secret("dev"), False),  # the other env's database, same account
+        (_named_secret("dev"), {}, False),
+        (_arn("secretsmanager", "secret:rds!db-untagged-AbCdEf"), {}, False),
+        (_arn("secretsmanager", "secret:company/admin-AbCdEf"), {}, False),
+    ):
+        decision = evaluate(Request("secretsmanager:GetSecretValue", secret, tags), {"wide": WIDE_SECRETS}, boundary)
+        assert decision.allowed == allowed, (secret, decision)
+    # The execution role names each secret by ARN (the database's from MasterUserSecret.SecretArn): it still
+    # reads its own env's, under the narrower boundary, and no other env's.
+    for env, other in (("dev", "staging"), ("staging", "dev")):
+        role, own_boundary = _ecs_role(env, "ExecutionRole"), _boundary_of(env)
+        for secret, tags in (_db_secret(env), (_named_secret(env), {}), (_named_secret(env, "jira-credentials"), {})):
+            assert evaluate(Request("secretsmanager:GetSecretValue", secret, tags), role, own_boundary).allowed
+        for secret, tags in (_db_secret(other), (_named_secret(other), {})):
+            assert not evaluate(Request("secretsmanager:GetSecretValue", secret, tags), role, own_boundary).allowed
+
+
+def _ecs_role(env: str, logical_id: str) -> dict[str, Policy]:
+    """An ECS-stack role's inline policies, its Parameters resolved as the root passes them."""
+    prefix = load_env(env).names.prefix
+    secrets = {"OpenAi": "openai-api-key", "GrafanaAdmin": "grafana-admin", "Confluence": "confluence-credentials"}
+    names = _Names(
+        DbSecretArn=_db_secret(env)[0],
+        JiraSecretArn=_named_secret(env, "jira-credentials"),
+        BackupsBucketArn=f"arn:aws:s3:::{prefix}-backups-{ACCOUNT}-{IAM_REGION}",
+        DataBucketArn=f"arn:aws:s3:::{prefix}-data-{ACCOUNT}-{IAM_REGION}",
+        **{f"{k}SecretArn": _named_secret(env, v) for k, v in secrets.items()},
+    )
+    props = built(env)["ecs"]["Resources"][logical_id]["Properties"]
+    return {p["PolicyName"]: _resolve(p["PolicyDocument"], ACCOUNT, names) for p in props["Policies"]}
+
+
+def test_service_role_reads_only_the_secrets_its_stacks_make() -> None:
+    """Failed before: GetSecretValue was a handler permission on '*', refused only for resources tagged with
+    another stack's name, so another env's RDS-managed secret (no stack tag) or an untagged one was readable."""
+    staging = _service_role_of("staging", ACCOUNT)
+    read = "secretsmanager:GetSecretValue"
+    assert evaluate(Request(read, _named_secret("staging"), {TAG: _stack("staging")}), staging).allowed
+    assert evaluate(Request(read, _named_secret("staging", "grafana-admin")), staging).allowed  # being created
+    for secret, tags in (_db_secret("dev"), _db_secret("staging"), (_named_secret("dev"), {})):
+        assert not evaluate(Request(read, secret, tags), staging).allowed, secret
+
+
+def _github_role_of(env: str, logical_id: str) -> dict[str, Policy]:
+    t = built(env)["bootstrap"]
+    prefix = load_env(env).names.prefix
+    names = _Names(
+        {
+            "ArtifactsBucket.Arn": f"arn:aws:s3:::{prefix}-artifacts-{ACCOUNT}-{IAM_REGION}",
+            f"{bootstrap.SERVICE_ROLE}.Arn": _arn("iam", f"role/{prefix}-cloudformation"),
+        }
+    )
+    props = t["Resources"][logical_id]["Properties"]
+    return {p["PolicyName"]: _resolve(p["PolicyDocument"], ACCOUNT, names) for p in props["Policies"]}
+
+
+def _root_stack(env: str) -> str:
+    return _arn("cloudformation", f"stack/{load_env(env).deploy.stack(load_env(env).names)}/0a1b2c")
+
+
+@pytest.mark.parametrize("role", [bootstrap.PLAN_ROLE, bootstrap.RELEASE_PLAN_ROLE, bootstrap.DEPLOY_ROLE])
+def test_plan_roles_read_only_their_own_environments_stacks(role: str) -> None:
+    """Failed before: ReadStacks was on '*', so dev's pull-request role read staging's templates and outputs."""
+    dev = _github_role_of("dev", role)
+    for action in ("cloudformation:DescribeStacks", "cloudformation:GetTemplate", "cloudformation:ListChangeSets"):
+        for stack in (_root_stack("dev"), _arn("cloudformation", f"stack/{_stack('dev', 'EcsStack')}/0a1b")):
+            assert evaluate(Request(action, stack), dev).allowed, (action, stack)
+        for stack in (_root_stack("staging"), _arn("cloudformation", f"stack/{_stack('staging')}/0a1b")):
+            assert not evaluate(Request(action, stack), dev).allowed, (action, stack)
+    assert evaluate(Request("cloudformation:ValidateTemplate", "*"), dev).allowed
+    if role == bootstrap.DEPLOY_ROLE:
+        # kr-cfn migrate runs the backend's task definition: the deploy role passes only its env's roles to ECS,
+        # whose secrets and boundary are its env's
+        to_ecs = {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+        own = _arn("iam", f"role{role_path('knowledgerouter-dev')}EcsStack-ExecutionRole-1A2B")
+        other = _arn("iam", f"role{role_path('knowledgerouter-staging')}EcsStack-ExecutionRole-1A2B")
+        assert evaluate(Request("iam:PassRole", own, to_ecs), dev).allowed
+        assert not evaluate(Request("iam:PassRole", other, to_ecs), dev).allowed
+
+
+def _backups(env: str, key: str = "") -> str:
+    return f"arn:aws:s3:::{load_env(env).names('backups')}-{ACCOUNT}-{IAM_REGION}{'/' + key if key else ''}"
+
+
+def _as_app_role(env: str, logical_id: str, action: str, resource: str, identity: dict[str, Policy]) -> Decision:
+    """``action`` by an ECS-stack role of ``env``: its policies, the boundary and the backups bucket's policy."""
+    t = built(env)["data"]
+    names = _Names({"BackupsBucket.Arn": _backups(env)})
+    bucket = _resolve(t["Resources"]["BackupsBucketPolicy"]["Properties"]["PolicyDocument"], ACCOUNT, names)
+    principal = {"aws:PrincipalArn": _arn("iam", f"role{role_path(load_env(env).names.prefix)}{logical_id}-1A2B")}
+    return evaluate(Request(action, resource, principal), {**identity, "bucket policy": bucket}, _boundary_of(env))
+
+
+WIDE_S3: Policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+
+
+@pytest.mark.parametrize("env", ["dev", "staging"])
+def test_each_writer_writes_only_its_own_prefix_of_the_backups_bucket(env: str) -> None:
+    """Failed before: the backend's task role could put anything anywhere in the bucket, qdrant/ included."""
+    backend = _ecs_role(env, "BackendTaskRole")
+    assert _as_app_role(env, "BackendTaskRole", "s3:PutObject", _backups(env, "backend/dump.sql.gz"), backend).allowed
+    for key in ("qdrant/20260101T030000Z/docs.snapshot", "dump.sql.gz", "frontend/x"):
+        assert not _as_app_role(env, "BackendTaskRole", "s3:PutObject", _backups(env, key), backend).allowed, key
+    snapshots = _ecs_role(env, qdrant.SNAPSHOT_TASK_ROLE)
+    snapshot = _backups(env, "qdrant/20260101T030000Z/docs.snapshot")
+    for action in ("s3:PutObject", "s3:GetObject"):
+        assert _as_app_role(env, qdrant.SNAPSHOT_TASK_ROLE, action, snapshot, snapshots).allowed, action
+    assert not _as_app_role(
+        env, qdrant.SNAPSHOT_TASK_ROLE, "s3:PutObject", _backups(env, "backend/x"), snapshots
+    ).allowed
+    # the other env's bucket, even its own prefix there
+    other = "staging" if env == "dev" else "dev"
+    assert not _as_app_role(env, "BackendTaskRole", "s3:PutObject", _backups(other, "backend/x"), backend).allowed
+
+
+@pytest.mark.parametrize("action", ["s3:DeleteObject", "s3:DeleteObjectVersion"])
+def test_no_application_role_removes_a_qdrant_snapshot(action: str) -> None:
+    """Failed before: the boundary allows s3:DeleteObject on the env's buckets, so a role given s3:* (a reviewed
+    template) deleted the snapshots; now the bucket policy refuses every role under the env's path."""
+    snapshot = _backups("staging", "qdrant/20260101T030000Z/docs.snapshot")
+    for role in ("BackendTaskRole", qdrant.SNAPSHOT_TASK_ROLE):
+        decision = _as_app_role("staging", role, action, snapshot, {"wide": WIDE_S3})
+        assert not decision.allowed and decision.reason.startswith("explicitly denied by DenyRemoving"), decision
+    # an earlier version of the backend's own backups is no application role's to remove either
+    old = _as_app_role(
+        "staging", "BackendTaskRole", "s3:DeleteObjectVersion", _backups("staging", "backend/x"), {"wide": WIDE_S3}
+    )
+    assert old == Decision(False, "explicitly denied by DenyRemovingBackupVersions (bucket policy)")
+    # the boundary still lets a role given read_write delete a current object of its own prefix
+    assert _as_app_role(
+        "staging", "BackendTaskRole", "s3:DeleteObject", _backups("staging", "backend/x"), {"wide": WIDE_S3}
+    ).allowed

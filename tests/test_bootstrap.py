@@ -168,7 +168,7 @@ def test_deploy_role_runs_only_the_backends_migration_task() -> None:
     assert "DenyBootstrapStack" in st
     wildcards = {sid for sid, s in st.items() if s["Resource"] == ["*"] and s["Effect"] == "Allow"}
     assert wildcards == {
-        "ReadStacks",
+        "ValidateTemplates",  # no resource type; reads no stack
         "WatchServices",
         "TaskDefinitionsHaveNoResourceLevelPermissions",
         "DriftDetectionStatusHasNoResource",
@@ -297,3 +297,18 @@ def test_a_bootstrap_over_the_body_limit_is_refused_in_one_line(tmp_path: Path) 
     path.write_text(json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic", "Description": "x" * 60_000}}}))
     with pytest.raises(DeployError, match=r"bytes as compact JSON, over CloudFormation's TemplateBody limit of 51200"):
         bootstrap_body(path)
+
+
+def test_a_secret_outside_the_environments_path_fails_the_build() -> None:
+    """The roles read secrets only under '/<prefix>/': a stack's secret named elsewhere would be unreadable."""
+    import dataclasses
+
+    cfg = load_env("staging")
+    app = stacks.application([t for name, t in stacks.build_all(cfg).items() if name != "bootstrap"])
+    assert app.secret_names and all(n.startswith("/knowledgerouter-staging/") for n in app.secret_names)
+    assert app.db_instances == ("knowledgerouter-staging-postgres",)
+    odd = dataclasses.replace(app, secret_names=(*app.secret_names, "/knowledgerouter-dev/openai-api-key"))
+    with pytest.raises(
+        ValueError, match=r"secrets must be named under /knowledgerouter-staging/ .*: /knowledgerouter-dev/"
+    ):
+        bootstrap.build(config.bootstrap_slice(cfg, odd))

@@ -236,8 +236,8 @@ def test_secrets_select_json_keys() -> None:
 def test_backend_environment() -> None:
     env = _env(_ecs("dev"), "backend")
     assert env["DJANGO_SETTINGS_MODULE"] == "core.settings"
-    assert env["QDRANT_HOST"] == "qdrant.knowledge.local"
-    assert env["REDIS_HOST"] == "redis.knowledge.local"
+    assert env["QDRANT_HOST"] == "qdrant.knowledgerouter-dev.local"
+    assert env["REDIS_HOST"] == "redis.knowledgerouter-dev.local"
     assert env["REDIS_SSL"] == "false", "the in-cluster redis speaks plain TCP"
     assert env["POSTGRES_HOST"] == {"Ref": "DbEndpointAddress"}
 
@@ -329,7 +329,7 @@ def test_task_roles_have_only_what_each_service_needs() -> None:
     t = _ecs("dev")
     statements = _policy_statements(t["Resources"]["BackendTaskRole"])
     assert [(s["Action"], s["Resource"]) for s in statements] == [
-        (["s3:PutObject", "s3:AbortMultipartUpload"], [{"Fn::Sub": "${BackupsBucketArn}/*"}]),
+        (["s3:PutObject", "s3:AbortMultipartUpload"], [{"Fn::Sub": "${BackupsBucketArn}/backend/*"}]),
         (["s3:ListBucket"], [{"Ref": "BackupsBucketArn"}]),
         (
             ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
@@ -364,7 +364,7 @@ def test_cloud_map_namespace_and_records() -> None:
     t = _ecs("dev")
     ns = t["Resources"]["Namespace"]
     assert ns["Type"] == "AWS::ServiceDiscovery::PrivateDnsNamespace"
-    assert ns["Properties"]["Name"] == "knowledge.local"
+    assert ns["Properties"]["Name"] == "knowledgerouter-dev.local"
     assert ns["Properties"]["Vpc"] == {"Ref": "VpcId"}
     records = resources_of_type(t, "AWS::ServiceDiscovery::Service")
     assert {r["Properties"]["Name"] for r in records.values()} == {
@@ -385,7 +385,7 @@ def test_prometheus_scrapes_the_backend_through_cloud_map() -> None:
     prometheus_yml = yaml.safe_load(env["KR_FILE_1"])
     jobs = {j["job_name"]: j for j in prometheus_yml["scrape_configs"]}
     (sd,) = jobs["backend"]["dns_sd_configs"]
-    assert (sd["names"], sd["port"]) == ([f"{backend.discovery_name}.knowledge.local"], backend.port)
+    assert (sd["names"], sd["port"]) == ([f"{backend.discovery_name}.knowledgerouter-dev.local"], backend.port)
     assert jobs["prometheus"]["static_configs"] == [{"targets": ["localhost:9090"]}]
     c = _container(t, "prometheus")
     assert c["EntryPoint"][:2] == ["/bin/sh", "-c"]
@@ -400,7 +400,7 @@ def test_grafana_gets_its_data_source_and_admin_password() -> None:
     assert '"$KR_FILE_2" > /etc/grafana/provisioning/datasources/datasources.yaml' in c["EntryPoint"][2]
     datasources = yaml.safe_load(_env(t, "grafana")["KR_FILE_2"])
     prometheus, cloudwatch = datasources["datasources"]
-    assert (prometheus["type"], prometheus["url"]) == ("prometheus", "http://prometheus.knowledge.local:9090")
+    assert (prometheus["type"], prometheus["url"]) == ("prometheus", "http://prometheus.knowledgerouter-dev.local:9090")
     assert (cloudwatch["type"], cloudwatch["jsonData"]) == (
         "cloudwatch",
         {"authType": "default", "defaultRegion": "$AWS_REGION"},
@@ -440,7 +440,10 @@ def test_a_seventh_service_needs_only_a_params_entry() -> None:
     c = _container(t, "worker")
     assert c["Command"] == list(spec.command or ())
     assert c["PortMappings"][0]["ContainerPort"] == 8080
-    assert _env(t, "worker") == {"REDIS_HOST": "redis.knowledge.local", "POSTGRES_HOST": {"Ref": "DbEndpointAddress"}}
+    assert _env(t, "worker") == {
+        "REDIS_HOST": "redis.knowledgerouter-dev.local",
+        "POSTGRES_HOST": {"Ref": "DbEndpointAddress"},
+    }
     assert "WorkerImageTag" in t["Parameters"]
     service = t["Resources"]["WorkerService"]["Properties"]
     assert service["CapacityProviderStrategy"] == [{"CapacityProvider": "FARGATE_SPOT", "Base": 0, "Weight": 1}]

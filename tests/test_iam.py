@@ -92,16 +92,11 @@ def test_dns_record_patterns_of_each_writing_type() -> None:
                 },
             },
         ),
+        # Cloud Map writes its zone's records itself: no name of the namespace (it had '*.svc.local', 'svc.local')
         ("Ns", {"Type": "AWS::ServiceDiscovery::PrivateDnsNamespace", "Properties": {"Name": "svc.local"}}),
         ("Bucket", {"Type": "AWS::S3::Bucket", "Properties": {}}),
     ]
-    assert dns_record_patterns(resources) == (
-        "*.svc.local",
-        "_*.example.com",
-        "app.example.com",
-        "b.example.com",
-        "svc.local",
-    )
+    assert dns_record_patterns(resources) == ("_*.example.com", "app.example.com", "b.example.com")
 
 
 def test_dns_record_name_that_is_not_a_literal_is_refused() -> None:
@@ -112,3 +107,20 @@ def test_dns_record_name_that_is_not_a_literal_is_refused() -> None:
     record = {"Type": "AWS::Route53::RecordSet", "Properties": {"Name": {"Fn::Sub": "${Domain}"}}}
     with pytest.raises(ValueError, match=r"^Alias \(AWS::Route53::RecordSet\): the DNS name must be a literal"):
         dns_record_patterns([("Alias", record)])
+
+
+def test_dns_hosted_zones_are_the_literal_zones_the_records_name() -> None:
+    import pytest
+
+    from kr_cfn.iam import dns_hosted_zones
+
+    record = {"Type": "AWS::Route53::RecordSet", "Properties": {"Name": "a.example.com", "HostedZoneId": "Z1"}}
+    cert = {
+        "Type": "AWS::CertificateManager::Certificate",
+        "Properties": {"DomainValidationOptions": [{"DomainName": "a.example.com", "HostedZoneId": "Z2"}, {}]},
+    }
+    namespace = {"Type": "AWS::ServiceDiscovery::PrivateDnsNamespace", "Properties": {"Name": "svc.local"}}
+    assert dns_hosted_zones([("A", record), ("C", cert), ("N", namespace)]) == ("Z1", "Z2")
+    by_name = {"Type": "AWS::Route53::RecordSet", "Properties": {"Name": "a.example.com", "HostedZoneName": "x."}}
+    with pytest.raises(ValueError, match=r"A \(AWS::Route53::RecordSet\): the hosted zone must be a literal"):
+        dns_hosted_zones([("A", by_name)])

@@ -10,7 +10,7 @@ import yaml
 
 import stacks
 from kr_cfn import config
-from tests.conftest import ENVS, built, write_params
+from tests.conftest import ENVS, built, load_env, write_params
 from tests.test_security_groups import _reachable
 
 EXTERNAL_QDRANT = """\
@@ -45,9 +45,10 @@ def test_prometheus_scrapes_itself_the_backend_and_qdrant(env: str) -> None:
     jobs = _jobs(built(env))
     assert list(jobs) == ["prometheus", "backend", "qdrant"]
     assert jobs["prometheus"]["static_configs"] == [{"targets": ["localhost:9090"]}]
+    namespace = config.namespace(load_env(env))  # dev, staging: '<prefix>.local'; prod: 'knowledge.local'
     for job, port in (("backend", 8000), ("qdrant", 6333)):
         assert jobs[job]["metrics_path"] == "/metrics"
-        assert jobs[job]["dns_sd_configs"] == [{"names": [f"{job}.knowledge.local"], "type": "A", "port": port}]
+        assert jobs[job]["dns_sd_configs"] == [{"names": [f"{job}.{namespace}"], "type": "A", "port": port}]
     assert ("prometheus", "qdrant", 6333) in _reachable(built(env))
 
 
@@ -70,7 +71,7 @@ def test_qdrant_outside_the_cluster_is_not_scraped(tmp_path: Path) -> None:
 def test_a_new_service_with_a_metrics_path_is_scraped(tmp_path: Path) -> None:
     text = "services:\n  redis:\n    metrics_path: /metrics\n"
     templates = _build(tmp_path, text)
-    assert _jobs(templates)["redis"]["dns_sd_configs"][0]["names"] == ["redis.knowledge.local"]
+    assert _jobs(templates)["redis"]["dns_sd_configs"][0]["names"] == ["redis.knowledgerouter-dev.local"]
     assert ("prometheus", "redis", 6379) in _reachable(templates)
 
 

@@ -241,7 +241,7 @@ def test_qdrant_on_ebs_runs_on_the_host_with_a_host_volume_and_the_same_name(tmp
         e["Name"]: e["Value"]
         for e in r["BackendTaskDefinition"]["Properties"]["ContainerDefinitions"][0]["Environment"]
     }
-    assert backend["QDRANT_URL"] == "http://qdrant.knowledge.local:6333"
+    assert backend["QDRANT_URL"] == "http://qdrant.knowledgerouter-staging.local:6333"
     # No EFS permission left on the task role.
     assert not any("elasticfilesystem" in str(s) for s in _statements(r["QdrantTaskRole"]))
 
@@ -352,7 +352,7 @@ def test_snapshot_job_scheduled_daily_at_the_params_time(tmp_path: Path, storage
     assert target["EcsParameters"]["TaskDefinitionArn"] == {"Ref": qdrant.SNAPSHOT_TASK}
     (container,) = r[qdrant.SNAPSHOT_TASK]["Properties"]["ContainerDefinitions"]
     env = {e["Name"]: e["Value"] for e in container["Environment"]}
-    assert env["QDRANT_URL"] == "http://qdrant.knowledge.local:6333"
+    assert env["QDRANT_URL"] == "http://qdrant.knowledgerouter-dev.local:6333"
     assert env["BUCKET"] == {"Ref": "BackupsBucketName"} and env["PREFIX"] == "qdrant"
     assert env["KR_QDRANT_SCRIPT"].endswith(qdrant.script("qdrant_snapshots.sh"))
     assert container["Command"] == ["snapshot"] and container["ReadonlyRootFilesystem"] is True

@@ -502,3 +502,15 @@ def test_storage_owner_only_for_qdrant(tmp_path: Path) -> None:
     assert _errors(tmp_path, "services:\n  redis:\n    storage_owner: '1000:1000'\n") == [
         "services.redis.storage_owner: only the qdrant service has a storage choice"
     ]
+
+
+def test_no_service_writes_the_qdrant_snapshots_prefix(tmp_path: Path) -> None:
+    """A service reaches only '<its name>/' of the backups bucket; 'qdrant/' is the snapshot job's."""
+    assert _errors(tmp_path, "services:\n  qdrant:\n    buckets:\n      BackupsBucketArn: write\n") == [
+        "services.qdrant.buckets.BackupsBucketArn: qdrant/ of the backups bucket holds the Qdrant snapshots, "
+        "written only by the snapshot job"
+    ]
+    ok = "services:\n  backend:\n    buckets:\n      BackupsBucketArn: read_write\n"
+    assert (
+        config.load(write_params(tmp_path, "dev", ok)).services["backend"].buckets["BackupsBucketArn"] == "read_write"
+    )

@@ -289,7 +289,18 @@ def ecs_slice(cfg: EnvConfig) -> EcsSlice:
         services[QDRANT] = services[QDRANT].model_copy(update={"storage": plan.storage})
     services = wire(services, cfg.monitoring, cfg.alb)
     retain_logs = cfg.ecs.retain_logs if cfg.ecs.retain_logs is not None else cfg.deploy.termination_protection
-    return EcsSlice(cfg.names, cfg.ecs, services, external, retain_logs=retain_logs, qdrant=plan)
+    ecs = cfg.ecs.model_copy(update={"namespace": namespace(cfg)})
+    return EcsSlice(cfg.names, ecs, services, external, retain_logs=retain_logs, qdrant=plan)
+
+
+def namespace(cfg: EnvConfig) -> str:
+    """The environment's Cloud Map namespace: ``ecs.namespace``, by default ``<prefix>.local``.
+
+    One per environment, so two environments in one account never share a name (dev's
+    ``knowledgerouter-dev.local``, staging's ``knowledgerouter-staging.local``): neither one's
+    service names are a suffix or a pattern of the other's.
+    """
+    return cfg.ecs.namespace or f"{cfg.names.prefix}.local"
 
 
 def monitoring_slice(cfg: EnvConfig) -> MonitoringSlice:

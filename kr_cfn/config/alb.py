@@ -1,4 +1,4 @@
-"""Load balancer section (``alb:``), the alb stack's slice and ELB log delivery per region."""
+"""Load balancer section (``alb:``), the alb stack's slice and who delivers its access logs."""
 
 from __future__ import annotations
 
@@ -13,61 +13,10 @@ from kr_cfn.naming import Naming
 ELB_ACCESS_LOGS_DOC = "https://docs.aws.amazon.com/elasticloadbalancing/latest/application/enable-access-logging.html"
 """AWS, "Enable access logs for your Application Load Balancer", step 2 "Attach a policy to your S3 bucket"."""
 
-ELB_LOG_ACCOUNTS: dict[str, str] = {
-    # "Regions available before August 2022": the bucket policy grants the Region's Elastic
-    # Load Balancing account (ELB_ACCESS_LOGS_DOC).
-    "us-east-1": "127311923021",
-    "us-east-2": "033677994240",
-    "us-west-1": "027434742980",
-    "us-west-2": "797873946194",
-    "af-south-1": "098369216593",
-    "ap-east-1": "754344448648",
-    "ap-southeast-3": "589379963580",
-    "ap-south-1": "718504428378",
-    "ap-northeast-3": "383597477331",
-    "ap-northeast-2": "600734575887",
-    "ap-southeast-1": "114774131450",
-    "ap-southeast-2": "783225319266",
-    "ap-northeast-1": "582318560864",
-    "ca-central-1": "985666609251",
-    "eu-central-1": "054676820928",
-    "eu-west-1": "156460612806",
-    "eu-west-2": "652711504416",
-    "eu-south-1": "635631232127",
-    "eu-west-3": "009996457667",
-    "eu-north-1": "897822967062",
-    "me-south-1": "076674570225",
-    "sa-east-1": "507241528517",
-    "us-gov-west-1": "048591011584",
-    "us-gov-east-1": "190560391635",
-}
-
 ELB_LOG_SERVICE = "logdelivery.elasticloadbalancing.amazonaws.com"
-ELB_LOG_SERVICE_REGIONS: frozenset[str] = frozenset(
-    # "Regions available as of August 2022 or later": the bucket policy grants the log delivery
-    # service principal instead (ELB_ACCESS_LOGS_DOC).
-    {
-        "ap-south-2",
-        "ap-southeast-4",
-        "ap-southeast-5",
-        "ap-southeast-7",
-        "ca-west-1",
-        "eu-central-2",
-        "eu-south-2",
-        "il-central-1",
-        "me-central-1",
-        "mx-central-1",
-    }
-)
-
-
-def elb_log_principal(region: str) -> tuple[str, str] | None:
-    """Who writes ALB access logs in ``region``: ``("AWS", account)``, ``("Service", name)``, or None (unknown)."""
-    if region in ELB_LOG_ACCOUNTS:
-        return "AWS", ELB_LOG_ACCOUNTS[region]
-    if region in ELB_LOG_SERVICE_REGIONS:
-        return "Service", ELB_LOG_SERVICE
-    return None
+"""Who writes ALB access logs, in every region: the log delivery service principal AWS recommends
+(ELB_ACCESS_LOGS_DOC, step 2); the per-region ELB account ids are its legacy policy. No region table,
+so a region added later builds too."""
 
 
 class AlbConfig(Model):

@@ -212,7 +212,13 @@ class Application:
     """``Fn::Sub`` strings of the managed policies the application roles attach."""
     record_names: tuple[str, ...] = ()
     """DNS record names the stacks write (``route53:ChangeResourceRecordSetsNormalizedRecordNames``
-    patterns): alias records, certificate validation records, the service-discovery namespace."""
+    patterns): alias records and certificate validation records."""
+    hosted_zones: tuple[str, ...] = ()
+    """Ids of the hosted zones those records are written into."""
+    secret_names: tuple[str, ...] = ()
+    """Names of the Secrets Manager secrets the stacks make (``/<prefix>/...``)."""
+    db_instances: tuple[str, ...] = ()
+    """Identifiers of the DB instances whose master password RDS keeps in a secret it makes (``rds!db-...``)."""
 
 
 def bootstrap_stack_name(names: Naming) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kr_cfn.config.alb import ELB_ACCESS_LOGS_DOC, elb_log_principal
 from kr_cfn.config.base import Problem
 
 if TYPE_CHECKING:
@@ -35,14 +34,6 @@ def check_production(cfg: EnvConfig) -> list[Problem]:
                 "the alarms reach no one in an environment with termination protection: set "
                 "monitoring.alert_emails, monitoring.alert_https_endpoints or monitoring.slack, "
                 "or monitoring.allow_no_alert_route: true",
-            )
-        )
-    if cfg.alb.access_logs and elb_log_principal(cfg.region) is None:
-        problems.append(
-            (
-                "alb.access_logs",
-                f"region {cfg.region} is not in the ELB log-delivery table (kr_cfn/config/alb.py, from "
-                f"{ELB_ACCESS_LOGS_DOC}); add it there or set alb.access_logs: false",
             )
         )
     return problems

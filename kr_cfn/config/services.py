@@ -7,7 +7,7 @@ The defaults are the architecture's six services; a params file states only what
 and a new entry (e.g. a worker) is a new service without code.
 
 String values in ``environment`` and ``files`` may contain placeholders, resolved at build
-time: ``{{host:qdrant}}`` (the service's Cloud Map name, ``qdrant.knowledge.local``),
+time: ``{{host:qdrant}}`` (the service's Cloud Map name, ``qdrant.<prefix>.local``),
 ``{{port:qdrant}}`` (its container port) and ``{{output:DbEndpointAddress}}`` (a data-stack
 output, passed to the ecs stack as a Parameter of the same name).
 
@@ -33,6 +33,7 @@ from kr_cfn.config.qdrant import (
     QDRANT,
     QDRANT_SECRET_KEYS,
     SNAPSHOT_JOB,
+    SNAPSHOT_PREFIX,
     STORAGE_OWNER,
     EbsStorage,
     QdrantPlan,
@@ -69,6 +70,14 @@ VALUE_OUTPUTS = ("DbEndpointAddress", "DbEndpointPort", "DbName", "DataBucketNam
 REDIS_OUTPUTS = ("RedisEndpointAddress", "RedisEndpointPort")
 """Only produced when ``data.redis`` is ``elasticache``."""
 BUCKET_OUTPUTS = ("DataBucketArn", "BackupsBucketArn")
+BACKUPS_BUCKET = "BackupsBucketArn"
+
+
+def backups_prefix(service: str) -> str:
+    """Where a service's task role may reach in the backups bucket: ``<service>/`` (qdrant/ holds the snapshots)."""
+    return f"{service}/"
+
+
 ACCESS_POINTS = ("Qdrant",)
 """EFS access points of the data stack: ``Qdrant`` -> QdrantAccessPointId/Arn on FileSystemId."""
 
@@ -293,7 +302,9 @@ class ServiceSpec(Model):
         "connections to, beyond those its placeholders, secrets and volumes already show.",
     )
     buckets: dict[str, Literal["read", "write", "read_write"]] = Field(
-        default_factory=dict, description="S3 access of the task role: bucket ARN output -> read/write/read_write."
+        default_factory=dict,
+        description="S3 access of the task role: bucket ARN output -> read/write/read_write; in the backups "
+        "bucket only under '<service>/'.",
     )
     autoscaling: Autoscaling | None = Field(None, description="Autoscaling; null = fixed desired_count.")
     storage: Storage | None = Field(
@@ -482,10 +493,12 @@ def _count_problems(min_count: int, desired: int, max_count: int) -> list[Proble
 class EcsConfig(Model):
     """Cluster-wide settings of the ecs stack."""
 
-    namespace: str = Field(
-        "knowledge.local",
+    namespace: str | None = Field(
+        None,
         pattern=r"^[a-z0-9-]+(\.[a-z0-9-]+)+$",
-        description="Cloud Map private DNS namespace of the services.",
+        description="Cloud Map private DNS namespace of the services; null: '<name_prefix>.local', one per "
+        "environment (prod pins the plan's 'knowledge.local'). Changing it replaces the namespace and the "
+        "services' Cloud Map entries.",
     )
     container_insights: Literal["enabled", "enhanced", "disabled"] = Field(
         "enabled", description="CloudWatch Container Insights on the cluster."
@@ -558,6 +571,14 @@ def check_services(services: dict[str, ServiceSpec], redis: str, qdrant_storage:
             if bucket not in BUCKET_OUTPUTS:
                 problems.append(
                     (f"{name}.buckets.{bucket}", f"is not a bucket output (one of: {', '.join(BUCKET_OUTPUTS)})")
+                )
+            elif bucket == BACKUPS_BUCKET and backups_prefix(name) == f"{SNAPSHOT_PREFIX}/":
+                problems.append(
+                    (
+                        f"{name}.buckets.{bucket}",
+                        f"{SNAPSHOT_PREFIX}/ of the backups bucket holds the Qdrant snapshots, written only by "
+                        "the snapshot job",
+                    )
                 )
     routed = {n: s.load_balancer for n, s in services.items() if s.load_balancer is not None}
     problems += check_routes(routed)
@@ -772,6 +793,8 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
             "POSTGRES_DB": "{{output:DbName}}",
             "DATA_BUCKET": "{{output:DataBucketName}}",
             "BACKUPS_BUCKET": "{{output:BackupsBucketName}}",
+            # The task role writes the backups bucket only under this prefix (buckets below).
+            "BACKUPS_PREFIX": "backend/",
         },
         "secrets": {
             "OPENAI_API_KEY": {"secret": "OpenAiSecretArn"},
