@@ -15,6 +15,7 @@ built application templates hold (see kr_cfn.iam.handler_permissions).
 
 from __future__ import annotations
 
+import fnmatch
 import json
 
 from awacs import aws, sts
@@ -34,6 +35,7 @@ from kr_cfn.iam import (
     arn,
     boundary_name,
     deny_insecure_transport,
+    dynamic_reference_arns,
     handler_permissions,
     permissions_boundary,
     service_trust,
@@ -77,28 +79,16 @@ _SERVICE_ROLE_SKIPS = (
 # Role actions allowed only when the role carries the boundary (condition iam:PermissionsBoundary).
 # https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html#access_policies_boundaries-delegate
 _WITH_BOUNDARY = ("iam:CreateRole", "iam:PutRolePermissionsBoundary", "iam:PutRolePolicy", "iam:DeleteRolePolicy")
-# IAM handler permissions granted by their own statements (with conditions) or never.
+# IAM handler permissions granted by their own statements (with conditions). Those never granted
+# (users and groups, removing a boundary) are in kr_cfn.iam.NOT_GRANTED with every other one.
 _IAM_ELSEWHERE = {
     *_WITH_BOUNDARY,
     "iam:AttachRolePolicy",
     "iam:DetachRolePolicy",
-    "iam:DeleteRolePermissionsBoundary",
     "iam:PassRole",
     "iam:CreateServiceLinkedRole",
-    # Users and groups: the stacks make none (AWS::IAM::ManagedPolicy's handlers list these).
-    "iam:AttachGroupPolicy",
-    "iam:AttachUserPolicy",
-    "iam:DetachGroupPolicy",
-    "iam:DetachUserPolicy",
 }
 
-# Handler permissions the application templates do not use; reviewed, left out of the service role.
-_UNUSED_HANDLER_SERVICES = {
-    "lambda": "provisioned concurrency and rotation Lambdas: the stacks have no Lambda functions",
-    "firehose": "log delivery to Kinesis Data Firehose: the stacks deliver logs to CloudWatch Logs only",
-    "cognito-idp": "ALB Cognito authentication: the listeners do not authenticate",
-    "s3tables": "S3 metadata table configurations: the buckets have none",
-}
 # Handler permissions granted by their own statement with a condition, not on '*' with the rest.
 _SCOPED_ACTIONS = {"route53:ChangeResourceRecordSets"}
 # Actions CloudFormation itself needs besides the handlers: Fn::GetAZs in the network stack.
@@ -847,12 +837,18 @@ def _stack_actions(cfg: BootstrapSlice) -> dict[str, list[str]]:
     by_service: dict[str, set[str]] = {}
     for actions in handler_permissions(cfg.app.resource_types, cfg.region).values():
         for action in actions:
-            service = action.split(":", 1)[0]
-            if service not in _UNUSED_HANDLER_SERVICES:
-                by_service.setdefault(service, set()).add(action)
+            by_service.setdefault(action.split(":", 1)[0], set()).add(action)
     for action in _EXTRA_ACTIONS:
         by_service.setdefault(action.split(":", 1)[0], set()).add(action)
-    return {service: sorted(actions) for service, actions in sorted(by_service.items())}
+    return {service: _without_covered(actions) for service, actions in sorted(by_service.items())}
+
+
+def _without_covered(actions: set[str]) -> list[str]:
+    """The actions, less those a wildcard entry among them already grants (``ec2:DescribeVpcs`` under ``ec2:Describe*``)."""
+    patterns = [a for a in actions if "*" in a]
+    return sorted(
+        a for a in actions if not any(p != a and fnmatch.fnmatchcase(a.lower(), p.lower()) for p in patterns)
+    )
 
 
 # The API that receives a role can differ from the principal the role trusts: RDS's
@@ -935,6 +931,17 @@ def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
             Resource=roles,
             Condition=aws.Condition(aws.StringEquals("iam:PassedToService", _passed_to(cfg.app.role_services))),
         ),
+        # A nested stack runs under its parent's role: CloudFormation passes the service role itself
+        # (AWS::CloudFormation::Stack's handlers list iam:PassRole; refused, it fails with "AWSCloudFormation
+        # is not authorized to perform: iam:PassRole on resource: <the role>",
+        # https://github.com/aws-solutions-library-samples/data-lakes-on-aws/issues/275).
+        aws.Statement(
+            Sid="PassItselfToNestedStacks",
+            Effect=aws.Allow,
+            Action=[awacs_iam.PassRole],
+            Resource=own[:1],
+            Condition=aws.Condition(aws.StringEquals("iam:PassedToService", "cloudformation.amazonaws.com")),
+        ),
         aws.Statement(
             Sid="NestedStacks",
             Effect=aws.Allow,
@@ -994,6 +1001,7 @@ def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
         )
     if "route53:ChangeResourceRecordSets" in by_service.get("route53", []):
         statements.append(_dns_records_statement(cfg))
+    statements += _dynamic_reference_statements(cfg)
     if linked:
         statements.append(
             aws.Statement(
@@ -1009,8 +1017,17 @@ def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
         aws.Statement(
             Sid="DenyBootstrapRolesAndBoundary",
             Effect=aws.Deny,
-            Action=[awacs_iam.Action("*")],  # a Deny: no IAM action at all on these
+            Action=[awacs_iam.Action("*")],  # a Deny: no IAM action on these but passing itself (below)
             Resource=[*own, boundary],
+            Condition=aws.Condition(
+                aws.StringNotEqualsIfExists("iam:PassedToService", "cloudformation.amazonaws.com")
+            ),
+        ),
+        aws.Statement(
+            Sid="DenyPassingTheGitHubRoles",
+            Effect=aws.Deny,
+            Action=[awacs_iam.PassRole],
+            Resource=own[1:],  # a Deny: the GitHub roles are never passed, to any service
         ),
         aws.Statement(
             Sid="DenyRemovingBoundaries",
@@ -1031,6 +1048,32 @@ def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
         _deny_other_stacks(cfg, "DenyOtherStacksResources", [cfn.Action("*"), awacs_s3.Action("*")]),
     ]
     return statements
+
+
+def _dynamic_reference_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
+    """Read exactly the parameters and secrets the templates' dynamic references name.
+
+    CloudFormation resolves ``{{resolve:...}}`` under the stack's service role: Parameter Store
+    references with ``ssm:GetParameters``, Secrets Manager ones with ``secretsmanager:GetSecretValue``
+    (kr_cfn.iam.dynamic_references).
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/dynamic-references.html
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-iam-servicerole.html
+    """
+    refs = cfg.app.dynamic_references
+    wanted = (
+        ("ReadReferencedParameters", "ssm", "GetParameters", [r for r in refs if r.startswith("ssm:")]),
+        ("ReadReferencedSecrets", "secretsmanager", "GetSecretValue", [r for r in refs if r.startswith("secrets")]),
+    )
+    return [
+        aws.Statement(
+            Sid=sid,
+            Effect=aws.Allow,
+            Action=[aws.Action(service, action)],
+            Resource=[dynamic_reference_arns(r) for r in named],
+        )
+        for sid, service, action, named in wanted
+        if named
+    ]
 
 
 def _dns_records_statement(cfg: BootstrapSlice) -> aws.Statement:

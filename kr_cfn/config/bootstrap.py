@@ -126,6 +126,9 @@ class Application:
     record_names: tuple[str, ...] = ()
     """DNS record names the stacks write (``route53:ChangeResourceRecordSetsNormalizedRecordNames``
     patterns): alias records, certificate validation records, the service-discovery namespace."""
+    dynamic_references: tuple[str, ...] = ()
+    """What the templates' dynamic references read: ``ssm:<parameter>``, ``secretsmanager:<secret>``
+    (kr_cfn.iam.dynamic_references)."""
 
 
 def bootstrap_stack_name(names: Naming) -> str:
