@@ -118,6 +118,8 @@ NOT_GRANTED: dict[str, tuple[str, str]] = {
     "s3:DeleteBucketReplication": ("an API name, no IAM action", "s3:PutReplicationConfiguration"),
     "s3:PutBucketReplication": ("an API name, no IAM action", "s3:PutReplicationConfiguration"),
     "s3:PutObjectLockConfiguration": ("an API name, no IAM action", "s3:PutBucketObjectLockConfiguration"),
+    # https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsbackupstorage.html
+    "backup-storage:Mount": ("a legacy name, no IAM action (AWS::Backup::BackupVault)", "backup-storage:MountCapsule"),
     "s3:REST.PUT.OBJECT": ("an S3 access-log operation name (AWS::Logs::LogGroup), no IAM action", ""),
     "managed-fleets:*": (
         "no service of the IAM action list cfn-lint ships (AWS::AutoScaling::AutoScalingGroup); "
