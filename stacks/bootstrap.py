@@ -37,6 +37,7 @@ from kr_cfn.iam import (
     deny_insecure_transport,
     dynamic_reference_arns,
     handler_permissions,
+    managed_policy,
     permissions_boundary,
     service_trust,
 )
@@ -453,8 +454,58 @@ def _release_plan_role(
     without the protected environment, so the reviewers see its change set before they approve.
     """
     role = _github_role(t, cfg, RELEASE_PLAN_ROLE, "github-release-plan", release_plan_subject(cfg), provider)
-    role.Policies = [_plan_policy(cfg, bucket, service_role, upload_prefix=cfg.names.prefix)]
+    role.Policies = [_plan_policy(cfg, bucket, service_role, upload_prefix=cfg.names.prefix), _policy_checks_policy()]
     return role
+
+
+def _policy_checks_policy() -> iam.Policy:
+    """What IAM Access Analyzer's policy checks of the built templates call (cfn-policy-validator validate).
+
+    ValidatePolicy per policy; access previews of trust and resource policies on the account's
+    analyzer (created when there is none, with its service-linked role); the AWS managed policies
+    a template attaches, read from IAM. Resource types per action: Service Authorization Reference,
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsiamaccessanalyzer.html
+    https://github.com/awslabs/aws-cloudformation-iam-policy-validator (README, required IAM policy)
+    """
+    analyzers = arn("access-analyzer", "analyzer/*")
+    action = aws.Action
+    return iam.Policy(
+        PolicyName="policy-checks",
+        PolicyDocument=aws.PolicyDocument(
+            Version="2012-10-17",
+            Statement=[
+                aws.Statement(
+                    Sid="ValidatePolicies",
+                    Effect=aws.Allow,
+                    Action=[action("access-analyzer", "ValidatePolicy"), action("access-analyzer", "ListAnalyzers")],
+                    Resource=["*"],  # neither action has a resource type
+                ),
+                aws.Statement(
+                    Sid="AccessPreviews",
+                    Effect=aws.Allow,
+                    Action=[
+                        action("access-analyzer", a)
+                        for a in ("CreateAccessPreview", "GetAccessPreview", "ListAccessPreviewFindings")
+                    ]
+                    + [action("access-analyzer", "CreateAnalyzer")],
+                    Resource=[analyzers],
+                ),
+                aws.Statement(
+                    Sid="AnalyzerServiceLinkedRole",
+                    Effect=aws.Allow,
+                    Action=[awacs_iam.CreateServiceLinkedRole],
+                    Resource=[arn("iam", "role/aws-service-role/access-analyzer.amazonaws.com/*", region=False)],
+                    Condition=aws.Condition(aws.StringEquals("iam:AWSServiceName", "access-analyzer.amazonaws.com")),
+                ),
+                aws.Statement(
+                    Sid="ReadAwsManagedPolicies",
+                    Effect=aws.Allow,
+                    Action=[awacs_iam.GetPolicy, awacs_iam.GetPolicyVersion],
+                    Resource=[managed_policy("*")],
+                ),
+            ],
+        ),
+    )
 
 
 def _plan_policy(
@@ -844,11 +895,9 @@ def _stack_actions(cfg: BootstrapSlice) -> dict[str, list[str]]:
 
 
 def _without_covered(actions: set[str]) -> list[str]:
-    """The actions, less those a wildcard entry among them already grants (``ec2:DescribeVpcs`` under ``ec2:Describe*``)."""
+    """The actions, less those a wildcard among them grants (``ec2:DescribeVpcs`` under ``ec2:Describe*``)."""
     patterns = [a for a in actions if "*" in a]
-    return sorted(
-        a for a in actions if not any(p != a and fnmatch.fnmatchcase(a.lower(), p.lower()) for p in patterns)
-    )
+    return sorted(a for a in actions if not any(p != a and fnmatch.fnmatchcase(a.lower(), p.lower()) for p in patterns))
 
 
 # The API that receives a role can differ from the principal the role trusts: RDS's
@@ -1019,9 +1068,7 @@ def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
             Effect=aws.Deny,
             Action=[awacs_iam.Action("*")],  # a Deny: no IAM action on these but passing itself (below)
             Resource=[*own, boundary],
-            Condition=aws.Condition(
-                aws.StringNotEqualsIfExists("iam:PassedToService", "cloudformation.amazonaws.com")
-            ),
+            Condition=aws.Condition(aws.StringNotEqualsIfExists("iam:PassedToService", "cloudformation.amazonaws.com")),
         ),
         aws.Statement(
             Sid="DenyPassingTheGitHubRoles",

@@ -287,7 +287,7 @@ def _required(env: str) -> tuple[dict[Key, str], dict[str, str]]:
                     instead = NOT_GRANTED[entry][1]
                     if not instead:
                         continue
-                    permission = instead  # noqa: PLW2901 - the IAM action the listed name stands for
+                    permission = instead  # the IAM action the listed name stands for
                 actions = _expanded(permission)
                 assert actions, f"{where}: matches no IAM action"
                 for action in actions:
