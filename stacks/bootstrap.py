@@ -74,7 +74,11 @@ _SERVICE_ROLE_SKIPS = (
         "stacks' resource types; only the GitHub roles may pass it, to CloudFormation.",
     ),
     ("CKV_AWS_107", "The Secrets Manager handlers read the secrets the stacks create (GetSecretValue)."),
-    ("CKV_AWS_108", "The S3 bucket handlers read bucket data (only the application's buckets, by name)."),
+    (
+        "CKV_AWS_108",
+        "The S3 bucket handlers read bucket data (only the application's buckets, by name); the Auto Scaling "
+        "group's handlers read SSM parameters (ssm:Get*, its launch template's image id).",
+    ),
 )
 
 # Role actions allowed only when the role carries the boundary (condition iam:PermissionsBoundary).

@@ -17,8 +17,10 @@ https://docs.aws.amazon.com/cloudformation-cli/latest/userguide/resource-type-sc
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -142,8 +144,6 @@ def _trusted(role: dict[str, Any]) -> list[str]:
 @functools.cache
 def _action_resources(service: str, action: str) -> tuple[str, ...]:
     """The resource types an IAM action acts on (cfn-lint's Policies.json)."""
-    import json
-
     from kr_cfn.schemas import data_dir
 
     spec = json.loads((data_dir() / "AdditionalSpecs" / "Policies.json").read_text(encoding="utf-8"))
@@ -307,8 +307,6 @@ def _beyond_handlers(env: str) -> Iterator[tuple[Request, str]]:
     https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/dynamic-references.html
     https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-public-parameters.html
     """
-    import json
-
     for template, body in _application(env).items():
         for kind, rest in _REFERENCE.findall(json.dumps(body)):
             name = _sub(rest)
@@ -384,3 +382,70 @@ def test_the_role_really_lacks_the_autoscaling_wildcards_without_them() -> None:
     required, _ = _required("prod")
     wildcard = {k[0].lower() for k, w in required.items() if w.endswith("ec2:Describe*")}
     assert {"ec2:describeimages", "ec2:describelaunchtemplateversions"} <= wildcard
+
+
+def test_the_service_role_passes_itself_only_to_cloudformation_and_never_the_github_roles() -> None:
+    """Allowed since nested stacks need it; passing itself elsewhere or a GitHub role stays refused by the Denies."""
+    role = f"arn:aws:iam::{ACCOUNT}:role/knowledgerouter-dev-"
+    to = "iam:PassedToService"
+    itself = Request("iam:PassRole", role + "cloudformation", {to: "cloudformation.amazonaws.com"})
+    assert _allowed("dev", itself) is None
+    for target, service, sid in (
+        ("cloudformation", "ec2.amazonaws.com", "DenyBootstrapRolesAndBoundary"),
+        ("github-deploy", "cloudformation.amazonaws.com", "DenyPassingTheGitHubRoles"),
+        ("github-release-plan", "ecs-tasks.amazonaws.com", "DenyBootstrapRolesAndBoundary"),
+    ):
+        assert _allowed("dev", Request("iam:PassRole", role + target, {to: service})) == (
+            f"explicitly denied by {sid} (stacks)"
+        ), target
+    # Still no edit of itself with the CloudFormation context claimed.
+    context = {to: "cloudformation.amazonaws.com"}
+    assert _allowed("dev", Request("iam:PutRolePolicy", role + "cloudformation", context)) is not None
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_the_release_plan_role_may_run_the_policy_checks(env: str) -> None:
+    """The calls cfn-policy-validator validate makes (its README's required policy), on what they name."""
+    t = built(env)["bootstrap"]
+    role = t["Resources"][bootstrap.RELEASE_PLAN_ROLE]["Properties"]
+    names = {
+        "ArtifactsBucket.Arn": f"arn:aws:s3:::bucket-{ACCOUNT}",
+        f"{bootstrap.SERVICE_ROLE}.Arn": f"arn:aws:iam::{ACCOUNT}:role/x",
+    }
+    policies = {p["PolicyName"]: _resolve(p["PolicyDocument"], ACCOUNT, names) for p in role["Policies"]}
+    analyzer = f"arn:aws:access-analyzer:{IAM_REGION}:{ACCOUNT}:analyzer/cfn-policy-validator"
+    linked = f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/access-analyzer.amazonaws.com/AccessAnalyzerRole"
+    for request in (
+        Request("access-analyzer:ValidatePolicy", "*"),
+        Request("access-analyzer:ListAnalyzers", "*"),
+        Request("access-analyzer:CreateAnalyzer", analyzer),
+        Request("access-analyzer:CreateAccessPreview", analyzer),
+        Request("access-analyzer:GetAccessPreview", analyzer),
+        Request("access-analyzer:ListAccessPreviewFindings", analyzer),
+        Request("iam:GetPolicy", "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"),
+        Request("iam:GetPolicyVersion", "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"),
+        Request("iam:CreateServiceLinkedRole", linked, {"iam:AWSServiceName": "access-analyzer.amazonaws.com"}),
+    ):
+        assert evaluate(request, policies).allowed, request
+    for request in (  # nothing else rides along
+        Request("iam:CreateServiceLinkedRole", linked, {"iam:AWSServiceName": "ecs.amazonaws.com"}),
+        Request("access-analyzer:DeleteAnalyzer", analyzer),
+        Request("iam:GetPolicyVersion", f"arn:aws:iam::{ACCOUNT}:policy/knowledgerouter-app-boundary"),
+    ):
+        assert not evaluate(request, policies).allowed, request
+
+
+BODY_MARGIN = 0.95
+"""Share of CloudFormation's 51,200-byte TemplateBody a bootstrap may use: room for a few more statements.
+https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html"""
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_bootstrap_body_keeps_a_margin_under_the_template_body_limit(env: str, tmp_path: Path) -> None:
+    """kr-cfn bootstrap sends the template inline as compact JSON (its bucket for a TemplateURL is in it)."""
+    from kr_cfn.deploy.commands import TEMPLATE_BODY_LIMIT, bootstrap_body
+
+    path = tmp_path / "bootstrap.json"
+    path.write_text(json.dumps(built(env)["bootstrap"]), encoding="utf-8")
+    size = len(bootstrap_body(path).encode())
+    assert size <= BODY_MARGIN * TEMPLATE_BODY_LIMIT, f"{env}: {size} bytes, {size / TEMPLATE_BODY_LIMIT:.1%}"
