@@ -62,23 +62,12 @@ BOUNDARY_POLICY = "ApplicationPermissionsBoundary"
 STACK_ACTIONS_POLICY = "StackActionsPolicy"
 _MANAGED_POLICY_BUDGET = 5000  # characters of actions per managed policy (limit 6,144 with the rest)
 _MAX_STACK_POLICIES = 9  # a role may have 10 managed policies
+# Short: the reasons are repeated on the role and each managed policy, in a body sent inline (51,200 bytes).
 _SERVICE_ROLE_SKIPS = (
-    (
-        "CKV_AWS_109",
-        "Only the handler permissions of the stacks' resource types; roles only under the env's path with its "
-        "boundary; its own role, the GitHub roles, the boundary and the bootstrap stack are denied.",
-    ),
-    (
-        "CKV_AWS_111",
-        "Write access is what a CloudFormation service role is for: exactly the handler permissions of the "
-        "stacks' resource types; only the GitHub roles may pass it, to CloudFormation.",
-    ),
-    ("CKV_AWS_107", "The Secrets Manager handlers read the secrets the stacks create (GetSecretValue)."),
-    (
-        "CKV_AWS_108",
-        "The S3 bucket handlers read bucket data (only the application's buckets, by name); the Auto Scaling "
-        "group's handlers read SSM parameters (ssm:Get*, its launch template's image id).",
-    ),
+    ("CKV_AWS_109", "The stacks' handler permissions; roles only on the env's path, with its boundary."),
+    ("CKV_AWS_111", "Writing is a service role's job: the stacks' handler permissions, passed only to CloudFormation."),
+    ("CKV_AWS_107", "Secrets Manager handlers read the secrets the stacks create."),
+    ("CKV_AWS_108", "Handlers read data: the app's buckets (by name), SSM parameters (launch template image id)."),
 )
 
 # Role actions allowed only when the role carries the boundary (condition iam:PermissionsBoundary).
