@@ -142,13 +142,17 @@ def _trusted(role: dict[str, Any]) -> list[str]:
 
 
 @functools.cache
-def _action_resources(service: str, action: str) -> tuple[str, ...]:
-    """The resource types an IAM action acts on (cfn-lint's Policies.json)."""
+def _policies_json() -> dict[str, dict[str, Any]]:
+    """cfn-lint's IAM action list with each action's resource types, by lower-case service and action."""
     from kr_cfn.schemas import data_dir
 
     spec = json.loads((data_dir() / "AdditionalSpecs" / "Policies.json").read_text(encoding="utf-8"))
-    actions = {k.lower(): v for k, v in spec[service]["Actions"].items()}
-    return tuple(actions.get(action.lower(), {}).get("Resources", []))
+    return {s.lower(): {k.lower(): v for k, v in d["Actions"].items()} for s, d in spec.items()}
+
+
+def _action_resources(service: str, action: str) -> tuple[str, ...]:
+    """The resource types an IAM action acts on (cfn-lint's Policies.json)."""
+    return tuple(_policies_json()[service.lower()].get(action.lower(), {}).get("Resources", []))
 
 
 def _iam_requests(env: str, template: str, logical_id: str, action: str) -> Iterator[Request]:
