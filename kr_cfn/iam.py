@@ -204,7 +204,8 @@ def handler_permissions(resource_types: Iterable[str], region: str) -> dict[str,
 
 # --------------------------------------------------------------------------- dynamic references
 
-_DYNAMIC_REFERENCE = re.compile(r"\{\{resolve:(ssm|ssm-secure|secretsmanager):([^}]+)\}\}")
+# The reference's body may hold ${...} substitutions of an Fn::Sub, whose braces end nothing.
+_DYNAMIC_REFERENCE = re.compile(r"\{\{resolve:(ssm|ssm-secure|secretsmanager):((?:\$\{[^}]*\}|[^}])+)\}\}")
 
 
 def dynamic_references(templates: Iterable[dict[str, Any]]) -> tuple[str, ...]:

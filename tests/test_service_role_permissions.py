@@ -302,7 +302,7 @@ def _required(env: str) -> tuple[dict[Key, str], dict[str, str]]:
     return required, skipped
 
 
-_REFERENCE = re.compile(r"\{\{resolve:(ssm|ssm-secure|secretsmanager):([^}]+)\}\}")
+_REFERENCE = re.compile(r"\{\{resolve:(ssm|ssm-secure|secretsmanager):((?:\$\{[^}]*\}|[^}])+)\}\}")
 
 
 def _beyond_handlers(env: str) -> Iterator[tuple[Request, str]]:
@@ -453,3 +453,88 @@ def test_bootstrap_body_keeps_a_margin_under_the_template_body_limit(env: str, t
     path.write_text(json.dumps(built(env)["bootstrap"]), encoding="utf-8")
     size = len(bootstrap_body(path).encode())
     assert size <= BODY_MARGIN * TEMPLATE_BODY_LIMIT, f"{env}: {size} bytes, {size / TEMPLATE_BODY_LIMIT:.1%}"
+
+
+# --------------------------------------------------------------------------- the building blocks
+
+
+def _schema(monkeypatch: pytest.MonkeyPatch, *permissions: str) -> None:
+    fake = {"handlers": {"create": {"permissions": list(permissions)}}}
+    monkeypatch.setattr("kr_cfn.schemas.resource_schema", lambda region, rtype: fake)
+
+
+def test_wildcard_handler_permissions_are_kept_as_patterns(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kr_cfn.iam import handler_permissions
+
+    _schema(monkeypatch, "ec2:Describe*", "ssm:Get*", "ec2:RunInstances", "lambda:Invoke*", "s3:DeleteBucketCors")
+    assert handler_permissions(["AWS::X::Y"], "eu-central-1") == {
+        "AWS::X::Y": ("ec2:Describe*", "ec2:RunInstances", "ssm:Get*")
+    }
+
+
+@pytest.mark.parametrize(
+    "permission",
+    [
+        "ec2:Descrbe*",  # a typo: matches no action
+        "ec3:Describe*",  # no such service
+        "s3:DeleteBucketWebsiteThing",  # no IAM action, not in the table
+    ],
+)
+def test_a_handler_permission_that_is_no_iam_action_fails_the_build(
+    monkeypatch: pytest.MonkeyPatch, permission: str
+) -> None:
+    from kr_cfn.iam import handler_permissions
+
+    _schema(monkeypatch, permission)
+    with pytest.raises(ValueError, match=rf"^AWS::X::Y: the handler permission '{re.escape(permission)}' is no IAM"):
+        handler_permissions(["AWS::X::Y"], "eu-central-1")
+
+
+def test_dynamic_references_name_what_they_read() -> None:
+    from kr_cfn.iam import dynamic_reference_arns, dynamic_references
+
+    template = {
+        "Resources": {
+            "A": {"Properties": {"ImageId": "{{resolve:ssm:/aws/service/ecs/x/image_id}}"}},
+            "B": {"Properties": {"V": {"Fn::Sub": "{{resolve:ssm:/${Env}/flag:3}}-{{resolve:ssm-secure:pw}}"}}},
+            "C": {"Properties": {"P": "{{resolve:secretsmanager:app/db:SecretString:password}}"}},
+            "D": {"Properties": {"P": "{{resolve:secretsmanager:arn:aws:secretsmanager:r:1:secret:x-AbCdEf:S}}"}},
+        }
+    }
+    refs = dynamic_references([template])
+    assert refs == (
+        "secretsmanager:app/db",
+        "secretsmanager:arn:aws:secretsmanager:r:1:secret:x-AbCdEf",
+        "ssm:/*/flag",
+        "ssm:/aws/service/ecs/x/image_id",
+        "ssm:pw",
+    )
+    arns = [dynamic_reference_arns(r).to_dict()["Fn::Sub"] for r in refs]
+    assert arns == [
+        "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:app/db-??????",
+        "arn:${AWS::Partition}:secretsmanager:r:1:secret:x-AbCdEf",
+        "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/*/flag",
+        "arn:${AWS::Partition}:ssm:${AWS::Region}::parameter/aws/service/ecs/x/image_id",  # public: no account
+        "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/pw",
+    ]
+
+
+def test_a_secret_reference_is_granted_exactly_that_secret() -> None:
+    import dataclasses
+
+    from kr_cfn import config
+
+    cfg = load_env("dev")
+    app = stacks.application([t for name, t in stacks.build_all(cfg).items() if name != "bootstrap"])
+    app = dataclasses.replace(app, dynamic_references=("secretsmanager:shared/api-key",))
+    t = bootstrap.build(config.bootstrap_slice(cfg, app)).to_dict()
+    statements = {
+        s["Sid"]: s
+        for p in t["Resources"][bootstrap.SERVICE_ROLE]["Properties"]["Policies"]
+        for s in p["PolicyDocument"]["Statement"]
+    }
+    statement = _resolve(statements["ReadReferencedSecrets"], ACCOUNT, {})
+    policy = {"Statement": [statement]}
+    secret = f"arn:aws:secretsmanager:{IAM_REGION}:{ACCOUNT}:secret:shared/api-key"
+    assert evaluate(Request("secretsmanager:GetSecretValue", f"{secret}-AbCdEf"), {"p": policy}).allowed
+    assert not evaluate(Request("secretsmanager:GetSecretValue", f"{secret}-other-AbCdEf"), {"p": policy}).allowed
