@@ -86,7 +86,8 @@ _IAM_ELSEWHERE = {
 # Handler permissions granted by their own statement with a condition, not on '*' with the rest.
 _SCOPED_ACTIONS = {"route53:ChangeResourceRecordSets"}
 # Actions CloudFormation itself needs besides the handlers: Fn::GetAZs in the network stack.
-_EXTRA_ACTIONS = ("ec2:DescribeAvailabilityZones",)
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/intrinsic-function-reference-getavailabilityzones.html
+_EXTRA_ACTIONS = ("ec2:DescribeAvailabilityZones", "ec2:DescribeAccountAttributes", "ec2:DescribeSubnets")
 # Service-linked roles the stacks' services create on first use, by resource-type prefix.
 # https://docs.aws.amazon.com/IAM/latest/UserGuide/using-service-linked-roles.html
 _SERVICE_LINKED = {

@@ -323,6 +323,13 @@ def _beyond_handlers(env: str) -> Iterator[tuple[Request, str]]:
             path = name.split(":")[0].removeprefix("/")
             owner = "" if path.startswith("aws/service/") else ACCOUNT  # AWS's public parameters: no account
             yield Request("ssm:GetParameters", f"arn:aws:ssm:{IAM_REGION}:{owner}:parameter/{path}"), where
+    # Fn::GetAZs: "you need permissions to the Amazon EC2 DescribeAvailabilityZones and
+    # DescribeAccountAttributes actions. For EC2-VPC, you also need ... DescribeSubnets"
+    # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/intrinsic-function-reference-getavailabilityzones.html
+    for template, body in _application(env).items():
+        if '"Fn::GetAZs"' in json.dumps(body):
+            for action in ("DescribeAvailabilityZones", "DescribeAccountAttributes", "DescribeSubnets"):
+                yield Request(f"ec2:{action}", "*"), f"{template}: Fn::GetAZs"
     prefix = load_env(env).names.prefix
     bucket = f"arn:aws:s3:::{prefix}-artifacts-{ACCOUNT}-{IAM_REGION}"
     for child in (c for c, r in built(env)["root"]["Resources"].items() if r["Type"] == "AWS::CloudFormation::Stack"):
@@ -351,6 +358,7 @@ def test_service_role_reads_what_the_dynamic_references_and_nested_stacks_name(e
     if env == "prod":  # the Qdrant host's image id is AWS's public ECS-optimized AMI parameter
         assert any(r.action == "ssm:GetParameters" and "::parameter/aws/service/ecs/" in r.resource for r, _ in beyond)
     assert len([r for r, _ in beyond if r.action == "s3:GetObject"]) == 2 * 5
+    assert any(where.endswith("Fn::GetAZs") for _, where in beyond)
     assert all(_allowed(env, r) is None for r, _ in beyond), [(w, _allowed(env, r)) for r, w in beyond]
 
 
