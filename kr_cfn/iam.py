@@ -122,8 +122,9 @@ NOT_GRANTED: dict[str, tuple[str, str]] = {
     "backup-storage:Mount": ("a legacy name, no IAM action (AWS::Backup::BackupVault)", "backup-storage:MountCapsule"),
     "s3:REST.PUT.OBJECT": ("an S3 access-log operation name (AWS::Logs::LogGroup), no IAM action", ""),
     "managed-fleets:*": (
-        "no service of the IAM action list cfn-lint ships (AWS::AutoScaling::AutoScalingGroup); "
-        "the groups are not managed by another service",
+        "no service prefix of cfn-lint's IAM action list (from the Service Authorization Reference), so no "
+        "policy statement can be checked against it (AWS::AutoScaling::AutoScalingGroup); grant it once "
+        "cfn-lint knows it",
         "",
     ),
     # Features the application templates do not use.
