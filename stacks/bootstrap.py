@@ -479,9 +479,13 @@ def _policy_checks_policy() -> iam.Policy:
                     Effect=aws.Allow,
                     Action=[
                         action("access-analyzer", a)
-                        for a in ("CreateAccessPreview", "GetAccessPreview", "ListAccessPreviewFindings")
-                    ]
-                    + [action("access-analyzer", "CreateAnalyzer")],
+                        for a in (
+                            "CreateAccessPreview",
+                            "GetAccessPreview",
+                            "ListAccessPreviewFindings",
+                            "CreateAnalyzer",
+                        )
+                    ],
                     Resource=[analyzers],
                 ),
                 aws.Statement(
