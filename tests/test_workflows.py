@@ -428,6 +428,8 @@ def test_the_policy_checks_step_checks_every_template_and_fails_on_a_blocking_fi
 ) -> None:
     """Every built template of the environment, each with its parameters; a blocking finding in one fails the step
     after all were checked."""
+    from kr_cfn.deploy.package import load_template
+
     code, calls = _run_policy_checks(tmp_path, failing)
     assert (code == 0) is (failing is None)
     checked = sorted(Path(shlex.split(c)[shlex.split(c).index("--template-path") + 1]).name for c in calls)
@@ -437,4 +439,10 @@ def test_the_policy_checks_step_checks_every_template_and_fails_on_a_blocking_fi
         assert words[0] == "validate" and words[words.index("--region") + 1] == "eu-central-1"
         assert words[words.index("--treat-finding-type-as-blocking") + 1] == "ERROR,SECURITY_WARNING"
         configuration = json.loads((tmp_path / words[words.index("--template-configuration-file") + 1]).read_text())
-        assert set(configuration) == {"Parameters"}
+        template = load_template(tmp_path / words[words.index("--template-path") + 1])
+        needed = {k for k, v in (template.get("Parameters") or {}).items() if "Default" not in v}
+        assert set(configuration) == {"Parameters"} and set(configuration["Parameters"]) == needed
+        if call.split("--template-path ")[1].split()[0].endswith("ecs.yaml"):
+            # a secret's ARN where the policy names one (the data stack's output it is wired to)
+            secret = configuration["Parameters"]["OpenAiSecretArn"]
+            assert secret.startswith("arn:aws:secretsmanager:eu-central-1:123456789012:secret:"), secret
