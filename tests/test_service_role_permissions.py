@@ -185,8 +185,14 @@ def _iam_requests(env: str, template: str, logical_id: str, action: str) -> Iter
             if name.lower() == "passrole":
                 yield from (Request(action, arn, {"iam:PassedToService": s}) for s in _trusted(role))
             elif name.lower() in ("attachrolepolicy", "detachrolepolicy"):
-                for policy in role["Properties"].get("ManagedPolicyArns", []):
-                    yield Request(action, arn, {**boundary, "iam:PolicyARN": _value(policy)})
+                # The role's ManagedPolicyArns, or the managed policy (AWS::IAM::ManagedPolicy Roles) itself.
+                resource = resources[logical_id]
+                policies = (
+                    [_iam_arn(env, template, logical_id, resource)]
+                    if resource["Type"] == "AWS::IAM::ManagedPolicy"
+                    else [_value(p) for p in role["Properties"].get("ManagedPolicyArns", [])]
+                )
+                yield from (Request(action, arn, {**boundary, "iam:PolicyARN": p}) for p in policies)
             else:
                 yield Request(action, arn, boundary)
     for kind, rtype in (("instance-profile", "AWS::IAM::InstanceProfile"), ("policy", "AWS::IAM::ManagedPolicy")):
