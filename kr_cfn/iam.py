@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -99,33 +100,176 @@ def bounded(prefix: str) -> dict[str, Any]:
 
 _HANDLERS = ("create", "read", "update", "delete")
 
+# Every handler permission of the stacks' resource types the CloudFormation service role is NOT
+# given, with the reason. An entry is a case-insensitive IAM-style pattern, for every resource
+# type or, written '<type> <pattern>', for one; ``instead`` names the IAM action that a listed
+# API name stands for, which is granted. Everything else the create,
+# read, update and delete handlers list is granted (tests/test_service_role_permissions.py
+# proves it, and reads this table for what it skips).
+# https://docs.aws.amazon.com/cloudformation-cli/latest/userguide/resource-type-schema.html#schema-properties-handlers
+NOT_GRANTED: dict[str, tuple[str, str]] = {
+    # API or log-operation names that are no IAM action; S3 authorizes them with another action.
+    # https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-with-s3-policy-actions.html
+    "s3:DeleteBucketAnalyticsConfiguration": ("an API name, no IAM action", "s3:PutAnalyticsConfiguration"),
+    "s3:DeleteBucketCors": ("an API name, no IAM action", "s3:PutBucketCORS"),
+    "s3:DeleteBucketEncryption": ("an API name, no IAM action", "s3:PutEncryptionConfiguration"),
+    "s3:DeleteBucketLifecycle": ("an API name, no IAM action", "s3:PutLifecycleConfiguration"),
+    "s3:DeleteBucketMetricsConfiguration": ("an API name, no IAM action", "s3:PutMetricsConfiguration"),
+    "s3:DeleteBucketReplication": ("an API name, no IAM action", "s3:PutReplicationConfiguration"),
+    "s3:PutBucketReplication": ("an API name, no IAM action", "s3:PutReplicationConfiguration"),
+    "s3:PutObjectLockConfiguration": ("an API name, no IAM action", "s3:PutBucketObjectLockConfiguration"),
+    # https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsbackupstorage.html
+    "backup-storage:Mount": ("a legacy name, no IAM action (AWS::Backup::BackupVault)", "backup-storage:MountCapsule"),
+    "s3:REST.PUT.OBJECT": ("an S3 access-log operation name (AWS::Logs::LogGroup), no IAM action", ""),
+    "managed-fleets:*": (
+        "no service prefix of cfn-lint's IAM action list (from the Service Authorization Reference), so no "
+        "policy statement can be checked against it (AWS::AutoScaling::AutoScalingGroup); grant it once "
+        "cfn-lint knows it",
+        "",
+    ),
+    # Features the application templates do not use.
+    "AWS::ServiceDiscovery::PrivateDnsNamespace route53:ChangeResourceRecordSets": (
+        "the namespace's update handler rewrites the SOA record when DnsProperties.SOA changes: the stacks set no "
+        "SOA; Cloud Map makes the zone and ECS registers the tasks through its service-linked role",
+        "",
+    ),
+    "AWS::ElastiCache::ReplicationGroup s3:GetObject": (
+        "seeding a replication group from an RDB file in S3 (SnapshotArns): the stacks seed none",
+        "",
+    ),
+    "lambda:*": ("provisioned concurrency and rotation Lambdas: the stacks have no Lambda functions", ""),
+    "firehose:*": ("log delivery to Kinesis Data Firehose: the stacks deliver logs to CloudWatch Logs only", ""),
+    "cognito-idp:*": ("ALB Cognito authentication: the listeners do not authenticate", ""),
+    "s3tables:*": ("S3 metadata table configurations: the buckets have none", ""),
+    "iam:AttachGroupPolicy": ("users and groups: the stacks make none (AWS::IAM::ManagedPolicy lists it)", ""),
+    "iam:AttachUserPolicy": ("users and groups: the stacks make none (AWS::IAM::ManagedPolicy lists it)", ""),
+    "iam:DetachGroupPolicy": ("users and groups: the stacks make none (AWS::IAM::ManagedPolicy lists it)", ""),
+    "iam:DetachUserPolicy": ("users and groups: the stacks make none (AWS::IAM::ManagedPolicy lists it)", ""),
+    # Denied on purpose (DenyRemovingBoundaries): no application role may lose its boundary.
+    "iam:DeleteRolePermissionsBoundary": ("denied: every application role keeps the permissions boundary", ""),
+}
+
+
+def _matches(pattern: str, name: str) -> bool:
+    """IAM action matching: case-insensitive, ``*`` and ``?`` wildcards."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, name, re.IGNORECASE) is not None
+
+
+def not_granted(permission: str, resource_type: str) -> str | None:
+    """The NOT_GRANTED entry covering a handler permission of a resource type, or None when it is granted."""
+    for entry in NOT_GRANTED:
+        rtype, _, pattern = entry.rpartition(" ")
+        if rtype in ("", resource_type) and _matches(pattern, permission):
+            return entry
+    return None
+
+
+def _checked(rtype: str, permission: str, known: dict[str, frozenset[str]]) -> bool:
+    """Whether a handler permission is a valid IAM action or action pattern (``ec2:Describe*``).
+
+    A pattern must name a known service prefix and match at least one of its actions, so a typo
+    never reaches a policy as a pattern that grants nothing. Raises for a name that is no IAM
+    action and not in NOT_GRANTED: it must be reviewed and listed there with its reason.
+    """
+    service, _, action = permission.partition(":")
+    actions = known.get(service.lower(), frozenset())
+    pattern = "*" in action or "?" in action
+    if (any(_matches(action, a) for a in actions)) if pattern else action.lower() in actions:
+        return True
+    raise ValueError(
+        f"{rtype}: the handler permission {permission!r} is no IAM action (cfn-lint's list) and not in "
+        "kr_cfn.iam.NOT_GRANTED: review it and grant its IAM action, or list it there with the reason"
+    )
+
 
 def handler_permissions(resource_types: Iterable[str], region: str) -> dict[str, tuple[str, ...]]:
     """IAM actions CloudFormation needs per resource type, from cfn-lint's bundled schemas.
 
     The create/read/update/delete handlers' ``permissions`` of the resource provider schemas,
-    keeping only names cfn-lint's IAM action list knows: some schemas list legacy or API names
-    that are no IAM action (``s3:DeleteBucketEncryption``, whose permission is
-    ``s3:PutEncryptionConfiguration``, which the schema lists too).
+    wildcard entries (``ec2:Describe*``) kept as IAM action patterns, every entry of NOT_GRANTED
+    left out. Any other name must be an IAM action cfn-lint's list knows (see :func:`_checked`).
 
     https://docs.aws.amazon.com/cloudformation-cli/latest/userguide/resource-type-schema.html#schema-properties-handlers
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_action.html
     """
     from kr_cfn.schemas import iam_actions, resource_schema
 
     known = iam_actions()
-
-    def is_action(name: str) -> bool:
-        service, _, action = name.partition(":")
-        return action.lower() in known.get(service.lower(), frozenset())
-
     out: dict[str, tuple[str, ...]] = {}
     for rtype in sorted(set(resource_types)):
         handlers = (resource_schema(region, rtype) or {}).get("handlers", {})
         if not handlers:
             raise ValueError(f"{rtype}: the resource provider schema lists no handler permissions")
         permissions = {p for h in _HANDLERS for p in handlers.get(h, {}).get("permissions", [])}
-        out[rtype] = tuple(sorted(p for p in permissions if is_action(p)))
+        out[rtype] = tuple(
+            sorted(p for p in permissions if not_granted(p, rtype) is None and _checked(rtype, p, known))
+        )
     return out
+
+
+# --------------------------------------------------------------------------- dynamic references
+
+# The reference's body may hold ${...} substitutions of an Fn::Sub, whose braces end nothing.
+_DYNAMIC_REFERENCE = re.compile(r"\{\{resolve:(ssm|ssm-secure|secretsmanager):((?:\$\{[^}]*\}|[^}])+)\}\}")
+
+
+def dynamic_references(templates: Iterable[dict[str, Any]]) -> tuple[str, ...]:
+    """The parameters and secrets the templates' dynamic references read: ``ssm:<name>``, ``secretsmanager:<id>``.
+
+    CloudFormation resolves ``{{resolve:ssm:name[:version]}}``, ``{{resolve:ssm-secure:...}}``
+    and ``{{resolve:secretsmanager:secret-id[:SecretString:key...]}}`` with the stack's role
+    (the service role), so it must be allowed to read them. A ``${...}`` inside a name (an
+    ``Fn::Sub``) stands for any text there (``*``).
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/dynamic-references.html
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-iam-servicerole.html
+    """
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+        elif isinstance(node, str):
+            for kind, rest in _DYNAMIC_REFERENCE.findall(node):
+                found.add(_reference_target(kind, re.sub(r"\$\{[^}]*\}", "*", rest)))
+
+    for template in templates:
+        walk(template.get("Resources", {}))
+        walk(template.get("Outputs", {}))
+    return tuple(sorted(found))
+
+
+def _reference_target(kind: str, rest: str) -> str:
+    """``ssm:<parameter name>`` or ``secretsmanager:<secret name or ARN>`` of one reference's body."""
+    if kind == "secretsmanager":
+        # secret-id:SecretString:json-key:version-stage:version-id; the id may be an ARN (with colons).
+        if rest.startswith("arn:"):
+            return "secretsmanager:" + ":".join(rest.split(":")[:7])
+        return "secretsmanager:" + rest.split(":")[0]
+    # parameter-name[:version]; a name has no colon.
+    return "ssm:" + rest.split(":")[0]
+
+
+def dynamic_reference_arns(reference: str) -> Sub:
+    """The ARN one ``dynamic_references`` entry reads.
+
+    A parameter ``/a/b`` is ``parameter/a/b``; AWS's public parameters (``/aws/service/...``)
+    belong to no account: ``arn:<partition>:ssm:<region>::parameter/aws/service/...``
+    (https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-public-parameters.html).
+    A secret named ``n`` is ``secret:n-`` and six random characters
+    (https://docs.aws.amazon.com/secretsmanager/latest/userguide/reference_iam-permissions.html#iam-resources).
+    """
+    service, _, name = reference.partition(":")
+    if service == "secretsmanager":
+        if name.startswith("arn:"):
+            return Sub(name.replace("arn:aws:", "arn:${AWS::Partition}:", 1))
+        return arn("secretsmanager", f"secret:{name}-??????")
+    path = name.removeprefix("/")
+    return arn("ssm", f"parameter/{path}", account="" if path.startswith("aws/service/") else None)
 
 
 def normalized_record_name(name: str) -> str:

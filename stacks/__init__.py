@@ -14,7 +14,7 @@ from typing import Any
 from troposphere import Template
 
 from kr_cfn import config
-from kr_cfn.iam import dns_hosted_zones, dns_record_patterns
+from kr_cfn.iam import dns_hosted_zones, dns_record_patterns, dynamic_references
 from kr_cfn.output import template_dict
 from stacks import alb, bootstrap, data, ecs, monitoring, network, root
 
@@ -52,7 +52,8 @@ def build_all(cfg: config.EnvConfig, ext: str = "yaml") -> dict[str, Template]:
 def application(templates: list[Template]) -> config.Application:
     """What the bootstrap's roles are scoped to: nested stacks, resource types, buckets, role services, DNS names."""
     # Complete templates: their dicts are made once and reused when they are written (kr_cfn.output).
-    named = [(lid, r) for t in templates for lid, r in template_dict(t).get("Resources", {}).items()]
+    dicts = [template_dict(t) for t in templates]
+    named = [(lid, r) for t in dicts for lid, r in t.get("Resources", {}).items()]
     resources = [r for _, r in named]
     buckets: list[str] = []
     services: list[str] = []
@@ -89,6 +90,7 @@ def application(templates: list[Template]) -> config.Application:
         hosted_zones=dns_hosted_zones(named),
         secret_names=tuple(sorted(set(secrets))),
         db_instances=tuple(sorted(set(databases))),
+        dynamic_references=dynamic_references(dicts),
     )
 
 

@@ -15,6 +15,7 @@ built application templates hold (see kr_cfn.iam.handler_permissions).
 
 from __future__ import annotations
 
+import fnmatch
 import json
 
 from awacs import aws, sts
@@ -34,7 +35,9 @@ from kr_cfn.iam import (
     arn,
     boundary_name,
     deny_insecure_transport,
+    dynamic_reference_arns,
     handler_permissions,
+    managed_policy,
     permissions_boundary,
     service_trust,
 )
@@ -59,50 +62,32 @@ BOUNDARY_POLICY = "ApplicationPermissionsBoundary"
 STACK_ACTIONS_POLICY = "StackActionsPolicy"
 _MANAGED_POLICY_BUDGET = 5000  # characters of actions per managed policy (limit 6,144 with the rest)
 _MAX_STACK_POLICIES = 9  # a role may have 10 managed policies
+# Short: the reasons are repeated on the role and each managed policy, in a body sent inline (51,200 bytes).
 _SERVICE_ROLE_SKIPS = (
-    (
-        "CKV_AWS_109",
-        "Only the handler permissions of the stacks' resource types; roles only under the env's path with its "
-        "boundary; its own role, the GitHub roles, the boundary and the bootstrap stack are denied.",
-    ),
-    (
-        "CKV_AWS_111",
-        "Write access is what a CloudFormation service role is for: exactly the handler permissions of the "
-        "stacks' resource types; only the GitHub roles may pass it, to CloudFormation.",
-    ),
-    ("CKV_AWS_107", "GetSecretValue only on the stacks' own secrets, under the env's path (ReadTheStacksSecrets)."),
-    ("CKV_AWS_108", "The S3 bucket handlers read bucket data (only the application's buckets, by name)."),
+    ("CKV_AWS_109", "The stacks' handler permissions; roles only on the env's path, with its boundary."),
+    ("CKV_AWS_111", "Writing is a service role's job: the stacks' handler permissions, passed only to CloudFormation."),
+    ("CKV_AWS_107", "GetSecretValue only on the stacks' own secrets, under the env's path."),
+    ("CKV_AWS_108", "Handlers read data: the app's buckets (by name), SSM parameters (launch template image id)."),
 )
 
 # Role actions allowed only when the role carries the boundary (condition iam:PermissionsBoundary).
 # https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html#access_policies_boundaries-delegate
 _WITH_BOUNDARY = ("iam:CreateRole", "iam:PutRolePermissionsBoundary", "iam:PutRolePolicy", "iam:DeleteRolePolicy")
-# IAM handler permissions granted by their own statements (with conditions) or never.
+# IAM handler permissions granted by their own statements (with conditions). Those never granted
+# (users and groups, removing a boundary) are in kr_cfn.iam.NOT_GRANTED with every other one.
 _IAM_ELSEWHERE = {
     *_WITH_BOUNDARY,
     "iam:AttachRolePolicy",
     "iam:DetachRolePolicy",
-    "iam:DeleteRolePermissionsBoundary",
     "iam:PassRole",
     "iam:CreateServiceLinkedRole",
-    # Users and groups: the stacks make none (AWS::IAM::ManagedPolicy's handlers list these).
-    "iam:AttachGroupPolicy",
-    "iam:AttachUserPolicy",
-    "iam:DetachGroupPolicy",
-    "iam:DetachUserPolicy",
 }
 
-# Handler permissions the application templates do not use; reviewed, left out of the service role.
-_UNUSED_HANDLER_SERVICES = {
-    "lambda": "provisioned concurrency and rotation Lambdas: the stacks have no Lambda functions",
-    "firehose": "log delivery to Kinesis Data Firehose: the stacks deliver logs to CloudWatch Logs only",
-    "cognito-idp": "ALB Cognito authentication: the listeners do not authenticate",
-    "s3tables": "S3 metadata table configurations: the buckets have none",
-}
 # Handler permissions granted by their own statement with a condition, not on '*' with the rest.
 _SCOPED_ACTIONS = {"route53:ChangeResourceRecordSets", "secretsmanager:GetSecretValue"}
 # Actions CloudFormation itself needs besides the handlers: Fn::GetAZs in the network stack.
-_EXTRA_ACTIONS = ("ec2:DescribeAvailabilityZones",)
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/intrinsic-function-reference-getavailabilityzones.html
+_EXTRA_ACTIONS = ("ec2:DescribeAvailabilityZones", "ec2:DescribeAccountAttributes", "ec2:DescribeSubnets")
 # Service-linked roles the stacks' services create on first use, by resource-type prefix.
 # https://docs.aws.amazon.com/IAM/latest/UserGuide/using-service-linked-roles.html
 _SERVICE_LINKED = {
@@ -534,8 +519,62 @@ def _release_plan_role(
     role = _github_role(
         t, cfg, RELEASE_PLAN_ROLE, "github-release-plan", release_plan_subject(cfg), release_workflow_ref(cfg), provider
     )
-    role.Policies = [_plan_policy(cfg, bucket, service_role, upload_prefix=cfg.names.prefix)]
+    role.Policies = [_plan_policy(cfg, bucket, service_role, upload_prefix=cfg.names.prefix), _policy_checks_policy()]
     return role
+
+
+def _policy_checks_policy() -> iam.Policy:
+    """What IAM Access Analyzer's policy checks of the built templates call (cfn-policy-validator validate).
+
+    ValidatePolicy per policy; access previews of trust and resource policies on the account's
+    analyzer (created when there is none, with its service-linked role); the AWS managed policies
+    a template attaches, read from IAM. Resource types per action: Service Authorization Reference,
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsiamaccessanalyzer.html
+    https://github.com/awslabs/aws-cloudformation-iam-policy-validator (README, required IAM policy)
+    """
+    analyzers = arn("access-analyzer", "analyzer/*")
+    action = aws.Action
+    return iam.Policy(
+        PolicyName="policy-checks",
+        PolicyDocument=aws.PolicyDocument(
+            Version="2012-10-17",
+            Statement=[
+                aws.Statement(
+                    Sid="ValidatePolicies",
+                    Effect=aws.Allow,
+                    Action=[action("access-analyzer", "ValidatePolicy"), action("access-analyzer", "ListAnalyzers")],
+                    Resource=["*"],  # neither action has a resource type
+                ),
+                aws.Statement(
+                    Sid="AccessPreviews",
+                    Effect=aws.Allow,
+                    Action=[
+                        action("access-analyzer", a)
+                        for a in (
+                            "CreateAccessPreview",
+                            "GetAccessPreview",
+                            "ListAccessPreviewFindings",
+                            "CreateAnalyzer",
+                        )
+                    ],
+                    Resource=[analyzers],
+                ),
+                aws.Statement(
+                    Sid="AnalyzerServiceLinkedRole",
+                    Effect=aws.Allow,
+                    Action=[awacs_iam.CreateServiceLinkedRole],
+                    Resource=[arn("iam", "role/aws-service-role/access-analyzer.amazonaws.com/*", region=False)],
+                    Condition=aws.Condition(aws.StringEquals("iam:AWSServiceName", "access-analyzer.amazonaws.com")),
+                ),
+                aws.Statement(
+                    Sid="ReadAwsManagedPolicies",
+                    Effect=aws.Allow,
+                    Action=[awacs_iam.GetPolicy, awacs_iam.GetPolicyVersion],
+                    Resource=[managed_policy("*")],
+                ),
+            ],
+        ),
+    )
 
 
 def _plan_policy(
@@ -965,12 +1004,16 @@ def _stack_actions(cfg: BootstrapSlice) -> dict[str, list[str]]:
     by_service: dict[str, set[str]] = {}
     for actions in handler_permissions(cfg.app.resource_types, cfg.region).values():
         for action in actions:
-            service = action.split(":", 1)[0]
-            if service not in _UNUSED_HANDLER_SERVICES:
-                by_service.setdefault(service, set()).add(action)
+            by_service.setdefault(action.split(":", 1)[0], set()).add(action)
     for action in _EXTRA_ACTIONS:
         by_service.setdefault(action.split(":", 1)[0], set()).add(action)
-    return {service: sorted(actions) for service, actions in sorted(by_service.items())}
+    return {service: _without_covered(actions) for service, actions in sorted(by_service.items())}
+
+
+def _without_covered(actions: set[str]) -> list[str]:
+    """The actions, less those a wildcard among them grants (``ec2:DescribeVpcs`` under ``ec2:Describe*``)."""
+    patterns = [a for a in actions if "*" in a]
+    return sorted(a for a in actions if not any(p != a and fnmatch.fnmatchcase(a.lower(), p.lower()) for p in patterns))
 
 
 # The API that receives a role can differ from the principal the role trusts: RDS's
@@ -1053,6 +1096,17 @@ def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
             Resource=roles,
             Condition=aws.Condition(aws.StringEquals("iam:PassedToService", _passed_to(cfg.app.role_services))),
         ),
+        # A nested stack runs under its parent's role: CloudFormation passes the service role itself
+        # (AWS::CloudFormation::Stack's handlers list iam:PassRole; refused, it fails with "AWSCloudFormation
+        # is not authorized to perform: iam:PassRole on resource: <the role>",
+        # https://github.com/aws-solutions-library-samples/data-lakes-on-aws/issues/275).
+        aws.Statement(
+            Sid="PassItselfToNestedStacks",
+            Effect=aws.Allow,
+            Action=[awacs_iam.PassRole],
+            Resource=own[:1],
+            Condition=aws.Condition(aws.StringEquals("iam:PassedToService", "cloudformation.amazonaws.com")),
+        ),
         aws.Statement(
             Sid="NestedStacks",
             Effect=aws.Allow,
@@ -1116,6 +1170,7 @@ def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
         # AWS::SecretsManager::Secret's handlers read the secrets the stacks make; no handler reads
         # the RDS-managed one (AWS::RDS::DBInstance's list CreateSecret and TagResource only).
         statements += _read_secrets(cfg, "ReadTheStacksSecrets", database=False)
+    statements += _dynamic_reference_statements(cfg)
     if linked:
         statements.append(
             aws.Statement(
@@ -1131,8 +1186,15 @@ def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
         aws.Statement(
             Sid="DenyBootstrapRolesAndBoundary",
             Effect=aws.Deny,
-            Action=[awacs_iam.Action("*")],  # a Deny: no IAM action at all on these
+            Action=[awacs_iam.Action("*")],  # a Deny: no IAM action on these but passing itself (below)
             Resource=[*own, boundary],
+            Condition=aws.Condition(aws.StringNotEqualsIfExists("iam:PassedToService", "cloudformation.amazonaws.com")),
+        ),
+        aws.Statement(
+            Sid="DenyPassingTheGitHubRoles",
+            Effect=aws.Deny,
+            Action=[awacs_iam.PassRole],
+            Resource=own[1:],  # a Deny: the GitHub roles are never passed, to any service
         ),
         aws.Statement(
             Sid="DenyRemovingBoundaries",
@@ -1153,6 +1215,32 @@ def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
         _deny_other_stacks(cfg, "DenyOtherStacksResources", [cfn.Action("*"), awacs_s3.Action("*")]),
     ]
     return statements
+
+
+def _dynamic_reference_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
+    """Read exactly the parameters and secrets the templates' dynamic references name.
+
+    CloudFormation resolves ``{{resolve:...}}`` under the stack's service role: Parameter Store
+    references with ``ssm:GetParameters``, Secrets Manager ones with ``secretsmanager:GetSecretValue``
+    (kr_cfn.iam.dynamic_references).
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/dynamic-references.html
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-iam-servicerole.html
+    """
+    refs = cfg.app.dynamic_references
+    wanted = (
+        ("ReadReferencedParameters", "ssm", "GetParameters", [r for r in refs if r.startswith("ssm:")]),
+        ("ReadReferencedSecrets", "secretsmanager", "GetSecretValue", [r for r in refs if r.startswith("secrets")]),
+    )
+    return [
+        aws.Statement(
+            Sid=sid,
+            Effect=aws.Allow,
+            Action=[aws.Action(service, action)],
+            Resource=[dynamic_reference_arns(r) for r in named],
+        )
+        for sid, service, action, named in wanted
+        if named
+    ]
 
 
 def _dns_records_statement(cfg: BootstrapSlice) -> aws.Statement:

@@ -23,6 +23,7 @@ https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_con
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,9 +49,14 @@ class Decision:
     reason: str
 
 
-def _glob(pattern: str, value: str, *, case: bool) -> bool:
+@functools.cache
+def _compiled(pattern: str, case: bool) -> re.Pattern[str]:
     regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, value, 0 if case else re.IGNORECASE) is not None
+    return re.compile(regex, 0 if case else re.IGNORECASE)
+
+
+def _glob(pattern: str, value: str, *, case: bool) -> bool:
+    return _compiled(pattern, case).fullmatch(value) is not None
 
 
 def _list(value: Any) -> list[Any]:

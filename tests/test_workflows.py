@@ -13,6 +13,7 @@ import json
 import re
 import shlex
 import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -373,3 +374,75 @@ def test_the_source_step_reads_the_called_workflow_from_the_token(tmp_path: Path
     ):
         code, outputs = _run_source_step(tmp_path, bad)
         assert code != 0 and outputs == {}, bad
+
+
+# --------------------------------------------------------------------------- IAM Access Analyzer policy checks
+
+POLICY_CHECKS = "IAM policy checks (IAM Access Analyzer)"
+
+
+def test_release_plan_checks_the_policies_before_the_change_set() -> None:
+    """cfn-policy-validator, pinned, after the build and the role's credentials, before kr-cfn plan."""
+    steps = _steps(_load(RELEASE)["jobs"]["release-plan"])
+    names = [s.get("name", s.get("uses", s.get("run", ""))) for s in steps]
+    check = names.index(POLICY_CHECKS)
+    credentials = next(i for i, s in enumerate(steps) if str(s.get("uses", "")).startswith(CONFIGURE_AWS))
+    build = next(i for i, s in enumerate(steps) if ["build", "--env", "$KR_ENV"] in _kr_cfn_calls(str(s.get("run"))))
+    plan = next(i for i, s in enumerate(steps) if any(c[:1] == ["plan"] for c in _kr_cfn_calls(str(s.get("run")))))
+    assert credentials < check and build < check < plan
+    assert "if" not in steps[check] and "continue-on-error" not in steps[check]
+    requirement = ROOT / ".github" / "policy-validator-requirements.txt"
+    assert str(requirement.relative_to(ROOT)) in steps[check]["run"]
+    pins = [line for line in requirement.read_text().splitlines() if line and not line.startswith("#")]
+    assert len(pins) == 1 and re.fullmatch(r"cfn-policy-validator==\d+\.\d+\.\d+", pins[0])
+
+
+def _run_policy_checks(tmp_path: Path, failing: str | None) -> tuple[int, list[str]]:
+    """Run the step's script on dev's built templates with a stand-in validator that records its calls."""
+    from kr_cfn.cli import main
+
+    assert main(["build", "--env", "dev", "--no-lint", "--out", str(tmp_path / "out")]) == 0
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    log = tmp_path / "calls.log"
+    validator = f'#!/bin/bash\necho "$*" >> {log}\n' + (f'[[ "$*" != *{failing}* ]]\n' if failing else "exit 0\n")
+    # python3 -m venv .venv-policy: a venv whose pip installs nothing and whose validator is the stand-in.
+    (fake / "python3").write_text(
+        '#!/bin/bash\nset -e\nmkdir -p "$3/bin"\nprintf "#!/bin/bash\\nexit 0\\n" > "$3/bin/pip"\n'
+        f"cat > \"$3/bin/cfn-policy-validator\" <<'EOF'\n{validator}EOF\n"
+        'chmod +x "$3/bin/pip" "$3/bin/cfn-policy-validator"\n'
+    )
+    (fake / "python3").chmod(0o755)
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "python").symlink_to(sys.executable)
+    [step] = [s for s in _steps(_load(RELEASE)["jobs"]["release-plan"]) if s.get("name") == POLICY_CHECKS]
+    env = {"PATH": f"{fake}:/usr/bin:/bin", "KR_ENV": "dev", "AWS_REGION": "eu-central-1", "PYTHONPATH": str(ROOT)}
+    # GitHub runs `bash --noprofile --norc -eo pipefail {0}` for run: steps on Linux.
+    proc = subprocess.run(["bash", "-eo", "pipefail", "-c", step["run"]], cwd=tmp_path, env=env, check=False)
+    return proc.returncode, log.read_text().splitlines() if log.exists() else []
+
+
+@pytest.mark.parametrize("failing", [None, "ecs.yaml"])
+def test_the_policy_checks_step_checks_every_template_and_fails_on_a_blocking_finding(
+    tmp_path: Path, failing: str | None
+) -> None:
+    """Every built template of the environment, each with its parameters; a blocking finding in one fails the step
+    after all were checked."""
+    from kr_cfn.deploy.package import load_template
+
+    code, calls = _run_policy_checks(tmp_path, failing)
+    assert (code == 0) is (failing is None)
+    checked = sorted(Path(shlex.split(c)[shlex.split(c).index("--template-path") + 1]).name for c in calls)
+    assert checked == sorted(["root.yaml", "network.yaml", "data.yaml", "alb.yaml", "ecs.yaml", "monitoring.yaml"])
+    for call in calls:
+        words = shlex.split(call)
+        assert words[0] == "validate" and words[words.index("--region") + 1] == "eu-central-1"
+        assert words[words.index("--treat-finding-type-as-blocking") + 1] == "ERROR,SECURITY_WARNING"
+        configuration = json.loads((tmp_path / words[words.index("--template-configuration-file") + 1]).read_text())
+        template = load_template(tmp_path / words[words.index("--template-path") + 1])
+        needed = {k for k, v in (template.get("Parameters") or {}).items() if "Default" not in v}
+        assert set(configuration) == {"Parameters"} and set(configuration["Parameters"]) == needed
+        if call.split("--template-path ")[1].split()[0].endswith("ecs.yaml"):
+            # a secret's ARN where the policy names one (the data stack's output it is wired to)
+            secret = configuration["Parameters"]["OpenAiSecretArn"]
+            assert secret.startswith("arn:aws:secretsmanager:eu-central-1:123456789012:secret:"), secret

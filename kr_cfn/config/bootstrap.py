@@ -219,6 +219,9 @@ class Application:
     """Names of the Secrets Manager secrets the stacks make (``/<prefix>/...``)."""
     db_instances: tuple[str, ...] = ()
     """Identifiers of the DB instances whose master password RDS keeps in a secret it makes (``rds!db-...``)."""
+    dynamic_references: tuple[str, ...] = ()
+    """What the templates' dynamic references read: ``ssm:<parameter>``, ``secretsmanager:<secret>``
+    (kr_cfn.iam.dynamic_references)."""
 
 
 def bootstrap_stack_name(names: Naming) -> str:
