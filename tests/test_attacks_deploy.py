@@ -149,6 +149,24 @@ def test_pull_requests_write_only_under_pr(endpoint: str, bucket: str, project: 
     code, _, err = project.run("apply", "--env", ENV, "--plan", str(record))
     assert code == 2
     assert err.strip() == f"--plan {record}: planned from pull-request artifacts (pr/), which are never deployed"
+    # Failed before: by name or ARN, apply executed a pull request's change set (the deploy role's
+    # Deny on the name was the only stop). Now one line, exit 2, and nothing executed.
+    review = project.review(ENV)
+    before = _parameters(STACK)
+    untrusted = {**json.loads(record.read_text()), "pull_request": False}
+    record.write_text(json.dumps(untrusted))
+    for option in (
+        ["--change-set", review["change_set_name"]],
+        ["--change-set", review["change_set_id"]],
+        ["--plan", str(record)],
+    ):
+        code, _, err = project.run("apply", "--env", ENV, *option)
+        assert (code, err.strip()) == (
+            2,
+            f"change set {review['change_set_name']} is a pull request's (kr-cfn-pr-*): never executed; "
+            "deploy from main (release.yml) or plan it yourself",
+        ), option
+    assert _parameters(STACK) == before
 
     # Offline (moto's server does not enforce IAM): the plan role's only PutObject is pr/*.
     boot = built("dev")["bootstrap"]

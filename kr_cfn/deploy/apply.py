@@ -23,6 +23,9 @@ _DONE = ("_COMPLETE", "_FAILED", "_SKIPPED")
 _SUCCESS = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE")
 
 
+_PR_RECORD = "planned from pull-request artifacts (pr/), which are never deployed"
+
+
 def refuse_pull_request(change_set: str | None) -> None:
     """Exit 2 for a pull request's change set (``kr-cfn-pr-...``, by name or ARN): it is never executed.
 
@@ -51,6 +54,8 @@ def check(
     ``allow_replace`` (:func:`plan_record`), never by the change set's Description: whoever may
     create a change set on the stack writes that. A change set named by ARN must be on ``stack_name``.
     """
+    if record is not None and record.get("pull_request"):
+        raise DeployError(f"{record.get('_file', 'the plan record')}: {_PR_RECORD}")
     refuse_pull_request(change_set)
     cs = changeset.describe(aws, change_set, stack_name)
     refuse_pull_request(cs.get("ChangeSetName"))
@@ -165,7 +170,7 @@ def check_record(record: dict[str, Any], cs: dict[str, Any], stack: dict[str, An
     """Exit 2 unless the change set and the stack are still what the plan recorded."""
     where = record.get("_file", "the plan record")
     if record.get("pull_request"):
-        raise DeployError(f"{where}: planned from pull-request artifacts (pr/), which are never deployed")
+        raise DeployError(f"{where}: {_PR_RECORD}")
     if cs.get("ChangeSetId") != record.get("change_set_id") or cs.get("StackId") != record.get("stack_id"):
         raise DeployError(
             f"{where}: change set {cs.get('ChangeSetId')} on {cs.get('StackId')} is not the planned "

@@ -293,7 +293,6 @@ def cmd_apply(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
 
 def check_plan(aws: Aws, record: dict[str, Any], allowed: Sequence[str] = ()) -> tuple[Review, dict[str, Any]]:
     """The checks apply makes of a plan record: its change set by name on its stack, unchanged, the guard passed."""
-    applying.refuse_pull_request(record.get("change_set_name"))
     return applying.check(aws, record["stack_name"], str(record.get("change_set_name")), record, allowed)
 
 
