@@ -7,6 +7,7 @@ literal text inside ``<pre><code>`` and nowhere else.
 
 from __future__ import annotations
 
+import configparser
 import html
 import json
 import os
@@ -21,6 +22,8 @@ import cmarkgfm
 import pytest
 import yaml
 from cmarkgfm.cmark import Options
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from kr_cfn.deploy import prcomment
 from tests.conftest import ROOT
@@ -130,7 +133,7 @@ def test_the_comment_workflow_keeps_artifacts_outside_the_checkout_and_runs_none
         and "pip install" not in runs.split("kr_cfn.deploy.prcomment")[1]
     )
     installs = [s for s in steps if "pip install" in str(s.get("run", ""))]
-    assert [s["run"] for s in installs] == ["python3 -m venv .venv && .venv/bin/pip install -q -e ."]
+    assert [s["run"] for s in installs] == [LOCKED_INSTALL]
     assert 'select(.user.login == \\"github-actions[bot]\\"' in runs
 
 
@@ -154,6 +157,64 @@ def test_the_deploy_job_takes_the_record_digest_from_the_release_plan_outputs() 
     ]
     assert len(calls) == 2 and all(c.endswith('--plan plan/plan.json --plan-digest "$PLAN_DIGEST"') for c in calls)
     assert [c.split()[1] for c in calls] == ["migrate", "apply"]
+
+
+# --------------------------------------------------------------------------- the hash-pinned lock
+
+LOCK = ROOT / "requirements" / "deploy.lock"
+LOCKED_INSTALL = (
+    "python3 -m venv .venv && .venv/bin/pip install -q --require-hashes -r requirements/deploy.lock"
+    " && .venv/bin/pip install -q --no-deps --no-build-isolation -e ."
+)
+
+
+def _locked() -> dict[str, tuple[str, list[str]]]:
+    """name -> (version, sha256 hashes) of requirements/deploy.lock."""
+    out: dict[str, tuple[str, list[str]]] = {}
+    name = ""
+    for line in LOCK.read_text().splitlines():
+        pinned = re.match(r"^([A-Za-z0-9_.-]+)==(\S+) \\$", line)
+        if pinned:
+            name = canonicalize_name(pinned.group(1))
+            out[name] = (pinned.group(2), [])
+        elif line.strip().startswith("--hash="):
+            out[name][1].append(line.strip().removeprefix("--hash=").rstrip(" \\"))
+        else:
+            assert not line or line.lstrip().startswith("#"), f"deploy.lock: unexpected line {line!r}"
+    return out
+
+
+def test_the_lock_pins_every_runtime_dependency_with_hashes() -> None:
+    """Failed before: there was no lock; the deploy jobs installed whatever PyPI served that day."""
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    wanted = [Requirement(r) for r in cfg["options"]["install_requires"].splitlines() if r and not r.startswith("#")]
+    build = [Requirement(r) for r in ("setuptools>=61", "wheel")]  # pyproject.toml's build-system.requires
+    assert 'requires = ["setuptools>=61", "wheel"]' in (ROOT / "pyproject.toml").read_text()
+    locked = _locked()
+    assert len(wanted) >= 7
+    for req in wanted + build:
+        name = canonicalize_name(req.name)
+        assert name in locked, f"{req.name} is not in requirements/deploy.lock: refresh it (docs/development.md)"
+        version, hashes = locked[name]
+        assert req.specifier.contains(version, prereleases=True), f"{req}: locked {version}; refresh the lock"
+    for name, (_, hashes) in locked.items():
+        assert hashes and all(re.fullmatch(r"sha256:[0-9a-f]{64}", h) for h in hashes), name
+
+
+@pytest.mark.parametrize(
+    ("file", "job"),
+    [
+        ("release.yml", "release-plan"),
+        ("release.yml", "deploy"),
+        ("deploy.yml", "plan"),
+        ("forecast-comment.yml", "comment"),
+    ],
+)
+def test_the_deploy_and_release_jobs_install_only_from_the_lock(file: str, job: str) -> None:
+    steps = _load(file)["jobs"][job]["steps"]
+    installs = [str(s["run"]) for s in steps if "pip install" in str(s.get("run", ""))]
+    assert installs == [LOCKED_INSTALL], f"{file}: {job}"
 
 
 # --------------------------------------------------------------------------- zizmor
