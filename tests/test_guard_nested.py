@@ -442,6 +442,9 @@ def test_a_change_set_description_allows_nothing(stacks: dict[str, tuple[str, st
         IncludeNestedStacks=True,
     )
     assert _cfn().describe_change_set(ChangeSetName=made["Id"])["Description"] == claim
+    with pytest.raises(DeployError) as exc:  # named by ARN, it must still be on the stack apply was given
+        apply.check(aws, "knowledgerouter-dev", made["Id"], allowed=["DataStack"])
+    assert str(exc.value) == f"change set {made['Id']} is on stack {ROOT}, not on knowledgerouter-dev"
     with pytest.raises(DeployError, match="not allowed at plan time: root/DataStack/DbInstance") as exc:
         apply.check(aws, ROOT, "kr-cfn-0123456789abcdef-planted1")
     assert exc.value.code == EXIT_GUARD

@@ -212,7 +212,8 @@ def cmd_plan(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     if code == 0 and review.has_changes:
         print(f"plan record: {record_file}")
         print(f"apply with: kr-cfn apply --env {cfg.env} --plan {record_file}")
-        print(f"        or: kr-cfn apply --env {cfg.env} --change-set {review.change_set_name}")
+        also = "".join(f" --allow-replace {x}" for x in sorted(set(allowed)))  # apply never reads the Description
+        print(f"        or: kr-cfn apply --env {cfg.env} --change-set {review.change_set_name}{also}")
     return code
 
 
