@@ -275,7 +275,8 @@ def plan(aws: Aws, target: Target, env: str, allowed: Sequence[str]) -> tuple[Re
     CreateChangeSet on the stack (the pull-request plan role) could have made it with other
     parameters, or while a nested template under its URL held other bytes, and comparing the
     root's template and parameters would not show a nested change set's template. The name has
-    a random part, so no one can pre-create it, and apply executes it by its ARN. Unused change
+    a random part, so no one can pre-create it, and apply executes it by that name on its stack
+    (the plan record's ARN checked first). Unused change
     sets do not pile up: executing one deletes the stack's others
     (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ExecuteChangeSet.html).
     """

@@ -277,7 +277,7 @@ def read_plan_record(path: Path, cfg: config.EnvConfig, aws: Aws, digest: str | 
 
 
 def cmd_apply(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
-    """Execute a planned change set: by name, or exactly the one a plan record names (by ARN)."""
+    """Execute a planned change set: by name, or exactly the one a plan record names (by name, ARN checked)."""
     aws = _aws(args, cfg)
     watch = watch_command(cfg, args)
     allowed = args.allow_replace or []
