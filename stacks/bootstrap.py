@@ -664,12 +664,25 @@ def _change_set_statements(cfg: BootstrapSlice, *, pull_request: bool) -> list[a
 
 
 def _deny_executing_pull_request_change_sets() -> aws.Statement:
+    """No pull request's change set is executed, named by name or by ARN.
+
+    cloudformation:ChangeSetName is documented as the change set's name (CloudFormation's condition
+    keys: https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/control-access-with-iam.html,
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscloudformation.html);
+    what it holds when the call names the change set by ARN is not documented, so the ARN form is
+    matched too (any partition, region and account: a Deny). ``kr-cfn apply`` executes by name and stack.
+    """
     return aws.Statement(
         Sid="NeverExecutePullRequestChangeSets",
         Effect=aws.Deny,
         Action=[cfn.ExecuteChangeSet],
         Resource=["*"],  # a Deny: a pull request's change set, on any stack
-        Condition=aws.Condition(aws.StringLike("cloudformation:ChangeSetName", f"{PR_CHANGE_SETS}*")),
+        Condition=aws.Condition(
+            aws.StringLike(
+                "cloudformation:ChangeSetName",
+                [f"{PR_CHANGE_SETS}*", f"arn:*:cloudformation:*:*:changeSet/{PR_CHANGE_SETS}*/*"],
+            )
+        ),
     )
 
 

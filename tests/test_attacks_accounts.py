@@ -366,6 +366,30 @@ def test_deploy_role_never_executes_a_pull_request_change_set(env: str) -> None:
     assert evaluate(Request("cloudformation:ExecuteChangeSet", stack, released), deploy).allowed
 
 
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_deploy_role_never_executes_a_pull_request_change_set_named_by_arn(env: str) -> None:
+    """Failed before: the Deny matched the name only; how AWS fills cloudformation:ChangeSetName when
+    ExecuteChangeSet names the change set by ARN is not documented, so the ARN form is denied too.
+    The deploy role still executes the release's change sets either way (kr-cfn apply: by name)."""
+    deploy = _github_role_policies(env, bootstrap.DEPLOY_ROLE)
+    root = load_env(env).deploy.stack(load_env(env).names)
+    stack = _arn("cloudformation", f"stack/{root}/0a1b2c3d")
+    for name, denied in (
+        (f"{changeset.PR_CHANGE_SET_PREFIX}0123456789abcdef-1a2b3c4d", True),
+        ("kr-cfn-0123456789abcdef-1a2b3c4d", False),
+    ):
+        by_arn = {"cloudformation:ChangeSetName": _arn("cloudformation", f"changeSet/{name}/5e6f7a8b")}
+        for context in ({"cloudformation:ChangeSetName": name}, by_arn):
+            decision = evaluate(Request("cloudformation:ExecuteChangeSet", stack, context), deploy)
+            if denied:
+                assert decision == Decision(False, "explicitly denied by NeverExecutePullRequestChangeSets (deploy)")
+            else:
+                assert decision.allowed, (context, decision)
+    # any partition: the China and GovCloud ARNs are denied too
+    cn = {"cloudformation:ChangeSetName": f"arn:aws-cn:cloudformation:cn-north-1:{ACCOUNT}:changeSet/kr-cfn-pr-1/x"}
+    assert not evaluate(Request("cloudformation:ExecuteChangeSet", stack, cn), deploy).allowed
+
+
 def test_change_set_prefix_is_the_same_on_both_sides() -> None:
     """stacks/ never imports deployment code: the name prefix is written twice and must agree."""
     assert bootstrap.PR_CHANGE_SETS == changeset.PR_CHANGE_SET_PREFIX

@@ -149,6 +149,24 @@ def test_pull_requests_write_only_under_pr(endpoint: str, bucket: str, project: 
     code, _, err = project.run("apply", "--env", ENV, "--plan", str(record))
     assert code == 2
     assert err.strip() == f"--plan {record}: planned from pull-request artifacts (pr/), which are never deployed"
+    # Failed before: by name or ARN, apply executed a pull request's change set (the deploy role's
+    # Deny on the name was the only stop). Now one line, exit 2, and nothing executed.
+    review = project.review(ENV)
+    before = _parameters(STACK)
+    untrusted = {**json.loads(record.read_text()), "pull_request": False}
+    record.write_text(json.dumps(untrusted))
+    for option in (
+        ["--change-set", review["change_set_name"]],
+        ["--change-set", review["change_set_id"]],
+        ["--plan", str(record)],
+    ):
+        code, _, err = project.run("apply", "--env", ENV, *option)
+        assert (code, err.strip()) == (
+            2,
+            f"change set {review['change_set_name']} is a pull request's (kr-cfn-pr-*): never executed; "
+            "deploy from main (release.yml) or plan it yourself",
+        ), option
+    assert _parameters(STACK) == before
 
     # Offline (moto's server does not enforce IAM): the plan role's only PutObject is pr/*.
     boot = built("dev")["bootstrap"]
@@ -322,6 +340,39 @@ def test_plan_record_is_bound_to_its_change_set(endpoint: str, bucket: str, proj
     code, _, err = project.run("apply", "--env", ENV, "--plan", str(path))
     assert code == 2 and err.strip() == f"--plan {path}: planned for env prod, this apply is for {ENV}"
     assert _parameters(stack) == before
+
+
+def test_apply_takes_only_the_record_of_the_published_digest(
+    endpoint: str,  # noqa: F811
+    bucket: str,
+    project: Project,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Failed before: the deploy job trusted whatever plan.json the artifact held, and another job of
+    the caller's run can replace an artifact. plan publishes the record's sha256 as a job output;
+    apply --plan-digest refuses any other record (here: one allowing the database to go)."""
+    outputs = tmp_path / "github-output"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
+    _plan(project, bucket, "digest")
+    path = project.out / ENV / "plan.json"
+    published = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
+    record = json.loads(path.read_text())
+    assert published["plan_digest"] == applying.record_digest(path.read_bytes())
+    assert published["change_set_id"] == record["change_set_id"] and record["allow_replace"] == []
+    good = path.read_bytes()
+    path.write_text(json.dumps({**record, "allow_replace": ["DataStack"]}, indent=2, sort_keys=True) + "\n")
+    code, _, err = project.run("apply", "--env", ENV, "--plan", str(path), "--plan-digest", published["plan_digest"])
+    assert code == 2 and err.strip() == (
+        f"--plan {path}: its sha256 is {applying.record_digest(path.read_bytes())}, not the --plan-digest "
+        f"{published['plan_digest']} the plan published: not the reviewed record; plan again"
+    )
+    code, _, err = project.run("apply", "--env", ENV, "--plan", str(path), "--plan-digest", "")
+    assert code == 2 and err.strip() == "--plan-digest '': expected the 64 hex digits of a sha256"
+    assert set(_parameters(STACK).values()) != {"digest"}
+    path.write_bytes(good)
+    project.ok("apply", "--env", ENV, "--plan", str(path), "--plan-digest", published["plan_digest"])
+    assert set(_parameters(STACK).values()) == {"digest"}
 
 
 # --------------------------------------------------------------------------- the workflow

@@ -611,6 +611,18 @@ DEPLOY_CASES: dict[str, tuple[list[str], str]] = {
         "--allow-replace 'my-bucket': expected a logical id",
     ),
     "change_set_name": (["apply", "--change-set", "1 bad"], "--change-set '1 bad': expected the change set name"),
+    "apply_allow_replace": (
+        ["apply", "--change-set", "kr-cfn-1", "--allow-replace", "Data-Stack"],
+        "--allow-replace 'Data-Stack': expected a logical id",
+    ),
+    "plan_digest_not_sha256": (
+        ["migrate", "--plan", "{params}/dev.yaml", "--plan-digest", "abc"],
+        "--plan-digest 'abc': expected the 64 hex digits of a sha256",
+    ),
+    "plan_digest_without_plan": (
+        ["apply", "--change-set", "kr-cfn-1", "--plan-digest", "a" * 64],
+        "--plan-digest: only with --plan (the record it is the digest of)",
+    ),
     "stack_name": (
         ["status", "--stack-name", "no_underscores"],
         "--stack-name 'no_underscores': expected a stack name",

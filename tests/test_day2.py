@@ -25,8 +25,8 @@ import yaml
 
 from kr_cfn.cli import main
 from kr_cfn.deploy import apply as applying
-from kr_cfn.deploy import drift, guard, migrate, smoke
-from kr_cfn.deploy.aws import stack_label
+from kr_cfn.deploy import changeset, drift, guard, migrate, smoke
+from kr_cfn.deploy.aws import Aws, stack_label
 from tests import aws_endpoint
 from tests.conftest import PARAMS
 from tests.failure_server import FailureServer, failure_server, xml_result
@@ -706,16 +706,20 @@ def test_image_tag_replaces_only_the_tag() -> None:
 
 
 def _record(path: Path, stack: str, tag: str, change_set_type: str = "UPDATE") -> Path:
-    """A plan record as kr-cfn plan writes it (the fields migrate reads)."""
-    record = {
-        "stack_name": stack,
-        "env": "dev",
-        "region": REGION,
-        "account_id": None,
-        "change_set_type": change_set_type,
-        "has_changes": True,
-        "parameters": [{"ParameterKey": "BackendImageTag", "ParameterValue": tag}],
-    }
+    """A plan record as kr-cfn plan writes it, of a real change set setting BackendImageTag to ``tag``."""
+    aws = Aws(REGION)
+    body = _cfn().get_template(StackName=stack)["TemplateBody"]
+    body = json.loads(body) if isinstance(body, str) else dict(body)
+    made = _cfn().create_change_set(
+        StackName=stack,
+        ChangeSetName=f"kr-cfn-migrate-{abs(hash((str(path), tag))) % 10**8}",
+        TemplateBody=json.dumps({**body, "Resources": {**body["Resources"], "Queue": {"Type": "AWS::SQS::Queue"}}}),
+        Parameters=[{"ParameterKey": "BackendImageTag", "ParameterValue": tag}],
+        ChangeSetType="UPDATE",
+    )
+    review, cs = applying.check(aws, stack, made["Id"])
+    record = applying.plan_record(review, cs, changeset.stack_status(aws, stack), "dev", None, False)
+    record["change_set_type"] = change_set_type
     path.write_text(json.dumps(record))
     return path
 
@@ -729,9 +733,56 @@ def test_migrate_takes_the_new_image_from_the_plan_record(
     code, out, _ = _run(capsys, "migrate", "--env", "dev", "--plan", str(same))
     assert (code, out) == (0, "the plan brings no new backend image (BackendImageTag stays v1): nothing to migrate\n")
     new = _record(tmp_path / "new.json", "kr-migrate-plan", "4d5e6f7")
-    code, out, err = _run(capsys, "migrate", "--env", "dev", "--plan", str(new))
+    digest = applying.record_digest(new.read_bytes())
+    code, out, err = _run(capsys, "migrate", "--env", "dev", "--plan", str(new), "--plan-digest", digest)
     assert code == 0, err
     assert "(image 123456789012.dkr.ecr.eu-central-1.amazonaws.com/knowledgerouter-backend:4d5e6f7)" in out
     created = _record(tmp_path / "create.json", "kr-migrate-plan", "4d5e6f7", "CREATE")
     code, out, _ = _run(capsys, "migrate", "--env", "dev", "--plan", str(created))
     assert code == 0 and out.startswith("kr-migrate-plan is new: no backend runs yet; migrate after apply")
+
+
+def _migrations(cluster: str) -> int:
+    ecs = boto3.client("ecs", region_name=REGION)
+    return len(
+        ecs.list_tasks(cluster=cluster, startedBy=migrate.STARTED_BY, desiredStatus="STOPPED")["taskArns"]
+    ) + len(ecs.list_tasks(cluster=cluster, startedBy=migrate.STARTED_BY)["taskArns"])
+
+
+def test_migrate_runs_only_once_apply_checks_of_the_record_pass(
+    moto_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Failed before: migrate --plan ran whatever image tag the record named, before anything checked
+    the record: a record swapped in the caller's run (another tag, or not a Docker tag at all) ran."""
+    cluster, _ = _backend("kr-migrate-trust")
+    monkeypatch.setattr(migrate, "_sleep", lambda s: None)
+    path = _record(tmp_path / "plan.json", "kr-migrate-trust", "4d5e6f7")
+    good = path.read_bytes()
+    digest = applying.record_digest(good)
+    # another tag than the change set's: apply's record check refuses it, nothing runs
+    record = json.loads(good)
+    record["parameters"] = [{**p, "ParameterValue": "evil"} for p in record["parameters"]]
+    path.write_text(json.dumps(record))
+    code, _, err = _run(capsys, "migrate", "--env", "dev", "--plan", str(path))
+    assert (code, err.strip()) == (
+        2,
+        f"--plan {path}: the change set's parameters differ from the reviewed plan's; plan again",
+    )
+    code, _, err = _run(capsys, "migrate", "--env", "dev", "--plan", str(path), "--plan-digest", digest)
+    assert code == 2 and err.strip().startswith(f"--plan {path}: its sha256 is ")
+    assert err.strip().endswith(
+        f"not the --plan-digest {digest} the plan published: not the reviewed record; plan again"
+    )
+    # a change set (and so a verified record) whose tag is no Docker tag: refused like --image-tag's
+    bad = _record(tmp_path / "bad.json", "kr-migrate-trust", "v1;rm -rf /")
+    code, _, err = _run(capsys, "migrate", "--env", "dev", "--plan", str(bad))
+    assert (code, err.strip()) == (
+        2,
+        f"--plan {bad}: BackendImageTag 'v1;rm -rf /': not a Docker tag "
+        "(letters, digits, _ . -, at most 128 characters)",
+    )
+    assert _migrations(cluster) == 0
+    path.write_bytes(good)
+    code, _, err = _run(capsys, "migrate", "--env", "dev", "--plan", str(path), "--plan-digest", digest)
+    assert code == 0, err
+    assert _migrations(cluster) == 1

@@ -109,12 +109,6 @@ def test_text_and_json_review() -> None:
     )
 
 
-def test_allowed_list_round_trips_through_the_description() -> None:
-    assert changeset.allowed_of("kr-cfn allow-replace: DbInstance, DataBucket") == ["DbInstance", "DataBucket"]
-    assert changeset.allowed_of("kr-cfn allow-replace:") == []
-    assert changeset.allowed_of(None) == []
-
-
 def test_change_set_name_is_stable_and_follows_the_content() -> None:
     t = changeset.Target("s", template_url="https://s3.eu-central-1.amazonaws.com/b/k", parameters=(("A", "1"),))
     assert changeset.change_set_name(t, "UPDATE", []) == changeset.change_set_name(t, "UPDATE", [])

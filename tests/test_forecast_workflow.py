@@ -54,5 +54,6 @@ def test_plan_job_keeps_the_review_the_comment_compares_with() -> None:
         for s in uploads
     )
     runs = " ".join(str(s.get("run", "")) for s in _steps(_load("forecast-comment.yml")))
-    assert "pattern='review-*'" in runs and "artifacts/review/review-$env/review.json" in runs
-    assert "artifacts/review/review-$env/review.md" in runs  # the plan's review, posted by trusted code
+    assert "pattern='review-*'" in runs and 'dest="$art/review"' in runs
+    # the plan's review.md and review.json, read by trusted code (kr_cfn.deploy.prcomment)
+    assert 'kr_cfn.deploy.prcomment "$env" "$dir" "$art/review/review-$env"' in runs

@@ -420,5 +420,43 @@ def test_plan_and_apply_block_removing_a_nested_stack_on_the_endpoint(stacks: di
     assert exc.value.code == EXIT_GUARD
     allowed, _ = changeset.plan(aws, target, "staging", ["DataStack"])
     assert allowed.findings and allowed.blocked == []
-    rechecked, _ = apply.check(aws, ROOT, allowed.change_set_name)
+    rechecked, _ = apply.check(aws, ROOT, allowed.change_set_name, allowed=["DataStack"])
     assert rechecked.blocked == [] and "DataStack" in guard.lifted_ids(rechecked)
+
+
+def test_a_change_set_description_allows_nothing(stacks: dict[str, tuple[str, str]]) -> None:
+    """Failed before: apply took the --allow-replace list from the change set's Description, which
+    whoever may create a change set on the stack writes (the pull-request plan role too). A change
+    set claiming there that the database may go is blocked; the trusted lists still allow it: the
+    apply command line, or the plan record (whose digest the release checks)."""
+    root = json.loads((FIXTURES / "deployed" / "root.json").read_text())
+    del root["Resources"]["DataStack"]
+    aws = Aws(REGION)
+    claim = "kr-cfn allow-replace: DataStack, DbInstance, DataBucket, DbSecret, AppLogGroup"
+    made = _cfn().create_change_set(
+        StackName=ROOT,
+        ChangeSetName="kr-cfn-0123456789abcdef-planted1",
+        TemplateBody=json.dumps(root),
+        ChangeSetType="UPDATE",
+        Description=claim,
+        IncludeNestedStacks=True,
+    )
+    assert _cfn().describe_change_set(ChangeSetName=made["Id"])["Description"] == claim
+    with pytest.raises(DeployError) as exc:  # named by ARN, it must still be on the stack apply was given
+        apply.check(aws, "knowledgerouter-dev", made["Id"], allowed=["DataStack"])
+    assert str(exc.value) == f"change set {made['Id']} is on stack {ROOT}, not on knowledgerouter-dev"
+    with pytest.raises(DeployError, match="not allowed at plan time: root/DataStack/DbInstance") as exc:
+        apply.check(aws, ROOT, "kr-cfn-0123456789abcdef-planted1")
+    assert exc.value.code == EXIT_GUARD
+    # the same change set, allowed where it is trusted
+    review, cs = apply.check(aws, ROOT, "kr-cfn-0123456789abcdef-planted1", allowed=["DataStack"])
+    assert review.blocked == [] and "DataStack" in guard.lifted_ids(review)
+    stack = changeset.stack_status(aws, ROOT)
+    record = apply.plan_record(review, cs, stack, "staging", None, False, allowed=["DataStack"])
+    assert record["allow_replace"] == ["DataStack"]
+    review, _ = apply.check(aws, ROOT, "kr-cfn-0123456789abcdef-planted1", record)
+    assert review.blocked == [] and "DataStack" in guard.lifted_ids(review)
+    with pytest.raises(DeployError) as exc:
+        apply.check(aws, ROOT, "kr-cfn-0123456789abcdef-planted1", {**record, "allow_replace": []})
+    assert exc.value.code == EXIT_GUARD
+    _cfn().delete_change_set(ChangeSetName=made["Id"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import time
 from collections.abc import Sequence
@@ -15,21 +16,51 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from kr_cfn.deploy import changeset, deployed, guard
 from kr_cfn.deploy.aws import AWS_FAILURES, Aws, error_code, error_message, one_line, stack_label
-from kr_cfn.deploy.errors import EXIT_AWS, EXIT_FAILED, EXIT_GUARD, EXIT_INTERRUPTED, DeployError
+from kr_cfn.deploy.errors import EXIT_AWS, EXIT_FAILED, EXIT_GUARD, EXIT_INTERRUPTED, EXIT_USAGE, DeployError
 from kr_cfn.deploy.review import Review, parameter_changes
 
 _DONE = ("_COMPLETE", "_FAILED", "_SKIPPED")
 _SUCCESS = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE")
 
 
+_PR_RECORD = "planned from pull-request artifacts (pr/), which are never deployed"
+
+
+def refuse_pull_request(change_set: str | None) -> None:
+    """Exit 2 for a pull request's change set (``kr-cfn-pr-...``, by name or ARN): it is never executed.
+
+    Anyone who can open a pull request makes these (the plan role); the deploy role's Deny on them
+    (stacks/bootstrap.py) is the second line, this the first.
+    """
+    name = (change_set or "").split(":changeSet/", 1)[-1].split("/", 1)[0]
+    if name.startswith(changeset.PR_CHANGE_SET_PREFIX):
+        raise DeployError(
+            f"change set {name} is a pull request's ({changeset.PR_CHANGE_SET_PREFIX}*): never executed; "
+            "deploy from main (release.yml) or plan it yourself",
+            code=EXIT_USAGE,
+        )
+
+
 def check(
-    aws: Aws, stack_name: str, change_set: str, record: dict[str, Any] | None = None
+    aws: Aws,
+    stack_name: str,
+    change_set: str,
+    record: dict[str, Any] | None = None,
+    allowed: Sequence[str] = (),
 ) -> tuple[Review, dict[str, Any]]:
     """The change set's review; exit 2 unless AVAILABLE and the stack unchanged since, 3 on guard findings.
 
-    Guard findings count unless allowed at plan time. ``record``: the plan's record (:func:`plan_record`).
+    Guard findings count unless allowed by ``allowed`` (the apply command line) or the plan record's
+    ``allow_replace`` (:func:`plan_record`), never by the change set's Description: whoever may
+    create a change set on the stack writes that. A change set named by ARN must be on ``stack_name``.
     """
+    if record is not None and record.get("pull_request"):
+        raise DeployError(f"{record.get('_file', 'the plan record')}: {_PR_RECORD}")
+    refuse_pull_request(change_set)
     cs = changeset.describe(aws, change_set, stack_name)
+    refuse_pull_request(cs.get("ChangeSetName"))
+    if cs.get("StackName") not in (None, stack_name) and cs.get("StackId") != stack_name:
+        raise DeployError(f"change set {change_set} is on stack {cs.get('StackName')}, not on {stack_name}")
     if cs.get("ExecutionStatus") != "AVAILABLE" or cs.get("Status") != "CREATE_COMPLETE":
         reason = f": {cs['StatusReason']}" if cs.get("StatusReason") else ""
         raise DeployError(
@@ -40,7 +71,7 @@ def check(
     if record is not None:
         check_record(record, cs, stack)
     check_not_stale(cs, stack)
-    allowed = changeset.allowed_of(cs.get("Description"))
+    allowed = sorted({*allowed, *(record or {}).get("allow_replace", [])})
     cfn = aws.client("cloudformation")
     stacks = changeset.walk(lambda arn: changeset._describe_all(cfn, arn), cs)
     change_set_type = "CREATE" if stack is None or stack["StackStatus"] == "REVIEW_IN_PROGRESS" else "UPDATE"
@@ -103,11 +134,17 @@ def plan_record(
     account: str | None,
     pr: bool,
     kept: frozenset[str] = frozenset(),
+    allowed: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """What ``apply --plan`` needs to execute exactly this change set, and only on the stack as planned."""
+    """What ``apply --plan`` needs to execute exactly this change set, and only on the stack as planned.
+
+    ``allow_replace``: the ``--allow-replace`` ids of the plan, the only ones apply lifts the stack
+    policy for (the record is trusted through its digest, :func:`record_digest`).
+    """
     changed = last_changed(stack)
     return {
         "account_id": account,
+        "allow_replace": sorted(set(allowed)),
         "change_set_id": review.change_set_id,
         "change_set_name": review.change_set_name,
         "change_set_type": review.change_set_type,
@@ -124,11 +161,16 @@ def plan_record(
     }
 
 
+def record_digest(data: bytes) -> str:
+    """The sha256 (hex) of a plan record's bytes, as ``plan`` publishes it and ``--plan-digest`` takes it."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def check_record(record: dict[str, Any], cs: dict[str, Any], stack: dict[str, Any] | None) -> None:
     """Exit 2 unless the change set and the stack are still what the plan recorded."""
     where = record.get("_file", "the plan record")
     if record.get("pull_request"):
-        raise DeployError(f"{where}: planned from pull-request artifacts (pr/), which are never deployed")
+        raise DeployError(f"{where}: {_PR_RECORD}")
     if cs.get("ChangeSetId") != record.get("change_set_id") or cs.get("StackId") != record.get("stack_id"):
         raise DeployError(
             f"{where}: change set {cs.get('ChangeSetId')} on {cs.get('StackId')} is not the planned "
@@ -408,7 +450,13 @@ def execute(
             for sid in existing:
                 relaxed.append(sid)  # before the call: a half-applied set is restored too
                 _set_policy(cfn, sid, guard.stack_policy(except_ids=allowed_ids))
-        cfn.execute_change_set(ChangeSetName=cs["ChangeSetId"])
+        # By name and stack, never by ARN alone: IAM's cloudformation:ChangeSetName (the deploy role's
+        # Deny on pull requests' change sets) then holds the name for sure; how AWS fills that key
+        # from an ARN is not documented. StackName takes the stack's ARN, which pins the very stack
+        # the review was made on
+        # (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ExecuteChangeSet.html).
+        refuse_pull_request(cs["ChangeSetName"])
+        cfn.execute_change_set(ChangeSetName=cs["ChangeSetName"], StackName=stack_id)
     except ClientError as exc:  # refused: nothing runs, restore now
         restore_policies(aws, stack_id, relaxed)
         raise DeployError(

@@ -31,6 +31,7 @@ IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 # S3: 3-63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit.
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
 BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
 def _match(option: str, value: str | None, pattern: re.Pattern[str], expected: str) -> None:
@@ -71,6 +72,9 @@ def check(args: argparse.Namespace, env: str) -> None:
     )
     _match("--change-set", getattr(args, "change_set", None), CHANGE_SET, "the change set name or ARN plan printed")
     _match("--bucket", getattr(args, "bucket", None), BUCKET, "an S3 bucket name (the bootstrap's ArtifactsBucketName)")
+    _match("--plan-digest", getattr(args, "plan_digest", None), SHA256, "the 64 hex digits of a sha256")
+    if getattr(args, "plan_digest", None) and not getattr(args, "plan", None):
+        raise DeployError("--plan-digest: only with --plan (the record it is the digest of)")
     given = image_tags(getattr(args, "image_tag", None))
     for option in ("review_dir", "plan"):
         value = getattr(args, option, None)

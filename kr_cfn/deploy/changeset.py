@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +33,8 @@ PR_CHANGE_SET_PREFIX = "kr-cfn-pr-"
 never executes one (condition cloudformation:ChangeSetName, stacks/bootstrap.py)."""
 _NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
 _ALLOW_PREFIX = "kr-cfn allow-replace:"
+"""The change set's Description repeats the plan's --allow-replace list for people; apply never reads it
+(whoever may create a change set writes it): the plan record holds the list."""
 _UPDATABLE = frozenset(
     {
         "CREATE_COMPLETE",
@@ -109,12 +110,6 @@ def change_set_name(target: Target, change_set_type: str, allowed: Sequence[str]
     }
     digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
     return f"kr-cfn-{digest[:16]}"
-
-
-def allowed_of(description: str | None) -> list[str]:
-    """The ``--allow-replace`` list recorded in a change set's Description."""
-    match = re.search(re.escape(_ALLOW_PREFIX) + r"\s*([A-Za-z0-9, ]*)", description or "")
-    return [x for x in re.split(r"[,\s]+", match.group(1)) if x] if match else []
 
 
 def _describe_all(cfn: Any, change_set: str, stack_name: str | None = None) -> dict[str, Any]:
@@ -275,7 +270,8 @@ def plan(aws: Aws, target: Target, env: str, allowed: Sequence[str]) -> tuple[Re
     CreateChangeSet on the stack (the pull-request plan role) could have made it with other
     parameters, or while a nested template under its URL held other bytes, and comparing the
     root's template and parameters would not show a nested change set's template. The name has
-    a random part, so no one can pre-create it, and apply executes it by its ARN. Unused change
+    a random part, so no one can pre-create it, and apply executes it by that name on its stack
+    (the plan record's ARN checked first). Unused change
     sets do not pile up: executing one deletes the stack's others
     (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ExecuteChangeSet.html).
     """

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -198,13 +199,21 @@ def cmd_plan(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     # The stack as the change set found it (a CREATE made it REVIEW_IN_PROGRESS); a change after
     # the change set was made shows in its LastUpdatedTime, which apply compares too.
     stack = changeset.stack_status(aws, stack_name) if cs else stack
-    record = applying.plan_record(review, cs, stack, cfg.env, cfg.account_id, bool(pkg.get("pull_request")), kept)
+    allowed = args.allow_replace or []
+    record = applying.plan_record(
+        review, cs, stack, cfg.env, cfg.account_id, bool(pkg.get("pull_request")), kept, allowed
+    )
     record_file = directory / PLAN_RECORD
-    record_file.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    data = (json.dumps(record, indent=2, sort_keys=True) + "\n").encode()
+    record_file.write_bytes(data)
+    # The release's deploy job takes these from this job's outputs, not from an artifact another
+    # job of the caller's run could have replaced: apply --plan-digest checks the record against it.
+    _github_output(plan_digest=applying.record_digest(data))
     if code == 0 and review.has_changes:
         print(f"plan record: {record_file}")
         print(f"apply with: kr-cfn apply --env {cfg.env} --plan {record_file}")
-        print(f"        or: kr-cfn apply --env {cfg.env} --change-set {review.change_set_name}")
+        also = "".join(f" --allow-replace {x}" for x in sorted(set(allowed)))  # apply never reads the Description
+        print(f"        or: kr-cfn apply --env {cfg.env} --change-set {review.change_set_name}{also}")
     return code
 
 
@@ -220,8 +229,10 @@ def _cost_delta(aws: Aws, stack: dict[str, Any] | None, env_dir: Path, cfg: conf
         return {"error": str(exc)}
 
 
-def _apply(aws: Aws, stack_name: str, change_set: str, termination_protection: bool, watch: str) -> int:
-    review, cs = applying.check(aws, stack_name, change_set)
+def _apply(
+    aws: Aws, stack_name: str, change_set: str, termination_protection: bool, watch: str, allowed: Sequence[str]
+) -> int:
+    review, cs = applying.check(aws, stack_name, change_set, allowed=allowed)
     return _execute(aws, review, cs, termination_protection, watch)
 
 
@@ -238,12 +249,22 @@ def _execute(
     return 0
 
 
-def read_plan_record(path: Path, cfg: config.EnvConfig, aws: Aws) -> dict[str, Any]:
-    """The record ``plan`` wrote; exit 2 when unreadable or made for another env, account or region."""
+def read_plan_record(path: Path, cfg: config.EnvConfig, aws: Aws, digest: str | None = None) -> dict[str, Any]:
+    """The record ``plan`` wrote; exit 2 if unreadable, not of ``digest`` (sha256), or for another env.
+
+    Another env, account or region than this command's is refused too.
+    """
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
     except OSError as exc:
         raise DeployError(f"--plan {path}: cannot read ({exc.strerror}); pass the {PLAN_RECORD} plan wrote") from None
+    if digest is not None and applying.record_digest(data) != digest.lower():
+        raise DeployError(
+            f"--plan {path}: its sha256 is {applying.record_digest(data)}, not the --plan-digest {digest} "
+            "the plan published: not the reviewed record; plan again"
+        )
+    try:
+        record = json.loads(data.decode("utf-8"))
     except ValueError:
         raise DeployError(f"--plan {path}: not JSON; pass the {PLAN_RECORD} plan wrote") from None
     if not isinstance(record, dict) or not record.get("stack_name"):
@@ -256,17 +277,24 @@ def read_plan_record(path: Path, cfg: config.EnvConfig, aws: Aws) -> dict[str, A
 
 
 def cmd_apply(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
-    """Execute a planned change set: by name, or exactly the one a plan record names (by ARN)."""
+    """Execute a planned change set: by name, or exactly the one a plan record names (by name, ARN checked)."""
     aws = _aws(args, cfg)
     watch = watch_command(cfg, args)
+    allowed = args.allow_replace or []
     if args.plan:
-        record = read_plan_record(Path(args.plan), cfg, aws)
+        record = read_plan_record(Path(args.plan), cfg, aws, args.plan_digest)
         if not record.get("has_changes"):
             print(f"no changes planned for stack {record['stack_name']}: nothing to apply")
             return 0
-        review, cs = applying.check(aws, record["stack_name"], record["change_set_id"], record)
+        review, cs = check_plan(aws, record, allowed)
         return _execute(aws, review, cs, cfg.deploy.termination_protection, watch)
-    return _apply(aws, root_stack_name(cfg, args), args.change_set, cfg.deploy.termination_protection, watch)
+    stack_name = root_stack_name(cfg, args)
+    return _apply(aws, stack_name, args.change_set, cfg.deploy.termination_protection, watch, allowed)
+
+
+def check_plan(aws: Aws, record: dict[str, Any], allowed: Sequence[str] = ()) -> tuple[Review, dict[str, Any]]:
+    """The checks apply makes of a plan record: its change set by name on its stack, unchanged, the guard passed."""
+    return applying.check(aws, record["stack_name"], str(record.get("change_set_name")), record, allowed)
 
 
 TEMPLATE_BODY_LIMIT = 51_200
@@ -308,7 +336,12 @@ def cmd_bootstrap(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     if code or not review.has_changes or args.plan_only:
         return code
     return _apply(
-        aws, target.stack_name, review.change_set_id, termination_protection=True, watch=watch_command(cfg, args)
+        aws,
+        target.stack_name,
+        review.change_set_id,
+        termination_protection=True,
+        watch=watch_command(cfg, args),
+        allowed=args.allow_replace or [],
     )
 
 

@@ -13,7 +13,13 @@ from kr_cfn.deploy import changeset, destroy, drift, migrate, smoke
 from kr_cfn.deploy.args import IMAGE_TAG
 from kr_cfn.deploy.aws import Aws, stack_label
 from kr_cfn.deploy.commands import _aws as session
-from kr_cfn.deploy.commands import bootstrap_stack_name, read_plan_record, root_stack_name, watch_command
+from kr_cfn.deploy.commands import (
+    bootstrap_stack_name,
+    check_plan,
+    read_plan_record,
+    root_stack_name,
+    watch_command,
+)
 from kr_cfn.deploy.errors import EXIT_FAILED, DeployError
 
 # The statuses an operation starts with (the root stack's own event), newest first in the events.
@@ -44,15 +50,18 @@ def cmd_migrate(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     """``python manage.py migrate`` as a one-off task of the backend; exit with its exit code.
 
     ``--plan FILE``: the backend image tag comes from the planned change set (its
-    ``BackendImageTag`` parameter); nothing runs when it brings no new backend image.
+    ``BackendImageTag`` parameter), once apply's own checks of the record pass (``--plan-digest``,
+    the change set and the stack as planned, the guard); nothing runs when it brings no new
+    backend image. The tag must be a Docker tag either way.
     """
     aws = session(args, cfg)
     stack_name, tag = root_stack_name(cfg, args), args.migrate_image_tag
-    if tag is not None and not IMAGE_TAG.match(tag):
-        raise DeployError(f"--image-tag {tag!r}: not a Docker tag (letters, digits, _ . -, at most 128 characters)")
+    option = "--image-tag"
     if args.plan:
-        record = read_plan_record(Path(args.plan), cfg, aws)
+        record = read_plan_record(Path(args.plan), cfg, aws, args.plan_digest)
         stack_name = record["stack_name"]
+        if record.get("has_changes"):
+            check_plan(aws, record)  # what apply checks, before anything runs
         stack = changeset.stack_status(aws, stack_name)
         if record.get("change_set_type") == "CREATE" or stack is None:
             print(f"{stack_name} is new: no backend runs yet; migrate after apply (kr-cfn migrate --env {cfg.env})")
@@ -60,12 +69,15 @@ def cmd_migrate(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
         planned = {p["ParameterKey"]: p.get("ParameterValue") for p in record.get("parameters") or []}
         deployed = {p["ParameterKey"]: p.get("ParameterValue") for p in stack.get("Parameters") or []}
         tag = planned.get(migrate.IMAGE_TAG_PARAMETER)
+        option = f"--plan {args.plan}: {migrate.IMAGE_TAG_PARAMETER}"
         if not record.get("has_changes") or tag is None or tag == deployed.get(migrate.IMAGE_TAG_PARAMETER):
             print(
                 f"the plan brings no new backend image ({migrate.IMAGE_TAG_PARAMETER} stays "
                 f"{deployed.get(migrate.IMAGE_TAG_PARAMETER)}): nothing to migrate"
             )
             return 0
+    if tag is not None and not IMAGE_TAG.match(str(tag)):
+        raise DeployError(f"{option} {tag!r}: not a Docker tag (letters, digits, _ . -, at most 128 characters)")
     backend = migrate.find_backend(aws, stack_name, cfg.env)
     return migrate.run(aws, backend, tag, args.timeout)
 

@@ -64,8 +64,15 @@ def add_parsers(sub: Any, load_env: Any) -> None:
     which.add_argument(
         "--plan",
         metavar="FILE",
-        help="the plan record (plan.json) plan wrote: executes exactly its change set, by ARN, and refuses "
-        "when the stack changed since",
+        help="the plan record (plan.json) plan wrote: executes exactly its change set, by name on its stack, "
+        "and refuses when the stack changed since",
+    )
+    _plan_digest(p)
+    p.add_argument(
+        "--allow-replace",
+        action="append",
+        metavar="LOGICAL_ID",
+        help="accept losing this resource (besides the plan record's; the change set's description is never read)",
     )
     p.set_defaults(func=wrap("cmd_apply"))
 
@@ -92,6 +99,15 @@ def add_parsers(sub: Any, load_env: Any) -> None:
 
     add_day_two_parsers(sub, common, wrap)
     add_qdrant_parsers(sub, common, wrap)
+
+
+def _plan_digest(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--plan-digest",
+        metavar="SHA256",
+        help="with --plan: the record's sha256 plan published (release.yml: the release-plan job's output); "
+        "refused when the file differs",
+    )
 
 
 def add_qdrant_parsers(sub: Any, common: Any, wrap: Any) -> None:
@@ -141,7 +157,12 @@ def add_day_two_parsers(sub: Any, common: Any, wrap: Any) -> None:
         metavar="TAG",
         help="run this backend image tag (before the deploy that brings it)",
     )
-    image.add_argument("--plan", metavar="FILE", help="the plan record: run its new backend image, if it brings one")
+    image.add_argument(
+        "--plan",
+        metavar="FILE",
+        help="the plan record: once apply's checks of it pass, run its new backend image, if it brings one",
+    )
+    _plan_digest(p)
     p.add_argument("--timeout", type=_positive, default=1800.0, metavar="SECONDS", help="give up after (default: 1800)")
     p.set_defaults(func=wrap("cmd_migrate", "day2"))
 
