@@ -162,17 +162,19 @@ def test_the_deploy_job_takes_the_record_digest_from_the_release_plan_outputs() 
 # --------------------------------------------------------------------------- the hash-pinned lock
 
 LOCK = ROOT / "requirements" / "deploy.lock"
+POLICY_LOCK = ROOT / "requirements" / "policy-validator.lock"
+POLICY_LOCKED_INSTALL = "pip install -q --require-hashes -r requirements/policy-validator.lock"
 LOCKED_INSTALL = (
     "python3 -m venv .venv && .venv/bin/pip install -q --require-hashes -r requirements/deploy.lock"
     " && .venv/bin/pip install -q --no-deps --no-build-isolation -e ."
 )
 
 
-def _locked() -> dict[str, tuple[str, list[str]]]:
-    """name -> (version, sha256 hashes) of requirements/deploy.lock."""
+def _locked(lock: Path = LOCK) -> dict[str, tuple[str, list[str]]]:
+    """name -> (version, sha256 hashes) of a lock file (requirements/deploy.lock by default)."""
     out: dict[str, tuple[str, list[str]]] = {}
     name = ""
-    for line in LOCK.read_text().splitlines():
+    for line in lock.read_text().splitlines():
         pinned = re.match(r"^([A-Za-z0-9_.-]+)==(\S+) \\$", line)
         if pinned:
             name = canonicalize_name(pinned.group(1))
@@ -180,7 +182,7 @@ def _locked() -> dict[str, tuple[str, list[str]]]:
         elif line.strip().startswith("--hash="):
             out[name][1].append(line.strip().removeprefix("--hash=").rstrip(" \\"))
         else:
-            assert not line or line.lstrip().startswith("#"), f"deploy.lock: unexpected line {line!r}"
+            assert not line or line.lstrip().startswith("#"), f"{lock.name}: unexpected line {line!r}"
     return out
 
 
@@ -214,7 +216,20 @@ def test_the_lock_pins_every_runtime_dependency_with_hashes() -> None:
 def test_the_deploy_and_release_jobs_install_only_from_the_lock(file: str, job: str) -> None:
     steps = _load(file)["jobs"][job]["steps"]
     installs = [str(s["run"]) for s in steps if "pip install" in str(s.get("run", ""))]
-    assert installs == [LOCKED_INSTALL], f"{file}: {job}"
+    assert installs[0] == LOCKED_INSTALL, f"{file}: {job}"
+    for run in installs[1:]:  # a tool in its own venv (release-plan's policy checks): from its own lock
+        lines = [line for line in run.splitlines() if "pip install" in line]
+        assert lines and all(POLICY_LOCKED_INSTALL in line for line in lines), f"{file}: {job}: {run}"
+
+
+def test_the_policy_validator_is_installed_from_its_own_hashed_lock() -> None:
+    """release-plan holds AWS credentials: its cfn-policy-validator install is hash-pinned like kr_cfn's."""
+    locked = _locked(POLICY_LOCK)
+    assert "cfn-policy-validator" in locked
+    pins = [line for line in (ROOT / "requirements" / "policy-validator.in").read_text().splitlines() if "==" in line]
+    assert pins == [f"cfn-policy-validator=={locked['cfn-policy-validator'][0]}"]
+    for name, (_, hashes) in locked.items():
+        assert hashes and all(re.fullmatch(r"sha256:[0-9a-f]{64}", h) for h in hashes), name
 
 
 # --------------------------------------------------------------------------- zizmor

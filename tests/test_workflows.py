@@ -391,8 +391,8 @@ def test_release_plan_checks_the_policies_before_the_change_set() -> None:
     plan = next(i for i, s in enumerate(steps) if any(c[:1] == ["plan"] for c in _kr_cfn_calls(str(s.get("run")))))
     assert credentials < check and build < check < plan
     assert "if" not in steps[check] and "continue-on-error" not in steps[check]
-    requirement = ROOT / ".github" / "policy-validator-requirements.txt"
-    assert str(requirement.relative_to(ROOT)) in steps[check]["run"]
+    requirement = ROOT / "requirements" / "policy-validator.in"
+    assert "--require-hashes -r requirements/policy-validator.lock" in steps[check]["run"]
     pins = [line for line in requirement.read_text().splitlines() if line and not line.startswith("#")]
     assert len(pins) == 1 and re.fullmatch(r"cfn-policy-validator==\d+\.\d+\.\d+", pins[0])
 
