@@ -405,12 +405,22 @@ def _deny_import() -> aws.Statement:
     )
 
 
+BOOTSTRAP_STACK_READS = (cfn.DescribeStacks, cfn.ListStackResources, cfn.ListChangeSets)
+"""What the pipeline's commands read of the bootstrap stack: its outputs (``kr-cfn outputs --bootstrap``,
+``plan``: bucket and role ARNs), its resources and change sets (``status``). Proven by
+tests/test_deploy_e2e.py (docs/permissions.md)."""
+
+
 def _deny_bootstrap_stack(cfg: BootstrapSlice) -> aws.Statement:
-    """Explicit deny of every CloudFormation action on this (the bootstrap) stack."""
+    """Explicit deny of every CloudFormation action on this (the bootstrap) stack but the reads above.
+
+    NotAction: every other action, present and future, stays denied
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_notaction.html).
+    """
     return aws.Statement(
         Sid="DenyBootstrapStack",
         Effect=aws.Deny,
-        Action=[cfn.Action("*")],  # a Deny: every action, present and future
+        NotAction=list(BOOTSTRAP_STACK_READS),
         Resource=[arn("cloudformation", f"stack/{bootstrap_stack_name(cfg.names)}/*")],
     )
 
@@ -499,6 +509,7 @@ def _plan_policy(
                     Resource=["*"],
                 ),
                 *_change_set_statements(cfg, pull_request=pull_request),
+                _read_service_counts(cfg),
                 aws.Statement(
                     Sid="ReadTemplates",
                     Effect=aws.Allow,
@@ -524,6 +535,22 @@ def _plan_policy(
                 _deny_import(),
             ],
         ),
+    )
+
+
+def _read_service_counts(cfg: BootstrapSlice) -> aws.Statement:
+    """The plan's review shows each ECS service's desired count now (kr_cfn.deploy.notes): read it.
+
+    ListServices has no resource type, only the ecs:cluster condition key; DescribeServices is on
+    the service ARN (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonelasticcontainerservice.html).
+    """
+    cluster = cfg.names("cluster")
+    return aws.Statement(
+        Sid="ReadServiceCounts",
+        Effect=aws.Allow,
+        Action=[ecs_actions.ListServices, ecs_actions.DescribeServices],
+        Resource=["*"],  # ListServices has no resource; both only in the env's cluster (condition)
+        Condition=aws.Condition(aws.ArnEquals("ecs:cluster", arn("ecs", f"cluster/{cluster}"))),
     )
 
 
