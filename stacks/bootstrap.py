@@ -539,10 +539,12 @@ def _plan_policy(
 
 
 def _read_service_counts(cfg: BootstrapSlice) -> aws.Statement:
-    """The plan's review shows each ECS service's desired count now (kr_cfn.deploy.notes): read it.
+    """The ECS services of the env's cluster: their desired counts, their state (read only).
 
-    ListServices has no resource type, only the ecs:cluster condition key; DescribeServices is on
-    the service ARN (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonelasticcontainerservice.html).
+    The plan's review shows each service's desired count now (kr_cfn.deploy.notes); the deploy job
+    waits for the services to be stable (``aws ecs wait services-stable``). ListServices has no
+    resource type and both take the ecs:cluster condition key
+    (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonelasticcontainerservice.html).
     """
     cluster = cfg.names("cluster")
     return aws.Statement(
@@ -599,13 +601,8 @@ def _deploy_policy(cfg: BootstrapSlice) -> iam.Policy:
                     Action=[cfn.ExecuteChangeSet, cfn.SetStackPolicy, cfn.UpdateTerminationProtection],
                     Resource=_stack_arns(cfg),
                 ),
-                # Read-only: the workflow waits for the ECS services to be stable after a deploy.
-                aws.Statement(
-                    Sid="WatchServices",
-                    Effect=aws.Allow,
-                    Action=[ecs_actions.ListServices, ecs_actions.DescribeServices],
-                    Resource=["*"],
-                ),
+                # The workflow waits for the ECS services to be stable after a deploy (ListServices,
+                # DescribeServices): ReadServiceCounts of the plan policy, in the env's cluster.
                 *_day_two_statements(cfg),
                 _deny_bootstrap_stack(cfg),
                 _deny_executing_pull_request_change_sets(),

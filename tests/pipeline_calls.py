@@ -53,7 +53,11 @@ BY_HAND = {"status": ("deploy",)}
 
 def command_label(args: argparse.Namespace) -> str:
     """``plan``, ``package --pull-request``, ``outputs --bootstrap``: the command as the workflows name it."""
-    flags = [flag for flag, dest in (("--bootstrap", "bootstrap"), ("--pull-request", "pull_request")) if getattr(args, dest, False)]
+    flags = [
+        flag
+        for flag, dest in (("--bootstrap", "bootstrap"), ("--pull-request", "pull_request"))
+        if getattr(args, dest, False)
+    ]
     return " ".join([args.command, *flags])
 
 
@@ -347,7 +351,9 @@ class Recorder:
             )
             for c in self.calls
         }
-        return sorted((json.loads(s) for s in seen), key=lambda r: (r["role"], r["command"], r["action"], r["resource"]))
+        return sorted(
+            (json.loads(s) for s in seen), key=lambda r: (r["role"], r["command"], r["action"], r["resource"])
+        )
 
 
 _GENERAL = [
@@ -393,7 +399,9 @@ def _resolve(node: Any, names: Mapping[str, str]) -> Any:
     return {k: _resolve(v, names) for k, v in node.items()}
 
 
-def role_policies(template: Mapping[str, Any], role: str, account: str, region: str = "eu-central-1") -> dict[str, Policy]:
+def role_policies(
+    template: Mapping[str, Any], role: str, account: str, region: str = "eu-central-1"
+) -> dict[str, Policy]:
     """The inline policies of a GitHub role in a built bootstrap template, in ``account`` and ``region``."""
     names: dict[str, str] = {"AWS::Partition": "aws", "AWS::AccountId": account, "AWS::Region": region}
     resources = template["Resources"]
