@@ -63,15 +63,10 @@ def invocation(args: argparse.Namespace) -> Iterator[None]:
 
 def _client_config() -> Config:
     attempts = int(os.environ.get("AWS_MAX_ATTEMPTS") or MAX_ATTEMPTS)
-    args = _INVOCATION.get()
-    command = getattr(args, "command", None)
     return Config(
         retries={"mode": "adaptive", "total_max_attempts": max(1, attempts)},
         connect_timeout=10,
         read_timeout=60,
-        # The User-Agent names the command (app id "kr-cfn-plan"), so CloudTrail's userAgent tells
-        # which command made a call (https://docs.aws.amazon.com/sdkref/latest/guide/feature-appid.html).
-        user_agent_appid=f"kr-cfn-{command}" if command else "kr-cfn",
     )
 
 
