@@ -117,6 +117,7 @@ class Where:
 
 
 _STACK_ID = "00000000-0000-0000-0000-000000000000"
+_HTTPS = {"aws:SecureTransport": "true"}
 
 
 def _change_set_name(value: str) -> str:
@@ -324,7 +325,10 @@ class Recorder:
             if key not in policies:
                 template = load_template(Path(call.policies))
                 policies[key] = role_policies(template, call.role, self.account, self.region)
-            decision = evaluate(call.request, policies[key])
+            # kr-cfn reaches AWS over HTTPS (botocore's endpoints; only the tests set AWS_ENDPOINT_URL):
+            # https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-securetransport
+            request = Request(call.request.action, call.request.resource, {**call.request.context, **_HTTPS})
+            decision = evaluate(request, policies[key])
             if not decision.allowed:
                 lines.append(
                     f"{call.role} role, kr-cfn {call.command}: {call.request.action} on {call.request.resource} "
@@ -402,7 +406,7 @@ def _resolve(node: Any, names: Mapping[str, str]) -> Any:
 def role_policies(
     template: Mapping[str, Any], role: str, account: str, region: str = "eu-central-1"
 ) -> dict[str, Policy]:
-    """The inline policies of a GitHub role in a built bootstrap template, in ``account`` and ``region``."""
+    """A GitHub role's inline policies in a built bootstrap template, and the template's bucket policies."""
     names: dict[str, str] = {"AWS::Partition": "aws", "AWS::AccountId": account, "AWS::Region": region}
     resources = template["Resources"]
     for logical_id, resource in resources.items():
@@ -413,7 +417,12 @@ def role_policies(
             path = props.get("Path") or "/"
             names[f"{logical_id}.Arn"] = f"arn:aws:iam::{account}:role{path}{_resolve(props['RoleName'], names)}"
     props = resources[LOGICAL_IDS[role]]["Properties"]
-    return {p["PolicyName"]: _resolve(p["PolicyDocument"], names) for p in props["Policies"]}
+    policies = {p["PolicyName"]: _resolve(p["PolicyDocument"], names) for p in props["Policies"]}
+    # The bucket policies of the same account count too (their Denies: insecure transport).
+    for logical_id, resource in resources.items():
+        if resource["Type"] == "AWS::S3::BucketPolicy":
+            policies[logical_id] = _resolve(resource["Properties"]["PolicyDocument"], names)
+    return policies
 
 
 def recording(account: str, region: str) -> Iterator[Recorder]:

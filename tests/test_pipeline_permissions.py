@@ -166,3 +166,11 @@ def test_deploy_role_waits_for_the_services_of_its_cluster_only(env: str) -> Non
         service = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/{cluster}/backend"
         assert evaluate(Request("ecs:ListServices", "*", on), policies).allowed is allowed
         assert evaluate(Request("ecs:DescribeServices", service, on), policies).allowed is allowed
+
+
+def test_the_artifacts_bucket_policy_takes_part() -> None:
+    policies = pipeline_calls.role_policies(built("dev")["bootstrap"], "release-plan", ACCOUNT, REGION)
+    key = f"arn:aws:s3:::knowledgerouter-dev-artifacts-{ACCOUNT}-{REGION}/knowledgerouter-dev/x.json"
+    assert evaluate(Request("s3:PutObject", key, {"aws:SecureTransport": "true"}), policies).allowed
+    plain = evaluate(Request("s3:PutObject", key, {"aws:SecureTransport": "false"}), policies)
+    assert plain.reason == "explicitly denied by DenyInsecureTransport (ArtifactsBucketPolicy)"
