@@ -174,3 +174,14 @@ def test_the_artifacts_bucket_policy_takes_part() -> None:
     assert evaluate(Request("s3:PutObject", key, {"aws:SecureTransport": "true"}), policies).allowed
     plain = evaluate(Request("s3:PutObject", key, {"aws:SecureTransport": "false"}), policies)
     assert plain.reason == "explicitly denied by DenyInsecureTransport (ArtifactsBucketPolicy)"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_a_pull_requests_plan_without_changes_deletes_its_change_set(env: str) -> None:
+    """Not reached in the end-to-end deploy (a pull request's templates always differ from the deployed ones)."""
+    prefix = load_env(env).names.prefix
+    policies = pipeline_calls.role_policies(built(env)["bootstrap"], "plan", ACCOUNT, REGION)
+    root = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{load_env(env).deploy.stack(load_env(env).names)}/x1"
+    for name, allowed in (("kr-cfn-pr-780eaf2bdd5283e2-17a8280b", True), ("kr-cfn-780eaf2bdd5283e2-17a8280b", False)):
+        delete = Request("cloudformation:DeleteChangeSet", root, {"cloudformation:ChangeSetName": name})
+        assert evaluate(delete, policies).allowed is allowed, (prefix, name)
