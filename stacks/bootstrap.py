@@ -459,12 +459,22 @@ def _deny_import() -> aws.Statement:
     )
 
 
+BOOTSTRAP_STACK_READS = (cfn.DescribeStacks, cfn.ListStackResources, cfn.ListChangeSets)
+"""What the pipeline's commands read of the bootstrap stack: its outputs (``kr-cfn outputs --bootstrap``,
+``plan``: bucket and role ARNs), its resources and change sets (``status``). Proven by
+tests/test_deploy_e2e.py (docs/permissions.md)."""
+
+
 def _deny_bootstrap_stack(cfg: BootstrapSlice) -> aws.Statement:
-    """Explicit deny of every CloudFormation action on this (the bootstrap) stack."""
+    """Explicit deny of every CloudFormation action on this (the bootstrap) stack but the reads above.
+
+    NotAction: every other action, present and future, stays denied
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_notaction.html).
+    """
     return aws.Statement(
         Sid="DenyBootstrapStack",
         Effect=aws.Deny,
-        Action=[cfn.Action("*")],  # a Deny: every action, present and future
+        NotAction=list(BOOTSTRAP_STACK_READS),
         Resource=[arn("cloudformation", f"stack/{bootstrap_stack_name(cfg.names)}/*")],
     )
 
@@ -609,11 +619,20 @@ def _plan_policy(
                     # templates, outputs and events stay unread (the review reads nested stacks by ARN).
                     Resource=_stack_arns(cfg),
                 ),
+                # The bootstrap stack's outputs (bucket, role ARNs), resources and change sets: exactly
+                # the reads DenyBootstrapStack leaves, on this env's bootstrap stack only.
+                aws.Statement(
+                    Sid="ReadBootstrapStack",
+                    Effect=aws.Allow,
+                    Action=list(BOOTSTRAP_STACK_READS),
+                    Resource=[arn("cloudformation", f"stack/{bootstrap_stack_name(cfg.names)}/*")],
+                ),
                 # ValidateTemplate has no resource type (Service Authorization Reference,
                 # https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscloudformation.html):
                 # it checks the template it is sent and reads no stack.
                 aws.Statement(Sid="ValidateTemplates", Effect=aws.Allow, Action=[cfn.ValidateTemplate], Resource=["*"]),
                 *_change_set_statements(cfg, pull_request=pull_request),
+                _read_service_counts(cfg),
                 aws.Statement(
                     Sid="ReadTemplates",
                     Effect=aws.Allow,
@@ -639,6 +658,24 @@ def _plan_policy(
                 _deny_import(),
             ],
         ),
+    )
+
+
+def _read_service_counts(cfg: BootstrapSlice) -> aws.Statement:
+    """The ECS services of the env's cluster: their desired counts, their state (read only).
+
+    The plan's review shows each service's desired count now (kr_cfn.deploy.notes); the deploy job
+    waits for the services to be stable (``aws ecs wait services-stable``). ListServices has no
+    resource type and both take the ecs:cluster condition key
+    (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonelasticcontainerservice.html).
+    """
+    cluster = cfg.names("cluster")
+    return aws.Statement(
+        Sid="ReadServiceCounts",
+        Effect=aws.Allow,
+        Action=[ecs_actions.ListServices, ecs_actions.DescribeServices],
+        Resource=["*"],  # ListServices has no resource; both only in the env's cluster (condition)
+        Condition=aws.Condition(aws.ArnEquals("ecs:cluster", arn("ecs", f"cluster/{cluster}"))),
     )
 
 
@@ -698,13 +735,8 @@ def _deploy_policy(cfg: BootstrapSlice) -> iam.Policy:
                     Action=[cfn.ExecuteChangeSet, cfn.SetStackPolicy, cfn.UpdateTerminationProtection],
                     Resource=_stack_arns(cfg),
                 ),
-                # Read-only: the workflow waits for the ECS services to be stable after a deploy.
-                aws.Statement(
-                    Sid="WatchServices",
-                    Effect=aws.Allow,
-                    Action=[ecs_actions.ListServices, ecs_actions.DescribeServices],
-                    Resource=["*"],
-                ),
+                # The workflow waits for the ECS services to be stable after a deploy (ListServices,
+                # DescribeServices): ReadServiceCounts of the plan policy, in the env's cluster.
                 *_day_two_statements(cfg),
                 _deny_bootstrap_stack(cfg),
                 _deny_executing_pull_request_change_sets(),

@@ -20,6 +20,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--update-golden", action="store_true", help="rewrite tests/golden/ from the current build instead of comparing"
     )
+    parser.addoption(
+        "--update-permissions",
+        action="store_true",
+        help="rewrite tests/fixtures/pipeline-calls.json from the recorded API calls (then run kr-cfn docs)",
+    )
 
 
 @functools.cache

@@ -130,7 +130,7 @@ def test_github_roles_may_pass_only_the_service_role() -> None:
     tasks only (kr-cfn migrate runs the backend's task definition, which names its roles)."""
     t = _boot("dev")
     for role in (bootstrap.PLAN_ROLE, bootstrap.DEPLOY_ROLE):
-        passes = [s for s in _statements(t, role).values() if "iam:PassRole" in s["Action"]]
+        passes = [s for s in _statements(t, role).values() if "iam:PassRole" in s.get("Action", [])]
         to_cfn = [s for s in passes if s["Sid"] == "PassOnlyTheServiceRole"]
         assert to_cfn and to_cfn[0]["Resource"] == [{"Fn::GetAtt": [bootstrap.SERVICE_ROLE, "Arn"]}]
         others = [s for s in passes if s["Sid"] != "PassOnlyTheServiceRole"]
@@ -169,7 +169,7 @@ def test_deploy_role_runs_only_the_backends_migration_task() -> None:
     wildcards = {sid for sid, s in st.items() if s["Resource"] == ["*"] and s["Effect"] == "Allow"}
     assert wildcards == {
         "ValidateTemplates",  # no resource type; reads no stack
-        "WatchServices",
+        "ReadServiceCounts",  # only in the env's cluster (condition ecs:cluster)
         "TaskDefinitionsHaveNoResourceLevelPermissions",
         "DriftDetectionStatusHasNoResource",
     }
@@ -177,13 +177,19 @@ def test_deploy_role_runs_only_the_backends_migration_task() -> None:
 
 def test_only_the_deploy_role_executes() -> None:
     t = _boot("dev")
-    plan_actions = {a for s in _statements(t, bootstrap.PLAN_ROLE).values() for a in s["Action"]}
-    deploy_actions = {a for s in _statements(t, bootstrap.DEPLOY_ROLE).values() for a in s["Action"]}
+    plan_actions = {a for s in _statements(t, bootstrap.PLAN_ROLE).values() for a in s.get("Action", [])}
+    deploy_actions = {a for s in _statements(t, bootstrap.DEPLOY_ROLE).values() for a in s.get("Action", [])}
     assert "cloudformation:ExecuteChangeSet" not in plan_actions
     assert {"cloudformation:CreateChangeSet", "s3:PutObject"} <= plan_actions
     assert {"cloudformation:ExecuteChangeSet", "cloudformation:SetStackPolicy"} <= deploy_actions
     assert {"cloudformation:UpdateTerminationProtection"} <= deploy_actions
-    assert {"ecs:ListServices", "ecs:DescribeServices"} <= deploy_actions - plan_actions
+    assert {"ecs:ListServices", "ecs:DescribeServices"} <= deploy_actions
+    # the plan reads the services' desired counts, the deploy waits for them: in the env's cluster only
+    counts = _statements(t, bootstrap.PLAN_ROLE)["ReadServiceCounts"]
+    assert (
+        counts["Action"] == ["ecs:ListServices", "ecs:DescribeServices"]
+        and "ecs:cluster" in counts["Condition"]["ArnEquals"]
+    )
 
 
 def test_service_role_is_for_cloudformation() -> None:

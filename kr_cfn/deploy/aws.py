@@ -10,8 +10,12 @@ fails after the last attempt becomes one line naming the operation and the stack
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import os
 import re
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import Any
 
 import boto3
@@ -35,9 +39,26 @@ MAX_ATTEMPTS = 8
 AWS_FAILURES: tuple[type[BaseException], ...] = (ClientError, BotoCoreError, ResponseParserError, Urllib3Error)
 """Every error an AWS call can raise (botocore wraps most of urllib3's; the rest are caught too)."""
 
+SESSION_HOOKS: list[Callable[[boto3.Session, argparse.Namespace | None], None]] = []
+"""Called with every new session and the arguments of the command it serves (None outside one).
+
+The tests register a recorder of every API call each command makes here (tests/pipeline_calls.py).
+"""
+_INVOCATION: ContextVar[argparse.Namespace | None] = ContextVar("kr_cfn_invocation", default=None)
+
 _BAD_SETUP = (NoCredentialsError, PartialCredentialsError, NoRegionError, ProfileNotFound)
 _LAST_CALL: dict[str, Any] = {}
 _MAX_LINE = 300
+
+
+@contextlib.contextmanager
+def invocation(args: argparse.Namespace) -> Iterator[None]:
+    """The sessions made inside the block serve the command ``args`` was parsed from."""
+    token = _INVOCATION.set(args)
+    try:
+        yield
+    finally:
+        _INVOCATION.reset(token)
 
 
 def _client_config() -> Config:
@@ -67,6 +88,8 @@ class Aws:
                 "or run in a role (GitHub OIDC, instance profile)"
             )
         self.session.events.register("before-parameter-build", _remember_call)
+        for hook in SESSION_HOOKS:
+            hook(self.session, _INVOCATION.get())
         self._config = _client_config()
         self._clients: dict[str, Any] = {}
 

@@ -28,10 +28,11 @@ def add_parsers(sub: Any, load_env: Any) -> None:
             check(args, cfg.env)  # malformed options fail before any AWS call
 
             from kr_cfn.deploy import commands  # boto3 is slow to import; `build` needs none of it
-            from kr_cfn.deploy.aws import AWS_FAILURES, failure
+            from kr_cfn.deploy.aws import AWS_FAILURES, failure, invocation
 
             try:
-                return int(getattr(importlib.import_module(f"kr_cfn.deploy.{module}"), name)(args, cfg))
+                with invocation(args):
+                    return int(getattr(importlib.import_module(f"kr_cfn.deploy.{module}"), name)(args, cfg))
             except AWS_FAILURES as exc:  # an AWS call or the network failed: one line, exit 4
                 raise failure(exc, commands.default_stack(args, cfg)) from None
 
