@@ -734,6 +734,7 @@ def _boundary_policy(t: Template, cfg: BootstrapSlice) -> iam.ManagedPolicy:
         ),
     ]
     statements += _qdrant_boundary(cfg)
+    statements += _redeploy_boundary(cfg)
     if buckets:
         statements.append(
             aws.Statement(
@@ -840,6 +841,31 @@ def _qdrant_boundary(cfg: BootstrapSlice) -> list[aws.Statement]:
             ),
         ]
     return statements
+
+
+def _redeploy_boundary(cfg: BootstrapSlice) -> list[aws.Statement]:
+    """The database-secret redeploy (kr_cfn.rotation), only where the templates have it.
+
+    EventBridge starts the state machine; the state machine forces new deployments of the
+    cluster's services. Each role's own policy names the state machine and the services.
+    """
+    types = set(cfg.app.resource_types)
+    if "AWS::StepFunctions::StateMachine" not in types:
+        return []
+    return [
+        aws.Statement(
+            Sid="RedeployServices",
+            Effect=aws.Allow,
+            Action=[aws.Action("ecs", "UpdateService")],
+            Resource=[arn("ecs", f"service/{cfg.names('cluster')}/*")],
+        ),
+        aws.Statement(
+            Sid="StartRedeploy",
+            Effect=aws.Allow,
+            Action=[aws.Action("states", "StartExecution")],
+            Resource=[arn("states", "stateMachine:*")],
+        ),
+    ]
 
 
 def _stack_actions(cfg: BootstrapSlice) -> dict[str, list[str]]:

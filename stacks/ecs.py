@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from troposphere import GetAtt, Ref, Template, ecs, iam, servicediscovery
 
-from kr_cfn import qdrant
+from kr_cfn import qdrant, rotation
 from kr_cfn.blocks import add_output, new_template
 from kr_cfn.config import EcsSlice
 from kr_cfn.config.qdrant import QDRANT
@@ -72,6 +72,14 @@ def build(cfg: EcsSlice) -> Template:
         )
         for name in cfg.services
     ]
+    consumers = [
+        rotation.Consumer(name, r.service)
+        for name, r in zip(cfg.services, rendered, strict=True)
+        if rotation.DB_SECRET_OUTPUT in r.secret_parameters
+    ]
+    if consumers:
+        secret = inputs.ref(rotation.DB_SECRET_OUTPUT)
+        rotation.redeploy_on_rotation(t, cfg.names.prefix, secret, cluster, consumers)
     job = None
     if cfg.qdrant and cfg.qdrant.storage != "external":
         spec = cfg.services[QDRANT]
