@@ -40,7 +40,7 @@ from kr_cfn.blocks import checkov_skip
 from kr_cfn.iam import arn, bounded, service_trust
 from kr_cfn.naming import pascal
 
-DB_SECRET_OUTPUT = "DbSecretArn"
+DB_SECRET_OUTPUT = "DbSecretArn"  # noqa: S105 - an output name
 """The data stack's output with the ARN of RDS's managed master-user secret."""
 RULE = "DbSecretRotatedRule"
 STATE_MACHINE = "DbSecretRedeployStateMachine"

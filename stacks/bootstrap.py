@@ -734,7 +734,7 @@ def _boundary_policy(t: Template, cfg: BootstrapSlice) -> iam.ManagedPolicy:
         ),
     ]
     statements += _qdrant_boundary(cfg)
-    statements += _redeploy_boundary(cfg)
+    statements += _day_two_boundary(cfg)
     if buckets:
         statements.append(
             aws.Statement(
@@ -843,16 +843,23 @@ def _qdrant_boundary(cfg: BootstrapSlice) -> list[aws.Statement]:
     return statements
 
 
-def _redeploy_boundary(cfg: BootstrapSlice) -> list[aws.Statement]:
-    """The database-secret redeploy (kr_cfn.rotation), only where the templates have it.
+def _day_two_boundary(cfg: BootstrapSlice) -> list[aws.Statement]:
+    """Prometheus' discovery sidecar (kr_cfn.discovery); the database-secret redeploy (kr_cfn.rotation).
 
-    EventBridge starts the state machine; the state machine forces new deployments of the
-    cluster's services. Each role's own policy names the state machine and the services.
+    DiscoverInstances only reads Cloud Map and has no resource type; the sidecar's own policy
+    names the namespace. EventBridge starts the state machine, which forces new deployments of
+    the cluster's services; each role's own policy names the state machine and the services.
     """
-    types = set(cfg.app.resource_types)
-    if "AWS::StepFunctions::StateMachine" not in types:
-        return []
+    discover = aws.Statement(
+        Sid="DiscoverInstances",
+        Effect=aws.Allow,
+        Action=[aws.Action("servicediscovery", "DiscoverInstances")],
+        Resource=["*"],
+    )
+    if "AWS::StepFunctions::StateMachine" not in cfg.app.resource_types:
+        return [discover]
     return [
+        discover,
         aws.Statement(
             Sid="RedeployServices",
             Effect=aws.Allow,

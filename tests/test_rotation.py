@@ -205,7 +205,8 @@ def test_the_service_role_may_create_the_rule_and_the_state_machine(env: str) ->
     app_role = f"arn:aws:iam::{ACCOUNT}:role/{prefix}/EcsStack-DbSecretRedeployRole-1A2B"
     for service in ("states.amazonaws.com", "events.amazonaws.com"):
         assert evaluate(Request("iam:PassRole", app_role, {"iam:PassedToService": service}), role).allowed, service
-    assert not evaluate(Request("iam:PassRole", app_role, {"iam:PassedToService": "lambda.amazonaws.com"}), role).allowed
+    to_lambda = {"iam:PassedToService": "lambda.amazonaws.com"}
+    assert not evaluate(Request("iam:PassRole", app_role, to_lambda), role).allowed
 
 
 # --------------------------------------------------------------------------- the interval, live
@@ -262,4 +263,6 @@ def test_the_interval_is_set_once_and_plan_warns_while_it_differs(moto_url: str)
 def test_the_interval_must_be_one_secrets_manager_accepts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write_params(tmp_path, "dev", "data:\n  db_password_rotation_days: 1001\n")
     assert main(["build", "--params", str(path.parent), "--env", "dev", "--out", str(tmp_path / "o")]) != 0
-    assert "data.db_password_rotation_days" in capsys.readouterr().err
+    assert f"{path}: data.db_password_rotation_days: input should be less than or equal to 1000, got 1001" in (
+        capsys.readouterr().err
+    )

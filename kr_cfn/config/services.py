@@ -28,7 +28,16 @@ from pydantic import Field
 
 from kr_cfn import dashboards
 from kr_cfn.config.base import Model, Problem
-from kr_cfn.config.qdrant import QDRANT, QDRANT_SECRET_KEYS, SNAPSHOT_JOB, EbsStorage, QdrantPlan, Snapshots, Storage
+from kr_cfn.config.qdrant import (
+    AWS_CLI_IMAGE,
+    QDRANT,
+    QDRANT_SECRET_KEYS,
+    SNAPSHOT_JOB,
+    EbsStorage,
+    QdrantPlan,
+    Snapshots,
+    Storage,
+)
 from kr_cfn.naming import Naming
 
 # Fargate task sizes: cpu units -> allowed memory (MiB).
@@ -355,7 +364,7 @@ class ServiceSpec(Model):
             problems.append(("files", "needs command (the full command to run after writing them) and no entry_point"))
         problems += self._dashboard_problems()
         if self.metrics_path is not None and self.discovery_name is None:
-            problems.append(("metrics_path", "needs discovery_name (Prometheus finds the tasks by their DNS name)"))
+            problems.append(("metrics_path", "needs discovery_name (Prometheus finds the tasks in Cloud Map)"))
         if self.discovery_name is not None and not _SERVICE_NAME.match(self.discovery_name):
             problems.append(("discovery_name", f"{self.discovery_name!r} must be a lowercase DNS label"))
         providers = [c.provider for c in self.capacity]
@@ -474,6 +483,12 @@ class EcsConfig(Model):
         None,
         description="Keep the services' log groups when one is replaced or the stack deleted (Retain); "
         "null = on when deploy.termination_protection is.",
+    )
+    discovery_image: str = Field(
+        AWS_CLI_IMAGE,
+        pattern=r"^[a-z0-9./_-]+:[A-Za-z0-9_.-]+(@sha256:[a-f0-9]{64})?$",
+        description="Image of Prometheus' discovery sidecar (bash and the AWS CLI): it lists every Cloud Map "
+        "instance of the scraped services (DNS answers at most eight).",
     )
 
 

@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 from kr_cfn.deploy.aws import Aws
 
 DATA_STACK = "DataStack"
-SECRET_OUTPUT = "DbSecretArn"
+SECRET_OUTPUT = "DbSecretArn"  # noqa: S105 - an output name
 
 
 def secret_arn(aws: Aws, stack: dict[str, Any]) -> str | None:
