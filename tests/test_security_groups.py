@@ -304,4 +304,4 @@ def test_image_digest_pins_a_public_image(tmp_path: Path) -> None:
     path = write_params(tmp_path, "dev", f"services:\n  qdrant:\n    image_digest: '{digest}'\n")
     ecs = stacks.build_all(config.load(path))["ecs"].to_dict()
     (c,) = ecs["Resources"]["QdrantTaskDefinition"]["Properties"]["ContainerDefinitions"]
-    assert c["Image"] == f"qdrant/qdrant:v1.7.0@{digest}"
+    assert c["Image"] == f"qdrant/qdrant:v1.19.1@{digest}"

@@ -19,6 +19,7 @@ from typing import Literal
 from pydantic import Field
 
 from kr_cfn.config.base import Model
+from kr_cfn.config.images import image
 
 QDRANT = "qdrant"
 """The service the storage choice applies to."""
@@ -62,7 +63,7 @@ class EbsStorage(Model):
     )
 
 
-AWS_CLI_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.15.30"
+AWS_CLI_IMAGE = image("aws-cli")
 """The AWS CLI image of the jobs and sidecars (Qdrant snapshots, Prometheus discovery); docs/runbook.md, "Images"."""
 
 

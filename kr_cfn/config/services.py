@@ -28,6 +28,7 @@ from pydantic import Field
 
 from kr_cfn import dashboards
 from kr_cfn.config.base import Model, Problem
+from kr_cfn.config.images import image
 from kr_cfn.config.qdrant import (
     AWS_CLI_IMAGE,
     QDRANT,
@@ -785,7 +786,8 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
         "log_retention_days": 3,
     },
     "qdrant": {
-        "image": "qdrant/qdrant:v1.7.0",
+        # Current release, the upgrade path from older storage: docs/runbook.md, "Images and upgrades".
+        "image": image("qdrant"),
         "cpu": 512,
         "memory": 1024,
         "port": 6333,
@@ -803,7 +805,7 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
         "log_retention_days": 7,
     },
     "redis": {
-        "image": "redis:7.2.4-alpine",
+        "image": image("redis"),
         "cpu": 256,
         "memory": 512,
         "port": 6379,
@@ -820,7 +822,8 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
         "log_retention_days": 7,
     },
     "prometheus": {
-        "image": "prom/prometheus:v2.48.0",
+        # 3.13 is a long-term-support release (docs/runbook.md, "Images and upgrades").
+        "image": image("prometheus"),
         "cpu": 512,
         "memory": 1024,
         "port": 9090,
@@ -846,7 +849,7 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
         "log_retention_days": 3,
     },
     "grafana": {
-        "image": "grafana/grafana:10.2.2",
+        "image": image("grafana"),
         "cpu": 256,
         "memory": 512,
         "port": 3000,
