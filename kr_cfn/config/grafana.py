@@ -108,6 +108,9 @@ def scrape_jobs(services: dict[str, ServiceSpec]) -> str:
         lines += [
             f"  - job_name: {name}",
             f"    metrics_path: {services[name].metrics_path}",
+            # Prometheus 3 fails a scrape whose Content-Type is missing or unknown unless a
+            # fallback is named (https://prometheus.io/docs/prometheus/latest/migration/).
+            "    fallback_scrape_protocol: PrometheusText0.0.4",
             "    file_sd_configs:",
             f'      - files: ["{SD_DIR}/{name}.json"]',
             "        refresh_interval: 1m",

@@ -160,7 +160,7 @@ class MonitoringConfig(Model):
         None,
         pattern=r"^[A-Za-z0-9_./#-]{1,512}$",
         description="CloudWatch Logs group a CloudTrail trail of this account delivers to: a metric filter "
-        "counts GetSecretValue calls there (alarms.secret_reads); null = no trail, no count (README).",
+        "counts GetSecretValue calls there (alarms.secret_reads); null = no trail, no count (runbook, Secrets).",
     )
     prometheus_retention: str = Field(
         "15d",
