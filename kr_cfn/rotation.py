@@ -50,6 +50,11 @@ UPDATE_SERVICE = "arn:${AWS::Partition}:states:::aws-sdk:ecs:updateService"
 """The Step Functions AWS SDK integration for ECS UpdateService (Resource of each task state)."""
 
 
+def state_machine_name(prefix: str) -> str:
+    """The state machine's name: the environment's prefix, so the boundary can name it."""
+    return f"{prefix}-db-secret-redeploy"
+
+
 @dataclass(frozen=True)
 class Consumer:
     """A service that injects the secret: its name in params and its ECS service resource."""
@@ -136,6 +141,7 @@ def redeploy_on_rotation(
     machine = t.add_resource(
         stepfunctions.StateMachine(
             STATE_MACHINE,
+            StateMachineName=state_machine_name(prefix),
             StateMachineType="STANDARD",
             Definition=definition(consumers),
             DefinitionSubstitutions=substitutions,
@@ -167,6 +173,7 @@ def redeploy_on_rotation(
     t.add_resource(
         events.Rule(
             RULE,
+            Name=f"{prefix}-db-secret-rotated",
             Description=f"{prefix}: the database secret rotated; redeploy the services that inject it",
             EventPattern=event_pattern(secret_arn),
             State="ENABLED",

@@ -39,6 +39,7 @@ from kr_cfn.iam import (
     service_trust,
 )
 from kr_cfn.naming import pascal
+from kr_cfn.rotation import state_machine_name
 
 ARTIFACTS_BUCKET = "ArtifactsBucket"
 ARTIFACTS_BUCKET_POLICY = "ArtifactsBucketPolicy"
@@ -870,7 +871,7 @@ def _day_two_boundary(cfg: BootstrapSlice) -> list[aws.Statement]:
             Sid="StartRedeploy",
             Effect=aws.Allow,
             Action=[aws.Action("states", "StartExecution")],
-            Resource=[arn("states", "stateMachine:*")],
+            Resource=[arn("states", f"stateMachine:{state_machine_name(cfg.names.prefix)}")],
         ),
     ]
 

@@ -141,7 +141,7 @@ def _resolve(node: Any, names: dict[str, str]) -> Any:
 
 
 SERVICE = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/knowledgerouter-cluster/"
-MACHINE = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:DbSecretRedeployStateMachine-AbC123"
+MACHINE = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{rotation.state_machine_name('knowledgerouter')}"
 NAMES = {
     "BackendService": SERVICE + "backend",
     "FrontendService": SERVICE + "frontend",
@@ -173,6 +173,8 @@ def test_the_roles_may_redeploy_this_env_s_consumers_and_nothing_else() -> None:
     assert not evaluate(Request("ecs:DeleteService", SERVICE + "backend"), machine, boundary).allowed
     assert evaluate(Request("states:StartExecution", MACHINE), events_role, boundary).allowed
     assert not evaluate(Request("states:StartExecution", MACHINE + "x"), events_role, boundary).allowed
+    dev_machine = MACHINE.replace("knowledgerouter-", "knowledgerouter-dev-")
+    assert not evaluate(Request("states:StartExecution", dev_machine), {"any": _allow_all()}, boundary).allowed
 
 
 def _allow_all() -> Policy:
