@@ -262,6 +262,25 @@ def test_the_interval_is_set_once_and_plan_warns_while_it_differs(moto_url: str)
     ]
 
 
+def test_kr_cfn_rotation_sets_the_params_interval_once(
+    moto_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    aws_endpoint.reset(moto_url)
+    sm = boto3.client("secretsmanager", region_name=REGION)
+    arn = sm.create_secret(Name="rds!db-cli-test", SecretString='{"username":"u","password":"p"}')["ARN"]
+    _deployed(arn)
+    account = boto3.client("sts", region_name=REGION).get_caller_identity()["Account"]
+    text = f"account_id: '{account}'\ndata:\n  db_password_rotation_days: 30\n"
+    params = write_params(tmp_path, "dev", text).parent
+    argv = ["rotation", "--env", "dev", "--params", str(params), "--stack-name", "rotation-root"]
+    assert main(argv) == 0
+    said = capsys.readouterr().out
+    assert said == f"{arn}: rotation every 30 days set (the next rotation follows the new schedule)\n"
+    assert sm.describe_secret(SecretId=arn)["RotationRules"]["AutomaticallyAfterDays"] == 30
+    assert main(argv) == 0
+    assert capsys.readouterr().out == f"{arn}: already rotates every 30 days\n"
+
+
 def test_the_interval_must_be_one_secrets_manager_accepts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write_params(tmp_path, "dev", "data:\n  db_password_rotation_days: 1001\n")
     assert main(["build", "--params", str(path.parent), "--env", "dev", "--out", str(tmp_path / "o")]) != 0
