@@ -3,8 +3,10 @@
 Dependabot cannot read Python or params YAML, but its docker ecosystem updates ``FROM`` lines of
 files named like ``*.Dockerfile``
 (https://docs.github.com/en/code-security/dependabot/ecosystems-supported-by-dependabot/supported-ecosystems-and-repositories#docker),
-so the pins live in one such file and the defaults are read from it. Params may still override
-any service's ``image``; those overrides are the operator's to keep current.
+so the pins live in one such file and the defaults are read from it. Its file fetcher takes every
+file of the configured directory whose name matches ``/dockerfile|containerfile/i``
+(dependabot-core ``docker/lib/dependabot/docker/file_fetcher.rb``), ``images.Dockerfile`` included.
+Params may still override any service's ``image``; those overrides are the operator's to keep current.
 """
 
 from __future__ import annotations
