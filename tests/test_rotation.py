@@ -140,7 +140,8 @@ def _resolve(node: Any, names: dict[str, str]) -> Any:
     return {k: _resolve(v, names) for k, v in node.items()}
 
 
-SERVICE = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/knowledgerouter-cluster/"
+CLUSTER = built("prod")["ecs"]["Resources"]["Cluster"]["Properties"]["ClusterName"]
+SERVICE = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/{CLUSTER}/"  # the ARN format of ECS services
 MACHINE = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{rotation.state_machine_name('knowledgerouter')}"
 NAMES = {
     "BackendService": SERVICE + "backend",
