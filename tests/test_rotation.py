@@ -223,10 +223,11 @@ _DATA = {
 }
 
 
-def _deployed(secret_arn: str) -> dict[str, Any]:
+def _deployed(secret_arn: str, name: str = "rotation-root") -> dict[str, Any]:
     """A root stack whose nested DataStack outputs DbSecretArn, as the real one does."""
     s3 = boto3.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket="rotation-templates", CreateBucketConfiguration={"LocationConstraint": REGION})
+    if "rotation-templates" not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+        s3.create_bucket(Bucket="rotation-templates", CreateBucketConfiguration={"LocationConstraint": REGION})
     s3.put_object(Bucket="rotation-templates", Key="data.json", Body=json.dumps(_DATA).encode())
     url = "https://rotation-templates.s3.amazonaws.com/data.json"  # moto serves it from its own S3
     root = {
@@ -238,8 +239,8 @@ def _deployed(secret_arn: str) -> dict[str, Any]:
         }
     }
     cfn = boto3.client("cloudformation", region_name=REGION)
-    cfn.create_stack(StackName="rotation-root", TemplateBody=json.dumps(root))
-    (stack,) = cfn.describe_stacks(StackName="rotation-root")["Stacks"]
+    cfn.create_stack(StackName=name, TemplateBody=json.dumps(root))
+    (stack,) = cfn.describe_stacks(StackName=name)["Stacks"]
     return stack
 
 
@@ -261,6 +262,14 @@ def test_the_interval_is_set_once_and_plan_warns_while_it_differs(moto_url: str)
         "the database password rotates every 90 days, params say every 30 days "
         "(data.db_password_rotation_days): run kr-cfn rotation --env prod"
     ]
+
+
+def test_plan_goes_on_when_the_schedule_cannot_be_read(moto_url: str) -> None:
+    missing = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:rds!db-gone-AbCdEf"
+    stack = _deployed(missing, "rotation-gone")
+    (warning,) = live.warnings(Aws(REGION), stack, 90, "prod")
+    assert warning.startswith("could not read the database password's rotation schedule (")
+    assert "ResourceNotFoundException" in warning and warning.endswith("see kr-cfn rotation --env prod")
 
 
 def test_kr_cfn_rotation_sets_the_params_interval_once(
