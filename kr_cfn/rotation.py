@@ -14,8 +14,8 @@ service that injects it:
   https://docs.aws.amazon.com/secretsmanager/latest/userguide/monitoring-eventbridge.html,
   https://docs.aws.amazon.com/secretsmanager/latest/userguide/cloudtrail_log_entries.html;
   "AWS Service Event via CloudTrail": https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-service-event-cloudtrail.html).
-  CloudTrail delivers it on a best-effort basis; a missed event is caught by `kr-cfn` redeploys
-  and the runbook ("Database password rotation").
+  CloudTrail delivers it on a best-effort basis: a missed event means a redeploy by hand
+  (runbook, "Rotation and running tasks").
 - a Step Functions state machine with one task per service, the AWS SDK integration
   ``arn:<partition>:states:::aws-sdk:ecs:updateService`` with ``ForceNewDeployment: true``
   (https://docs.aws.amazon.com/step-functions/latest/dg/supported-services-awssdk.html: the
