@@ -137,6 +137,10 @@ NOT_GRANTED: dict[str, tuple[str, str]] = {
         "seeding a replication group from an RDB file in S3 (SnapshotArns): the stacks seed none",
         "",
     ),
+    "AWS::StepFunctions::StateMachine s3:GetObject*": (
+        "a state machine definition read from S3 (DefinitionS3Location): the stacks write definitions inline",
+        "",
+    ),
     "lambda:*": ("provisioned concurrency and rotation Lambdas: the stacks have no Lambda functions", ""),
     "firehose:*": ("log delivery to Kinesis Data Firehose: the stacks deliver logs to CloudWatch Logs only", ""),
     "cognito-idp:*": ("ALB Cognito authentication: the listeners do not authenticate", ""),

@@ -42,6 +42,7 @@ from kr_cfn.iam import (
     service_trust,
 )
 from kr_cfn.naming import pascal
+from kr_cfn.rotation import state_machine_name
 
 ARTIFACTS_BUCKET = "ArtifactsBucket"
 ARTIFACTS_BUCKET_POLICY = "ArtifactsBucketPolicy"
@@ -633,6 +634,9 @@ def _plan_policy(
                 aws.Statement(Sid="ValidateTemplates", Effect=aws.Allow, Action=[cfn.ValidateTemplate], Resource=["*"]),
                 *_change_set_statements(cfg, pull_request=pull_request),
                 _read_service_counts(cfg),
+                # plan's reminder when the live rotation interval differs from params (kr_cfn/deploy/rotation.py):
+                # the secret's metadata, never its value.
+                *_database_secret(cfg, "ReadDatabaseSecretRotation", [aws.Action("secretsmanager", "DescribeSecret")]),
                 aws.Statement(
                     Sid="ReadTemplates",
                     Effect=aws.Allow,
@@ -886,6 +890,7 @@ def _boundary_policy(t: Template, cfg: BootstrapSlice) -> iam.ManagedPolicy:
         ),
     ]
     statements += _qdrant_boundary(cfg)
+    statements += _day_two_boundary(cfg)
     if buckets:
         statements.append(
             aws.Statement(
@@ -945,22 +950,29 @@ def _read_secrets(cfg: BootstrapSlice, sid: str, *, database: bool) -> list[aws.
         statements.append(
             aws.Statement(Sid=sid, Effect=aws.Allow, Action=read, Resource=[arn("secretsmanager", f"secret:{path}*")])
         )
-    if database and cfg.app.db_instances:
-        statements.append(
-            aws.Statement(
-                Sid=f"{sid}OfTheDatabase",
-                Effect=aws.Allow,
-                Action=read,
-                Resource=[arn("secretsmanager", "secret:rds!db-*")],
-                Condition=aws.Condition(
-                    aws.StringEquals(
-                        f"secretsmanager:ResourceTag/{RDS_SECRET_TAG}",
-                        [arn("rds", f"db:{db}") for db in cfg.app.db_instances],
-                    )
-                ),
-            )
-        )
+    if database:
+        statements += _database_secret(cfg, f"{sid}OfTheDatabase", read)
     return statements
+
+
+def _database_secret(cfg: BootstrapSlice, sid: str, actions: list[aws.Action]) -> list[aws.Statement]:
+    """``actions`` on the secret RDS keeps this env's master password in, by its RDS tag (see :func:`_read_secrets`)."""
+    if not cfg.app.db_instances:
+        return []
+    return [
+        aws.Statement(
+            Sid=sid,
+            Effect=aws.Allow,
+            Action=actions,
+            Resource=[arn("secretsmanager", "secret:rds!db-*")],
+            Condition=aws.Condition(
+                aws.StringEquals(
+                    f"secretsmanager:ResourceTag/{RDS_SECRET_TAG}",
+                    [arn("rds", f"db:{db}") for db in cfg.app.db_instances],
+                )
+            ),
+        )
+    ]
 
 
 def _qdrant_boundary(cfg: BootstrapSlice) -> list[aws.Statement]:
@@ -1042,6 +1054,38 @@ def _qdrant_boundary(cfg: BootstrapSlice) -> list[aws.Statement]:
             ),
         ]
     return statements
+
+
+def _day_two_boundary(cfg: BootstrapSlice) -> list[aws.Statement]:
+    """Prometheus' discovery sidecar (kr_cfn.discovery); the database-secret redeploy (kr_cfn.rotation).
+
+    DiscoverInstances only reads Cloud Map and has no resource type; the sidecar's own policy
+    names the namespace. EventBridge starts the state machine, which forces new deployments of
+    the cluster's services; each role's own policy names the state machine and the services.
+    """
+    discover = aws.Statement(
+        Sid="DiscoverInstances",
+        Effect=aws.Allow,
+        Action=[aws.Action("servicediscovery", "DiscoverInstances")],
+        Resource=["*"],
+    )
+    if "AWS::StepFunctions::StateMachine" not in cfg.app.resource_types:
+        return [discover]
+    return [
+        discover,
+        aws.Statement(
+            Sid="RedeployServices",
+            Effect=aws.Allow,
+            Action=[aws.Action("ecs", "UpdateService")],
+            Resource=[arn("ecs", f"service/{cfg.names('cluster')}/*")],
+        ),
+        aws.Statement(
+            Sid="StartRedeploy",
+            Effect=aws.Allow,
+            Action=[aws.Action("states", "StartExecution")],
+            Resource=[arn("states", f"stateMachine:{state_machine_name(cfg.names.prefix)}")],
+        ),
+    ]
 
 
 def _stack_actions(cfg: BootstrapSlice) -> dict[str, list[str]]:

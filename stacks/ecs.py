@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from troposphere import GetAtt, Ref, Template, ecs, iam, servicediscovery
 
-from kr_cfn import qdrant
+from kr_cfn import discovery, qdrant, rotation
 from kr_cfn.blocks import add_output, new_template
 from kr_cfn.config import EcsSlice
+from kr_cfn.config.grafana import PROMETHEUS
 from kr_cfn.config.qdrant import QDRANT
 from kr_cfn.iam import bounded
 from kr_cfn.naming import pascal
@@ -72,6 +73,16 @@ def build(cfg: EcsSlice) -> Template:
         )
         for name in cfg.services
     ]
+    if PROMETHEUS in cfg.services:
+        discovery.add_sidecar(t, cfg, inputs, rendered[list(cfg.services).index(PROMETHEUS)].log_group)
+    consumers = [
+        rotation.Consumer(name, r.service)
+        for name, r in zip(cfg.services, rendered, strict=True)
+        if rotation.DB_SECRET_OUTPUT in r.secret_parameters
+    ]
+    if consumers:
+        secret = inputs.ref(rotation.DB_SECRET_OUTPUT)
+        rotation.redeploy_on_rotation(t, cfg.names.prefix, secret, cluster, consumers)
     job = None
     if cfg.qdrant and cfg.qdrant.storage != "external":
         spec = cfg.services[QDRANT]

@@ -93,6 +93,8 @@ def build(cfg: MonitoringSlice) -> Template:
     alarms = _alarms(t, cfg, topic)
     if cfg.qdrant_snapshots:
         alarms.append(_snapshot_alarm(t, cfg, topic))
+    if cfg.monitoring.cloudtrail_log_group and cfg.monitoring.alarms.secret_reads:
+        alarms.append(_secret_reads_alarm(t, cfg, topic, cfg.monitoring.cloudtrail_log_group))
     if _log_group_param(BACKEND) in params:
         t.add_resource(
             logs.QueryDefinition(
@@ -327,6 +329,56 @@ def _snapshot_alarm(t: Template, cfg: MonitoringSlice, topic: sns.Topic) -> clou
         treat_missing="breaching",
         Namespace=metric_namespace(cfg.names.prefix),
         MetricName=SNAPSHOT_METRIC,
+        Statistic="Sum",
+    )
+
+
+SECRET_READS_FILTER = "SecretReadsMetricFilter"  # noqa: S105 - a logical id
+SECRET_READS_ALARM = "SecretReadsAlarm"  # noqa: S105 - a logical id
+SECRET_READS_METRIC = "SecretsManagerGetSecretValue"  # noqa: S105 - a metric name
+SECRET_READS_PATTERN = '{ ($.eventSource = "secretsmanager.amazonaws.com") && ($.eventName = "GetSecretValue") }'  # noqa: S105
+"""CloudTrail records GetSecretValue as a management event of event source secretsmanager.amazonaws.com
+(https://docs.aws.amazon.com/secretsmanager/latest/userguide/cloudtrail_log_entries.html); a JSON
+metric filter pattern selects it (https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/FilterAndPatternSyntax.html)."""
+
+
+def _secret_reads_alarm(t: Template, cfg: MonitoringSlice, topic: sns.Topic, log_group: str) -> cloudwatch.Alarm:
+    """The plan's watch on GetSecretValue calls: a metric filter on the trail's log group and its alarm.
+
+    The trail is the account's: the count covers every caller in the account (what the bill counts).
+    ECS reads each secret once per task start, so a burst means restarts in a loop or a client
+    reading secrets itself.
+    """
+    t.add_resource(
+        logs.MetricFilter(
+            SECRET_READS_FILTER,
+            LogGroupName=log_group,
+            FilterPattern=SECRET_READS_PATTERN,
+            MetricTransformations=[
+                logs.MetricTransformation(
+                    MetricNamespace=metric_namespace(cfg.names.prefix),
+                    MetricName=SECRET_READS_METRIC,
+                    MetricValue="1",
+                    DefaultValue=0,
+                )
+            ],
+        )
+    )
+    spec = cfg.monitoring.alarms.secret_reads
+    assert spec is not None  # the caller checked
+    return _alarm(
+        t,
+        cfg,
+        topic,
+        SECRET_READS_ALARM,
+        name="secret-reads",
+        spec=spec,
+        description=f"More than {spec.threshold:g} GetSecretValue calls in {spec.period // 60} minutes "
+        f"(CloudTrail log group {log_group}): tasks restarting in a loop, or a client reading secrets itself",
+        comparison="GreaterThanThreshold",
+        treat_missing="notBreaching",
+        Namespace=metric_namespace(cfg.names.prefix),
+        MetricName=SECRET_READS_METRIC,
         Statistic="Sum",
     )
 

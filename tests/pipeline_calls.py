@@ -206,9 +206,28 @@ def _log_stream(w: Where, p: Mapping[str, Any]) -> list[tuple[str, dict[str, Any
 
 Resolver = Callable[[Where, Mapping[str, Any]], list[tuple[str, dict[str, Any]]]]
 
+
+def _database_secret(w: Where, p: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The RDS-managed master-password secret, as AWS authorizes a call on it: its ARN and its RDS tag.
+
+    RDS names it 'rds!db-<uuid>' and tags it aws:rds:primaryDBInstanceArn = the instance's ARN
+    (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-secrets-manager.html). The local
+    endpoint answers MasterUserSecret.SecretArn with '<DB instance id>.MasterUserSecret.SecretArn'
+    (tests/aws_endpoint.py, shim 5), which names the instance; any other id is not mapped.
+    """
+    secret_id = str(p["SecretId"])
+    instance, found, _ = secret_id.partition(".MasterUserSecret.SecretArn")
+    if not found:
+        raise KeyError(secret_id)
+    secret = w.arn("secretsmanager", f"secret:rds!db-{_STACK_ID}-AbCdEf")
+    return [(secret, {"secretsmanager:ResourceTag/aws:rds:primaryDBInstanceArn": w.arn("rds", f"db:{instance}")})]
+
+
 RESOURCES: dict[tuple[str, str], Resolver] = {
     ("cloudformation", "DescribeStacks"): _cfn_stack,
     ("cloudformation", "DescribeStackEvents"): _cfn_stack,
+    ("cloudformation", "DescribeStackResource"): _cfn_stack,
+    ("secretsmanager", "DescribeSecret"): _database_secret,
     ("cloudformation", "ListStackResources"): _cfn_stack,
     ("cloudformation", "GetTemplate"): _cfn_stack,
     ("cloudformation", "ListChangeSets"): _cfn_stack,

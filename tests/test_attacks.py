@@ -463,9 +463,11 @@ def test_iam_application_roles_may_be_passed_only_to_the_services_they_trust() -
                 "dlm.amazonaws.com",  # the Qdrant volume's snapshot policy (storage ebs)
                 "ec2.amazonaws.com",  # the qdrant host's instance profile (storage ebs)
                 "ecs-tasks.amazonaws.com",
+                "events.amazonaws.com",  # the database secret's rotation rule (kr_cfn.rotation)
                 "monitoring.rds.amazonaws.com",
                 "rds.amazonaws.com",
                 "scheduler.amazonaws.com",  # the daily Qdrant snapshot schedule
+                "states.amazonaws.com",  # the redeploy state machine (kr_cfn.rotation)
             ]
         }
     }

@@ -25,7 +25,8 @@ def _rendered(env: str) -> dict[str, config.ServiceSpec]:
 
 
 def _container(t: dict[str, Any], svc: str) -> dict[str, Any]:
-    (c,) = t["Resources"][f"{pascal(svc)}TaskDefinition"]["Properties"]["ContainerDefinitions"]
+    containers = t["Resources"][f"{pascal(svc)}TaskDefinition"]["Properties"]["ContainerDefinitions"]
+    (c,) = [c for c in containers if c["Name"] == svc]  # prometheus also runs its discovery sidecar
     return c
 
 
@@ -337,8 +338,12 @@ def test_task_roles_have_only_what_each_service_needs() -> None:
         ),
         (["s3:ListBucket"], [{"Ref": "DataBucketArn"}]),
     ]
-    for name in ("frontend", "redis", "prometheus"):
+    for name in ("frontend", "redis"):
         assert "Policies" not in t["Resources"][f"{pascal(name)}TaskRole"]["Properties"], name
+    # Prometheus' discovery sidecar lists Cloud Map instances of its own namespace, nothing else.
+    (sd,) = _policy_statements(t["Resources"]["PrometheusTaskRole"])
+    assert (sd["Action"], sd["Resource"]) == (["servicediscovery:DiscoverInstances"], ["*"])
+    assert sd["Condition"] == {"StringEquals": {"servicediscovery:NamespaceName": "knowledgerouter-dev.local"}}
     # Grafana reads CloudWatch metrics (its CloudWatch data source) and nothing else.
     grafana = _policy_statements(t["Resources"]["GrafanaTaskRole"])
     assert [(s["Action"], s["Resource"]) for s in grafana] == [
@@ -353,7 +358,11 @@ def test_task_roles_have_only_what_each_service_needs() -> None:
 
 
 def test_roles_trust_only_ecs_tasks_of_this_account() -> None:
-    services = {"QdrantSnapshotSchedulerRole": "scheduler.amazonaws.com"}
+    services = {
+        "QdrantSnapshotSchedulerRole": "scheduler.amazonaws.com",
+        "DbSecretRedeployRole": "states.amazonaws.com",
+        "DbSecretRotatedEventsRole": "events.amazonaws.com",
+    }
     for logical_id, role in resources_of_type(_ecs("dev"), "AWS::IAM::Role").items():
         (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
         assert statement["Principal"] == {"Service": services.get(logical_id, "ecs-tasks.amazonaws.com")}
@@ -384,8 +393,15 @@ def test_prometheus_scrapes_the_backend_through_cloud_map() -> None:
     env = _env(t, "prometheus")
     prometheus_yml = yaml.safe_load(env["KR_FILE_1"])
     jobs = {j["job_name"]: j for j in prometheus_yml["scrape_configs"]}
-    (sd,) = jobs["backend"]["dns_sd_configs"]
-    assert (sd["names"], sd["port"]) == ([f"{backend.discovery_name}.knowledgerouter-dev.local"], backend.port)
+    # Every task from Cloud Map's API (the discovery sidecar, tests/test_prometheus_discovery.py).
+    assert jobs["backend"]["file_sd_configs"][0]["files"] == ["/etc/prometheus/sd/backend.json"]
+    (sidecar,) = [
+        c
+        for c in t["Resources"]["PrometheusTaskDefinition"]["Properties"]["ContainerDefinitions"]
+        if c["Name"] == "discovery"
+    ]
+    targets = {e["Name"]: e["Value"] for e in sidecar["Environment"]}["KR_SD_TARGETS"].split()
+    assert f"backend={backend.discovery_name}.knowledgerouter-dev.local:{backend.port}" in targets
     assert jobs["prometheus"]["static_configs"] == [{"targets": ["localhost:9090"]}]
     c = _container(t, "prometheus")
     assert c["EntryPoint"][:2] == ["/bin/sh", "-c"]

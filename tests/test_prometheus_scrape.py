@@ -25,7 +25,8 @@ services:
 
 
 def _container(templates: dict[str, Any]) -> dict[str, Any]:
-    (c,) = templates["ecs"]["Resources"]["PrometheusTaskDefinition"]["Properties"]["ContainerDefinitions"]
+    containers = templates["ecs"]["Resources"]["PrometheusTaskDefinition"]["Properties"]["ContainerDefinitions"]
+    (c,) = [c for c in containers if c["Name"] == "prometheus"]
     return c
 
 
@@ -34,6 +35,12 @@ def _jobs(templates: dict[str, Any]) -> dict[str, dict[str, Any]]:
     (name,) = [k for k in env if k.startswith("KR_FILE_")]
     assert f'"${name}" > /etc/prometheus/prometheus.yml' in _container(templates)["EntryPoint"][2]
     return {j["job_name"]: j for j in yaml.safe_load(env[name])["scrape_configs"]}
+
+
+def _sidecar_targets(templates: dict[str, Any]) -> list[str]:
+    containers = templates["ecs"]["Resources"]["PrometheusTaskDefinition"]["Properties"]["ContainerDefinitions"]
+    (c,) = [c for c in containers if c["Name"] == "discovery"]
+    return {e["Name"]: e["Value"] for e in c["Environment"]}["KR_SD_TARGETS"].split()
 
 
 def _build(tmp_path: Path, text: str) -> dict[str, dict[str, Any]]:
@@ -48,7 +55,9 @@ def test_prometheus_scrapes_itself_the_backend_and_qdrant(env: str) -> None:
     namespace = config.namespace(load_env(env))  # dev, staging: '<prefix>.local'; prod: 'knowledge.local'
     for job, port in (("backend", 8000), ("qdrant", 6333)):
         assert jobs[job]["metrics_path"] == "/metrics"
-        assert jobs[job]["dns_sd_configs"] == [{"names": [f"{job}.{namespace}"], "type": "A", "port": port}]
+        # Every task, from the discovery sidecar's file (tests/test_prometheus_discovery.py runs it).
+        assert jobs[job]["file_sd_configs"] == [{"files": [f"/etc/prometheus/sd/{job}.json"], "refresh_interval": "1m"}]
+        assert f"{job}={job}.{namespace}:{port}" in _sidecar_targets(built(env))
     assert ("prometheus", "qdrant", 6333) in _reachable(built(env))
 
 
@@ -59,7 +68,8 @@ def test_retention_comes_from_params_and_storage_is_the_task_s_own(env: str) -> 
         "--storage.tsdb.retention.time=15d"
     ]
     assert "--storage.tsdb.path=/prometheus" in command
-    assert "MountPoints" not in _container(built(env))  # no EFS: Prometheus does not support NFS
+    # no EFS (Prometheus does not support NFS): only the discovery sidecar's targets are mounted
+    assert [m["SourceVolume"] for m in _container(built(env))["MountPoints"]] == ["file-sd"]
 
 
 def test_qdrant_outside_the_cluster_is_not_scraped(tmp_path: Path) -> None:
@@ -71,7 +81,8 @@ def test_qdrant_outside_the_cluster_is_not_scraped(tmp_path: Path) -> None:
 def test_a_new_service_with_a_metrics_path_is_scraped(tmp_path: Path) -> None:
     text = "services:\n  redis:\n    metrics_path: /metrics\n"
     templates = _build(tmp_path, text)
-    assert _jobs(templates)["redis"]["dns_sd_configs"][0]["names"] == ["redis.knowledgerouter-dev.local"]
+    assert _jobs(templates)["redis"]["file_sd_configs"][0]["files"] == ["/etc/prometheus/sd/redis.json"]
+    assert "redis=redis.knowledgerouter-dev.local:6379" in _sidecar_targets(templates)
     assert ("prometheus", "redis", 6379) in _reachable(templates)
 
 
@@ -95,5 +106,5 @@ def test_metrics_path_needs_a_discovery_name(tmp_path: Path) -> None:
     with pytest.raises(config.ConfigError) as exc:
         config.load(path)
     assert str(exc.value) == (
-        f"{path}: services.frontend.metrics_path: needs discovery_name (Prometheus finds the tasks by their DNS name)"
+        f"{path}: services.frontend.metrics_path: needs discovery_name (Prometheus finds the tasks in Cloud Map)"
     )

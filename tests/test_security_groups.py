@@ -274,8 +274,8 @@ _EXACT = re.compile(r"^v?\d+\.\d+\.\d+([-+._][A-Za-z0-9]+)*$")
 
 @pytest.mark.parametrize(("name", "templates"), CASES, ids=IDS)
 def test_containers_are_pinned_and_hardened(name: str, templates: dict[str, Any]) -> None:
-    for logical_id, task in resources_of_type(templates["ecs"], "AWS::ECS::TaskDefinition").items():
-        (c,) = task["Properties"]["ContainerDefinitions"]
+    tasks = resources_of_type(templates["ecs"], "AWS::ECS::TaskDefinition").items()
+    for logical_id, c in ((lid, c) for lid, task in tasks for c in task["Properties"]["ContainerDefinitions"]):
         if isinstance(c["Image"], str):  # public image
             tag = c["Image"].split("@")[0].rpartition(":")[2]
             assert _EXACT.match(tag), (logical_id, c["Image"])
@@ -283,7 +283,7 @@ def test_containers_are_pinned_and_hardened(name: str, templates: dict[str, Any]
         assert "Add" not in caps, logical_id  # Fargate only allows SYS_PTRACE; nothing needs it
         if c["Name"] != "frontend":
             assert caps["Drop"] == ["ALL"], logical_id
-        if c["Name"] in ("backend", "frontend", "redis", "worker"):
+        if c["Name"] in ("backend", "frontend", "redis", "worker", "discovery"):
             assert c["ReadonlyRootFilesystem"] is True, logical_id
     containers = {
         r["Properties"]["ContainerDefinitions"][0]["Name"]: r["Properties"]["ContainerDefinitions"][0]
@@ -311,4 +311,4 @@ def test_image_digest_pins_a_public_image(tmp_path: Path) -> None:
     path = write_params(tmp_path, "dev", f"services:\n  qdrant:\n    image_digest: '{digest}'\n")
     ecs = stacks.build_all(config.load(path))["ecs"].to_dict()
     (c,) = ecs["Resources"]["QdrantTaskDefinition"]["Properties"]["ContainerDefinitions"]
-    assert c["Image"] == f"qdrant/qdrant:v1.7.0-unprivileged@{digest}"
+    assert c["Image"] == f"qdrant/qdrant:v1.19.1-unprivileged@{digest}"

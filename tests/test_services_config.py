@@ -22,10 +22,10 @@ def _errors(tmp_path: Path, text: str, env: str = "dev") -> list[str]:
 ARCHITECTURE = {
     "backend": (512, 1024, 8000, "knowledgerouter-backend", 2, 2, 10),
     "frontend": (256, 512, 80, "knowledgerouter-frontend", 2, 2, 2),
-    "qdrant": (512, 1024, 6333, "qdrant/qdrant:v1.7.0-unprivileged", 1, 1, 1),
+    "qdrant": (512, 1024, 6333, "qdrant/qdrant:v1.19.1-unprivileged", 1, 1, 1),
     "redis": (256, 512, 6379, "redis:7.2.4-alpine", 1, 1, 1),
-    "prometheus": (512, 1024, 9090, "prom/prometheus:v2.48.0", 1, 1, 1),
-    "grafana": (256, 512, 3000, "grafana/grafana:10.2.2", 1, 1, 1),
+    "prometheus": (512, 1024, 9090, "prom/prometheus:v3.13.3", 1, 1, 1),
+    "grafana": (256, 512, 3000, "grafana/grafana:13.2.1", 1, 1, 1),
 }
 
 

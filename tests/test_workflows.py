@@ -174,7 +174,7 @@ def test_third_party_actions_are_pinned_by_commit_sha(path: Path) -> None:
 
 def test_lint_findings_go_to_code_scanning_as_sarif() -> None:
     ci = _load(WORKFLOWS / "ci.yml")
-    [job] = [j for j in ci["jobs"].values() if _uses(j, "github/codeql-action/upload-sarif")]
+    [job] = [j for j in ci["jobs"].values() if _uses(j, "github/codeql-action/upload-sarif") and j["needs"] == "test"]
     assert (job.get("permissions") or {}).get("security-events") == "write"
     uploads = {s["with"]["category"]: s["with"]["sarif_file"] for s in _uses(job, "github/codeql-action/upload-sarif")}
     assert set(uploads) == {"cfn-lint", "checkov"}
@@ -187,7 +187,7 @@ def test_lint_findings_go_to_code_scanning_as_sarif() -> None:
 def test_sarif_findings_move_to_the_sources_before_the_upload() -> None:
     """out/ is not in the repository: `kr-cfn sarif` rewrites the locations between the linters and the artifact."""
     ci = _load(WORKFLOWS / "ci.yml")
-    [job] = [j for j in ci["jobs"].values() if _uses(j, "github/codeql-action/upload-sarif")]
+    [job] = [j for j in ci["jobs"].values() if _uses(j, "github/codeql-action/upload-sarif") and j["needs"] == "test"]
     steps = _steps(ci["jobs"][job["needs"]])
     lint = next(i for i, s in enumerate(steps) if "cfn-lint --format sarif" in str(s.get("run", "")))
     [move] = [i for i, s in enumerate(steps) if any(c[:1] == ["sarif"] for c in _kr_cfn_calls(str(s.get("run", ""))))]
@@ -195,6 +195,39 @@ def test_sarif_findings_move_to_the_sources_before_the_upload() -> None:
     assert lint < move < keep
     assert str(steps[move].get("if", "")).startswith("always()")  # findings are what a failing build needs most
     assert not _scripts(job).strip()  # the uploading job still runs no repository code
+
+
+def test_trivy_scans_every_pinned_image_and_fails_on_fixable_high_or_critical(tmp_path: Path) -> None:
+    """The image-pins job's script, run here on the pin file, lists every image the stacks default to."""
+    from kr_cfn.config.images import pins
+
+    ci = _load(WORKFLOWS / "ci.yml")
+    [(name, job)] = [(n, j) for n, j in ci["jobs"].items() if _uses(j, "aquasecurity/trivy-action")]
+    lister = ci["jobs"][job["needs"]]
+    output = tmp_path / "github_output"
+    [step] = [s for s in _steps(lister) if "run" in s]
+    subprocess.run(["bash", "-c", step["run"]], cwd=ROOT, env={"GITHUB_OUTPUT": str(output)}, check=True)
+    listed = json.loads(output.read_text().removeprefix("pins=").strip())
+    assert {p["use"]: p["image"] for p in listed} == pins()
+    assert lister["outputs"]["pins"] == "${{ steps." + step["id"] + ".outputs.pins }}"
+    assert job["strategy"]["matrix"]["pin"] == "${{ fromJSON(needs." + job["needs"] + ".outputs.pins) }}"
+    assert job["strategy"]["fail-fast"] is False  # one image's findings do not hide another's
+    # The job with the write token runs no repository code: no checkout, no script.
+    assert job["permissions"] == {"contents": "read", "security-events": "write"}
+    assert not _scripts(job).strip() and not _uses(job, "actions/checkout")
+    assert (lister.get("permissions") or {}) == {"contents": "read"}
+    assert _uses(lister, "actions/checkout")[0]["with"]["persist-credentials"] is False
+    sarif, gate = _uses(job, "aquasecurity/trivy-action")
+    for scan in (sarif, gate):
+        assert scan["with"]["image-ref"] == "${{ matrix.pin.image }}"
+        assert scan["with"]["severity"] == "HIGH,CRITICAL" and scan["with"]["ignore-unfixed"] is True
+    assert gate["with"]["exit-code"] == "1" and gate["with"]["format"] == "table"
+    assert sarif["with"]["format"] == "sarif" and sarif["with"]["limit-severities-for-sarif"] is True
+    [upload] = _uses(job, "github/codeql-action/upload-sarif")
+    assert upload["with"] == {"sarif_file": sarif["with"]["output"], "category": "trivy-${{ matrix.pin.use }}"}
+    assert str(upload["if"]).startswith("always()")  # findings reach code scanning when the gate fails too
+    steps = _steps(job)
+    assert steps.index(sarif) < steps.index(upload) < steps.index(gate), name
 
 
 def test_deploy_runs_smoke_tests_and_migrations_through_kr_cfn() -> None:

@@ -6,8 +6,9 @@
   networks (a ``source-ip`` condition on every listener rule). No networks, no route, no target
   group and no ALB -> grafana security-group rule (flows come from ``load_balancer``).
 - Prometheus scrapes itself and every rendered service with a ``metrics_path`` (backend, qdrant),
-  found by its Cloud Map name; a service that is not rendered (Qdrant Cloud instead of the qdrant
-  service) is not scraped. Retention comes from ``monitoring.prometheus_retention``.
+  every task as Cloud Map's API lists them (file_sd targets written by kr_cfn.discovery); a
+  service that is not rendered (Qdrant Cloud instead of the qdrant service) is not scraped.
+  Retention comes from ``monitoring.prometheus_retention``.
 
 Called by :func:`kr_cfn.config.ecs_slice`, so the ecs, alb and network stacks all see the same
 wired services.
@@ -24,6 +25,8 @@ GRAFANA = "grafana"
 PROMETHEUS = "prometheus"
 PROMETHEUS_CONFIG = "/etc/prometheus/prometheus.yml"
 """The Prometheus config file (in the prometheus service's ``files``) that the scrape jobs are appended to."""
+SD_DIR = "/etc/prometheus/sd"
+"""Where the discovery sidecar writes the file_sd targets (a task volume, read-only for Prometheus)."""
 RETENTION_FLAG = "--storage.tsdb.retention.time="
 LOGIN_SETTINGS = ("GF_AUTH_ANONYMOUS_ENABLED", "GF_AUTH_DISABLE_LOGIN_FORM", "GF_AUTH_PROXY_ENABLED")
 """Grafana settings that would let a request past its login; params may not turn them on."""
@@ -87,19 +90,30 @@ def _grafana(spec: ServiceSpec, monitoring: MonitoringConfig, alb: AlbConfig) ->
     return spec.model_copy(update={"environment": env, "load_balancer": route})
 
 
+def scraped(services: dict[str, ServiceSpec]) -> list[str]:
+    """The services Prometheus scrapes besides itself: those with a ``metrics_path``."""
+    return [name for name, spec in services.items() if spec.metrics_path is not None and name != PROMETHEUS]
+
+
 def scrape_jobs(services: dict[str, ServiceSpec]) -> str:
-    """Prometheus ``scrape_configs`` entries for every service with a ``metrics_path`` (DNS discovery)."""
+    """Prometheus ``scrape_configs`` entries for every scraped service, from ``file_sd`` targets.
+
+    The discovery sidecar (kr_cfn.discovery) writes ``<SD_DIR>/<service>.json`` from Cloud Map's
+    DiscoverInstances: every task, where DNS (dns_sd_configs) answers at most eight. Prometheus
+    watches the files and re-reads them at ``refresh_interval`` too
+    (https://prometheus.io/docs/prometheus/latest/configuration/configuration/#file_sd_config).
+    """
     lines = []
-    for name, spec in services.items():
-        if spec.metrics_path is None or name == PROMETHEUS:
-            continue
+    for name in scraped(services):
         lines += [
             f"  - job_name: {name}",
-            f"    metrics_path: {spec.metrics_path}",
-            "    dns_sd_configs:",
-            f'      - names: ["{{{{host:{name}}}}}"]',
-            "        type: A",
-            f"        port: {{{{port:{name}}}}}",
+            f"    metrics_path: {services[name].metrics_path}",
+            # Prometheus 3 fails a scrape whose Content-Type is missing or unknown unless a
+            # fallback is named (https://prometheus.io/docs/prometheus/latest/migration/).
+            "    fallback_scrape_protocol: PrometheusText0.0.4",
+            "    file_sd_configs:",
+            f'      - files: ["{SD_DIR}/{name}.json"]',
+            "        refresh_interval: 1m",
         ]
     return "".join(line + "\n" for line in lines)
 
@@ -110,6 +124,9 @@ def _prometheus(spec: ServiceSpec, services: dict[str, ServiceSpec], monitoring:
         files = dict(spec.files)
         files[PROMETHEUS_CONFIG] = files[PROMETHEUS_CONFIG] + scrape_jobs(services)
         update["files"] = files
+        # The file_sd targets name no {{host:}}: the scraped services are the flows (kr_cfn.config.flows).
+        new = [s for s in scraped(services) if services[s].discovery_name and s not in spec.connects_to]
+        update["connects_to"] = (*spec.connects_to, *new)
     if spec.command is not None:
         kept = [a for a in spec.command if not a.startswith(RETENTION_FLAG)]
         update["command"] = (*kept, RETENTION_FLAG + monitoring.prometheus_retention)

@@ -93,6 +93,11 @@ class Alarms(Model):
         AlarmSpec(threshold=2, period=300, evaluation_periods=1),
         description="RDS FreeStorageSpace minimum below threshold GiB.",
     )
+    secret_reads: AlarmSpec | None = Field(
+        AlarmSpec(threshold=1000, period=3600, evaluation_periods=1),
+        description="GetSecretValue calls in the account above threshold per period (the plan budgets ~100k "
+        "a month, ~140 an hour); only with monitoring.cloudtrail_log_group.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -150,6 +155,12 @@ class MonitoringConfig(Model):
         (),
         description="IPv4 networks that may open Grafana through the load balancer (grafana.<domain> or "
         "/grafana); empty = no route to Grafana at all.",
+    )
+    cloudtrail_log_group: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_./#-]{1,512}$",
+        description="CloudWatch Logs group a CloudTrail trail of this account delivers to: a metric filter "
+        "counts GetSecretValue calls there (alarms.secret_reads); null = no trail, no count (runbook, Secrets).",
     )
     prometheus_retention: str = Field(
         "15d",

@@ -19,6 +19,7 @@ from typing import Literal
 from pydantic import Field
 
 from kr_cfn.config.base import Model
+from kr_cfn.config.images import image
 
 QDRANT = "qdrant"
 """The service the storage choice applies to."""
@@ -67,6 +68,10 @@ class EbsStorage(Model):
     )
 
 
+AWS_CLI_IMAGE = image("aws-cli")
+"""The AWS CLI image of the jobs and sidecars (Qdrant snapshots, Prometheus discovery); docs/runbook.md, "Images"."""
+
+
 class Snapshots(Model):
     """The daily snapshot of every collection to the backups bucket."""
 
@@ -76,7 +81,7 @@ class Snapshots(Model):
         description="UTC time of day (HH:MM) of the collection snapshots (and of the EBS volume snapshot).",
     )
     image: str = Field(
-        "public.ecr.aws/aws-cli/aws-cli:2.15.30",
+        AWS_CLI_IMAGE,
         pattern=r"^[a-z0-9./_-]+(:[A-Za-z0-9_.-]+)?(@sha256:[a-f0-9]{64})?$",
         description="Image of the snapshot/restore job: needs bash, curl and the AWS CLI.",
     )

@@ -28,7 +28,9 @@ from pydantic import Field
 
 from kr_cfn import dashboards
 from kr_cfn.config.base import Model, Problem
+from kr_cfn.config.images import image
 from kr_cfn.config.qdrant import (
+    AWS_CLI_IMAGE,
     HOST_MOUNT,
     QDRANT,
     QDRANT_SECRET_KEYS,
@@ -386,7 +388,7 @@ class ServiceSpec(Model):
             problems.append(("files", "needs command (the full command to run after writing them) and no entry_point"))
         problems += self._dashboard_problems()
         if self.metrics_path is not None and self.discovery_name is None:
-            problems.append(("metrics_path", "needs discovery_name (Prometheus finds the tasks by their DNS name)"))
+            problems.append(("metrics_path", "needs discovery_name (Prometheus finds the tasks in Cloud Map)"))
         if self.discovery_name is not None and not _SERVICE_NAME.match(self.discovery_name):
             problems.append(("discovery_name", f"{self.discovery_name!r} must be a lowercase DNS label"))
         providers = [c.provider for c in self.capacity]
@@ -507,6 +509,12 @@ class EcsConfig(Model):
         None,
         description="Keep the services' log groups when one is replaced or the stack deleted (Retain); "
         "null = on when deploy.termination_protection is.",
+    )
+    discovery_image: str = Field(
+        AWS_CLI_IMAGE,
+        pattern=r"^[a-z0-9./_-]+:[A-Za-z0-9_.-]+(@sha256:[a-f0-9]{64})?$",
+        description="Image of Prometheus' discovery sidecar (bash and the AWS CLI): it lists every Cloud Map "
+        "instance of the scraped services (DNS answers at most eight).",
     )
 
 
@@ -857,11 +865,11 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
     },
     "qdrant": {
         # The -unprivileged build of the release: built with USER_ID=1000, it runs as 1000:1000 and
-        # owns /qdrant (https://github.com/qdrant/qdrant/blob/v1.7.0/Dockerfile, ARG USER_ID and
-        # USER; https://github.com/qdrant/qdrant/blob/v1.7.0/.github/workflows/docker-image.yml,
-        # "Build unprivileged image"). The plain tag runs as root (USER_ID=0), which with every
-        # capability dropped cannot write storage owned by 1000 (check_storage_users).
-        "image": "qdrant/qdrant:v1.7.0-unprivileged",
+        # owns /qdrant (https://github.com/qdrant/qdrant/blob/master/Dockerfile, ARG USER_ID and USER;
+        # .github/workflows/docker-image.yml, "Build unprivileged image"). The plain tag runs as root
+        # (USER_ID=0), which with every capability dropped cannot write storage owned by 1000
+        # (check_storage_users). Upgrade path from older storage: docs/runbook.md, "Images and upgrades".
+        "image": image("qdrant"),
         "cpu": 512,
         "memory": 1024,
         "port": 6333,
@@ -880,7 +888,7 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
         "log_retention_days": 7,
     },
     "redis": {
-        "image": "redis:7.2.4-alpine",
+        "image": image("redis"),
         "cpu": 256,
         "memory": 512,
         "port": 6379,
@@ -899,7 +907,8 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
         "log_retention_days": 7,
     },
     "prometheus": {
-        "image": "prom/prometheus:v2.48.0",
+        # 3.13 is a long-term-support release (docs/runbook.md, "Images and upgrades").
+        "image": image("prometheus"),
         "cpu": 512,
         "memory": 1024,
         "port": 9090,
@@ -927,7 +936,7 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
         "log_retention_days": 3,
     },
     "grafana": {
-        "image": "grafana/grafana:10.2.2",
+        "image": image("grafana"),
         "cpu": 256,
         "memory": 512,
         "port": 3000,

@@ -834,6 +834,9 @@ FREE: dict[str, str] = {
     "AWS::Backup::BackupSelection": "selection only; the plan's snapshots are priced",
     "AWS::Scheduler::ScheduleGroup": _NO_CHARGE,
     "AWS::Events::Rule": "not modelled: EventBridge rules on AWS events are free; targets priced on their own",
+    "AWS::StepFunctions::StateMachine": "not modelled: the database-secret redeploy runs a few state transitions "
+    "per rotation (every 90 days), within Step Functions' monthly free transitions "
+    "(https://aws.amazon.com/step-functions/pricing/; not read here)",
     "AWS::Lambda::Permission": _NO_CHARGE,
 }
 """Types that carry no charge of their own (or are priced through another resource), with the reason."""

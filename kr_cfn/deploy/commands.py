@@ -12,7 +12,7 @@ from typing import Any
 
 from kr_cfn import config
 from kr_cfn.config import bootstrap as config_bootstrap
-from kr_cfn.deploy import account, changeset, drift
+from kr_cfn.deploy import account, changeset, drift, rotation
 from kr_cfn.deploy import apply as applying
 from kr_cfn.deploy import package as packaging
 from kr_cfn.deploy.aws import Aws, pinned
@@ -194,6 +194,7 @@ def cmd_plan(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     review.cost = _cost_delta(aws, stack, env_dir, cfg)
     add_template_notes(review, env_dir, cfg.env, live_desired_counts(aws, stack))
     review.warnings += drift.warnings(aws, stack, cfg.env)  # a change set does not see drift
+    review.warnings += rotation.warnings(aws, stack, cfg.data.db_password_rotation_days, cfg.env)
     code = _report(review, directory, "review")
     kept = frozenset(k for k, v in target.parameters if v is None)
     # The stack as the change set found it (a CREATE made it REVIEW_IN_PROGRESS); a change after

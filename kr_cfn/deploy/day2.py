@@ -1,4 +1,4 @@
-"""The day-two subcommands of ``kr-cfn``: smoke, migrate, drift, destroy, cancel, watch."""
+"""The day-two subcommands of ``kr-cfn``: smoke, migrate, drift, rotation, destroy, cancel, watch."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from kr_cfn import config
 from kr_cfn.deploy import apply as applying
-from kr_cfn.deploy import changeset, destroy, drift, migrate, smoke
+from kr_cfn.deploy import changeset, destroy, drift, migrate, rotation, smoke
 from kr_cfn.deploy.args import IMAGE_TAG
 from kr_cfn.deploy.aws import Aws, stack_label
 from kr_cfn.deploy.commands import _aws as session
@@ -105,6 +105,21 @@ def cmd_drift(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
         print("some stacks could not be checked (see above)")
         return EXIT_FAILED
     print(f"{name}: in sync with its templates")
+    return 0
+
+
+def cmd_rotation(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
+    """Set the RDS-managed secret's rotation interval to ``data.db_password_rotation_days`` (kr_cfn.deploy.rotation)."""
+    aws = session(args, cfg)
+    name = root_stack_name(cfg, args)
+    arn = rotation.secret_arn(aws, _deployed(aws, name, cfg.env))
+    if arn is None:
+        raise DeployError(f"stack {name} has no data stack output {rotation.SECRET_OUTPUT}: deploy it first")
+    days = cfg.data.db_password_rotation_days
+    if rotation.ensure(aws, arn, days):
+        print(f"{arn}: rotation every {days} days set (the next rotation follows the new schedule)")
+    else:
+        print(f"{arn}: already rotates every {days} days")
     return 0
 
 

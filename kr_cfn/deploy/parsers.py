@@ -172,6 +172,11 @@ def add_day_two_parsers(sub: Any, common: Any, wrap: Any) -> None:
     p.add_argument("--stack-name", help="root stack name")
     p.set_defaults(func=wrap("cmd_drift", "day2"))
 
+    p = sub.add_parser("rotation", help="set the database password's rotation interval from params (idempotent)")
+    common(p)
+    p.add_argument("--stack-name", help="root stack name")
+    p.set_defaults(func=wrap("cmd_rotation", "day2"))
+
     p = sub.add_parser("destroy", help="delete the env's stacks, keeping every Retain/Snapshot resource")
     common(p)
     p.add_argument("--stack-name", help="root stack name")
