@@ -562,9 +562,9 @@ def test_build_params_folder(tmp_path: Path, kind: str) -> None:
 
 
 def test_no_command_and_unknown_command() -> None:
-    assert _cli([]) == (2, ["kr-cfn: the following arguments are required: command (see kr-cfn --help)"])
+    assert _cli([]) == (2, [])  # bare kr-cfn prints the help on stdout (tests/test_cli_unix.py)
     code, err = _cli(["frobnicate"])
-    assert code == 2 and len(err) == 1 and err[0].startswith("kr-cfn: argument command: invalid choice: 'frobnicate'")
+    assert code == 2 and len(err) == 1 and err[0].startswith("kr-cfn: argument COMMAND: invalid choice: 'frobnicate'")
 
 
 @pytest.fixture
@@ -617,7 +617,7 @@ DEPLOY_CASES: dict[str, tuple[list[str], str]] = {
     ),
     "bucket_name": (["package", "--bucket", "Not_A_Bucket"], "--bucket 'Not_A_Bucket': expected an S3 bucket name"),
     "diff_allow_replace": (
-        ["diff", "--against", "{empty}", "--allow-replace", "Data Stack"],
+        ["diff", "--compare-to", "{empty}", "--allow-replace", "Data Stack"],
         "--allow-replace 'Data Stack': expected a logical id",
     ),
     "unknown_env": (["plan", "--env", "qa"], "--env qa: no params file {params}/qa.yaml (have: dev)"),
@@ -672,7 +672,7 @@ def test_edited_templates_are_one_line_each(shipped: Path, tmp_path: Path, comma
     params = ["--env", ENV, "--params", str(shipped / "params")]
     argv = {
         "cost": ["cost", *params, "--out", str(out)],
-        "diff": ["diff", *params, "--against", str(shipped / "out" / ENV), "--build", str(out / ENV)],
+        "diff": ["diff", *params, "--compare-to", str(shipped / "out" / ENV), "--out", str(out / ENV)],
     }[command]
     code, err = _cli(argv)
     assert code == 2

@@ -81,7 +81,7 @@ class Project:
         return load_template(self.out / env / f"{name}.yaml")
 
     def review(self, env: str) -> dict[str, Any]:
-        return json.loads((self.out / env / "review.json").read_text())
+        return json.loads((self.out / f"{env}.plan" / "review.json").read_text())
 
 
 def _cfn() -> Any:
@@ -156,11 +156,11 @@ def test_full_deploy_sequence(endpoint: str, tmp_path: Path, capsys: pytest.Capt
     assert review["change_set_type"] == "CREATE" and review["has_changes"]
     assert {(c["action"], c["logical_id"]) for c in review["stacks"][0]["changes"]} >= {("Add", n) for n in nested}
     assert f"or: kr-cfn apply --env dev --change-set {review['change_set_name']}" in out
-    assert f"apply with: kr-cfn apply --env dev --plan {project.out / 'dev' / 'plan.json'}" in out
-    assert (project.out / "dev" / "review.md").read_text().startswith("### CloudFormation plan: `knowledgerouter-dev`")
+    assert f"apply with: kr-cfn apply --env dev --plan {project.out / 'dev.plan' / 'plan.json'}" in out
+    assert (project.out / "dev.plan" / "review.md").read_text().startswith("### CloudFormation plan: `knowledgerouter-dev`")
     # the monthly cost delta: nothing deployed yet, so all of the built estimate is new
     assert review["cost"]["before"] == 0 and review["cost"]["after"] > 100, review["cost"]
-    assert "Monthly cost (list prices, `kr-cfn cost`): 0.00 →" in (project.out / "dev" / "review.md").read_text()
+    assert "Monthly cost (list prices, `kr-cfn cost`): 0.00 →" in (project.out / "dev.plan" / "review.md").read_text()
     assert "monthly cost (kr-cfn cost, list prices): 0.00 ->" in out
 
     # apply: every resource of every stack exists, outputs, stack policy, termination protection
