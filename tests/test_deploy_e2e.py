@@ -157,7 +157,11 @@ def test_full_deploy_sequence(endpoint: str, tmp_path: Path, capsys: pytest.Capt
     assert {(c["action"], c["logical_id"]) for c in review["stacks"][0]["changes"]} >= {("Add", n) for n in nested}
     assert f"or: kr-cfn apply --env dev --change-set {review['change_set_name']}" in out
     assert f"apply with: kr-cfn apply --env dev --plan {project.out / 'dev.plan' / 'plan.json'}" in out
-    assert (project.out / "dev.plan" / "review.md").read_text().startswith("### CloudFormation plan: `knowledgerouter-dev`")
+    assert (
+        (project.out / "dev.plan" / "review.md")
+        .read_text()
+        .startswith("### CloudFormation plan: `knowledgerouter-dev`")
+    )
     # the monthly cost delta: nothing deployed yet, so all of the built estimate is new
     assert review["cost"]["before"] == 0 and review["cost"]["after"] > 100, review["cost"]
     assert "Monthly cost (list prices, `kr-cfn cost`): 0.00 →" in (project.out / "dev.plan" / "review.md").read_text()

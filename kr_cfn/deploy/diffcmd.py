@@ -235,7 +235,7 @@ def add_parser(sub: Any, load_env: Callable[[Path, str], Any], build_files: Call
     cliargs.add_compare_to(p, help=cliargs.COMPARE_HELP + " (required)")
     cliargs.deprecated(p, "--against", "compare_to", "--compare-to")
     cliargs.add_build_dir(
-        p, default=None, help="forecast the build in <out>/<env> (or DIR itself) instead of a fresh build of --env"
+        p, default=None, help="build output folder to forecast: <out>/<env> (or DIR itself) instead of a fresh build"
     )
     cliargs.deprecated(p, "--build", "out", "--out")
     p.add_argument("--stack-name", help="root stack name shown in the review (default: deploy.stack_name)")
