@@ -260,7 +260,7 @@ def test_guard_blocks_removing_a_repository(endpoint: str, tmp_path: Path, capsy
         "guard: root/StagingWebRepository (AWS::ECR::Repository) would be deleted; "
         "re-plan with --allow-replace StagingWebRepository if that data may be lost"
     )
-    blocked = json.loads((project.out / "staging" / "bootstrap-review.json").read_text())
+    blocked = json.loads((project.out / "staging.plan" / "bootstrap-review.json").read_text())
     code, _, err = project.run(
         "apply",
         "--env",
