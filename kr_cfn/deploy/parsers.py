@@ -99,7 +99,7 @@ def add_parsers(sub: Any, load_env: Any) -> None:
 def add_qdrant_parsers(sub: Any, common: Any, wrap: Any) -> None:
     """``kr-cfn qdrant snapshots`` and ``kr-cfn qdrant restore``."""
     q = sub.add_parser("qdrant", help="Qdrant snapshots in S3 and restoring them")
-    qsub = q.add_subparsers(dest="qdrant_command", metavar="COMMAND")
+    qsub = q.add_subparsers(dest="qdrant_command")
     p = qsub.add_parser("snapshots", help="list the collection snapshots in the backups bucket")
     common(p)
     p.add_argument("--stack-name", help="root stack name (default: deploy.stack_name or the name prefix)")
