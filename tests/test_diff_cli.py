@@ -142,7 +142,9 @@ def _root(url: str) -> dict[str, Any]:
     }
 
 
-def test_against_a_deployed_stack(endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture(scope="module")
+def deployed(endpoint: str) -> str:
+    """Root stack kr-diff with one nested stack (bucket kr-diff-data, a log group) on the local endpoint."""
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket="kr-diff-artifacts", CreateBucketConfiguration={"LocationConstraint": REGION})
     s3.put_object(Bucket="kr-diff-artifacts", Key="data.json", Body=json.dumps(_child("kr-diff-data")).encode())
@@ -150,6 +152,10 @@ def test_against_a_deployed_stack(endpoint: str, tmp_path: Path, capsys: pytest.
     url = f"https://s3.{REGION}.amazonaws.com/kr-diff-artifacts/data.json"
     cfn.create_stack(StackName="kr-diff", TemplateBody=json.dumps(_root(url)))
     cfn.get_waiter("stack_create_complete").wait(StackName="kr-diff", WaiterConfig={"Delay": 1})
+    return "kr-diff"
+
+
+def test_against_a_deployed_stack(deployed: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
     build = tmp_path / "build"
     build.mkdir()
@@ -166,6 +172,27 @@ def test_against_a_deployed_stack(endpoint: str, tmp_path: Path, capsys: pytest.
     assert "BucketName (recreate)" in out
 
     code, _, err = run(capsys, "diff", "--env", "dev", "--params", str(PARAMS), "--compare-to", "stack:kr-nope")
+    assert code == 2 and "stack kr-nope does not exist" in err
+
+
+def test_cost_and_diagram_compare_to_a_deployed_stack_too(
+    deployed: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--compare-to stack:NAME`` means the same in cost and diagram as in diff (the stack of the test above)."""
+    build = tmp_path / "out" / "dev"
+    build.mkdir(parents=True)
+    (build / "root.json").write_text(json.dumps(_root("./data.json")))
+    child = _child("kr-diff-data")
+    del child["Resources"]["AppLogGroup"]  # the deploy would delete it: the diagram draws it removed
+    (build / "data.json").write_text(json.dumps(child))
+    common = ["--env", "dev", "--params", str(PARAMS), "--out", str(tmp_path / "out"), "--compare-to", "stack:kr-diff"]
+    code, out, err = run(capsys, "cost", *common, "--format", "json")
+    assert code == 0 and json.loads(out)["compare_to"]["env"] == "stack kr-diff", err
+    code, out, err = run(capsys, "diagram", *common)
+    assert code == 0, err
+    marked = {line.split()[-1]: line.split()[1] for line in out.splitlines() if line.lstrip().startswith("class ")}
+    assert marked == {"removed": "data_AppLogGroup"}, out  # the bucket matches: same stack name, deployed or built
+    code, _, err = run(capsys, "diagram", *common[:-1], "stack:kr-nope")
     assert code == 2 and "stack kr-nope does not exist" in err
 
 

@@ -18,7 +18,7 @@ from kr_cfn import cliargs
 from kr_cfn.deploy.errors import EXIT_USAGE, DeployError
 from kr_cfn.diagram.graph import Edge, Graph, build_graph
 from kr_cfn.diagram.render import COMPARE_LEGEND, dot, mermaid
-from kr_cfn.diagram.templates import Build, load_build
+from kr_cfn.diagram.templates import Build, build_of_templates, load_build
 
 __all__ = ["FORMATS", "VIEWS", "Build", "Graph", "add_parser", "compare", "draw", "graph_of", "load_build"]
 
@@ -112,14 +112,26 @@ def _cmd_diagram(args: argparse.Namespace) -> int:
 
 
 def _old_graph(found: cliargs.Comparison, new: Graph, args: argparse.Namespace) -> Graph:
-    """The graph ``--compare-to`` names: a build folder, or a deployed stack's templates."""
+    """The graph ``--compare-to`` names: a build folder, or a deployed root stack's templates (an AWS read)."""
     if found.folder is not None:
         return graph_of(found.folder, args.env, args.view)
-    raise DeployError(
-        f"--compare-to {args.compare_to}: diagram draws built templates only; compare with a build folder "
-        "(out/ or out/<env>) or an env, or use kr-cfn diff --compare-to stack:NAME",
-        code=EXIT_USAGE,
-    )
+    from kr_cfn import config
+    from kr_cfn.deploy.aws import AWS_FAILURES, failure
+    from kr_cfn.deploy.diffcmd import stack_tree
+
+    assert found.stack is not None
+    try:
+        region = config.load(Path(args.params) / f"{args.env}.yaml").region
+    except config.ConfigError as exc:
+        raise DeployError(str(exc)) from None
+    try:
+        tree = stack_tree(found.stack, region)
+    except AWS_FAILURES as exc:
+        raise failure(exc, found.stack) from None
+    names = load_build(Path(args.out) / args.env).stack_of
+    children = {logical: child.template for logical, child in tree.children.items()}
+    build = build_of_templates(Path(found.label), tree.template, children, names)
+    return build_graph(build, args.env, args.view)
 
 
 def add_parser(sub: Any) -> None:
@@ -135,8 +147,6 @@ def add_parser(sub: Any) -> None:
         default="architecture",
         help="architecture (stacks, resources, request path) or security (security-group flows only)",
     )
-    cliargs.add_compare_to(
-        p, help=cliargs.COMPARE_HELP.replace(", or the deployed root stack (stack:NAME)", "") + ": draw what changes"
-    )
+    cliargs.add_compare_to(p, help=cliargs.COMPARE_HELP + ": draw what changes")
     cliargs.add_output_file(p, help="write the diagram here instead of standard output (needed for png)")
     p.set_defaults(func=_cmd_diagram)
