@@ -354,7 +354,7 @@ def status_data(aws: Aws, cfg: config.EnvConfig, args: argparse.Namespace) -> li
 
 
 def cmd_status(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
-    """The root and bootstrap stacks, their nested stacks and pending change sets (``--json``: as data)."""
+    """The root and bootstrap stacks, their nested stacks and pending change sets (``--format json``: as data)."""
     stacks = status_data(_aws(args, cfg), cfg, args)
     if getattr(args, "format", "text") == "json":
         print(json.dumps({"env": cfg.env, "stacks": stacks}, indent=2))

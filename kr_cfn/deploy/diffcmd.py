@@ -252,7 +252,7 @@ def add_parser(sub: Any, load_env: Callable[[Path, str], Any], build_files: Call
         check(args, cfg.env)  # malformed options (--allow-replace, --stack-name) fail first
         try:
             return run(args, cfg, build_files)
-        except Exception as exc:  # AWS errors of --against stack:NAME: one line, no traceback
+        except Exception as exc:  # AWS errors of --compare-to stack:NAME: one line, no traceback
             if type(exc).__module__.startswith("botocore"):
                 code = 1 if type(exc).__name__ == "ClientError" else 2  # a failed call / no endpoint or region
                 raise DeployError(f"AWS error: {exc}", code=code) from None
