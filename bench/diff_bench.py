@@ -1,6 +1,6 @@
 """Benchmark of ``kr-cfn diff``: the forecast between two full prod builds, median of several runs.
 
-Target: <= 1.0 s of CPU time (user + system) per ``kr-cfn diff --against A --build B`` as a
+Target: <= 1.0 s of CPU time (user + system) per ``kr-cfn diff --compare-to A --out B`` as a
 fresh process (imports, reading and parsing both builds, forecast, guard, rendering), measured
 after one uncounted warm-up run. CPU time, not wall time, is what is held to the target: the
 machine's 2 cores are shared with other jobs, so wall time there measures the neighbours too;
@@ -46,7 +46,7 @@ def _diff_process(a: Path, b: Path) -> tuple[float, float, int]:
     cmd = [sys.executable, "-m", "kr_cfn.cli", "diff", "--env", "prod", "--params", str(ROOT / "params")]
     start = time.perf_counter()
     proc = subprocess.Popen(
-        [*cmd, "--against", str(a), "--build", str(b)],
+        [*cmd, "--compare-to", str(a), "--out", str(b)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import difflib
 import os
+import re
 import sys
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kr_cfn import config, output
+from kr_cfn import cliargs, config, output
 from kr_cfn.config.base import one_line
-from kr_cfn.deploy.errors import DeployError
+from kr_cfn.deploy.errors import EXIT_INTERRUPTED, DeployError
 from kr_cfn.lint import Finding, lint_dirs
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 70
@@ -134,10 +137,39 @@ def _print_table(results: list[EnvResult], linted: bool) -> None:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with its errors on one line (no usage block): ``kr-cfn build: --format: invalid choice ...``."""
+    """argparse with its errors on one line (no usage block): ``kr-cfn build: --format: invalid choice ...``.
+
+    An unknown option names the subcommand and the option it resembles (``kr-cfn build: unknown option
+    --evn; did you mean --env?``); a mistyped subcommand the one it resembles.
+    """
+
+    argv: Sequence[str] = ()
+    root: argparse.ArgumentParser | None = None
 
     def error(self, message: str) -> typing.NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+        prog, message = _explain(self, message)
+        self.exit(EXIT_USAGE, f"{prog}: {message} (see {prog} --help)\n")
+
+
+def _explain(parser: argparse.ArgumentParser, message: str) -> tuple[str, str]:
+    """The subcommand and a did-you-mean for an unknown option or a mistyped choice; else ``message`` as it is."""
+    target, words = _Parser.root or parser, list(_Parser.argv)
+    for word in words:  # the deepest subcommand named on the command line
+        subs = {name: p for name, p in cliargs.subparsers(target) if " " not in name}
+        target = subs.get(word, target)
+    actions = target._option_string_actions
+    known = [o for o in actions if o.startswith("--")]
+    shown = [o for o in known if actions[o].help != argparse.SUPPRESS]
+    for word in words:
+        option = word.split("=", 1)[0]
+        if option.startswith("--") and option not in known and not any(k.startswith(option) for k in known):
+            close = difflib.get_close_matches(option, shown, n=1, cutoff=0.6)
+            return target.prog, f"unknown option {option}" + (f"; did you mean {close[0]}?" if close else "")
+    wrong = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if wrong:
+        close = difflib.get_close_matches(wrong[1], re.findall(r"'([^']*)'", wrong[2]), n=1, cutoff=0.6)
+        message += f"; did you mean {close[0]}?" if close else ""
+    return parser.prog, message
 
 
 def _diff_build(cfg: config.EnvConfig) -> dict[str, str]:
@@ -150,11 +182,11 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = _Parser(prog="kr-cfn", description=__doc__)
     parser.add_argument("--version", action="version", version=f"kr-cfn {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     b = sub.add_parser("build", help="build and lint the templates of every (or the chosen) environment")
     b.add_argument("--env", action="append", help="environment to build (repeatable; default: all in --params)")
     b.add_argument("--params", default="params", help="folder of <env>.yaml files (default: params)")
-    b.add_argument("--out", default="out", help="output folder; each env goes to <out>/<env> (default: out)")
+    cliargs.add_build_dir(b, help="build output folder: each env goes to <out>/<env> (default: out)")
     b.add_argument("--format", choices=output.FORMATS, default="yaml", help="template format (default: yaml)")
     b.add_argument("--no-lint", action="store_true", help="skip cfn-lint")
     b.set_defaults(func=cmd_build)
@@ -175,12 +207,36 @@ def _parser() -> argparse.ArgumentParser:
 
     sarif.add_parser(sub)
     completion.add_parser(sub)
-    return parser
+    return cliargs.finish(parser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``kr-cfn``; returns the exit code."""
-    args = _parser().parse_args(argv)
+    """Entry point of ``kr-cfn``; returns the exit code.
+
+    Ctrl-C prints one line and exits 130 in every command; a closed stdout (``kr-cfn cost | head``)
+    exits quietly with 141, as a tool killed by SIGPIPE: stdout goes to /dev/null so the final flush
+    cannot fail again (https://docs.python.org/3/library/signal.html#note-on-sigpipe).
+    """
+    try:
+        code = _main(list(sys.argv[1:] if argv is None else argv))
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        with contextlib.suppress(OSError, ValueError):  # stdout is no file (captured): nothing to redirect
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return cliargs.EXIT_PIPE
+    except KeyboardInterrupt:
+        print("kr-cfn: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: list[str]) -> int:
+    parser = _parser()
+    _Parser.root, _Parser.argv = parser, argv
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:  # bare `kr-cfn` (or `kr-cfn qdrant`): the help
+        (dict(cliargs.subparsers(parser)).get(args.command or "") or parser).print_help()
+        return EXIT_USAGE
     try:
         return args.func(args)
     except UsageError as exc:
@@ -189,17 +245,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DeployError as exc:
         print(exc, file=sys.stderr)
         return exc.code
-    except KeyboardInterrupt:
-        return 130
-    except Exception as exc:  # a bug, not bad input: one line, not a traceback (KR_CFN_DEBUG=1 shows it)
-        if os.environ.get("KR_CFN_DEBUG"):
-            raise
-        print(
-            f"kr-cfn: internal error, please report it: {type(exc).__name__}: {one_line(str(exc))} "
-            "(KR_CFN_DEBUG=1 shows the traceback)",
-            file=sys.stderr,
-        )
-        return EXIT_BUG
+    except (BrokenPipeError, KeyboardInterrupt):
+        raise
+    except OSError as exc:  # a file or folder that cannot be read or written: bad input, one line
+        if exc.filename is None or os.environ.get("KR_CFN_DEBUG"):
+            return _bug(exc)
+        print(f"kr-cfn {args.command}: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:
+        return _bug(exc)
+
+
+def _bug(exc: Exception) -> int:
+    """A bug, not bad input: one line, not a traceback (KR_CFN_DEBUG=1 shows it)."""
+    if os.environ.get("KR_CFN_DEBUG"):
+        raise exc
+    print(
+        f"kr-cfn: internal error, please report it: {type(exc).__name__}: {one_line(str(exc))} "
+        "(KR_CFN_DEBUG=1 shows the traceback)",
+        file=sys.stderr,
+    )
+    return EXIT_BUG
 
 
 if __name__ == "__main__":

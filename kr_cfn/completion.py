@@ -12,7 +12,18 @@ from pathlib import Path
 from typing import Any
 
 SHELLS = ("bash", "zsh", "tcsh")
-_PATHS = {"--params", "--out", "--repo", "--review-dir", "--build-dir", "--plan", "--prices", "--output", "files"}
+_PATHS = {
+    "--params",
+    "--out",
+    "--repo",
+    "--review-dir",
+    "--plan",
+    "--prices",
+    "--output",
+    "--usage",
+    "--sync-usage",
+    "files",
+}
 
 
 def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:

@@ -295,6 +295,13 @@ def cmd_docs(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
+    if not expected:  # the wrong folder: passing would prove nothing
+        print(
+            f"--repo {repo}: nothing to check: no docs/configuration.md or diagram markers in README.md and docs/*.md "
+            "(run kr-cfn docs in the repository root, or pass --repo)",
+            file=sys.stderr,
+        )
+        return 2
     stale = [p for p, text in expected.items() if p.read_text(encoding="utf-8") != text]
     if args.check:
         for path in stale:

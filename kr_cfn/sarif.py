@@ -36,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from kr_cfn import cliargs
 from kr_cfn.deploy.errors import EXIT_USAGE, DeployError
 from kr_cfn.deploy.shape import parse_template, template_node
 from kr_cfn.sarif_sources import Site, SourceIndex, build_line
@@ -447,5 +448,5 @@ def add_parser(sub: Any) -> None:
         "files", nargs="+", metavar="FILE", help="SARIF 2.1.0 files (cfn-lint --format sarif, checkov -o sarif)"
     )
     p.add_argument("--repo", default=".", help="repository root holding stacks/ (default: .)")
-    p.add_argument("--out", default="out", help="build output folder the SARIF paths may be relative to (default: out)")
+    cliargs.add_build_dir(p, help="build output folder the SARIF paths may be relative to (default: out)")
     p.set_defaults(func=cmd_sarif)

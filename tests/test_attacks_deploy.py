@@ -60,7 +60,7 @@ def bucket(endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     tags = [f"--image-tag={n}=v0" for n in sorted(root.get("Parameters", {})) if n.endswith("ImageTag")]
     assert main(["package", "--env", ENV, "--bucket", name, *common]) == 0
     assert main(["plan", "--env", ENV, *tags, *common]) == 0
-    assert main(["apply", "--env", ENV, "--plan", str(tmp / "out" / ENV / "plan.json"), *common]) == 0
+    assert main(["apply", "--env", ENV, "--plan", str(tmp / "out" / f"{ENV}.plan" / "plan.json"), *common]) == 0
     yield name
 
 
@@ -88,7 +88,7 @@ def _plan(project: Project, bucket: str, tag: str | None, *more: str) -> str:
 
 def _apply_plan(project: Project) -> None:
     """apply --plan (the workflow's deploy job)."""
-    project.ok("apply", "--env", ENV, "--plan", str(project.out / ENV / "plan.json"))
+    project.ok("apply", "--env", ENV, "--plan", str(project.out / f"{ENV}.plan" / "plan.json"))
 
 
 def _cfn() -> Any:
@@ -143,7 +143,7 @@ def test_pull_requests_write_only_under_pr(endpoint: str, bucket: str, project: 
     )
     # A pull request's plan record is never applied.
     project.ok("plan", "--env", ENV, *_tags(project, "pr"))
-    record = project.out / ENV / "plan.json"
+    record = project.out / f"{ENV}.plan" / "plan.json"
     # Named as a pull request's: the plan role may delete only these, the deploy role never executes one.
     assert project.review(ENV)["change_set_name"].startswith(changeset.PR_CHANGE_SET_PREFIX)
     code, _, err = project.run("apply", "--env", ENV, "--plan", str(record))
@@ -239,7 +239,7 @@ def test_review_shows_changed_parameter_values(endpoint: str, bucket: str, proje
     assert others and all(by_key[n]["status"] == "kept" and by_key[n]["deployed"] == "v1" for n in others)
     assert f"{backend}  v1 -> v2" in out or f"{backend} v1 -> v2" in " ".join(out.split())
     assert "v1 (kept: UsePreviousValue)" in out
-    md = (project.out / ENV / "review.md").read_text()
+    md = (project.out / f"{ENV}.plan" / "review.md").read_text()
     assert f"| `{backend}` | `v1` | **`v2`** |" in md
     assert f"| `{others[0]}` | `v1` | kept (UsePreviousValue) |" in md
 
@@ -285,14 +285,23 @@ def test_region_mismatch_is_refused_unless_named(
     project: Project,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("AWS_REGION", "us-west-2")
+    monkeypatch.setenv("AWS_REGION", REGION)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
     code, out, err = project.run("status", "--env", ENV)
     assert code == 2 and err.strip() == (
         f"{project.params / f'{ENV}.yaml'}: region: {REGION}, but the AWS session is in us-west-2 "
-        "(AWS_REGION, AWS_DEFAULT_REGION or the profile): use the params' region, "
+        "(AWS_DEFAULT_REGION or the profile): use the params' region, "
         "or pass --region us-west-2 to deploy there on purpose"
     )
+    # boto3 ignores AWS_REGION, the AWS CLI v2 honours it: set alone to another region, it is refused too.
+    monkeypatch.setenv("AWS_REGION", "us-west-2")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    code, out, err = project.run("status", "--env", ENV)
+    assert code == 2 and err.strip() == (
+        f"{project.params / f'{ENV}.yaml'}: region: {REGION}, but the AWS session is in us-west-2 "
+        "(AWS_REGION): use the params' region, or pass --region us-west-2 to deploy there on purpose"
+    )
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
     out = project.ok("status", "--env", ENV, "--region", "us-west-2")  # explicit: that region, on purpose
     assert f"knowledgerouter-{ENV}-bootstrap: not deployed" in out
 
@@ -306,7 +315,7 @@ def test_stale_change_set_is_refused_by_apply(endpoint: str, bucket: str, projec
     _plan(project, bucket, "stale-a")
     stale_review = project.review(ENV)
     stale_record = project.out / "stale-plan.json"
-    shutil.copy(project.out / ENV / "plan.json", stale_record)
+    shutil.copy(project.out / f"{ENV}.plan" / "plan.json", stale_record)
     _plan(project, bucket, "stale-b")
     _apply_plan(project)
     assert set(_parameters(stack).values()) == {"stale-b"}
@@ -327,7 +336,7 @@ def test_plan_record_is_bound_to_its_change_set(endpoint: str, bucket: str, proj
     stack = STACK
     before = _parameters(stack)
     _plan(project, bucket, "record")
-    path = project.out / ENV / "plan.json"
+    path = project.out / f"{ENV}.plan" / "plan.json"
     record = json.loads(path.read_text())
     assert record["change_set_id"].startswith(f"arn:aws:cloudformation:{REGION}:{MOTO_ACCOUNT}:changeSet/")
     tampered = {**record, "parameters": [{**p, "ParameterValue": "v9"} for p in record["parameters"]]}
@@ -356,7 +365,7 @@ def test_apply_takes_only_the_record_of_the_published_digest(
     outputs = tmp_path / "github-output"
     monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
     _plan(project, bucket, "digest")
-    path = project.out / ENV / "plan.json"
+    path = project.out / f"{ENV}.plan" / "plan.json"
     published = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
     record = json.loads(path.read_text())
     assert published["plan_digest"] == applying.record_digest(path.read_bytes())
@@ -462,7 +471,7 @@ def test_interrupted_apply_says_the_update_goes_on_and_restores_the_policy(
     """Against the local endpoint. Failed before: Ctrl-C during apply exited 130 with no word that
     CloudFormation goes on updating the stack, nor how to follow or stop it."""
     _plan(project, bucket, "ctrl-c")
-    record = json.loads((project.out / ENV / "plan.json").read_text())
+    record = json.loads((project.out / f"{ENV}.plan" / "plan.json").read_text())
     aws = Aws(REGION)
     # A stack policy left lifted from an earlier run: apply restores the full one whatever happens.
     _cfn().set_stack_policy(StackName=STACK, StackPolicyBody=guard.stack_policy(except_ids=["DataStack"]))

@@ -702,7 +702,7 @@ def test_cost_optimised_keeps_ha_and_its_figure(out_root):
 def test_cli_formats_and_compare(out_root, capsys):
     out = str(Path(out_root))
     _built_dir("dev", out_root), _built_dir("prod", out_root)
-    for fmt in ("table", "json", "markdown"):
+    for fmt in ("text", "json", "markdown"):
         assert main(["cost", "--env", "dev", "--out", out, "--format", fmt]) == 0
     text = capsys.readouterr().out
     assert "what each optimisation saves" in text and "| optimisation | saves USD/month |" in text

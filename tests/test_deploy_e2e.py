@@ -81,7 +81,7 @@ class Project:
         return load_template(self.out / env / f"{name}.yaml")
 
     def review(self, env: str) -> dict[str, Any]:
-        return json.loads((self.out / env / "review.json").read_text())
+        return json.loads((self.out / f"{env}.plan" / "review.json").read_text())
 
 
 def _cfn() -> Any:
@@ -169,11 +169,15 @@ def test_full_deploy_sequence(
     assert review["change_set_type"] == "CREATE" and review["has_changes"]
     assert {(c["action"], c["logical_id"]) for c in review["stacks"][0]["changes"]} >= {("Add", n) for n in nested}
     assert f"or: kr-cfn apply --env dev --change-set {review['change_set_name']}" in out
-    assert f"apply with: kr-cfn apply --env dev --plan {project.out / 'dev' / 'plan.json'}" in out
-    assert (project.out / "dev" / "review.md").read_text().startswith("### CloudFormation plan: `knowledgerouter-dev`")
+    assert f"apply with: kr-cfn apply --env dev --plan {project.out / 'dev.plan' / 'plan.json'}" in out
+    assert (
+        (project.out / "dev.plan" / "review.md")
+        .read_text()
+        .startswith("### CloudFormation plan: `knowledgerouter-dev`")
+    )
     # the monthly cost delta: nothing deployed yet, so all of the built estimate is new
     assert review["cost"]["before"] == 0 and review["cost"]["after"] > 100, review["cost"]
-    assert "Monthly cost (list prices, `kr-cfn cost`): 0.00 →" in (project.out / "dev" / "review.md").read_text()
+    assert "Monthly cost (list prices, `kr-cfn cost`): 0.00 →" in (project.out / "dev.plan" / "review.md").read_text()
     assert "monthly cost (kr-cfn cost, list prices): 0.00 ->" in out
 
     # apply: every resource of every stack exists, outputs, stack policy, termination protection
@@ -233,8 +237,8 @@ def test_full_deploy_sequence(
         EC2ContainerServiceBackend, "_calculate_task_resource_requirements", staticmethod(lambda td: no_requirements)
     )
     monkeypatch.setattr(migrate, "_sleep", lambda seconds: None)
-    assert "(image " in project.ok("migrate", "--env", "dev", "--plan", str(project.out / "dev" / "plan.json"))
-    project.ok("apply", "--env", "dev", "--plan", str(project.out / "dev" / "plan.json"))
+    assert "(image " in project.ok("migrate", "--env", "dev", "--plan", str(project.out / "dev.plan" / "plan.json"))
+    project.ok("apply", "--env", "dev", "--plan", str(project.out / "dev.plan" / "plan.json"))
     assert _stack(cfg_prefix)["StackStatus"] == "UPDATE_COMPLETE"
     for physical in _nested(cfg_prefix).values():
         assert _stack(physical)["StackStatus"].endswith("_COMPLETE")
@@ -293,7 +297,7 @@ def test_guard_blocks_removing_a_repository(endpoint: str, tmp_path: Path, capsy
         "guard: root/StagingWebRepository (AWS::ECR::Repository) would be deleted; "
         "re-plan with --allow-replace StagingWebRepository if that data may be lost"
     )
-    blocked = json.loads((project.out / "staging" / "bootstrap-review.json").read_text())
+    blocked = json.loads((project.out / "staging.plan" / "bootstrap-review.json").read_text())
     code, _, err = project.run(
         "apply",
         "--env",

@@ -266,7 +266,7 @@ def test_compare_to_marks_added_removed_and_changed(out: Path, tmp_path: Path) -
     assert re.search(r"class .*ecs_GrafanaService.* removed", mermaid)
     assert "fill:#d3f9d8" in mermaid and "fill:#ffe3e3" in mermaid
     for other in (out / "dev", out):  # the env's folder or the whole output folder
-        code = main(["diagram", "--env", "dev", "--build-dir", str(tmp_path / "new"), "--compare-to", str(other)])
+        code = main(["diagram", "--env", "dev", "--out", str(tmp_path / "new"), "--compare-to", str(other)])
         assert code == 0
 
 
@@ -295,7 +295,7 @@ def graphviz() -> None:
 def test_png_and_svg_render_with_graphviz(out: Path, env: str, view: str, tmp_path: Path) -> None:
     png, svg = tmp_path / "d.png", tmp_path / "d.svg"
     for fmt, target in (("png", png), ("svg", svg)):
-        args = ["diagram", "--env", env, "--build-dir", str(out), "--view", view, "--format", fmt, "--out", str(target)]
+        args = ["diagram", "--env", env, "--out", str(out), "--view", view, "--format", fmt, "-o", str(target)]
         assert main(args) == 0
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
@@ -308,7 +308,7 @@ def test_png_without_graphviz_is_a_clear_error(
     out: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    args = ["diagram", "--env", "dev", "--build-dir", str(out), "--format", "png", "--out", str(tmp_path / "d.png")]
+    args = ["diagram", "--env", "dev", "--out", str(out), "--format", "png", "-o", str(tmp_path / "d.png")]
     assert main(args) == 2
     assert "Graphviz's dot is not installed" in capsys.readouterr().err
     assert not (tmp_path / "d.png").exists()
@@ -317,22 +317,25 @@ def test_png_without_graphviz_is_a_clear_error(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--build-dir", "nowhere"], "nowhere/dev: no root.yaml or root.json; run kr-cfn build first"),
-        (["--format", "png"], "--format png writes binary data: name a file with --out"),
-        (["--compare-to", "nowhere"], "--compare-to nowhere: no such build folder"),
+        (["--out", "nowhere"], "nowhere/dev: no root.yaml or root.json; run kr-cfn build first"),
+        (["--format", "png"], "--format png writes binary data: name a file with -o/--output FILE"),
+        (
+            ["--compare-to", "nowhere"],
+            "--compare-to nowhere: not a build folder (out/ or out/<env>), an environment in params, or stack:NAME",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
     out: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    full = ["diagram", "--env", "dev", "--build-dir", str(out), *args]
+    full = ["diagram", "--env", "dev", "--out", str(out), *args]
     assert main(full) == 2
     assert capsys.readouterr().err.strip() == message
 
 
 def test_writes_a_file(out: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "prod.mmd"
-    assert main(["diagram", "--env", "prod", "--build-dir", str(out), "--out", str(target)]) == 0
+    assert main(["diagram", "--env", "prod", "--out", str(out), "-o", str(target)]) == 0
     assert target.read_text().startswith("flowchart LR")
 
 

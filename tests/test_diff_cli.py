@@ -52,7 +52,7 @@ def test_builds_differing_only_in_an_image_tag(tmp_path: Path, capsys: pytest.Ca
     head = _params(tmp_path, "head")
     _set(head, "dev", "deploy.image_tag_default", "2222222")
     code, out, err = run(
-        capsys, "diff", "--env", "dev", "--params", str(head), "--against", str(tmp_path / "out" / "dev"),
+        capsys, "diff", "--env", "dev", "--params", str(head), "--compare-to", str(tmp_path / "out" / "dev"),
         "--review-dir", str(tmp_path / "forecast"),
     )  # fmt: skip
     assert code == 0, out + err
@@ -76,27 +76,27 @@ def test_renaming_the_database_exits_3_and_names_it(tmp_path: Path, capsys: pyte
     edited = tmp_path / "edited"
     shutil.copytree(out / "prod", edited)
     _rename_database(edited)
-    args = ["diff", "--env", "prod", "--params", str(PARAMS), "--against", str(out / "prod"), "--build", str(edited)]
+    args = ["diff", "--env", "prod", "--params", str(PARAMS), "--compare-to", str(out / "prod"), "--out", str(edited)]
     code, stdout, err = run(capsys, *args)
     assert code == 3, stdout + err
     assert "root/DataStack/Database (AWS::RDS::DBInstance) would be deleted" in err
     assert "renamed to MainDatabase" in stdout
-    code, stdout, err = run(capsys, *args, "--allow-replace", "Database", "--output", "json")
+    code, stdout, err = run(capsys, *args, "--allow-replace", "Database", "--format", "json")
     assert code == 0, err
     assert json.loads(stdout)["findings"][0]["allowed"] is True
     # a fresh build against the edited folder: the same rename the other way round
-    code, _, err = run(capsys, "diff", "--env", "prod", "--params", str(PARAMS), "--against", str(edited))
+    code, _, err = run(capsys, "diff", "--env", "prod", "--params", str(PARAMS), "--compare-to", str(edited))
     assert code == 3 and "MainDatabase" in err
 
 
 @pytest.mark.parametrize(
     ("against", "message"),
     [
-        ("missing", "missing: not a folder; expected a build output folder such as out/<env>"),
-        ("empty", "empty: no built templates (root.yaml or root.json); expected a kr-cfn build folder"),
+        ("missing", "missing: not a build folder (out/ or out/<env>), an environment in {params}, or stack:NAME"),
+        ("empty", "empty/dev; run kr-cfn build --env dev --out {tmp}/empty"),
         ("broken", "broken/root.yaml: not a CloudFormation template (expected a mapping with Resources)"),
         ("nochild", "nochild/network.yaml: not found"),
-        ("stack:", "--against stack:: expected stack:NAME, the deployed root stack's name"),
+        ("stack:", "--compare-to stack:: expected stack:NAME, the deployed root stack's name"),
     ],
 )
 def test_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], against: str, message: str) -> None:
@@ -109,9 +109,9 @@ def test_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], a
         "    Properties:\n      TemplateURL: ./network.yaml\n"
     )
     target = against if against.startswith("stack:") else str(tmp_path / against)
-    code, _, err = run(capsys, "diff", "--env", "dev", "--params", str(PARAMS), "--against", target)
+    code, _, err = run(capsys, "diff", "--env", "dev", "--params", str(PARAMS), "--compare-to", target)
     assert code == 2
-    assert err.strip().endswith(message) and "Traceback" not in err
+    assert err.strip().endswith(message.format(tmp=tmp_path, params=PARAMS)) and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
 
 
@@ -142,7 +142,9 @@ def _root(url: str) -> dict[str, Any]:
     }
 
 
-def test_against_a_deployed_stack(endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture(scope="module")
+def deployed(endpoint: str) -> str:
+    """Root stack kr-diff with one nested stack (bucket kr-diff-data, a log group) on the local endpoint."""
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket="kr-diff-artifacts", CreateBucketConfiguration={"LocationConstraint": REGION})
     s3.put_object(Bucket="kr-diff-artifacts", Key="data.json", Body=json.dumps(_child("kr-diff-data")).encode())
@@ -150,12 +152,16 @@ def test_against_a_deployed_stack(endpoint: str, tmp_path: Path, capsys: pytest.
     url = f"https://s3.{REGION}.amazonaws.com/kr-diff-artifacts/data.json"
     cfn.create_stack(StackName="kr-diff", TemplateBody=json.dumps(_root(url)))
     cfn.get_waiter("stack_create_complete").wait(StackName="kr-diff", WaiterConfig={"Delay": 1})
+    return "kr-diff"
+
+
+def test_against_a_deployed_stack(deployed: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
     build = tmp_path / "build"
     build.mkdir()
     (build / "root.json").write_text(json.dumps(_root("./data.json")))
     (build / "data.json").write_text(json.dumps(_child("kr-diff-data")))
-    args = ["diff", "--env", "dev", "--params", str(PARAMS), "--against", "stack:kr-diff", "--build", str(build)]
+    args = ["diff", "--env", "dev", "--params", str(PARAMS), "--compare-to", "stack:kr-diff", "--out", str(build)]
     code, out, err = run(capsys, *args)
     assert code == 0 and "no changes" in out, out + err  # S3 TemplateURL vs ./data.json: the content counts
 
@@ -165,7 +171,28 @@ def test_against_a_deployed_stack(endpoint: str, tmp_path: Path, capsys: pytest.
     assert "root/DataStack/DataBucket (AWS::S3::Bucket) would be replaced" in err
     assert "BucketName (recreate)" in out
 
-    code, _, err = run(capsys, "diff", "--env", "dev", "--params", str(PARAMS), "--against", "stack:kr-nope")
+    code, _, err = run(capsys, "diff", "--env", "dev", "--params", str(PARAMS), "--compare-to", "stack:kr-nope")
+    assert code == 2 and "stack kr-nope does not exist" in err
+
+
+def test_cost_and_diagram_compare_to_a_deployed_stack_too(
+    deployed: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--compare-to stack:NAME`` means the same in cost and diagram as in diff (the stack of the test above)."""
+    build = tmp_path / "out" / "dev"
+    build.mkdir(parents=True)
+    (build / "root.json").write_text(json.dumps(_root("./data.json")))
+    child = _child("kr-diff-data")
+    del child["Resources"]["AppLogGroup"]  # the deploy would delete it: the diagram draws it removed
+    (build / "data.json").write_text(json.dumps(child))
+    common = ["--env", "dev", "--params", str(PARAMS), "--out", str(tmp_path / "out"), "--compare-to", "stack:kr-diff"]
+    code, out, err = run(capsys, "cost", *common, "--format", "json")
+    assert code == 0 and json.loads(out)["compare_to"]["env"] == "stack kr-diff", err
+    code, out, err = run(capsys, "diagram", *common)
+    assert code == 0, err
+    marked = {line.split()[-1]: line.split()[1] for line in out.splitlines() if line.lstrip().startswith("class ")}
+    assert marked == {"removed": "data_AppLogGroup"}, out  # the bucket matches: same stack name, deployed or built
+    code, _, err = run(capsys, "diagram", *common[:-1], "stack:kr-nope")
     assert code == 2 and "stack kr-nope does not exist" in err
 
 

@@ -30,7 +30,7 @@ def test_forecast_runs_without_credentials() -> None:
     checkouts = [s for s in _steps(data) if str(s.get("uses", "")).startswith("actions/checkout")]
     assert len(checkouts) == 2 and all(s["with"]["persist-credentials"] is False for s in checkouts)
     runs = " ".join(str(s.get("run", "")) for s in _steps(data))
-    assert "kr-cfn diff --env ${{ matrix.env }} --against out-base/${{ matrix.env }}" in runs
+    assert "kr-cfn diff --env ${{ matrix.env }} --compare-to out-base/${{ matrix.env }}" in runs
     assert "${{ github.event.pull_request" not in runs  # PR fields reach the shell only through env
 
 
@@ -50,7 +50,8 @@ def test_plan_job_keeps_the_review_the_comment_compares_with() -> None:
     data = _load("deploy.yml")
     uploads = [s for s in data["jobs"]["plan"]["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact")]
     assert any(
-        s["with"]["name"] == "review-${{ matrix.env }}" and "out/${{ matrix.env }}/review.json" in s["with"]["path"]
+        s["with"]["name"] == "review-${{ matrix.env }}"
+        and "out/${{ matrix.env }}.plan/review.json" in s["with"]["path"]
         for s in uploads
     )
     runs = " ".join(str(s.get("run", "")) for s in _steps(_load("forecast-comment.yml")))

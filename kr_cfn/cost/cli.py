@@ -9,10 +9,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from kr_cfn import config
+from kr_cfn import cliargs, config
 from kr_cfn.cost import model, prices, usage
-from kr_cfn.cost.report import FORMATS, Estimate, compare, render, stale
-from kr_cfn.cost.templates import load_built
+from kr_cfn.cost.report import Estimate, compare, render, stale
+from kr_cfn.cost.templates import Stack, load_built
 
 EXIT_OVER_LIMIT = 3
 """``--fail-above``: the monthly increase passes the limit (or cannot be shown to stay under it)."""
@@ -29,16 +29,17 @@ def estimate(
     with_savings: bool = True,
     usage_file: Path | None = None,
     today: date | None = None,
+    stacks: list[Stack] | None = None,
 ) -> Estimate:
-    """Price the built templates in ``env_dir`` with ``cfg``'s region, usage assumptions and the usage file."""
-    if not (env_dir / "root.yaml").exists() and not (env_dir / "root.json").exists():
+    """Price the built templates in ``env_dir`` (or ``stacks``) with ``cfg``'s region, usage and the usage file."""
+    if stacks is None and not (env_dir / "root.yaml").exists() and not (env_dir / "root.json").exists():
         raise CostError(f"{env_dir}: no built templates (root.yaml); run kr-cfn build --env {cfg.env} first")
     try:
         book = prices.load(cfg.region, price_file)
         overrides = usage.load(usage_file) if usage_file else {}
     except (prices.PriceError, usage.UsageError) as exc:
         raise CostError(str(exc)) from None
-    stacks = load_built(env_dir)
+    stacks = load_built(env_dir) if stacks is None else stacks
     used: list[tuple[str, str, str, float]] = []
     lines = model.price(stacks, book, cfg.cost, overrides=overrides, used=used)
     if usage_file:
@@ -56,18 +57,34 @@ def estimate(
 
 
 def _compare(args: argparse.Namespace, cfg: config.EnvConfig, load_env: Any) -> Estimate | None:
-    target = args.compare_to
-    if not target:
+    """The estimate ``--compare-to`` names (resolved as every command resolves it)."""
+    if not args.compare_to:
         return None
-    path = Path(target)
-    if path.is_dir():
-        est = estimate(cfg, path, args.prices, with_savings=False, usage_file=args.usage)
-        est.env = str(path)
-        return est
-    if (Path(args.params) / f"{target}.yaml").exists():
-        other = load_env(Path(args.params), target)
-        return estimate(other, Path(args.out) / other.env, args.prices if other.region == cfg.region else None, False)
-    raise CostError(f"--compare-to {target}: neither a folder of built templates nor an environment in {args.params}")
+    found = cliargs.resolve_compare(args.compare_to, cfg.env, Path(args.params), Path(args.out))
+    if found.env:
+        other = load_env(Path(args.params), found.env)
+        assert found.folder is not None
+        return estimate(other, found.folder, args.prices if other.region == cfg.region else None, False)
+    if found.stack:
+        est = estimate(cfg, Path(), args.prices, with_savings=False, stacks=_deployed(found.stack, cfg))
+    else:
+        assert found.folder is not None
+        est = estimate(cfg, found.folder, args.prices, with_savings=False, usage_file=args.usage)
+    est.env = found.label
+    return est
+
+
+def _deployed(name: str, cfg: config.EnvConfig) -> list[Stack]:
+    """The deployed root stack ``name`` and its nested stacks, as the cost model takes them (AWS read)."""
+    from kr_cfn.cost.deployed import deployed_stacks
+    from kr_cfn.deploy.aws import AWS_FAILURES, Aws, failure
+
+    try:
+        cfn = Aws(cfg.region).client("cloudformation")
+        stack_id = cfn.describe_stacks(StackName=name)["Stacks"][0]["StackId"]
+        return deployed_stacks(cfn, stack_id)
+    except AWS_FAILURES as exc:
+        raise failure(exc, name) from None
 
 
 def _usd(text: str) -> float:
@@ -80,12 +97,11 @@ def _usd(text: str) -> float:
 def add_parser(sub: Any, load_env: Any) -> None:
     """Register ``cost``; ``load_env(params_dir, env)`` validates ``--env`` (raises the CLI's usage error)."""
     p = sub.add_parser("cost", help="monthly cost of the built templates, and what each optimisation saves")
-    p.add_argument("--env", required=True, help="environment (a params/<env>.yaml); its cost: section holds the usage")
-    p.add_argument("--params", default="params", help="folder of <env>.yaml files (default: params)")
-    p.add_argument("--out", default="out", help="build output folder (default: out)")
-    p.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    cliargs.add_env(p, help="environment (a params/<env>.yaml); its cost: section holds the usage")
+    cliargs.add_build_dir(p)
+    cliargs.add_format(p, renamed={"table": "text"})
     p.add_argument("--prices", type=Path, help="price file overriding the region's figures (same JSON layout)")
-    p.add_argument("--compare-to", metavar="PATH|ENV", help="built templates folder or environment to diff against")
+    cliargs.add_compare_to(p)
     p.add_argument("--usage", type=Path, metavar="FILE", help="usage figures per resource (stack -> logical id)")
     p.add_argument(
         "--sync-usage", type=Path, metavar="FILE", help="write the usage file skeleton (defaults filled in) and exit"
@@ -103,13 +119,14 @@ def add_parser(sub: Any, load_env: Any) -> None:
             if args.sync_usage:
                 return _sync(cfg, args)
             est = estimate(cfg, Path(args.out) / cfg.env, args.prices, usage_file=args.usage)
+            cliargs.warn_if_stale(Path(args.out) / cfg.env, Path(args.params) / f"{cfg.env}.yaml")
             other = _compare(args, cfg, load_env)
         except CostError as exc:
             print(exc, file=sys.stderr)
             return 2
         limit = args.fail_above if args.fail_above is not None else cfg.cost.fail_above_usd
         limit = limit if other is not None else None
-        sys.stdout.write(render(est, args.format, other, limit))
+        sys.stdout.write(render(est, "table" if args.format == "text" else args.format, other, limit))
         for warning in est.warnings if args.format == "json" else []:  # table and Markdown carry them as notes
             print(f"warning: {warning}", file=sys.stderr)
         if other is not None and limit is not None and compare(other.lines, est.lines, limit)["exceeded"]:
@@ -128,6 +145,6 @@ def _sync(cfg: config.EnvConfig, args: argparse.Namespace) -> int:
     except usage.UsageError as exc:
         raise CostError(str(exc)) from None
     est = estimate(cfg, Path(args.out) / cfg.env, args.prices, with_savings=False)
-    path.write_text(usage.skeleton(est.used, existing), encoding="utf-8")
+    cliargs.write_file(path, usage.skeleton(est.used, existing), "--sync-usage")
     print(f"{path}: {len({(s, r) for s, r, _, _ in est.used})} resources with usage figures")
     return 0

@@ -14,6 +14,8 @@ import argparse
 import contextlib
 import os
 import re
+import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
@@ -61,13 +63,69 @@ def invocation(args: argparse.Namespace) -> Iterator[None]:
         _INVOCATION.reset(token)
 
 
+NOTICE_AFTER = 10.0
+"""Seconds an AWS call may stay unanswered before a "waiting for AWS" line (``KR_CFN_AWS_NOTICE`` overrides)."""
+READ_TIMEOUT = 60.0
+"""Seconds botocore waits for an answer per attempt (``KR_CFN_AWS_READ_TIMEOUT`` overrides; connect: 10)."""
+
+
+def _seconds(name: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(name) or default)
+    except ValueError:
+        raise DeployError(f"{name}={os.environ[name]!r}: expected a number of seconds") from None
+    return value if value > 0 else default
+
+
+def max_attempts() -> int:
+    """Attempts per call, the first one included (``AWS_MAX_ATTEMPTS`` or :data:`MAX_ATTEMPTS`)."""
+    try:
+        return max(1, int(os.environ.get("AWS_MAX_ATTEMPTS") or MAX_ATTEMPTS))
+    except ValueError:
+        raise DeployError(f"AWS_MAX_ATTEMPTS={os.environ['AWS_MAX_ATTEMPTS']!r}: expected a whole number") from None
+
+
 def _client_config() -> Config:
-    attempts = int(os.environ.get("AWS_MAX_ATTEMPTS") or MAX_ATTEMPTS)
+    # Timeouts and retries: https://botocore.amazonaws.com/v1/documentation/api/latest/reference/config.html
+    read_timeout = _seconds("KR_CFN_AWS_READ_TIMEOUT", READ_TIMEOUT)
     return Config(
-        retries={"mode": "adaptive", "total_max_attempts": max(1, attempts)},
-        connect_timeout=10,
-        read_timeout=60,
+        retries={"mode": "adaptive", "total_max_attempts": max_attempts()},
+        connect_timeout=min(10.0, read_timeout),
+        read_timeout=read_timeout,
     )
+
+
+class _Waiting:
+    """Says on stderr when an AWS call has not answered for a while: silence would look like a hang.
+
+    botocore emits ``request-created`` (with the retry context, attempt n) and ``before-send`` before
+    each attempt and ``response-received`` after it, answered or failed (botocore/endpoint.py).
+    """
+
+    def __init__(self) -> None:
+        self.after = _seconds("KR_CFN_AWS_NOTICE", NOTICE_AFTER)
+        self.attempts = max_attempts()
+        self.attempt = 1
+        self.timer: threading.Timer | None = None
+
+    def created(self, request: Any, **_: Any) -> None:
+        self.attempt = int(((getattr(request, "context", None) or {}).get("retries") or {}).get("attempt") or 1)
+
+    def sending(self, event_name: str, **_: Any) -> None:
+        self.answered()
+        _, service, operation = ([*event_name.split("."), "", ""])[:3]
+        line = (
+            f"waiting for AWS (attempt {self.attempt}/{self.attempts}): {service} {operation} "
+            f"has not answered for {self.after:g} s"
+        )
+        self.timer = threading.Timer(self.after, lambda: print(line, file=sys.stderr, flush=True))
+        self.timer.daemon = True
+        self.timer.start()
+
+    def answered(self, **_: Any) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
 
 def _remember_call(params: dict[str, Any], model: Any, **_: Any) -> None:
@@ -88,6 +146,10 @@ class Aws:
                 "or run in a role (GitHub OIDC, instance profile)"
             )
         self.session.events.register("before-parameter-build", _remember_call)
+        waiting = _Waiting()
+        self.session.events.register("request-created", waiting.created)
+        self.session.events.register("before-send", waiting.sending)
+        self.session.events.register("response-received", waiting.answered)
         for hook in SESSION_HOOKS:
             hook(self.session, _INVOCATION.get())
         self._config = _client_config()
@@ -160,13 +222,16 @@ def pinned(params_file: str, params_region: str, account_id: str | None, cli_reg
     (https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html; it needs
     no permission, so every role can call it).
     """
-    session_region = boto3.Session().region_name
-    if cli_region is None and session_region and session_region != params_region:
-        raise DeployError(
-            f"{params_file}: region: {params_region}, but the AWS session is in {session_region} "
-            "(AWS_REGION, AWS_DEFAULT_REGION or the profile): use the params' region, "
-            f"or pass --region {session_region} to deploy there on purpose"
-        )
+    # boto3 reads AWS_DEFAULT_REGION and the profile, not AWS_REGION (botocore/configprovider.py:
+    # 'region': AWS_DEFAULT_REGION), while the AWS CLI v2 and the other SDKs take AWS_REGION first
+    # (https://docs.aws.amazon.com/sdkref/latest/guide/feature-region.html): check both.
+    for where, session_region in (("AWS_REGION", os.environ.get("AWS_REGION")), ("", boto3.Session().region_name)):
+        if cli_region is None and session_region and session_region != params_region:
+            raise DeployError(
+                f"{params_file}: region: {params_region}, but the AWS session is in {session_region} "
+                f"({where or 'AWS_DEFAULT_REGION or the profile'}): use the params' region, "
+                f"or pass --region {session_region} to deploy there on purpose"
+            )
     aws = Aws(params_region, region=cli_region or params_region)
     if account_id is not None:
         identity = aws.client("sts").get_caller_identity()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kr_cfn import config
+from kr_cfn.cliargs import make_dir, write_file
 from kr_cfn.config import bootstrap as config_bootstrap
 from kr_cfn.deploy import account, changeset, drift, rotation
 from kr_cfn.deploy import apply as applying
@@ -23,6 +24,8 @@ from kr_cfn.naming import pascal
 
 IMAGE_TAG_SUFFIX = "ImageTag"
 PLAN_RECORD = "plan.json"
+PLAN_DIR_SUFFIX = ".plan"
+"""Plan records (plan.json, review.*) go to ``<out>/<env>.plan/``, beside the build ``kr-cfn build`` replaces."""
 
 
 def _env_dir(args: argparse.Namespace, cfg: config.EnvConfig) -> Path:
@@ -30,6 +33,11 @@ def _env_dir(args: argparse.Namespace, cfg: config.EnvConfig) -> Path:
     if not (env_dir / "root.yaml").exists() and not (env_dir / "root.json").exists():
         raise DeployError(f"{env_dir}: no built templates; run kr-cfn build --env {cfg.env} first")
     return env_dir
+
+
+def plan_dir(args: argparse.Namespace, cfg: config.EnvConfig) -> Path:
+    """Where plan and bootstrap write their records: ``--review-dir``, else ``<out>/<env>.plan``."""
+    return Path(getattr(args, "review_dir", None) or Path(args.out) / f"{cfg.env}{PLAN_DIR_SUFFIX}")
 
 
 def _aws(args: argparse.Namespace, cfg: config.EnvConfig) -> Aws:
@@ -107,10 +115,10 @@ def _parameters(
 
 
 def _write_review(review: Review, directory: Path, stem: str) -> tuple[Path, Path]:
-    directory.mkdir(parents=True, exist_ok=True)
+    make_dir(directory, "--review-dir")
     js, md = directory / f"{stem}.json", directory / f"{stem}.md"
-    js.write_text(review.to_json(), encoding="utf-8")
-    md.write_text(render_markdown(review), encoding="utf-8")
+    write_file(js, review.to_json(), "--review-dir")
+    write_file(md, render_markdown(review), "--review-dir")
     return js, md
 
 
@@ -190,7 +198,7 @@ def cmd_plan(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
         pull_request=bool(pkg.get("pull_request")),
     )
     review, cs = changeset.plan(aws, target, cfg.env, args.allow_replace or [])
-    directory = Path(args.review_dir or env_dir)
+    directory = plan_dir(args, cfg)
     review.cost = _cost_delta(aws, stack, env_dir, cfg)
     add_template_notes(review, env_dir, cfg.env, live_desired_counts(aws, stack))
     review.warnings += drift.warnings(aws, stack, cfg.env)  # a change set does not see drift
@@ -206,7 +214,7 @@ def cmd_plan(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     )
     record_file = directory / PLAN_RECORD
     data = (json.dumps(record, indent=2, sort_keys=True) + "\n").encode()
-    record_file.write_bytes(data)
+    write_file(record_file, data, "--review-dir")
     # The release's deploy job takes these from this job's outputs, not from an artifact another
     # job of the caller's run could have replaced: apply --plan-digest checks the record against it.
     _github_output(plan_digest=applying.record_digest(data))
@@ -333,7 +341,7 @@ def cmd_bootstrap(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
         tags=tuple(sorted(cfg.names.tags(cfg.tags).items())),
     )
     review, _ = changeset.plan(aws, target, cfg.env, args.allow_replace or [])
-    code = _report(review, Path(args.review_dir or env_dir), "bootstrap-review")
+    code = _report(review, plan_dir(args, cfg), "bootstrap-review")
     if code or not review.has_changes or args.plan_only:
         return code
     return _apply(
@@ -380,9 +388,9 @@ def status_data(aws: Aws, cfg: config.EnvConfig, args: argparse.Namespace) -> li
 
 
 def cmd_status(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
-    """The root and bootstrap stacks, their nested stacks and pending change sets (``--json``: as data)."""
+    """The root and bootstrap stacks, their nested stacks and pending change sets (``--format json``: as data)."""
     stacks = status_data(_aws(args, cfg), cfg, args)
-    if getattr(args, "json", False):
+    if getattr(args, "format", "text") == "json":
         print(json.dumps({"env": cfg.env, "stacks": stacks}, indent=2))
         return 0
     for stack in stacks:
@@ -408,7 +416,7 @@ def cmd_outputs(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
         if args.key not in outs:
             raise DeployError(f"stack {name} has no output {args.key} (have: {', '.join(sorted(outs)) or 'none'})")
         print(outs[args.key])
-    elif args.json:
+    elif args.format == "json":
         print(json.dumps(outs, indent=2, sort_keys=True))
     else:
         for key, value in sorted(outs.items()):

@@ -15,13 +15,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from kr_cfn import cliargs
 from kr_cfn.deploy import guard
 from kr_cfn.deploy import trees as trees_mod
 from kr_cfn.deploy.errors import EXIT_GUARD, DeployError
 from kr_cfn.deploy.forecast import forecast
 from kr_cfn.deploy.review import FORECAST, GuardFinding, Review, StackChanges, render_markdown, render_text
-
-STACK_PREFIX = "stack:"
 
 
 def make_review(
@@ -136,30 +135,38 @@ def comparison_markdown(forecast_json: dict[str, Any], review_path: Path) -> str
     )
 
 
-def _old_tree(against: str, region: str) -> tuple[trees_mod.Tree, str]:
-    if against.startswith(STACK_PREFIX):
-        name = against.removeprefix(STACK_PREFIX)
-        if not name:
-            raise DeployError(f"--against {against}: expected stack:NAME, the deployed root stack's name")
-        from botocore.exceptions import ClientError
+def stack_tree(name: str, region: str, option: str = "--compare-to") -> trees_mod.Tree:
+    """The deployed templates of root stack ``name`` (``--compare-to stack:NAME``)."""
+    from botocore.exceptions import ClientError
 
-        from kr_cfn.deploy.aws import Aws, error_message
+    from kr_cfn.deploy.aws import Aws, error_message
 
-        cfn = Aws(region).client("cloudformation")
-        try:
-            return trees_mod.from_stack(cfn, name), f"stack {name}"
-        except ClientError as exc:
-            if "does not exist" in error_message(exc):
-                raise DeployError(f"--against {against}: stack {name} does not exist in {region}") from None
-            raise
-    return trees_mod.from_folder(Path(against)), against
+    cfn = Aws(region).client("cloudformation")
+    try:
+        return trees_mod.from_stack(cfn, name)
+    except ClientError as exc:
+        if "does not exist" in error_message(exc):
+            raise DeployError(f"{option} stack:{name}: stack {name} does not exist in {region}") from None
+        raise
+
+
+def _old_tree(args: argparse.Namespace, cfg: Any) -> tuple[trees_mod.Tree, str]:
+    if getattr(args, "compare_to", None) is None:
+        raise DeployError("kr-cfn diff: --compare-to is required (a previous build folder, an env or stack:NAME)")
+    out_dir = Path(args.out or "out")
+    found = cliargs.resolve_compare(args.compare_to, cfg.env, Path(args.params), out_dir)
+    if found.stack:
+        return stack_tree(found.stack, cfg.region), found.label
+    assert found.folder is not None
+    return trees_mod.from_folder(found.folder), found.label
 
 
 def run(args: argparse.Namespace, cfg: Any, build_files: Callable[[Any], dict[str, str]]) -> int:
     """``kr-cfn diff``: print the forecast, write forecast.json/.md, exit 3 when the guard blocks."""
-    old, old_label = _old_tree(args.against, cfg.region)
-    if args.build:
-        new, new_label = trees_mod.from_folder(Path(args.build)), args.build
+    old, old_label = _old_tree(args, cfg)
+    if args.out:
+        folder = cliargs.env_folder(args.out, cfg.env)
+        new, new_label = trees_mod.from_folder(folder), str(folder)
     else:
         new, new_label = trees_mod.from_build(build_files(cfg), cfg.env), f"build of {cfg.env}"
     review = make_review(
@@ -177,11 +184,10 @@ def run(args: argparse.Namespace, cfg: Any, build_files: Callable[[Any], dict[st
             json.loads(review.to_json()), Path(args.review)
         )
     if args.review_dir:
-        directory = Path(args.review_dir)
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / "forecast.json").write_text(review.to_json(), encoding="utf-8")
-        (directory / "forecast.md").write_text(markdown, encoding="utf-8")
-    print({"json": review.to_json(), "markdown": markdown}.get(args.output) or render_text(review), end="")
+        directory = cliargs.make_dir(Path(args.review_dir), "--review-dir")
+        cliargs.write_file(directory / "forecast.json", review.to_json(), "--review-dir")
+        cliargs.write_file(directory / "forecast.md", markdown, "--review-dir")
+    print({"json": review.to_json(), "markdown": markdown}.get(args.format) or render_text(review), end="")
     if args.review_dir:
         print(f"forecast: {Path(args.review_dir) / 'forecast.json'} {Path(args.review_dir) / 'forecast.md'}")
     for f in review.blocked:
@@ -225,17 +231,19 @@ def add_parser(sub: Any, load_env: Callable[[Path, str], Any], build_files: Call
         "diff",
         help="offline forecast of what a deploy would add, change, replace or delete (exit 3: stateful at risk)",
     )
-    p.add_argument("--env", required=True, help="environment (a params/<env>.yaml)")
-    p.add_argument("--params", default="params", help="folder of <env>.yaml files (default: params)")
-    p.add_argument(
-        "--against", required=True, metavar="PATH|stack:NAME", help="previous build folder, or a deployed root stack"
+    cliargs.add_env(p)
+    cliargs.add_compare_to(p, help=cliargs.COMPARE_HELP + " (required)")
+    cliargs.deprecated(p, "--against", "compare_to", "--compare-to")
+    cliargs.add_build_dir(
+        p, default=None, help="build output folder to forecast: <out>/<env> (or DIR itself) instead of a fresh build"
     )
-    p.add_argument("--build", metavar="PATH", help="compare this build folder instead of a fresh build of --env")
+    cliargs.deprecated(p, "--build", "out", "--out")
     p.add_argument("--stack-name", help="root stack name shown in the review (default: deploy.stack_name)")
     p.add_argument("--allow-replace", action="append", metavar="LOGICAL_ID", help="accept losing this resource")
     p.add_argument("--review-dir", help="write forecast.json and forecast.md here")
     p.add_argument("--review", metavar="REVIEW_JSON", help="plan's review.json: say where the change set disagrees")
-    p.add_argument("--output", choices=("text", "json", "markdown"), default="text", help="stdout format")
+    cliargs.add_format(p)
+    cliargs.deprecated(p, "--output", "format", "--format", choices=cliargs.REPORT_FORMATS)
 
     def call(args: argparse.Namespace) -> int:
         cfg = load_env(Path(args.params), args.env)
@@ -244,7 +252,7 @@ def add_parser(sub: Any, load_env: Callable[[Path, str], Any], build_files: Call
         check(args, cfg.env)  # malformed options (--allow-replace, --stack-name) fail first
         try:
             return run(args, cfg, build_files)
-        except Exception as exc:  # AWS errors of --against stack:NAME: one line, no traceback
+        except Exception as exc:  # AWS errors of --compare-to stack:NAME: one line, no traceback
             if type(exc).__module__.startswith("botocore"):
                 code = 1 if type(exc).__name__ == "ClientError" else 2  # a failed call / no endpoint or region
                 raise DeployError(f"AWS error: {exc}", code=code) from None

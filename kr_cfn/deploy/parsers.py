@@ -6,14 +6,15 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from kr_cfn import cliargs
+
 
 def add_parsers(sub: Any, load_env: Any) -> None:
     """Register the deploy subcommands; ``load_env(params_dir, env)`` validates ``--env``."""
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--env", required=True, help="environment (a params/<env>.yaml)")
-        p.add_argument("--params", default="params", help="folder of <env>.yaml files (default: params)")
-        p.add_argument("--out", default="out", help="build output folder (default: out)")
+        cliargs.add_env(p)
+        cliargs.add_build_dir(p)
         p.add_argument(
             "--region", help="deploy to this region although the params name another (default: the params' region)"
         )
@@ -54,7 +55,7 @@ def add_parsers(sub: Any, load_env: Any) -> None:
     p.add_argument("--stack-name", help="root stack name (default: deploy.stack_name or the name prefix)")
     p.add_argument("--image-tag", action="append", metavar="NAME=TAG", help="e.g. backend=3f2c1ab (repeatable)")
     p.add_argument("--allow-replace", action="append", metavar="LOGICAL_ID", help="accept losing this resource")
-    p.add_argument("--review-dir", help="where review.json and review.md go (default: out/<env>)")
+    p.add_argument("--review-dir", help="folder for review.json, review.md, plan.json (default: <out>/<env>.plan)")
     p.set_defaults(func=wrap("cmd_plan"))
 
     p = sub.add_parser("apply", help="execute a planned change set and follow it")
@@ -65,8 +66,8 @@ def add_parsers(sub: Any, load_env: Any) -> None:
     which.add_argument(
         "--plan",
         metavar="FILE",
-        help="the plan record (plan.json) plan wrote: executes exactly its change set, by name on its stack, "
-        "and refuses when the stack changed since",
+        help="the plan record plan wrote (<out>/<env>.plan/plan.json): executes exactly its change set, "
+        "by name on its stack, and refuses when the stack changed since",
     )
     _plan_digest(p)
     p.add_argument(
@@ -81,13 +82,13 @@ def add_parsers(sub: Any, load_env: Any) -> None:
     common(p)
     p.add_argument("--allow-replace", action="append", metavar="LOGICAL_ID", help="accept losing this resource")
     p.add_argument("--plan-only", action="store_true", help="review the change set, do not execute it")
-    p.add_argument("--review-dir", help="where bootstrap-review.json/.md go (default: out/<env>)")
+    p.add_argument("--review-dir", help="folder for bootstrap-review.json/.md (default: <out>/<env>.plan)")
     p.set_defaults(func=wrap("cmd_bootstrap"))
 
     p = sub.add_parser("status", help="stack status, nested stacks, pending change sets")
     common(p)
     p.add_argument("--stack-name", help="root stack name")
-    p.add_argument("--json", action="store_true", help="as JSON (stacks, nested stacks, change sets, drift)")
+    cliargs.add_format(p, ("text", "json"), json_alias=True)  # json: stacks, nested stacks, change sets, drift
     p.set_defaults(func=wrap("cmd_status"))
 
     p = sub.add_parser("outputs", help="print the stack outputs")
@@ -95,7 +96,7 @@ def add_parsers(sub: Any, load_env: Any) -> None:
     p.add_argument("--stack-name", help="root stack name")
     p.add_argument("--bootstrap", action="store_true", help="the bootstrap stack's outputs")
     p.add_argument("--key", help="print only this output's value")
-    p.add_argument("--json", action="store_true", help="as a JSON object")
+    cliargs.add_format(p, ("text", "json"), json_alias=True)  # json: one object
     p.set_defaults(func=wrap("cmd_outputs"))
 
     add_day_two_parsers(sub, common, wrap)
@@ -114,7 +115,7 @@ def _plan_digest(p: argparse.ArgumentParser) -> None:
 def add_qdrant_parsers(sub: Any, common: Any, wrap: Any) -> None:
     """``kr-cfn qdrant snapshots`` and ``kr-cfn qdrant restore``."""
     q = sub.add_parser("qdrant", help="Qdrant snapshots in S3 and restoring them")
-    qsub = q.add_subparsers(dest="qdrant_command", required=True)
+    qsub = q.add_subparsers(dest="qdrant_command")
     p = qsub.add_parser("snapshots", help="list the collection snapshots in the backups bucket")
     common(p)
     p.add_argument("--stack-name", help="root stack name (default: deploy.stack_name or the name prefix)")

@@ -1,8 +1,8 @@
 """``kr-cfn diagram``: the architecture of a built environment, drawn from its templates.
 
 Reads ``out/<env>/`` (what ``kr-cfn build`` wrote), never ``stacks/``. Mermaid text for
-Markdown; dot, PNG and SVG through Graphviz's ``dot``. ``--compare-to`` another build folder
-draws what a change adds (green), removes (red) and changes (yellow).
+Markdown; dot, PNG and SVG through Graphviz's ``dot``. ``--compare-to`` another build (``out/``,
+``out/<env>`` or an env name) draws what a change adds (green), removes (red) and changes (yellow).
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from kr_cfn import cliargs
 from kr_cfn.deploy.errors import EXIT_USAGE, DeployError
 from kr_cfn.diagram.graph import Edge, Graph, build_graph
 from kr_cfn.diagram.render import COMPARE_LEGEND, dot, mermaid
-from kr_cfn.diagram.templates import Build, load_build
+from kr_cfn.diagram.templates import Build, build_of_templates, load_build
 
 __all__ = ["FORMATS", "VIEWS", "Build", "Graph", "add_parser", "compare", "draw", "graph_of", "load_build"]
 
@@ -76,35 +77,69 @@ def draw(graph: Graph, fmt: str) -> bytes:
     return done.stdout
 
 
+LEGACY_FILE_SUFFIXES = (".png", ".svg", ".dot", ".gv", ".mmd", ".mermaid", ".md", ".txt")
+"""``diagram --out x.png`` named the output file before ``--out`` meant the build folder everywhere."""
+
+
+def _legacy_out(args: argparse.Namespace) -> None:
+    """The old ``--out FILE`` (a file name, not a folder): take it as ``-o FILE`` for one release, and say so."""
+    out, build_dir = Path(args.out), getattr(args, "build_dir", None)
+    if args.output is None and out.suffix.lower() in LEGACY_FILE_SUFFIXES and not out.is_dir():
+        cliargs.warn_deprecated("kr-cfn diagram", f"--out {args.out} (a file)", f"-o/--output {args.out}")
+        args.output, args.out = args.out, build_dir or "out"
+    elif build_dir:
+        args.out = build_dir
+
+
 def _cmd_diagram(args: argparse.Namespace) -> int:
-    folder = Path(args.build_dir) / args.env
+    _legacy_out(args)
+    folder = Path(args.out) / args.env
     graph = graph_of(folder, args.env, args.view)
+    cliargs.warn_if_stale(folder, Path(args.params) / f"{args.env}.yaml")
     if args.compare_to:
-        other = Path(args.compare_to)
-        if not other.is_dir():
-            raise DeployError(f"--compare-to {other}: no such build folder", code=EXIT_USAGE)
-        if (other / args.env).is_dir() and not any((other / f"root.{ext}").is_file() for ext in ("yaml", "json")):
-            other = other / args.env  # the output folder of another build: take this env's part
-        graph = compare(graph, graph_of(other, args.env, args.view))
+        found = cliargs.resolve_compare(args.compare_to, args.env, Path(args.params), Path(args.out))
+        graph = compare(graph, _old_graph(found, graph, args))
     data = draw(graph, args.format)
-    if args.out:
-        target = Path(args.out)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(target)
+    if args.output:
+        target = Path(args.output)
+        cliargs.write_file(target, data, "--output")
         print(f"{target}: {args.view} diagram of {folder} ({args.format})")
     elif args.format in ("png",):
-        raise DeployError("--format png writes binary data: name a file with --out", code=EXIT_USAGE)
+        raise DeployError("--format png writes binary data: name a file with -o/--output FILE", code=EXIT_USAGE)
     else:
         print(data.decode(), end="")
     return 0
 
 
+def _old_graph(found: cliargs.Comparison, new: Graph, args: argparse.Namespace) -> Graph:
+    """The graph ``--compare-to`` names: a build folder, or a deployed root stack's templates (an AWS read)."""
+    if found.folder is not None:
+        return graph_of(found.folder, args.env, args.view)
+    from kr_cfn import config
+    from kr_cfn.deploy.aws import AWS_FAILURES, failure
+    from kr_cfn.deploy.diffcmd import stack_tree
+
+    assert found.stack is not None
+    try:
+        region = config.load(Path(args.params) / f"{args.env}.yaml").region
+    except config.ConfigError as exc:
+        raise DeployError(str(exc)) from None
+    try:
+        tree = stack_tree(found.stack, region)
+    except AWS_FAILURES as exc:
+        raise failure(exc, found.stack) from None
+    names = load_build(Path(args.out) / args.env).stack_of
+    children = {logical: child.template for logical, child in tree.children.items()}
+    build = build_of_templates(Path(found.label), tree.template, children, names)
+    return build_graph(build, args.env, args.view)
+
+
 def add_parser(sub: Any) -> None:
     """Register ``kr-cfn diagram``."""
     p = sub.add_parser("diagram", help="draw a built environment: stacks, resources, who may talk to whom")
-    p.add_argument("--env", required=True, help="environment whose build (<out>/<env>/) is drawn")
-    p.add_argument("--build-dir", default="out", metavar="DIR", help="build output folder (default: out)")
+    cliargs.add_env(p, help="environment whose build (<out>/<env>/) is drawn")
+    cliargs.add_build_dir(p)
+    cliargs.deprecated(p, "--build-dir", "build_dir", "--out")
     p.add_argument("--format", choices=FORMATS, default="mermaid", help="output format (default: mermaid)")
     p.add_argument(
         "--view",
@@ -112,10 +147,6 @@ def add_parser(sub: Any) -> None:
         default="architecture",
         help="architecture (stacks, resources, request path) or security (security-group flows only)",
     )
-    p.add_argument(
-        "--compare-to",
-        metavar="PATH",
-        help="another build of the env (its <out>/<env> folder, or the <out> folder): draw what changes",
-    )
-    p.add_argument("--out", metavar="FILE", help="write the diagram here instead of standard output (needed for png)")
+    cliargs.add_compare_to(p, help=cliargs.COMPARE_HELP + ": draw what changes")
+    cliargs.add_output_file(p, help="write the diagram here instead of standard output (needed for png)")
     p.set_defaults(func=_cmd_diagram)

@@ -148,6 +148,25 @@ def load_build(folder: Path) -> Build:
     return build
 
 
+def build_of_templates(
+    folder: Path, root: dict[str, Any], children: dict[str, dict[str, Any]], names: dict[str, str]
+) -> Build:
+    """A build from a root template and its nested templates by logical id (a deployed stack's, say).
+
+    Each nested stack is named as in ``names`` (logical id -> stack name of the build it is compared
+    with), else by its logical id, so the same stack of two builds has one name.
+    """
+    stack_of = {logical: names.get(logical, logical) for logical in children}
+    build = Build(folder, root, {}, stack_of)
+    build.stacks = {
+        name: children[logical]
+        for name in _producers_first(root, stack_of)
+        for logical, named in stack_of.items()
+        if named == name
+    }
+    return build
+
+
 def getatt_names(value: Any) -> set[str]:
     """Logical ids named by the ``Fn::GetAtt`` calls inside ``value``."""
     if isinstance(value, list):
