@@ -51,6 +51,13 @@ def test_a_body_over_the_inline_share_bootstraps_in_two_phases_then_changes_noth
     assert not bootbody.fits_inline(body), "prod's body fits inline: this test no longer covers the URL path"
     stack = f"{load_env('prod').names.prefix}-bootstrap"
 
+    planned = project.ok("bootstrap", "--env", "prod", "--plan-only")
+    assert "plan only: phase two (the full template by TemplateURL) is planned once phase one is applied" in planned
+    assert _stack(stack)["StackStatus"] == "REVIEW_IN_PROGRESS"  # nothing created, nothing uploaded
+    # CloudFormation takes the next CREATE change set on this stack; moto would make a second stack
+    # of that name (moto/cloudformation/models.py create_change_set), so the test starts again from none.
+    boto3.client("cloudformation", region_name=REGION).delete_stack(StackName=stack)
+
     out = project.ok("bootstrap", "--env", "prod")
     first = json.loads((project.out / "prod" / "bootstrap-phase-one-review.json").read_text())
     assert first["change_set_type"] == "CREATE"

@@ -369,7 +369,7 @@ def cmd_bootstrap(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
         inline = f"template sent inline ({share})"
         return _bootstrap_phase(aws, cfg, args, {"template_body": body}, inline, "bootstrap-review")
     stack = changeset.stack_status(aws, name)
-    if stack is None or stack["StackStatus"] == "REVIEW_IN_PROGRESS":
+    if changeset.check_deployable(stack, cfg.env) == "CREATE":  # fail fast, before anything is uploaded
         first = bootbody.compact(bootbody.phase_one(template))
         note = (
             f"phase one of two: the template ({share}) goes by TemplateURL from the artifacts bucket, which this "
