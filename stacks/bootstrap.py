@@ -63,7 +63,8 @@ BOUNDARY_POLICY = "ApplicationPermissionsBoundary"
 STACK_ACTIONS_POLICY = "StackActionsPolicy"
 _MANAGED_POLICY_BUDGET = 5000  # characters of actions per managed policy (limit 6,144 with the rest)
 _MAX_STACK_POLICIES = 9  # a role may have 10 managed policies
-# Short: the reasons are repeated on the role and each managed policy, in a body sent inline (51,200 bytes).
+# Short: the reasons are repeated on the role and each managed policy (the body goes inline while it fits
+# in 95 % of CloudFormation's 51,200-byte TemplateBody limit; kr_cfn/deploy/bootbody.py).
 _SERVICE_ROLE_SKIPS = (
     ("CKV_AWS_109", "The stacks' handler permissions; roles only on the env's path, with its boundary."),
     ("CKV_AWS_111", "Writing is a service role's job: the stacks' handler permissions, passed only to CloudFormation."),
@@ -927,8 +928,7 @@ def _read_secrets(cfg: BootstrapSlice, sid: str, *, database: bool) -> list[aws.
 
     The named secrets under the env's own path: ``secret:/<prefix>/*`` (every secret the stacks make
     is named there, checked below; '/knowledgerouter/' is no prefix of '/knowledgerouter-dev/'), one
-    pattern rather than one ARN per secret to keep the bootstrap template under CloudFormation's
-    51,200-byte body limit
+    pattern rather than one ARN per secret (the bootstrap cannot name the data stack's secrets by ARN)
     (ARNs: https://docs.aws.amazon.com/secretsmanager/latest/userguide/reference_iam-permissions.html).
     With ``database``, also the secret RDS keeps the master password in: its name ('rds!db-<uuid>')
     names no environment, its tag does. RDS tags it ``aws:rds:primaryDBInstanceArn`` = the DB

@@ -10,6 +10,7 @@ import pytest
 
 import stacks
 from kr_cfn import config
+from kr_cfn.deploy import bootbody
 from stacks import bootstrap
 from tests.conftest import ENVS, built, load_env, resources_of_type
 
@@ -246,7 +247,8 @@ def test_roles_are_scoped_by_the_environment_path_not_a_name_prefix() -> None:
 def test_bootstrap_fits_aws_size_limits(env: str) -> None:
     # https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html (characters without
     # whitespace: inline policies of one role 10,240 in total, a managed policy 6,144, 10 managed per role);
-    # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html (body 51,200 bytes).
+    # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html (a body by
+    # TemplateURL: 1 MB; inline, 51,200 bytes, kr-cfn bootstrap's choice: kr_cfn/deploy/bootbody.py).
     t = _boot(env)
 
     def size(doc: Any) -> int:
@@ -257,7 +259,7 @@ def test_bootstrap_fits_aws_size_limits(env: str) -> None:
         assert len(r["Properties"].get("ManagedPolicyArns", [])) <= 10, logical_id
     for logical_id, r in resources_of_type(t, "AWS::IAM::ManagedPolicy").items():
         assert size(r["Properties"]["PolicyDocument"]) <= 6_144, logical_id
-    assert size(t) <= 51_200
+    assert size(t) <= bootbody.TEMPLATE_URL_LIMIT
 
 
 def test_service_role_actions_follow_the_resource_types_of_the_built_templates() -> None:
@@ -283,25 +285,26 @@ def test_service_role_actions_follow_the_resource_types_of_the_built_templates()
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_bootstrap_is_sent_as_compact_json_within_the_body_limit(env: str, tmp_path: Path) -> None:
-    """The built YAML is over 51,200 bytes; what kr-cfn bootstrap sends is the same template, compact."""
-    from kr_cfn.deploy.commands import TEMPLATE_BODY_LIMIT, bootstrap_body
+def test_bootstrap_is_sent_as_compact_json_within_the_url_limit(env: str, tmp_path: Path) -> None:
+    """The built YAML is larger; what kr-cfn bootstrap sends (inline or by URL) is the same template, compact."""
+    from kr_cfn.deploy.bootbody import TEMPLATE_URL_LIMIT
+    from kr_cfn.deploy.commands import bootstrap_body
     from kr_cfn.output import render
 
     path = tmp_path / "bootstrap.yaml"
     path.write_text(render(stacks.build_all(load_env(env))["bootstrap"], "yaml"), encoding="utf-8")
     body = bootstrap_body(path)
-    assert len(body.encode()) <= TEMPLATE_BODY_LIMIT
+    assert len(body.encode()) <= TEMPLATE_URL_LIMIT
     assert json.loads(body) == _boot(env)
 
 
-def test_a_bootstrap_over_the_body_limit_is_refused_in_one_line(tmp_path: Path) -> None:
+def test_a_bootstrap_over_the_url_limit_is_refused_in_one_line(tmp_path: Path) -> None:
     from kr_cfn.deploy.commands import bootstrap_body
     from kr_cfn.deploy.errors import DeployError
 
     path = tmp_path / "bootstrap.json"
-    path.write_text(json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic", "Description": "x" * 60_000}}}))
-    with pytest.raises(DeployError, match=r"bytes as compact JSON, over CloudFormation's TemplateBody limit of 51200"):
+    path.write_text(json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic", "Description": "x" * 1_100_000}}}))
+    with pytest.raises(DeployError, match=r"bytes as compact JSON, over CloudFormation's limit of 1048576 bytes for a"):
         bootstrap_body(path)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from kr_cfn import config
 from kr_cfn.cliargs import make_dir, write_file
 from kr_cfn.config import bootstrap as config_bootstrap
-from kr_cfn.deploy import account, changeset, drift, rotation
+from kr_cfn.deploy import account, bootbody, changeset, drift, rotation
 from kr_cfn.deploy import apply as applying
 from kr_cfn.deploy import package as packaging
 from kr_cfn.deploy.aws import Aws, pinned
@@ -306,42 +306,30 @@ def check_plan(aws: Aws, record: dict[str, Any], allowed: Sequence[str] = ()) ->
     return applying.check(aws, record["stack_name"], str(record.get("change_set_name")), record, allowed)
 
 
-TEMPLATE_BODY_LIMIT = 51_200
-"""Bytes of a TemplateBody (the bootstrap is sent inline: the bucket for a TemplateURL is in it).
-https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html"""
+TEMPLATE_BODY_LIMIT = bootbody.TEMPLATE_BODY_LIMIT
+"""Bytes of a TemplateBody (kr_cfn.deploy.bootbody: over its inline share the bootstrap goes by URL)."""
 
 
 def bootstrap_body(path: Path) -> str:
-    """The bootstrap template as compact JSON (the built YAML is larger than the inline limit)."""
-    body = json.dumps(packaging.load_template(path), separators=(",", ":"), sort_keys=True)
-    if len(body.encode()) > TEMPLATE_BODY_LIMIT:
-        raise DeployError(
-            f"{path}: {len(body.encode())} bytes as compact JSON, over CloudFormation's TemplateBody limit "
-            f"of {TEMPLATE_BODY_LIMIT}; the bootstrap must shrink (fewer resource types or statements)"
-        )
+    """The bootstrap template as compact JSON (the built YAML is larger); exit 2 over the TemplateURL limit."""
+    body = bootbody.compact(packaging.load_template(path))
+    bootbody.check_url_size(body, str(path))
     return body
 
 
-def cmd_bootstrap(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
-    """Plan and apply the bootstrap stack (operator credentials; no service role, it creates it)."""
-    env_dir = _env_dir(args, cfg)
-    path = env_dir / "bootstrap.yaml"
-    if not path.exists():
-        path = env_dir / "bootstrap.json"
-    if not path.exists():
-        raise DeployError(f"{env_dir / 'bootstrap.yaml'}: not found; run kr-cfn build --env {cfg.env} first")
-    body = bootstrap_body(path)
-    aws = _aws(args, cfg)
-    params_file = str(Path(getattr(args, "params", None) or "params") / f"{cfg.env}.yaml")
-    account.check_account_resources(aws, packaging.load_template(path), bootstrap_stack_name(cfg), params_file)
+def _bootstrap_phase(
+    aws: Aws, cfg: config.EnvConfig, args: argparse.Namespace, template: dict[str, str], note: str, stem: str
+) -> int:
+    """Plan one bootstrap change set (the review says how its template was sent), apply it unless --plan-only."""
     target = changeset.Target(
         stack_name=bootstrap_stack_name(cfg),
-        template_body=body,
         nested=False,
         tags=tuple(sorted(cfg.names.tags(cfg.tags).items())),
+        **template,
     )
     review, _ = changeset.plan(aws, target, cfg.env, args.allow_replace or [])
-    code = _report(review, plan_dir(args, cfg), "bootstrap-review")
+    review.notes.append(note)
+    code = _report(review, plan_dir(args, cfg), stem)
     if code or not review.has_changes or args.plan_only:
         return code
     return _apply(
@@ -352,6 +340,59 @@ def cmd_bootstrap(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
         watch=watch_command(cfg, args),
         allowed=args.allow_replace or [],
     )
+
+
+def _bootstrap_bucket(aws: Aws, stack_name: str) -> str:
+    """The artifacts bucket the bootstrap stack made (its output), for the full template's TemplateURL."""
+    outs = applying.outputs(aws, stack_name)
+    if bootbody.BUCKET_OUTPUT not in outs:
+        raise DeployError(
+            f"stack {stack_name} has no output {bootbody.BUCKET_OUTPUT}: the bootstrap template cannot be sent by "
+            "URL without its bucket; see kr-cfn status and the stack's events"
+        )
+    return outs[bootbody.BUCKET_OUTPUT]
+
+
+def cmd_bootstrap(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
+    """Plan and apply the bootstrap stack (operator credentials; no service role, it creates it).
+
+    A compact body within :data:`bootbody.INLINE_SHARE` of the TemplateBody limit goes inline. A
+    larger one goes by TemplateURL from the stack's own bucket; on a new stack a first change set
+    creates only that bucket (:func:`bootbody.phase_one`).
+    """
+    env_dir = _env_dir(args, cfg)
+    path = env_dir / "bootstrap.yaml"
+    if not path.exists():
+        path = env_dir / "bootstrap.json"
+    if not path.exists():
+        raise DeployError(f"{env_dir / 'bootstrap.yaml'}: not found; run kr-cfn build --env {cfg.env} first")
+    template = packaging.load_template(path)
+    body = bootstrap_body(path)
+    aws = _aws(args, cfg)
+    name = bootstrap_stack_name(cfg)
+    params_file = str(Path(getattr(args, "params", None) or "params") / f"{cfg.env}.yaml")
+    account.check_account_resources(aws, template, name, params_file)
+    size, limit = bootbody.size(body), TEMPLATE_BODY_LIMIT
+    share = f"{size} bytes, {size / limit:.1%} of CloudFormation's {limit}-byte TemplateBody limit"
+    if bootbody.fits_inline(body):
+        inline = f"template sent inline ({share})"
+        return _bootstrap_phase(aws, cfg, args, {"template_body": body}, inline, "bootstrap-review")
+    stack = changeset.stack_status(aws, name)
+    if changeset.check_deployable(stack, cfg.env) == "CREATE":  # fail fast, before anything is uploaded
+        first = bootbody.compact(bootbody.phase_one(template))
+        note = (
+            f"phase one of two: the template ({share}) goes by TemplateURL from the artifacts bucket, which this "
+            f"change set creates first (only the bucket and its policy, {bootbody.size(first)} bytes inline)"
+        )
+        code = _bootstrap_phase(aws, cfg, args, {"template_body": first}, note, "bootstrap-phase-one-review")
+        if code or args.plan_only:
+            if args.plan_only and not code:
+                print("plan only: phase two (the full template by TemplateURL) is planned once phase one is applied")
+            return code
+    bucket = _bootstrap_bucket(aws, name)
+    url, uploaded = packaging.upload_template(aws, bucket, bootbody.KEY_PREFIX, "bootstrap.json", body.encode())
+    note = f"template sent by TemplateURL {url} ({share}; {'uploaded' if uploaded else 'already uploaded'})"
+    return _bootstrap_phase(aws, cfg, args, {"template_url": url}, note, "bootstrap-review")
 
 
 def status_data(aws: Aws, cfg: config.EnvConfig, args: argparse.Namespace) -> list[dict[str, Any]]:

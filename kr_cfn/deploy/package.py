@@ -132,6 +132,13 @@ def _upload(aws: Aws, bucket: str, prefix: str, name: str, body: bytes, packaged
     return url
 
 
+def upload_template(aws: Aws, bucket: str, prefix: str, name: str, body: bytes) -> tuple[str, bool]:
+    """Upload one template under ``<prefix>/<sha256>.<name>`` (checked, never assumed); its URL and whether uploaded."""
+    packaged = Packaged(bucket, "")
+    url = _upload(aws, bucket, prefix, name, body, packaged)
+    return url, packaged.uploads[name][1]
+
+
 def _package_template(aws: Aws, path: Path, bucket: str, prefix: str, packaged: Packaged) -> bytes:
     """The template at ``path`` with its nested stacks uploaded (depth first), as JSON bytes."""
     template = load_template(path)
