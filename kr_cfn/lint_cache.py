@@ -6,13 +6,15 @@ key is a SHA-256 over everything that can change the verdict:
 
 - the template's name and bytes (its ``Metadata`` ``cfn-lint`` rule config included), and the
   bytes of the templates it nests by local path (``TemplateURL: ./network.yaml``: E3043 reads
-  the child's Parameters from disk);
+  the child's Parameters from disk, https://github.com/aws-cloudformation/cfn-lint/blob/main/src/cfnlint/rules/resources/cloudformation/NestedStackParameters.py);
 - the settings given to cfn-lint (regions, included checks: :data:`kr_cfn.lint.SETTINGS`);
 - the ``.cfnlintrc`` files cfn-lint reads itself, in the home folder and the current folder
-  (cfnlint/config.py ``ConfigFileArgs._find_config``);
+  (``ConfigFileArgs._find_config`` in
+  https://github.com/aws-cloudformation/cfn-lint/blob/main/src/cfnlint/config.py);
 - the versions of cfn-lint, of the libraries it runs on and of Python, and the date of the
   resource schemas it uses (bundled, or newer ones ``cfn-lint --update-specs`` put in
-  ``~/.cache/aws/cfn-lint/schemas``: cfnlint/schema/manager.py ``_resolve_schema_dirs``).
+  ``~/.cache/aws/cfn-lint/schemas``: ``_resolve_schema_dirs`` in
+  https://github.com/aws-cloudformation/cfn-lint/blob/main/src/cfnlint/schema/manager.py).
 
 Where: ``$KR_CFN_CACHE_DIR/lint`` when set, else ``$XDG_CACHE_HOME/kr_cfn/lint``, else
 ``~/.cache/kr_cfn/lint`` (https://specifications.freedesktop.org/basedir-spec/latest/).

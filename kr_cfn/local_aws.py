@@ -72,7 +72,8 @@ def cmd_local_aws(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return EXIT_SETUP
-        os.environ["MOTO_ACCOUNT_ID"] = args.account_id  # the account of every request (moto/core/responses.py)
+        # the account of every request: https://docs.getmoto.org/en/latest/docs/multi_account.html
+        os.environ["MOTO_ACCOUNT_ID"] = args.account_id
         # werkzeug logs every request; moto warns "No Moto CloudFormation support" for what the shims stand in
         for name in ("werkzeug", "moto"):
             logging.getLogger(name).setLevel(logging.INFO if args.verbose else logging.ERROR)
@@ -101,7 +102,8 @@ def add_parser(sub: Any) -> None:
         ),
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
-    # not moto_server's 5000: macOS's AirPlay Receiver listens there (werkzeug/serving.py says so when it fails)
+    # not moto_server's 5000: macOS's AirPlay Receiver may hold it, as werkzeug's bind error says
+    # (https://github.com/pallets/werkzeug/blob/main/src/werkzeug/serving.py, BaseWSGIServer.__init__)
     p.add_argument("--port", type=int, default=5050, help="port to listen on; 0 picks a free one (default: 5050)")
     p.add_argument(
         "--region", default="eu-central-1", help="region the export lines name (default: eu-central-1, the params')"
