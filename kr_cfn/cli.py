@@ -207,6 +207,9 @@ def _parser() -> argparse.ArgumentParser:
 
     sarif.add_parser(sub)
     completion.add_parser(sub)
+    from kr_cfn import local_aws
+
+    local_aws.add_parser(sub)
     return cliargs.finish(parser)
 
 

@@ -213,6 +213,10 @@ HELP: dict[str, tuple[str, tuple[tuple[int, str], ...]]] = {
     "migrate": ("kr-cfn migrate --env dev --plan out/dev.plan/plan.json", ((0, "migrated"), (1, "failed"), _AWS)),
     "drift": ("kr-cfn drift --env dev", ((0, "in sync"), (1, "drifted"), _AWS)),
     "rotation": ("kr-cfn rotation --env prod", ((0, "set (or already as params say)"), _AWS)),
+    "local-aws": (
+        "kr-cfn local-aws --port 5050",
+        ((0, "stopped (Ctrl-C or SIGTERM)"), (2, "moto missing or port in use")),
+    ),
     "destroy": ("kr-cfn destroy --env dev --dry-run", ((0, "deleted (or listed)"), (1, "failed"), _AWS)),
     "cancel": ("kr-cfn cancel --env dev --wait", ((0, "cancelled"), (1, "failed"), _AWS)),
     "watch": ("kr-cfn watch --env dev", ((0, "stable"), (1, "the update failed"), _AWS)),

@@ -1,4 +1,8 @@
-"""cfn-lint through its Python API, spread over one process per core."""
+"""cfn-lint through its Python API, spread over one process per core, with a cache of verdicts.
+
+Unchanged templates are not linted again: :mod:`kr_cfn.lint_cache` keeps each template's
+findings, keyed by everything that can change them.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,12 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from kr_cfn import lint_cache
+
+SETTINGS: dict[str, Any] = {"include_checks": ["I"]}
+"""cfn-lint's settings besides templates and regions (part of every cache key)."""
 
 
 @dataclass(frozen=True, order=True)
@@ -28,8 +38,12 @@ def lint_templates(paths: list[Path], region: str) -> list[Finding]:
     """
     from cfnlint.api import lint_by_config  # heavy import: only when linting
 
-    matches = lint_by_config({"templates": [str(p) for p in paths], "regions": [region], "include_checks": ["I"]})
+    matches = lint_by_config({"templates": [str(p) for p in paths], **_settings(region)})
     return sorted(Finding(str(m.filename), m.linenumber, m.rule.id, m.message.replace("\n", " ")) for m in matches)
+
+
+def _settings(region: str) -> dict[str, Any]:
+    return {**SETTINGS, "regions": [region]}
 
 
 def _templates(directory: Path) -> list[Path]:
@@ -54,6 +68,41 @@ def _balance(items: list[tuple[Path, str]], workers: int) -> list[list[tuple[Pat
     return [c for c in chunks if c]
 
 
+def _lint_items(items: list[tuple[Path, str]]) -> list[Finding]:
+    """Lint ``items`` (template, region) in one process per core."""
+    if not items:
+        return []
+    workers = min(len(items), os.cpu_count() or 1)
+    if workers <= 1:
+        return _lint_chunk(items)
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return [f for chunk in pool.map(_lint_chunk, _balance(items, workers)) for f in chunk]
+
+
+def _lint_with_cache(items: list[tuple[Path, str]]) -> list[Finding]:
+    """Findings of ``items``: the cache's where it has them, cfn-lint's (then stored) for the rest."""
+    root = lint_cache.cache_dir()
+    if root is None:
+        return _lint_items(items)
+    keys = {path: lint_cache.entry_key(path, _settings(region)) for path, region in items}
+    found: list[Finding] = []
+    misses = []
+    for path, region in items:
+        hit = lint_cache.load(root, keys[path], path)
+        if hit is None:
+            misses.append((path, region))
+        else:
+            found += [Finding(*row) for row in hit]
+    linted = _lint_items(misses)
+    by_file: dict[str, list[Finding]] = {str(path): [] for path, _ in misses}
+    for f in linted:
+        by_file.setdefault(f.path, []).append(f)
+    if len(by_file) == len(misses):  # else a finding on no template (a config error): nothing stored
+        for path, _ in misses:
+            lint_cache.store(root, keys[path], path, [(f.path, f.line, f.rule, f.message) for f in by_file[str(path)]])
+    return found + linted
+
+
 def lint_dirs(jobs: list[tuple[Path, str]]) -> list[list[Finding]]:
     """Lint every template of each (directory, region) job; findings per job, in job order.
 
@@ -62,12 +111,7 @@ def lint_dirs(jobs: list[tuple[Path, str]]) -> list[list[Finding]]:
     is safe: the root's nested-stack checks read the children from disk.
     """
     items = [(path, region) for directory, region in jobs for path in _templates(directory)]
-    workers = min(len(items), os.cpu_count() or 1)
-    if workers <= 1:
-        findings = _lint_chunk(items)
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            findings = [f for chunk in pool.map(_lint_chunk, _balance(items, workers)) for f in chunk]
+    findings = _lint_with_cache(items)
     dirs = [directory.resolve() for directory, _ in jobs]
     per_job: list[list[Finding]] = [[] for _ in jobs]
     for f in findings:

@@ -27,6 +27,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _lint_cache_outside_home(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The tests' cfn-lint verdicts go to a temporary cache, never the user's (kr_cfn/lint_cache.py)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KR_CFN_CACHE_DIR", str(tmp_path_factory.mktemp("kr-cfn-cache")))
+        yield
+
+
 @functools.cache
 def load_env(env: str) -> config.EnvConfig:
     """The validated config of one shipped environment."""
