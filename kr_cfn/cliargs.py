@@ -215,7 +215,7 @@ HELP: dict[str, tuple[str, tuple[tuple[int, str], ...]]] = {
     "rotation": ("kr-cfn rotation --env prod", ((0, "set (or already as params say)"), _AWS)),
     "local-aws": (
         "kr-cfn local-aws --port 5050",
-        ((0, "stopped (Ctrl-C or SIGTERM)"), (2, "moto missing or port in use")),
+        ((0, "stopped by Ctrl-C or SIGTERM"), (2, "bad input: moto not installed, port in use")),
     ),
     "destroy": ("kr-cfn destroy --env dev --dry-run", ((0, "deleted (or listed)"), (1, "failed"), _AWS)),
     "cancel": ("kr-cfn cancel --env dev --wait", ((0, "cancelled"), (1, "failed"), _AWS)),
