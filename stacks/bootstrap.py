@@ -1302,8 +1302,36 @@ def _service_role_statements(cfg: BootstrapSlice) -> list[aws.Statement]:
         _deny_import(),
         # Stacks are scoped by ARN above; the application buckets by name (S3 ABAC is off by default).
         _deny_other_stacks(cfg, "DenyOtherStacksResources", [cfn.Action("*"), awacs_s3.Action("*")]),
+        *_deny_other_database_secrets(cfg),
     ]
     return statements
+
+
+def _deny_other_database_secrets(cfg: BootstrapSlice) -> list[aws.Statement]:
+    """No action on the master-password secret RDS keeps for another env's DB instance.
+
+    RDS, not CloudFormation, makes that secret, so it carries no stack-name tag and
+    DenyOtherStacksResources does not cover it; its RDS tag names the instance (see :func:`_read_secrets`).
+    The service role's Secrets Manager handler permissions are on '*' (ids made at create time).
+    Null "false": only a secret that carries the tag; a new one (CreateSecret) carries none yet.
+    """
+    if not cfg.app.db_instances:
+        return []
+    key = f"secretsmanager:ResourceTag/{RDS_SECRET_TAG}"
+    return [
+        aws.Statement(
+            Sid="DenyOtherDatabasesSecrets",
+            Effect=aws.Deny,
+            Action=[aws.Action("secretsmanager", "*")],  # a Deny: every action on another env's DB secret
+            Resource=[arn("secretsmanager", "secret:rds!db-*")],
+            Condition=aws.Condition(
+                [
+                    aws.Null(key, "false"),
+                    aws.StringNotEquals(key, [arn("rds", f"db:{db}") for db in cfg.app.db_instances]),
+                ]
+            ),
+        )
+    ]
 
 
 def _dynamic_reference_statements(cfg: BootstrapSlice) -> list[aws.Statement]:

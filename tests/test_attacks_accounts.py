@@ -633,3 +633,18 @@ def test_no_application_role_removes_a_qdrant_snapshot(action: str) -> None:
     assert _as_app_role(
         "staging", "BackendTaskRole", "s3:DeleteObject", _backups("staging", "backend/x"), {"wide": WIDE_S3}
     ).allowed
+
+
+def test_service_role_changes_no_other_environments_database_secret() -> None:
+    """Failed before: the service role's Secrets Manager handler permissions are on '*', and another env's
+    RDS-managed secret carries no stack tag, so staging's role could update, delete or re-policy dev's."""
+    staging = _service_role_of("staging", ACCOUNT)
+    writes = ("UpdateSecret", "DeleteSecret", "PutResourcePolicy", "TagResource", "DescribeSecret")
+    for action in (f"secretsmanager:{a}" for a in writes):
+        secret, tags = _db_secret("dev")
+        assert not evaluate(Request(action, secret, tags), staging).allowed, action
+    # Its own database's secret and a secret being created (no tag yet) keep every handler permission.
+    own, own_tags = _db_secret("staging")
+    for action in ("secretsmanager:TagResource", "secretsmanager:DescribeSecret", "secretsmanager:CreateSecret"):
+        assert evaluate(Request(action, own, own_tags), staging).allowed, action
+        assert evaluate(Request(action, own), staging).allowed, action
