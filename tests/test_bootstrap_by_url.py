@@ -59,14 +59,14 @@ def test_a_body_over_the_inline_share_bootstraps_in_two_phases_then_changes_noth
     boto3.client("cloudformation", region_name=REGION).delete_stack(StackName=stack)
 
     out = project.ok("bootstrap", "--env", "prod")
-    first = json.loads((project.out / "prod" / "bootstrap-phase-one-review.json").read_text())
+    first = json.loads((project.out / "prod.plan" / "bootstrap-phase-one-review.json").read_text())
     assert first["change_set_type"] == "CREATE"
     assert first["notes"][-1].startswith("phase one of two: the template (")
     assert {c["logical_id"] for s in first["stacks"] for c in s["changes"]} == {
         "ArtifactsBucket",
         "ArtifactsBucketPolicy",
     }
-    second = json.loads((project.out / "prod" / "bootstrap-review.json").read_text())
+    second = json.loads((project.out / "prod.plan" / "bootstrap-review.json").read_text())
     assert second["change_set_type"] == "UPDATE"
     assert {c["action"] for s in second["stacks"] for c in s["changes"]} == {"Add"}  # nothing replaced
     bucket = project.ok("outputs", "--env", "prod", "--bootstrap", "--key", "ArtifactsBucketName").strip()
@@ -88,10 +88,12 @@ def test_a_small_body_still_goes_inline(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     project = Project(tmp_path, capsys)
+    # No GitHub repository: no OIDC provider nor GitHub roles, a body well within the inline share.
+    project.set("dev", "bootstrap.github_repository", None)
     project.build("dev")
     out = project.ok("bootstrap", "--env", "dev")
     assert "note: template sent inline (" in out and "TemplateURL" not in out
-    assert not (project.out / "dev" / "bootstrap-phase-one-review.json").exists()
+    assert not (project.out / "dev.plan" / "bootstrap-phase-one-review.json").exists()
     bucket = project.ok("outputs", "--env", "dev", "--bootstrap", "--key", "ArtifactsBucketName").strip()
     assert _objects(bucket) == []
     _assert_every_resource_exists(
