@@ -260,9 +260,8 @@ def cli_reference(parser: argparse.ArgumentParser) -> str:
     commands = cliargs.subparsers(parser)
     out = [CLI_START, "", "| command | what it does |", "|---|---|"]
     for name, sub in commands:
-        anchor = re.sub(r"[^a-z0-9 -]", "", f"kr-cfn {name}").replace(" ", "-")
         summary = cliargs.help_of(parser, name) or sub.description or ""
-        out.append(f"| [`kr-cfn {name}`](#{anchor}) | {_cell(summary)} |")
+        out.append(f"| [`kr-cfn {name}`](#{_anchor(f'`kr-cfn {name}`')}) | {_cell(summary)} |")
     for name, sub in commands:
         out += ["", f"### `kr-cfn {name}`", "", _cell(sub.description or "")]
         options = _options(sub)
