@@ -202,7 +202,7 @@ def _parser() -> argparse.ArgumentParser:
     from kr_cfn import diagram, docs
 
     diagram.add_parser(sub)
-    docs.add_parser(sub)
+    docs.add_parser(sub, parser)
     from kr_cfn import completion, sarif
 
     sarif.add_parser(sub)

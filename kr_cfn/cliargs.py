@@ -242,10 +242,14 @@ def epilog(name: str) -> str | None:
     """The example and exit codes shown under a subcommand's ``--help`` (None when the table has none)."""
     if name not in HELP:
         return None
-    example, codes = HELP[name]
-    table = sorted({**dict(_COMMON_CODES), **dict(codes)}.items())
-    lines = [f"example:\n  {example}", "", "exit codes:", *(f"  {code:>3}  {what}" for code, what in table)]
+    example, _ = HELP[name]
+    lines = [f"example:\n  {example}", "", "exit codes:", *(f"  {code:>3}  {what}" for code, what in exit_codes(name))]
     return "\n".join(lines)
+
+
+def exit_codes(name: str) -> list[tuple[int, str]]:
+    """A subcommand's exit codes (its own and the common ones), in order: what its help and docs/cli.md show."""
+    return sorted({**dict(_COMMON_CODES), **dict(HELP[name][1])}.items())
 
 
 def subparsers(parser: argparse.ArgumentParser, prefix: str = "") -> list[tuple[str, argparse.ArgumentParser]]:
@@ -263,14 +267,14 @@ def finish(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Give every subcommand a one-line description (its help) and the example/exit-code epilog."""
     for name, sub in subparsers(parser):
         if sub.description is None:
-            sub.description = _help_of(parser, name)
+            sub.description = help_of(parser, name)
         if sub.epilog is None:
             sub.epilog = epilog(name)
         sub.formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
 
 
-def _help_of(parser: argparse.ArgumentParser, name: str) -> str | None:
+def help_of(parser: argparse.ArgumentParser, name: str) -> str | None:
     """The ``help=`` a subcommand was registered with (the line ``kr-cfn --help`` lists)."""
     owner = parser
     for word in name.split()[:-1]:

@@ -508,7 +508,7 @@ def _deny_other_stacks(cfg: BootstrapSlice, sid: str, not_actions: list[aws.Acti
     Null "false": only when the tag is there,
     https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html#Conditions_Null).
     Resources without the tag (made outside CloudFormation, or types that do not propagate it) are
-    not covered: see README "Accounts".
+    not covered: see docs/runbook.md "Accounts".
     """
     key = f"aws:ResourceTag/{STACK_NAME_TAG}"
     return aws.Statement(
@@ -542,7 +542,7 @@ def _policy_checks_policy() -> iam.Policy:
     analyzer (created when there is none, with its service-linked role); the AWS managed policies
     a template attaches, read from IAM. Resource types per action: Service Authorization Reference,
     https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsiamaccessanalyzer.html
-    https://github.com/awslabs/aws-cloudformation-iam-policy-validator (README, required IAM policy)
+    https://github.com/awslabs/aws-cloudformation-iam-policy-validator (its README, required IAM policy)
     """
     analyzers = arn("access-analyzer", "analyzer/*")
     action = aws.Action
@@ -849,7 +849,8 @@ def _boundary_policy(t: Template, cfg: BootstrapSlice) -> iam.ManagedPolicy:
             Action=[
                 aws.Action("ecr", a) for a in ("BatchCheckLayerAvailability", "GetDownloadUrlForLayer", "BatchGetImage")
             ],
-            Resource=[arn("ecr", "repository/*")],  # the account's repositories: envs share them (README "Accounts")
+            # the account's repositories: envs share them (docs/runbook.md "Accounts")
+            Resource=[arn("ecr", "repository/*")],
         ),
         aws.Statement(
             Sid="WriteLogs",

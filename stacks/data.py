@@ -4,7 +4,7 @@ Every stateful resource carries explicit DeletionPolicy/UpdateReplacePolicy: Sna
 the database and the cache, Retain for the rest, unless ``data.delete_with_stack`` says
 otherwise. No password or secret value is ever part of the template: RDS generates and
 rotates the master password in Secrets Manager, the other secrets are generated
-placeholders that an operator overwrites (see README, "Secrets").
+placeholders that an operator overwrites (see docs/runbook.md "Secrets").
 """
 
 from __future__ import annotations
@@ -210,8 +210,8 @@ def _database(t: Template, cfg: DataSlice) -> None:
     # RDS rotates its secret itself (managed rotation, every 7 days by default). CloudFormation has
     # no documented way to set that interval: AWS::SecretsManager::RotationSchedule configures a
     # Lambda rotation and sends RDS master credentials to AWS::RDS::DBInstance MasterUserSecret,
-    # which has no interval. The interval is set once per environment in Secrets Manager (README,
-    # "Database password rotation"), https://docs.aws.amazon.com/secretsmanager/latest/userguide/rotate-secrets_managed.html
+    # which has no interval. The interval is set once per environment in Secrets Manager (docs/runbook.md
+    # "Secrets", its database password rotation), https://docs.aws.amazon.com/secretsmanager/latest/userguide/rotate-secrets_managed.html
     secret_arn = GetAtt(db, "MasterUserSecret.SecretArn")
     add_output(t, "DbEndpointAddress", GetAtt(db, "Endpoint.Address"), "PostgreSQL host name")
     add_output(t, "DbEndpointPort", GetAtt(db, "Endpoint.Port"), "PostgreSQL port")
@@ -726,7 +726,7 @@ def _snapshot_role_policy(cfg: DataSlice, volume: str) -> PolicyDocument:
 
 
 def _qdrant_secret(t: Template, cfg: DataSlice) -> None:
-    """The external Qdrant's URL and API key (storage external); the operator sets both (README, Secrets)."""
+    """The external Qdrant's URL and API key (storage external); the operator sets both (docs/runbook.md "Secrets")."""
     url, api_key = QDRANT_SECRET_KEYS
     secret = t.add_resource(
         secretsmanager.Secret(

@@ -226,7 +226,7 @@ def _alert_routes(t: Template, cfg: MonitoringSlice, topic: sns.Topic) -> None:
 def _slack_channel(t: Template, cfg: MonitoringSlice, topic: sns.Topic) -> None:
     """AWS Chatbot posts the topic's notifications to one Slack channel; its role may only read alarms.
 
-    The workspace must be authorised once in the Chatbot console first (README, "Alert routes").
+    The workspace must be authorised once in the Chatbot console first (docs/runbook.md "Alert routes").
     https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-chatbot-slackchannelconfiguration.html
     """
     assert cfg.monitoring.slack is not None

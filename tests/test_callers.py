@@ -258,14 +258,14 @@ def test_caller_branch_and_keys(tmp_path: Path) -> None:
 
 
 def test_the_readme_caller_example_calls_release_yml_as_it_expects(tmp_path: Path) -> None:
-    """The README's application-repository workflow: the trusted ref, OIDC permission, declared inputs."""
+    """docs/workflows.md's application-repository workflow: the trusted ref, OIDC permission, declared inputs."""
     import re
 
     import yaml
 
     root = Path(__file__).resolve().parent.parent
-    readme = (root / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("### Deploying from the application repository") :]
+    readme = (root / "docs" / "workflows.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Deploying from the application repository") :]
     example = yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, re.S).group(1))  # type: ignore[union-attr]
     [job] = [j for j in example["jobs"].values() if "uses" in j]
     boot = load_env("prod").bootstrap

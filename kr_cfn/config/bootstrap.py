@@ -98,7 +98,8 @@ class BootstrapConfig(Model):
     oidc_subject: Literal["environment_and_ref", "environment"] = Field(
         "environment_and_ref",
         description="GitHub OIDC subject the roles trust: 'environment_and_ref' needs the repository's subject "
-        "customisation (include_claim_keys repo, context, ref; see README) and names environment and branch; "
+        "customisation (include_claim_keys repo, context, ref; docs/runbook.md 'GitHub OIDC subjects') and names "
+        "environment and branch; "
         "'environment': GitHub's default subject, the environment's deployment-branch rule must restrict branches.",
     )
     oidc_subject_repo: SubjectRepo = Field(
@@ -134,8 +135,9 @@ class BootstrapConfig(Model):
     callers: tuple[Caller, ...] = Field(
         (),
         description="Repositories (with their branch) whose workflows may call .github/workflows/release.yml of "
-        "github_repository on deploy_branch to plan and deploy this env (README 'Deploying from the application "
-        "repository'); each adds one trust statement to the release-plan and the deploy role. []: none.",
+        "github_repository on deploy_branch to plan and deploy this env "
+        '(docs/workflows.md "Deploying from the application repository"); '
+        "each adds one trust statement to the release-plan and the deploy role. []: none.",
     )
 
     @field_validator("github_owner_id", "github_repository_id", mode="before")

@@ -29,7 +29,9 @@ _HTTPS = re.compile(r"^https://[A-Za-z0-9.-]+(:\d+)?(/\S*)?$")
 class AlarmSpec(Model):
     """One CloudWatch alarm: when it fires. Unit of ``threshold`` depends on the alarm."""
 
-    threshold: float = Field(gt=0, description="Value compared with the metric (unit per alarm, see README).")
+    threshold: float = Field(
+        gt=0, description="Value compared with the metric (unit per alarm, see docs/configuration.md 'Params')."
+    )
     period: int = Field(300, ge=60, description="Seconds per datapoint; a multiple of 60.")
     evaluation_periods: int = Field(1, ge=1, description="How many recent datapoints the alarm looks at.")
     datapoints_to_alarm: int | None = Field(
@@ -128,7 +130,7 @@ PERCENT_ALARMS = ("backend_cpu", "backend_memory", "http_5xx")
 
 
 class SlackRoute(Model):
-    """A Slack channel that AWS Chatbot posts the alerts to (the workspace is authorised once, README)."""
+    """A Slack channel that AWS Chatbot posts the alerts to (authorised once: docs/runbook.md "Alert routes")."""
 
     workspace_id: str = Field(pattern=r"^[A-Z0-9]{1,255}$", description="Slack workspace (team) id, e.g. T07EA123LEP.")
     channel_id: str = Field(pattern=r"^[A-Z0-9]{1,255}$", description="Slack channel id, e.g. C07EZ1ABC23.")

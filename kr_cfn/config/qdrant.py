@@ -64,12 +64,12 @@ class EbsStorage(Model):
         None,
         pattern=r"^snap-[0-9a-f]{8,17}$",
         description="Restore: a new volume from this EBS snapshot replaces the current one "
-        "(README, Qdrant storage, the runbook).",
+        "(docs/runbook.md 'Qdrant storage, backups and the way back').",
     )
 
 
 AWS_CLI_IMAGE = image("aws-cli")
-"""The AWS CLI image of the jobs and sidecars (Qdrant snapshots, Prometheus discovery); docs/runbook.md, "Images"."""
+"""The AWS CLI image of the jobs and sidecars (snapshots, discovery): docs/runbook.md "Images and upgrades"."""
 
 
 class Snapshots(Model):

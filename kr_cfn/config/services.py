@@ -917,7 +917,7 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
         "command": [
             "/bin/prometheus",
             "--config.file=/etc/prometheus/prometheus.yml",
-            # The task's ephemeral storage (README, "Grafana and dashboards"); the retention flag
+            # The task's ephemeral storage (docs/runbook.md "Grafana and dashboards"); the retention flag
             # comes from monitoring.prometheus_retention.
             "--storage.tsdb.path=/prometheus",
         ],

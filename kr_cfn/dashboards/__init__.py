@@ -41,7 +41,7 @@ left for the container definition itself (image, environment, secrets, health ch
 
 @dataclass(frozen=True)
 class Metric:
-    """One metric of the backend's contract (README, "Grafana and dashboards")."""
+    """One metric of the backend's contract (docs/runbook.md "Backend metric contract")."""
 
     name: str
     type: str

@@ -2,7 +2,7 @@
 
 One AWS account has one GitHub OIDC provider per URL, and ECR repository names are unique per
 account and region. When several environments share an account, exactly one bootstrap stack
-owns them (README "Several environments in one account"); creating them again fails half-way
+owns them (docs/runbook.md "Accounts"); creating them again fails half-way
 through the bootstrap. This check names the params key to change before anything is created.
 https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_providers_create_oidc.html
 https://docs.aws.amazon.com/AmazonECR/latest/userguide/Repositories.html

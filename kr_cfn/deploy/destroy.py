@@ -162,7 +162,7 @@ def final_snapshots(aws: Aws, inv: Inventory) -> list[str]:
 
 
 def recreate_steps(env: str, inv: Inventory) -> str:
-    """How to build the environment again on top of what was kept (the README's retained-resources rule)."""
+    """How to build the environment again on top of what was kept (docs/runbook.md "Secrets": retained resources)."""
     named = [i for i in inv.kept if i.type != "AWS::EFS::FileSystem"]
     lines = [
         f"to re-create {env}: the retained resources keep their names, and CloudFormation refuses to create a "

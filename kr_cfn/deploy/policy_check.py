@@ -7,7 +7,7 @@ names (its ``--template-configuration-file``). A child's parameters come from it
 output of another child (a secret's ARN, a bucket's ARN), so each gets a value of the same shape
 as the real one, derived from the resource type that output reads. The checks judge the policy's
 grammar and grants, not the ids, so a made-up id of the right shape is enough.
-https://github.com/awslabs/aws-cloudformation-iam-policy-validator (README, "validate")
+https://github.com/awslabs/aws-cloudformation-iam-policy-validator (its README, "validate")
 
 Usage: ``python -m kr_cfn.deploy.policy_check out/<env> <region>`` writes
 ``out/<env>/policy-check/<template>.json`` and prints ``<template> <configuration>`` per line, root first.
