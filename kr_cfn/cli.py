@@ -202,11 +202,11 @@ def _parser() -> argparse.ArgumentParser:
     from kr_cfn import diagram, docs
 
     diagram.add_parser(sub)
-    docs.add_parser(sub, parser)
+    docs.add_parser(sub, parser, lambda params_dir, env: build_env_files(_load_envs(params_dir, [env])[0], "yaml")[0])
     from kr_cfn import completion, sarif
 
     sarif.add_parser(sub)
-    completion.add_parser(sub)
+    completion.add_parser(sub, _parser)
     from kr_cfn import local_aws
 
     local_aws.add_parser(sub)
