@@ -60,8 +60,11 @@ def cmd_completion(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: Any, make_parser: Callable[[], argparse.ArgumentParser]) -> None:
-    """Register ``kr-cfn completion``; ``make_parser`` builds a fresh ``kr-cfn`` parser (the CLI passes it in:
-    completion imports no CLI, and the script's tweaks to ``--env`` stay out of the parser in use)."""
+    """Register ``kr-cfn completion``; ``make_parser`` builds a fresh ``kr-cfn`` parser.
+
+    The CLI passes it in: completion imports no CLI, and the script's tweaks to ``--env`` stay out of the
+    parser in use.
+    """
     p = sub.add_parser(
         "completion",
         help='print a shell completion script, e.g. eval "$(kr-cfn completion bash)"',

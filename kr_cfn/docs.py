@@ -374,8 +374,11 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: Any, root: argparse.ArgumentParser | None = None, build: BuildEnv | None = None) -> None:
-    """Register ``kr-cfn docs``; ``root`` is the whole ``kr-cfn`` parser, which docs/cli.md describes, and
-    ``build`` renders an env's templates for the diagrams (both passed in by the CLI: docs imports no CLI)."""
+    """Register ``kr-cfn docs``.
+
+    ``root`` is the whole ``kr-cfn`` parser, which docs/cli.md describes, and ``build`` renders an env's
+    templates for the diagrams (both passed in by the CLI: docs imports no CLI).
+    """
     p = sub.add_parser(
         "docs", help="regenerate the generated parts of docs/ (configuration, CLI, permissions) and the diagrams"
     )

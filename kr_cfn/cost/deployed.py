@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from kr_cfn import config
+from kr_cfn.built import parse_template
 from kr_cfn.cost import model
-from kr_cfn.cost.cli import estimate
+from kr_cfn.cost.estimating import estimate
 from kr_cfn.cost.report import compare
 from kr_cfn.cost.templates import STACK_TYPE, Stack
-from kr_cfn.deploy.shape import parse_template
 
 
 def _template(cfn: Any, stack_id: str) -> dict[str, Any]:

@@ -28,8 +28,8 @@ def add_parsers(sub: Any, load_env: Any) -> None:
 
             check(args, cfg.env)  # malformed options fail before any AWS call
 
+            from kr_cfn.aws import AWS_FAILURES, failure, invocation
             from kr_cfn.deploy import commands  # boto3 is slow to import; `build` needs none of it
-            from kr_cfn.deploy.aws import AWS_FAILURES, failure, invocation
 
             try:
                 with invocation(args):
@@ -141,7 +141,7 @@ def _positive(text: str) -> float:
 
 
 def add_day_two_parsers(sub: Any, common: Any, wrap: Any) -> None:
-    """smoke, migrate, drift, destroy, cancel, watch (code in kr_cfn.deploy.day2)."""
+    """smoke, migrate, drift, destroy, cancel, watch (code in kr_cfn.operations.day2)."""
     p = sub.add_parser("smoke", help="the smoke tests against the app (GET /api/healthz, POST /api/chat/)")
     common(p)
     p.add_argument("--stack-name", help="root stack name (its AppUrl output is the default URL)")
