@@ -163,7 +163,8 @@ def _anchor(path: str) -> str:
 def configuration_reference() -> str:
     """The generated reference: one table per config section, then the default services."""
     from kr_cfn.config import EnvConfig
-    from kr_cfn.config.services import DEFAULT_SERVICES, ServiceSpec
+    from kr_cfn.config.service_defaults import DEFAULT_SERVICES
+    from kr_cfn.config.services import ServiceSpec
 
     sections = _sections(EnvConfig)
     links = {model: _anchor(f"`{path}`" if path else "") for path, model in sections}

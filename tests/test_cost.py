@@ -18,9 +18,11 @@ from kr_cfn.cli import build_env_files, main
 from kr_cfn.config.cost import CostConfig
 from kr_cfn.cost import model, prices, report
 from kr_cfn.cost.estimating import estimate
-from kr_cfn.cost.model import FREE, RULES, Options, spot_split
+from kr_cfn.cost.items import Options
+from kr_cfn.cost.model import FREE
 from kr_cfn.cost.prices import Price, PriceBook, PriceError
 from kr_cfn.cost.report import render
+from kr_cfn.cost.rules import RULES, spot_split
 from kr_cfn.cost.schedule import Action, UnsupportedScheduleError, segments
 from kr_cfn.cost.templates import Stack, load_built
 from tests.conftest import ENVS, PARAMS, load_env
