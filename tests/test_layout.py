@@ -132,3 +132,33 @@ def test_no_import_cycles_among_kr_cfn_modules() -> None:
 def test_the_cycle_finder_finds_one() -> None:
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) == []
+
+
+MAX_MODULE_LINES = 800
+MAX_FUNCTION_LINES = 100
+
+
+def _too_long(paths: dict[str, Path]) -> list[str]:
+    """Modules over MAX_MODULE_LINES and functions over MAX_FUNCTION_LINES lines (``name:lines``)."""
+    out: list[str] = []
+    for name, path in sorted(paths.items()):
+        text = path.read_text(encoding="utf-8")
+        if (count := len(text.splitlines())) > MAX_MODULE_LINES:
+            out.append(f"{name}:{count}")
+        functions = [n for n in ast.walk(ast.parse(text)) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        out += [
+            f"{name}.{f.name}:{length}"
+            for f in functions
+            if (length := (f.end_lineno or f.lineno) - f.lineno + 1) > MAX_FUNCTION_LINES
+        ]
+    return out
+
+
+def test_no_module_over_800_lines_and_no_function_over_100() -> None:
+    assert _too_long(MODULES) == []
+
+
+def test_the_length_check_finds_a_long_function(tmp_path: Path) -> None:
+    long = tmp_path / "long.py"
+    long.write_text("def f() -> None:\n" + "    pass\n" * MAX_FUNCTION_LINES, encoding="utf-8")
+    assert _too_long({"long": long}) == [f"long.f:{MAX_FUNCTION_LINES + 1}"]
