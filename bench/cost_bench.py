@@ -26,7 +26,7 @@ TARGET_S = 0.5
 def main() -> int:
     """Build once, then time pricing all envs; non-zero exit when the target is missed."""
     from kr_cfn import config
-    from kr_cfn.cost.cli import estimate
+    from kr_cfn.cost.estimating import estimate
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)

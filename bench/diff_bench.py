@@ -28,7 +28,7 @@ TARGET_S = 1.0
 
 def _edit(folder: Path) -> None:
     """A realistic change in three nested stacks."""
-    from kr_cfn.deploy import trees
+    from kr_cfn import trees
 
     for name, old, new in (
         ("data.yaml", '"Database"', '"MainDatabase"'),
@@ -57,8 +57,8 @@ def _diff_process(a: Path, b: Path) -> tuple[float, float, int]:
 
 
 def _in_process(a: Path, b: Path) -> float:
-    from kr_cfn.deploy import trees
-    from kr_cfn.deploy.forecast import forecast
+    from kr_cfn import trees
+    from kr_cfn.changes.forecast import forecast
 
     start = time.perf_counter()
     forecast(trees.from_folder(a), trees.from_folder(b), "eu-central-1")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from kr_cfn import cliargs, config, output
 from kr_cfn.config.base import one_line
-from kr_cfn.deploy.errors import EXIT_INTERRUPTED, DeployError
+from kr_cfn.errors import EXIT_INTERRUPTED, DeployError
 from kr_cfn.lint import Finding, lint_dirs
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 70
@@ -193,7 +193,7 @@ def _parser() -> argparse.ArgumentParser:
     from kr_cfn.deploy.parsers import add_parsers
 
     add_parsers(sub, lambda params_dir, env: _load_envs(params_dir, [env])[0])
-    from kr_cfn.deploy import diffcmd
+    from kr_cfn.changes import diffcmd
 
     diffcmd.add_parser(sub, lambda params_dir, env: _load_envs(params_dir, [env])[0], _diff_build)
     from kr_cfn.cost.cli import add_parser as add_cost_parser
@@ -202,11 +202,11 @@ def _parser() -> argparse.ArgumentParser:
     from kr_cfn import diagram, docs
 
     diagram.add_parser(sub)
-    docs.add_parser(sub, parser)
+    docs.add_parser(sub, parser, lambda params_dir, env: build_env_files(_load_envs(params_dir, [env])[0], "yaml")[0])
     from kr_cfn import completion, sarif
 
     sarif.add_parser(sub)
-    completion.add_parser(sub)
+    completion.add_parser(sub, _parser)
     from kr_cfn import local_aws
 
     local_aws.add_parser(sub)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kr_cfn.deploy.errors import EXIT_USAGE, DeployError
+from kr_cfn.errors import EXIT_USAGE, DeployError
 
 BUILD_DIR_HELP = "build output folder: each env's templates are in <out>/<env> (default: out)"
 REPORT_FORMATS = ("text", "json", "markdown")

@@ -7,7 +7,7 @@ when the script is generated), folder and file options complete paths.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,18 +50,21 @@ def script(parser: argparse.ArgumentParser, shell: str, envs: list[str]) -> str:
 
 
 def cmd_completion(args: argparse.Namespace) -> int:
-    """Print the completion script for ``args.shell``."""
+    """Print the completion script of ``args.make_parser()`` (kr-cfn's own, passed in) for ``args.shell``."""
     from kr_cfn import config
-    from kr_cfn.cli import _parser
 
     params = Path(args.params)
     envs = config.available_envs(params) if params.is_dir() else []
-    print(script(_parser(), args.shell, envs), end="")
+    print(script(args.make_parser(), args.shell, envs), end="")
     return 0
 
 
-def add_parser(sub: Any) -> None:
-    """Register ``kr-cfn completion``."""
+def add_parser(sub: Any, make_parser: Callable[[], argparse.ArgumentParser]) -> None:
+    """Register ``kr-cfn completion``; ``make_parser`` builds a fresh ``kr-cfn`` parser.
+
+    The CLI passes it in: completion imports no CLI, and the script's tweaks to ``--env`` stay out of the
+    parser in use.
+    """
     p = sub.add_parser(
         "completion",
         help='print a shell completion script, e.g. eval "$(kr-cfn completion bash)"',
@@ -69,4 +72,4 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("shell", choices=SHELLS, help="bash, zsh or tcsh")
     p.add_argument("--params", default="params", help="folder of <env>.yaml files --env completes (default: params)")
-    p.set_defaults(func=cmd_completion)
+    p.set_defaults(func=cmd_completion, make_parser=make_parser)

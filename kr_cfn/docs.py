@@ -163,7 +163,8 @@ def _anchor(path: str) -> str:
 def configuration_reference() -> str:
     """The generated reference: one table per config section, then the default services."""
     from kr_cfn.config import EnvConfig
-    from kr_cfn.config.services import DEFAULT_SERVICES, ServiceSpec
+    from kr_cfn.config.service_defaults import DEFAULT_SERVICES
+    from kr_cfn.config.services import ServiceSpec
 
     sections = _sections(EnvConfig)
     links = {model: _anchor(f"`{path}`" if path else "") for path, model in sections}
@@ -299,12 +300,19 @@ def refresh_diagrams(text: str, source: str, draw: Callable[[str, str], str]) ->
 # --------------------------------------------------------------------------- the command
 
 
-def expected_files(repo: Path, params: Path, parser: argparse.ArgumentParser | None = None) -> dict[Path, str]:
+#: Builds one env's templates: ``(params folder, env) -> {file name: text}`` (the CLI passes its build in).
+BuildEnv = Callable[[Path, str], dict[str, str]]
+
+
+def expected_files(
+    repo: Path, params: Path, parser: argparse.ArgumentParser | None = None, build: BuildEnv | None = None
+) -> dict[Path, str]:
     """The content every generated file should have now (only files that have generated parts).
 
-    ``parser`` (kr-cfn's own) renders docs/cli.md; without it that file is left as it is.
+    ``parser`` (kr-cfn's own) renders docs/cli.md; without it that file is left as it is. ``build`` renders an
+    env's templates for the diagrams; without it the diagram markers are left as they are.
     """
-    from kr_cfn import cli, output
+    from kr_cfn import output
     from kr_cfn.diagram import draw, graph_of
 
     docs = sorted((repo / "docs").glob("*.md")) if (repo / "docs").is_dir() else []
@@ -326,11 +334,10 @@ def expected_files(repo: Path, params: Path, parser: argparse.ArgumentParser | N
         result[cli_file] = replace_between(texts[cli_file], CLI_START, CLI_END, cli_reference(parser), str(cli_file))
     wanted = {diagram_args(m["args"], str(p))[0] for p, t in texts.items() for m in DIAGRAM.finditer(t)}
     with tempfile.TemporaryDirectory(prefix="kr-cfn-docs-") as tmp:
-        for cfg in cli._load_envs(params, sorted(wanted)) if wanted else []:
-            files, _ = cli.build_env_files(cfg, "yaml")
-            output.install(output.stage(Path(tmp), cfg.env, files), Path(tmp) / cfg.env)
+        for env in sorted(wanted) if build is not None else []:
+            output.install(output.stage(Path(tmp), env, build(params, env)), Path(tmp) / env)
         for path, text in texts.items():
-            if not DIAGRAM.search(text):
+            if build is None or not DIAGRAM.search(text):
                 continue
             base = result.get(path, text)
             result[path] = refresh_diagrams(
@@ -343,7 +350,7 @@ def cmd_docs(args: argparse.Namespace) -> int:
     """Regenerate (or with --check, verify) the generated parts of the documentation."""
     repo, params = Path(args.repo), Path(args.params)
     try:
-        expected = expected_files(repo, params, getattr(args, "parser", None))
+        expected = expected_files(repo, params, getattr(args, "parser", None), getattr(args, "build", None))
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -367,12 +374,16 @@ def cmd_docs(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub: Any, root: argparse.ArgumentParser | None = None) -> None:
-    """Register ``kr-cfn docs``; ``root`` is the whole ``kr-cfn`` parser, which docs/cli.md describes."""
+def add_parser(sub: Any, root: argparse.ArgumentParser | None = None, build: BuildEnv | None = None) -> None:
+    """Register ``kr-cfn docs``.
+
+    ``root`` is the whole ``kr-cfn`` parser, which docs/cli.md describes, and ``build`` renders an env's
+    templates for the diagrams (both passed in by the CLI: docs imports no CLI).
+    """
     p = sub.add_parser(
         "docs", help="regenerate the generated parts of docs/ (configuration, CLI, permissions) and the diagrams"
     )
     p.add_argument("--check", action="store_true", help="change nothing; exit 1 if a generated part is stale")
     p.add_argument("--params", default="params", help="folder of <env>.yaml files (default: params)")
     p.add_argument("--repo", default=".", help="repository root holding README.md and docs/ (default: .)")
-    p.set_defaults(func=cmd_docs, parser=root)
+    p.set_defaults(func=cmd_docs, parser=root, build=build)

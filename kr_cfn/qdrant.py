@@ -269,6 +269,62 @@ def snapshot_job(
     """The daily snapshot task, its schedule and the metric filter that counts successes."""
     plan: QdrantPlan | None = cfg.qdrant
     assert plan is not None
+    log_group = _snapshot_logs(t, cfg)
+    objects = Sub(inputs.sub("BackupsBucketArn") + f"/{SNAPSHOT_PREFIX}/*")
+    task_role = t.add_resource(
+        iam.Role(
+            SNAPSHOT_TASK_ROLE,
+            AssumeRolePolicyDocument=ecs_tasks_trust(),
+            **bounded(cfg.names.prefix),
+            Policies=[
+                iam.Policy(
+                    PolicyName="qdrant-snapshots",
+                    PolicyDocument=PolicyDocument(
+                        Version="2012-10-17",
+                        Statement=[
+                            # Upload (multipart for large snapshots) and, for restore, download;
+                            # only under the qdrant/ prefix of the backups bucket.
+                            Statement(
+                                Effect=Allow,
+                                Action=[s3.PutObject, s3.AbortMultipartUpload, s3.GetObject],
+                                Resource=[objects],
+                            )
+                        ],
+                    ),
+                )
+            ],
+        )
+    )
+    container = _snapshot_container(plan, inputs, log_group, qdrant_url)
+    task = t.add_resource(
+        ecs.TaskDefinition(
+            SNAPSHOT_TASK,
+            Family=cfg.names("qdrant-snapshots"),
+            Cpu="256",
+            Memory=str(SNAPSHOT_MEMORY),
+            NetworkMode="awsvpc",
+            RequiresCompatibilities=["FARGATE"],
+            RuntimePlatform=ecs.RuntimePlatform(OperatingSystemFamily="LINUX", CpuArchitecture="X86_64"),
+            ExecutionRoleArn=GetAtt(execution_role, "Arn"),
+            TaskRoleArn=GetAtt(task_role, "Arn"),
+            ContainerDefinitions=[container],
+            Volumes=[ecs.Volume(Name="scratch-tmp")],
+            Tags=Tags(Service="qdrant-snapshots"),
+        )
+    )
+    job = SnapshotJob(
+        task,
+        log_group,
+        subnets=inputs.ref("AppSubnetIds"),
+        security_groups=[inputs.ref(SECURITY_GROUP_PARAMETER.format(pascal(SNAPSHOT_JOB)))],
+        assign_public_ip=inputs.ref("TaskAssignPublicIp"),
+    )
+    _schedule(t, cfg, job, cluster, (execution_role, SNAPSHOT_TASK_ROLE))
+    return job
+
+
+def _snapshot_logs(t: Template, cfg: EcsSlice) -> logs.LogGroup:
+    """The snapshot task's log group and the metric filter that counts its successes."""
     log_group = t.add_resource(
         logs.LogGroup(
             SNAPSHOT_LOG_GROUP,
@@ -297,32 +353,14 @@ def snapshot_job(
             ],
         )
     )
-    objects = Sub(inputs.sub("BackupsBucketArn") + f"/{SNAPSHOT_PREFIX}/*")
-    task_role = t.add_resource(
-        iam.Role(
-            SNAPSHOT_TASK_ROLE,
-            AssumeRolePolicyDocument=ecs_tasks_trust(),
-            **bounded(cfg.names.prefix),
-            Policies=[
-                iam.Policy(
-                    PolicyName="qdrant-snapshots",
-                    PolicyDocument=PolicyDocument(
-                        Version="2012-10-17",
-                        Statement=[
-                            # Upload (multipart for large snapshots) and, for restore, download;
-                            # only under the qdrant/ prefix of the backups bucket.
-                            Statement(
-                                Effect=Allow,
-                                Action=[s3.PutObject, s3.AbortMultipartUpload, s3.GetObject],
-                                Resource=[objects],
-                            )
-                        ],
-                    ),
-                )
-            ],
-        )
-    )
-    container = ecs.ContainerDefinition(
+    return log_group
+
+
+def _snapshot_container(
+    plan: QdrantPlan, inputs: Any, log_group: logs.LogGroup, qdrant_url: str
+) -> ecs.ContainerDefinition:
+    """The snapshot container: the script in the task definition, run by bash in the AWS CLI image."""
+    return ecs.ContainerDefinition(
         Name=SNAPSHOT_CONTAINER,
         Image=plan.snapshots.image,
         Essential=True,
@@ -356,31 +394,6 @@ def snapshot_job(
             },
         ),
     )
-    task = t.add_resource(
-        ecs.TaskDefinition(
-            SNAPSHOT_TASK,
-            Family=cfg.names("qdrant-snapshots"),
-            Cpu="256",
-            Memory=str(SNAPSHOT_MEMORY),
-            NetworkMode="awsvpc",
-            RequiresCompatibilities=["FARGATE"],
-            RuntimePlatform=ecs.RuntimePlatform(OperatingSystemFamily="LINUX", CpuArchitecture="X86_64"),
-            ExecutionRoleArn=GetAtt(execution_role, "Arn"),
-            TaskRoleArn=GetAtt(task_role, "Arn"),
-            ContainerDefinitions=[container],
-            Volumes=[ecs.Volume(Name="scratch-tmp")],
-            Tags=Tags(Service="qdrant-snapshots"),
-        )
-    )
-    job = SnapshotJob(
-        task,
-        log_group,
-        subnets=inputs.ref("AppSubnetIds"),
-        security_groups=[inputs.ref(SECURITY_GROUP_PARAMETER.format(pascal(SNAPSHOT_JOB)))],
-        assign_public_ip=inputs.ref("TaskAssignPublicIp"),
-    )
-    _schedule(t, cfg, job, cluster, (execution_role, SNAPSHOT_TASK_ROLE))
-    return job
 
 
 def _schedule(t: Template, cfg: EcsSlice, job: SnapshotJob, cluster: ecs.Cluster, roles: tuple[str, str]) -> None:

@@ -37,8 +37,8 @@ from typing import Any
 import yaml
 
 from kr_cfn import cliargs
-from kr_cfn.deploy.errors import EXIT_USAGE, DeployError
-from kr_cfn.deploy.shape import parse_template, template_node
+from kr_cfn.built import parse_template, template_node
+from kr_cfn.errors import EXIT_USAGE, DeployError
 from kr_cfn.sarif_sources import Site, SourceIndex, build_line
 
 FINGERPRINT = "krCfnSourceFinding/v1"

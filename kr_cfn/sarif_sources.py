@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kr_cfn.deploy.errors import DeployError
+from kr_cfn.errors import DeployError
 
 
 @dataclass(frozen=True)

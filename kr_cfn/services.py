@@ -351,41 +351,9 @@ def render_service(
     """Add one service's resources to ``t``; the execution role is shared and built afterwards."""
     spec = cfg.services[name]
     p = pascal(name)
-    # Retain (ecs.retain_logs, default on with termination protection): the app's logs outlive a
-    # replaced log group or a deleted stack, like the data stack's database logs.
-    keep = "Retain" if cfg.retain_logs else "Delete"
-    log_group = t.add_resource(
-        logs.LogGroup(
-            f"{p}LogGroup",
-            LogGroupName=cfg.names.path("ecs", name),
-            RetentionInDays=spec.log_retention_days,
-            DeletionPolicy=keep,
-            UpdateReplacePolicy=keep,
-            Metadata=checkov_skip(
-                ("CKV_AWS_158", "Encrypted at rest with CloudWatch Logs' own keys; the logs hold no secrets."),
-            ),
-        )
-    )
+    log_group = _log_group(t, cfg, name, spec)
     task_role = _task_role(t, name, spec, inputs, cfg.names.prefix, on_host=host is not None)
-    volumes = [ecs.Volume(Name=_volume_name(path)) for path in spec.scratch_paths]
-    if host:
-        volumes += [
-            ecs.Volume(Name=_data_volume_name(v.access_point, host), Host=ecs.Host(SourcePath=HOST_MOUNT))
-            for v in spec.volumes
-        ]
-    volumes += [
-        ecs.Volume(
-            Name=f"efs-{v.access_point.lower()}",
-            EFSVolumeConfiguration=ecs.EFSVolumeConfiguration(
-                FilesystemId=inputs.ref("FileSystemId"),
-                TransitEncryption="ENABLED",
-                AuthorizationConfig=ecs.AuthorizationConfig(
-                    AccessPointId=inputs.ref(f"{v.access_point}AccessPointId"), IAM="ENABLED"
-                ),
-            ),
-        )
-        for v in (() if host else spec.volumes)
-    ]
+    volumes = _volumes(spec, inputs, host)
     task_props: dict[str, Any] = {}
     if volumes:
         task_props["Volumes"] = volumes
@@ -415,41 +383,7 @@ def render_service(
             **task_props,
         )
     )
-    service_props: dict[str, Any] = {"PlatformVersion": "LATEST"}
-    capacity = [
-        ecs.CapacityProviderStrategyItem(CapacityProvider=c.provider, Base=c.base, Weight=c.weight)
-        for c in spec.capacity
-    ]
-    public_ip: Any = inputs.ref("TaskAssignPublicIp")
-    if host:
-        # On EC2, awsvpc tasks get no public IP (AssignPublicIp is Fargate-only:
-        # https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_AwsVpcConfiguration.html)
-        # and no platform version.
-        service_props = {"PlacementConstraints": [host.placement]}
-        capacity = [ecs.CapacityProviderStrategyItem(CapacityProvider=Ref(host.capacity_provider), Weight=1)]
-        public_ip = "DISABLED"
-    if spec.discovery_name:
-        discovery = t.add_resource(
-            sd.Service(
-                f"{p}Discovery",
-                Name=spec.discovery_name,
-                Description=f"{name} tasks",
-                DnsConfig=sd.DnsConfig(
-                    NamespaceId=GetAtt(namespace, "Id"),
-                    DnsRecords=[sd.DnsRecord(Type="A", TTL=10)],
-                    RoutingPolicy="MULTIVALUE",
-                ),
-                HealthCheckCustomConfig=sd.HealthCheckCustomConfig(FailureThreshold=1),
-            )
-        )
-        service_props["ServiceRegistries"] = [ecs.ServiceRegistry(RegistryArn=GetAtt(discovery, "Arn"))]
-    if spec.load_balancer:
-        service_props["LoadBalancers"] = [
-            ecs.LoadBalancer(
-                ContainerName=name, ContainerPort=spec.port, TargetGroupArn=inputs.ref(f"{p}TargetGroupArn")
-            )
-        ]
-        service_props["HealthCheckGracePeriodSeconds"] = spec.load_balancer.health_check_grace
+    service_props, capacity, public_ip = _placement(t, name, spec, inputs, namespace, host)
     service_props.update(_desired_count(spec))
     service = t.add_resource(
         ecs.Service(
@@ -487,6 +421,99 @@ def render_service(
         secret_parameters=tuple(sorted({s.secret for s in spec.secrets.values()})),
         ecr_repository=spec.ecr_repository,
     )
+
+
+def _log_group(t: Template, cfg: EcsSlice, name: str, spec: ServiceSpec) -> logs.LogGroup:
+    """The service's log group."""
+    p = pascal(name)
+    # Retain (ecs.retain_logs, default on with termination protection): the app's logs outlive a
+    # replaced log group or a deleted stack, like the data stack's database logs.
+    keep = "Retain" if cfg.retain_logs else "Delete"
+    log_group = t.add_resource(
+        logs.LogGroup(
+            f"{p}LogGroup",
+            LogGroupName=cfg.names.path("ecs", name),
+            RetentionInDays=spec.log_retention_days,
+            DeletionPolicy=keep,
+            UpdateReplacePolicy=keep,
+            Metadata=checkov_skip(
+                ("CKV_AWS_158", "Encrypted at rest with CloudWatch Logs' own keys; the logs hold no secrets."),
+            ),
+        )
+    )
+    return log_group
+
+
+def _volumes(spec: ServiceSpec, inputs: Inputs, host: HostPlacement | None) -> list[ecs.Volume]:
+    """The task's volumes: scratch paths, then the data volumes (the host's disk on EC2, else EFS)."""
+    volumes = [ecs.Volume(Name=_volume_name(path)) for path in spec.scratch_paths]
+    if host:
+        volumes += [
+            ecs.Volume(Name=_data_volume_name(v.access_point, host), Host=ecs.Host(SourcePath=HOST_MOUNT))
+            for v in spec.volumes
+        ]
+    volumes += [
+        ecs.Volume(
+            Name=f"efs-{v.access_point.lower()}",
+            EFSVolumeConfiguration=ecs.EFSVolumeConfiguration(
+                FilesystemId=inputs.ref("FileSystemId"),
+                TransitEncryption="ENABLED",
+                AuthorizationConfig=ecs.AuthorizationConfig(
+                    AccessPointId=inputs.ref(f"{v.access_point}AccessPointId"), IAM="ENABLED"
+                ),
+            ),
+        )
+        for v in (() if host else spec.volumes)
+    ]
+    return volumes
+
+
+def _placement(
+    t: Template,
+    name: str,
+    spec: ServiceSpec,
+    inputs: Inputs,
+    namespace: sd.PrivateDnsNamespace,
+    host: HostPlacement | None,
+) -> tuple[dict[str, Any], list[ecs.CapacityProviderStrategyItem], Any]:
+    """Where the service runs and how it is found: its properties, capacity strategy and public-IP setting."""
+    p = pascal(name)
+    service_props: dict[str, Any] = {"PlatformVersion": "LATEST"}
+    capacity = [
+        ecs.CapacityProviderStrategyItem(CapacityProvider=c.provider, Base=c.base, Weight=c.weight)
+        for c in spec.capacity
+    ]
+    public_ip: Any = inputs.ref("TaskAssignPublicIp")
+    if host:
+        # On EC2, awsvpc tasks get no public IP (AssignPublicIp is Fargate-only:
+        # https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_AwsVpcConfiguration.html)
+        # and no platform version.
+        service_props = {"PlacementConstraints": [host.placement]}
+        capacity = [ecs.CapacityProviderStrategyItem(CapacityProvider=Ref(host.capacity_provider), Weight=1)]
+        public_ip = "DISABLED"
+    if spec.discovery_name:
+        discovery = t.add_resource(
+            sd.Service(
+                f"{p}Discovery",
+                Name=spec.discovery_name,
+                Description=f"{name} tasks",
+                DnsConfig=sd.DnsConfig(
+                    NamespaceId=GetAtt(namespace, "Id"),
+                    DnsRecords=[sd.DnsRecord(Type="A", TTL=10)],
+                    RoutingPolicy="MULTIVALUE",
+                ),
+                HealthCheckCustomConfig=sd.HealthCheckCustomConfig(FailureThreshold=1),
+            )
+        )
+        service_props["ServiceRegistries"] = [ecs.ServiceRegistry(RegistryArn=GetAtt(discovery, "Arn"))]
+    if spec.load_balancer:
+        service_props["LoadBalancers"] = [
+            ecs.LoadBalancer(
+                ContainerName=name, ContainerPort=spec.port, TargetGroupArn=inputs.ref(f"{p}TargetGroupArn")
+            )
+        ]
+        service_props["HealthCheckGracePeriodSeconds"] = spec.load_balancer.health_check_grace
+    return service_props, capacity, public_ip
 
 
 def _desired_count(spec: ServiceSpec) -> dict[str, Any]:

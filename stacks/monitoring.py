@@ -397,6 +397,14 @@ def _query(id_: str, namespace: str, metric: str, stat: str, period: int, **dims
 
 def _alarms(t: Template, cfg: MonitoringSlice, topic: sns.Topic) -> list[cloudwatch.Alarm]:
     """Every enabled alarm; thresholds and periods from params, operators and statistics fixed here."""
+    alarms = _backend_alarms(t, cfg, topic)
+    if cfg.load_balanced:
+        alarms += _alb_alarms(t, cfg, topic)
+    return alarms + _database_alarms(t, cfg, topic)
+
+
+def _backend_alarms(t: Template, cfg: MonitoringSlice, topic: sns.Topic) -> list[cloudwatch.Alarm]:
+    """The backend service's CPU, memory and running-task alarms."""
     a = cfg.monitoring.alarms
     alarms: list[cloudwatch.Alarm] = []
     backend = {"ClusterName": Ref(CLUSTER_NAME), "ServiceName": Ref(_service_param(BACKEND))}
@@ -464,8 +472,13 @@ def _alarms(t: Template, cfg: MonitoringSlice, topic: sns.Topic) -> list[cloudwa
                 ],
             )
         )
-    if cfg.load_balanced:
-        alarms += _alb_alarms(t, cfg, topic)
+    return alarms
+
+
+def _database_alarms(t: Template, cfg: MonitoringSlice, topic: sns.Topic) -> list[cloudwatch.Alarm]:
+    """The database's connection and free-storage alarms."""
+    a = cfg.monitoring.alarms
+    alarms: list[cloudwatch.Alarm] = []
     database = _dims(DBInstanceIdentifier=Ref(DB_INSTANCE))
     if a.db_connections is not None:
         alarms.append(

@@ -1,7 +1,7 @@
 """Every AWS API call a ``kr-cfn`` command makes, as the IAM request the pipeline role must be allowed.
 
 The end-to-end test runs the commands against the local endpoint; a hook on every session kr-cfn
-makes (``kr_cfn.deploy.aws.SESSION_HOOKS``) sees each call through botocore's events
+makes (``kr_cfn.aws.SESSION_HOOKS``) sees each call through botocore's events
 (https://boto3.amazonaws.com/v1/documentation/api/latest/guide/events.html):
 ``before-parameter-build`` (the operation and its parameters as the caller gave them) and
 ``after-call`` (the answer, to learn which stack a change set ARN belongs to). Each call becomes the
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kr_cfn.deploy.package import load_template
+from kr_cfn.changes.package import load_template
 from tests.policy_eval import Policy, Request, evaluate
 
 RECORD = Path(__file__).resolve().parent / "fixtures" / "pipeline-calls.json"
@@ -446,7 +446,7 @@ def role_policies(
 
 def recording(account: str, region: str) -> Iterator[Recorder]:
     """A recorder registered on every session kr-cfn makes until the generator is closed."""
-    from kr_cfn.deploy import aws
+    from kr_cfn import aws
 
     recorder = Recorder(account, region)
     aws.SESSION_HOOKS.append(recorder.hook)

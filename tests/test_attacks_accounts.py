@@ -17,8 +17,8 @@ import pytest
 
 import stacks
 from kr_cfn import config, qdrant
-from kr_cfn.deploy import changeset
-from kr_cfn.deploy.review import render_markdown
+from kr_cfn.changes import changeset
+from kr_cfn.changes.review import render_markdown
 from kr_cfn.iam import boundary_name, role_path
 from stacks import bootstrap
 from tests.conftest import built, load_env, resources_of_type

@@ -23,12 +23,12 @@ import boto3
 import pytest
 import yaml
 
+from kr_cfn.aws import Aws
+from kr_cfn.changes import apply as applying
+from kr_cfn.changes import changeset, guard
+from kr_cfn.changes.package import load_template
 from kr_cfn.cli import main
-from kr_cfn.deploy import apply as applying
-from kr_cfn.deploy import changeset, guard
-from kr_cfn.deploy.aws import Aws
-from kr_cfn.deploy.errors import DeployError
-from kr_cfn.deploy.package import load_template
+from kr_cfn.errors import DeployError
 from tests.conftest import PARAMS, ROOT, built
 from tests.test_deploy_e2e import MOTO_ACCOUNT, REGION, Project, endpoint  # noqa: F401 - the fixture
 

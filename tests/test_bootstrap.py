@@ -10,7 +10,7 @@ import pytest
 
 import stacks
 from kr_cfn import config
-from kr_cfn.deploy import bootbody
+from kr_cfn.changes import bootbody
 from stacks import bootstrap
 from tests.conftest import ENVS, built, load_env, resources_of_type
 
@@ -248,7 +248,7 @@ def test_bootstrap_fits_aws_size_limits(env: str) -> None:
     # https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html (characters without
     # whitespace: inline policies of one role 10,240 in total, a managed policy 6,144, 10 managed per role);
     # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html (a body by
-    # TemplateURL: 1 MB; inline, 51,200 bytes, kr-cfn bootstrap's choice: kr_cfn/deploy/bootbody.py).
+    # TemplateURL: 1 MB; inline, 51,200 bytes, kr-cfn bootstrap's choice: kr_cfn/changes/bootbody.py).
     t = _boot(env)
 
     def size(doc: Any) -> int:
@@ -287,7 +287,7 @@ def test_service_role_actions_follow_the_resource_types_of_the_built_templates()
 @pytest.mark.parametrize("env", ENVS)
 def test_bootstrap_is_sent_as_compact_json_within_the_url_limit(env: str, tmp_path: Path) -> None:
     """The built YAML is larger; what kr-cfn bootstrap sends (inline or by URL) is the same template, compact."""
-    from kr_cfn.deploy.bootbody import TEMPLATE_URL_LIMIT
+    from kr_cfn.changes.bootbody import TEMPLATE_URL_LIMIT
     from kr_cfn.deploy.commands import bootstrap_body
     from kr_cfn.output import render
 
@@ -300,7 +300,7 @@ def test_bootstrap_is_sent_as_compact_json_within_the_url_limit(env: str, tmp_pa
 
 def test_a_bootstrap_over_the_url_limit_is_refused_in_one_line(tmp_path: Path) -> None:
     from kr_cfn.deploy.commands import bootstrap_body
-    from kr_cfn.deploy.errors import DeployError
+    from kr_cfn.errors import DeployError
 
     path = tmp_path / "bootstrap.json"
     path.write_text(json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic", "Description": "x" * 1_100_000}}}))

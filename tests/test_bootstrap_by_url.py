@@ -19,8 +19,8 @@ from typing import Any
 import boto3
 import pytest
 
-from kr_cfn.deploy import bootbody
-from kr_cfn.deploy.errors import DeployError
+from kr_cfn.changes import bootbody
+from kr_cfn.errors import DeployError
 from tests import aws_endpoint, pipeline_calls
 from tests.conftest import ENVS, built, load_env
 from tests.policy_eval import Request, evaluate

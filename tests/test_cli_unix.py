@@ -19,7 +19,7 @@ import pytest
 
 from kr_cfn import cli, cliargs
 from kr_cfn.cli import main
-from kr_cfn.deploy.errors import DeployError
+from kr_cfn.errors import DeployError
 from tests.conftest import PARAMS, load_env
 
 KR_CFN = [sys.executable, "-m", "kr_cfn.cli"]

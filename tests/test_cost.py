@@ -17,10 +17,12 @@ from kr_cfn import config
 from kr_cfn.cli import build_env_files, main
 from kr_cfn.config.cost import CostConfig
 from kr_cfn.cost import model, prices, report
-from kr_cfn.cost.cli import estimate
-from kr_cfn.cost.model import FREE, RULES, Options, spot_split
+from kr_cfn.cost.estimating import estimate
+from kr_cfn.cost.items import Options
+from kr_cfn.cost.model import FREE
 from kr_cfn.cost.prices import Price, PriceBook, PriceError
 from kr_cfn.cost.report import render
+from kr_cfn.cost.rules import RULES, spot_split
 from kr_cfn.cost.schedule import Action, UnsupportedScheduleError, segments
 from kr_cfn.cost.templates import Stack, load_built
 from tests.conftest import ENVS, PARAMS, load_env
@@ -747,7 +749,7 @@ def test_cli_bad_price_file_is_one_line(out_root, tmp_path, capsys):
 
 
 def test_review_shows_the_monthly_delta():
-    from kr_cfn.deploy.review import ResourceChange, Review, StackChanges, render_markdown, render_text
+    from kr_cfn.changes.review import ResourceChange, Review, StackChanges, render_markdown, render_text
 
     review = Review("kr-dev", "cs-1", "arn:cs", "UPDATE", "eu-central-1")
     review.cost = {
@@ -911,8 +913,8 @@ def _bigger_db(out_root: str) -> tuple[list[model.Line], list[model.Line]]:
 
 
 def test_unpriced_line_makes_total_and_delta_bounds_everywhere(out_root):
+    from kr_cfn.changes.review import ResourceChange, Review, StackChanges, render_markdown, render_text
     from kr_cfn.cost.report import compare, headline
-    from kr_cfn.deploy.review import ResourceChange, Review, StackChanges, render_markdown, render_text
 
     before, after = _bigger_db(out_root)
     cost = compare(before, after)

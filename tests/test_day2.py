@@ -23,10 +23,11 @@ import boto3
 import pytest
 import yaml
 
+from kr_cfn.aws import Aws, stack_label
+from kr_cfn.changes import apply as applying
+from kr_cfn.changes import changeset, guard
 from kr_cfn.cli import main
-from kr_cfn.deploy import apply as applying
-from kr_cfn.deploy import changeset, drift, guard, migrate, smoke
-from kr_cfn.deploy.aws import Aws, stack_label
+from kr_cfn.operations import drift, migrate, smoke
 from tests import aws_endpoint
 from tests.conftest import PARAMS
 from tests.failure_server import FailureServer, failure_server, xml_result
@@ -434,7 +435,7 @@ def test_drift_in_sync(
 
 
 def test_plan_warns_when_the_target_had_drifted(proxy: FailureServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kr_cfn.deploy.aws import Aws
+    from kr_cfn.aws import Aws
 
     root_id, nested_id = _nested_pair("kr-drift-plan")
     _via(proxy, monkeypatch)

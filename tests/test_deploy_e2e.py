@@ -21,9 +21,10 @@ import pytest
 import yaml
 
 from kr_cfn import config
+from kr_cfn.changes import guard
+from kr_cfn.changes.package import load_template
 from kr_cfn.cli import main
-from kr_cfn.deploy import guard, migrate, smoke
-from kr_cfn.deploy.package import load_template
+from kr_cfn.operations import migrate, smoke
 from tests import aws_endpoint, pipeline_calls
 from tests.conftest import PARAMS
 
@@ -115,7 +116,7 @@ def pipeline() -> Iterator[pipeline_calls.Recorder]:
 
 
 def test_client_endpoint_is_the_local_server(endpoint: str) -> None:
-    from kr_cfn.deploy.aws import Aws
+    from kr_cfn.aws import Aws
 
     aws = Aws("eu-west-1")
     assert aws.region == REGION  # the standard AWS way wins over the params' default

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from kr_cfn.deploy import apply, changeset, guard
-from kr_cfn.deploy.errors import DeployError
-from kr_cfn.deploy.review import Review, render_markdown, render_text
+from kr_cfn.changes import apply, changeset, guard
+from kr_cfn.changes.review import Review, render_markdown, render_text
+from kr_cfn.errors import DeployError
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "change-set-db-replacement"
 
@@ -78,7 +78,7 @@ def test_guard_ignores_replacements_of_stateless_resources() -> None:
     ],
 )
 def test_guard_rule(type_: str, action: str, replacement: str | None, found: bool) -> None:
-    from kr_cfn.deploy.review import ResourceChange, StackChanges
+    from kr_cfn.changes.review import ResourceChange, StackChanges
 
     stack = StackChanges("root", "s", "cs", [ResourceChange(action, "X", type_, replacement)])
     assert bool(guard.findings([stack], [])) is found
@@ -204,7 +204,7 @@ def test_change_set_type() -> None:
 
 
 def test_plan_refuses_a_package_older_than_the_build(tmp_path: Path) -> None:
-    from kr_cfn.deploy import package
+    from kr_cfn.changes import package
 
     (tmp_path / "root.yaml").write_text("Resources: {}\n")
     (tmp_path / "package.json").write_text(

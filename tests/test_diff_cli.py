@@ -13,8 +13,8 @@ import boto3
 import pytest
 import yaml
 
+from kr_cfn import trees
 from kr_cfn.cli import main
-from kr_cfn.deploy import trees
 from tests import aws_endpoint
 from tests.conftest import PARAMS
 
@@ -202,7 +202,7 @@ def test_forecast_code_never_imports_stacks() -> None:
 
     code = (
         "import sys\n"
-        "import kr_cfn.deploy.diffcmd, kr_cfn.deploy.forecast, kr_cfn.deploy.trees, kr_cfn.deploy.schemas\n"
+        "import kr_cfn.changes.diffcmd, kr_cfn.changes.forecast, kr_cfn.trees, kr_cfn.changes.schemas\n"
         "bad = sorted(m for m in sys.modules if m == 'stacks' or m.startswith('stacks.'))\n"
         "assert not bad, bad\n"
     )

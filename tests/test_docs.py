@@ -244,7 +244,7 @@ def test_links_between_the_docs_resolve() -> None:
 # --------------------------------------------------------------------------- section references in comments
 
 REFERENCE = re.compile(r"""(?<!its )(README|docs/[\w-]+\.md),? (["'])([^"'\n]+)\2""")
-SOURCES = ("params/*.yaml", "kr_cfn/**/*.py", "stacks/*.py", "build.py", ".github/workflows/*.yml", ".ci/*")
+SOURCES = ("params/*.yaml", "kr_cfn/**/*.py", "stacks/**/*.py", "build.py", ".github/workflows/*.yml", ".ci/*")
 
 
 def _headings(path: Path) -> set[str]:

@@ -17,11 +17,11 @@ from typing import Any
 import boto3
 import pytest
 
+from kr_cfn.changes import apply as applying
+from kr_cfn.changes import guard
+from kr_cfn.changes.review import GuardFinding
 from kr_cfn.cli import main
-from kr_cfn.deploy import apply as applying
-from kr_cfn.deploy import guard
-from kr_cfn.deploy.errors import DeployError
-from kr_cfn.deploy.review import GuardFinding
+from kr_cfn.errors import DeployError
 from tests import aws_endpoint
 from tests.conftest import PARAMS, ROOT
 from tests.failure_server import FailureServer, failure_server
@@ -219,7 +219,7 @@ def test_apply_gives_up_following_after_bounded_waits(
 
 
 def _relaxing_review(name: str) -> tuple[Any, dict[str, Any], Any]:
-    from kr_cfn.deploy.aws import Aws
+    from kr_cfn.aws import Aws
 
     aws = Aws(REGION)
     _stack_with_update(name)

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 import yaml
 
-from kr_cfn import config
+from kr_cfn import config, trees
+from kr_cfn.changes import diffcmd
+from kr_cfn.changes.forecast import forecast
+from kr_cfn.changes.review import Review
 from kr_cfn.cli import build_env_files
-from kr_cfn.deploy import diffcmd, trees
-from kr_cfn.deploy.forecast import forecast
-from kr_cfn.deploy.review import Review
 from tests.conftest import PARAMS
 
 REGION = "eu-central-1"

@@ -56,5 +56,5 @@ def test_plan_job_keeps_the_review_the_comment_compares_with() -> None:
     )
     runs = " ".join(str(s.get("run", "")) for s in _steps(_load("forecast-comment.yml")))
     assert "pattern='review-*'" in runs and 'dest="$art/review"' in runs
-    # the plan's review.md and review.json, read by trusted code (kr_cfn.deploy.prcomment)
-    assert 'kr_cfn.deploy.prcomment "$env" "$dir" "$art/review/review-$env"' in runs
+    # the plan's review.md and review.json, read by trusted code (kr_cfn.changes.prcomment)
+    assert 'kr_cfn.changes.prcomment "$env" "$dir" "$art/review/review-$env"' in runs

@@ -21,10 +21,10 @@ from urllib.parse import quote
 import boto3
 import pytest
 
-from kr_cfn.deploy import apply, changeset, deployed, guard
-from kr_cfn.deploy.aws import Aws
-from kr_cfn.deploy.errors import EXIT_GUARD, DeployError
-from kr_cfn.deploy.review import GuardFinding, ResourceChange, Review, StackChanges, render_markdown, render_text
+from kr_cfn.aws import Aws
+from kr_cfn.changes import apply, changeset, deployed, guard
+from kr_cfn.changes.review import GuardFinding, ResourceChange, Review, StackChanges, render_markdown, render_text
+from kr_cfn.errors import EXIT_GUARD, DeployError
 from tests.test_deploy_e2e import REGION, endpoint  # noqa: F401 - the local endpoint fixture
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "guard"

@@ -9,7 +9,8 @@ import yaml
 
 from kr_cfn.config import qdrant
 from kr_cfn.config.images import pins
-from kr_cfn.config.services import DEFAULT_SERVICES, EcsConfig
+from kr_cfn.config.service_defaults import DEFAULT_SERVICES
+from kr_cfn.config.services import EcsConfig
 from tests.conftest import ROOT
 
 PIN_FILE = ROOT / "kr_cfn" / "config" / "images.Dockerfile"

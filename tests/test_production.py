@@ -1,7 +1,7 @@
 """Production behaviour: deploys keep the autoscaled count, HTTPS and its refusals, alert routes, kept logs.
 
 Template properties of the built envs, one test per refusal message, and the review's notes and
-warnings read from the built templates (kr_cfn.deploy.notes).
+warnings read from the built templates (kr_cfn.changes.notes).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pytest
 
 import stacks
 from kr_cfn import config
-from kr_cfn.deploy import notes
-from kr_cfn.deploy.review import Review, render_markdown, render_text
+from kr_cfn.changes import notes
+from kr_cfn.changes.review import Review, render_markdown, render_text
 from stacks import data, ecs, monitoring
 from tests.conftest import ENVS, built, load_env, resources_of_type, write_params
 

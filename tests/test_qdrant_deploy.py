@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import pytest
 
-from kr_cfn.deploy import qdrant as restoring
+from kr_cfn.operations import qdrant as restoring
 from tests import aws_endpoint
 from tests.test_deploy_e2e import REGION, Project, _image_tags
 
@@ -133,7 +133,7 @@ def test_restore_outcome_reads_the_containers_exit_code(task: dict[str, Any], ex
     ],
 )
 def test_restore_arguments(key: str, collection: str | None, message: str) -> None:
-    from kr_cfn.deploy.errors import DeployError
+    from kr_cfn.errors import DeployError
 
     with pytest.raises(DeployError) as exc:
         restoring.collection_of(key, collection)

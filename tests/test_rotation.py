@@ -1,4 +1,4 @@
-"""A rotated database password reaches the running backend (kr_cfn.rotation, kr_cfn.deploy.rotation).
+"""A rotated database password reaches the running backend (kr_cfn.rotation, kr_cfn.operations.rotation).
 
 - The rule's pattern, evaluated by moto's EventBridge pattern matcher (the one its server uses
   for PutEvents; its TestEventPattern API is not implemented), matches the documented
@@ -23,9 +23,9 @@ from moto.events.models import EventPattern
 
 import stacks
 from kr_cfn import config, rotation
+from kr_cfn.aws import Aws
 from kr_cfn.cli import main
-from kr_cfn.deploy import rotation as live
-from kr_cfn.deploy.aws import Aws
+from kr_cfn.operations import rotation as live
 from stacks import bootstrap
 from tests import aws_endpoint
 from tests.conftest import ENVS, built, load_env, write_params

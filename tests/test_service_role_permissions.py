@@ -28,6 +28,7 @@ import stacks
 from kr_cfn.iam import NOT_GRANTED, normalized_record_name, not_granted
 from kr_cfn.schemas import iam_actions, resource_schema
 from stacks import bootstrap
+from stacks._bootstrap.service_role import _SERVICE_LINKED as SERVICE_LINKED
 from tests.conftest import ENVS, built, load_env
 from tests.policy_eval import Policy, Request, evaluate
 from tests.test_attacks import IAM_REGION, _resolve, _service_role_of
@@ -171,7 +172,7 @@ def _iam_requests(env: str, template: str, logical_id: str, action: str) -> Iter
         return
     if name.lower() == "createservicelinkedrole":
         rtype = resources[logical_id]["Type"]
-        (linked,) = [s for p, s in bootstrap._SERVICE_LINKED.items() if rtype.startswith(p)] or [None]
+        (linked,) = [s for p, s in SERVICE_LINKED.items() if rtype.startswith(p)] or [None]
         assert linked is not None, f"{rtype} lists iam:CreateServiceLinkedRole: name its service in _SERVICE_LINKED"
         role = f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/{linked}/AWSServiceRoleFor{SUFFIX}"
         yield Request(action, role, {"iam:AWSServiceName": linked})
@@ -481,7 +482,7 @@ https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-li
 @pytest.mark.parametrize("env", ENVS)
 def test_bootstrap_stays_deployable_as_its_statements_grow(env: str) -> None:
     """kr-cfn bootstrap sends a large body by URL from the bucket a first, small change set creates."""
-    from kr_cfn.deploy import bootbody
+    from kr_cfn.changes import bootbody
 
     template = built(env)["bootstrap"]
     first = bootbody.phase_one(template)

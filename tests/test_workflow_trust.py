@@ -25,7 +25,7 @@ from cmarkgfm.cmark import Options
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from kr_cfn.deploy import prcomment
+from kr_cfn.changes import prcomment
 from tests.conftest import ROOT
 
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -108,7 +108,7 @@ def test_the_comment_reads_no_symlink_and_refuses_an_unknown_env(tmp_path: Path)
     with pytest.raises(ValueError, match="env 'prod\\\\n': expected one of dev, staging, prod"):
         prcomment.render("prod\n", forecast, review)
     code = subprocess.run(
-        [sys.executable, "-m", "kr_cfn.deploy.prcomment", "dev", str(forecast), str(review)],
+        [sys.executable, "-m", "kr_cfn.changes.prcomment", "dev", str(forecast), str(review)],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -125,12 +125,12 @@ def test_the_comment_workflow_keeps_artifacts_outside_the_checkout_and_runs_none
     assert 'dest="$art/forecast"' in runs and 'dest="$art/review"' in runs
     assert " artifacts/" not in runs  # nothing unpacked into the checkout
     # the body comes from the trusted renderer only; artifact files are never cat'ed into it
-    assert '.venv/bin/python -m kr_cfn.deploy.prcomment "$env" "$dir" "$art/review/review-$env" > "$body"' in runs
+    assert '.venv/bin/python -m kr_cfn.changes.prcomment "$env" "$dir" "$art/review/review-$env" > "$body"' in runs
     assert (
         "head -c" not in runs
         and "cat " not in runs
         and "source " not in runs
-        and "pip install" not in runs.split("kr_cfn.deploy.prcomment")[1]
+        and "pip install" not in runs.split("kr_cfn.changes.prcomment")[1]
     )
     installs = [s for s in steps if "pip install" in str(s.get("run", ""))]
     assert [s["run"] for s in installs] == [LOCKED_INSTALL]

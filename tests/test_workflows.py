@@ -461,7 +461,7 @@ def test_the_policy_checks_step_checks_every_template_and_fails_on_a_blocking_fi
 ) -> None:
     """Every built template of the environment, each with its parameters; a blocking finding in one fails the step
     after all were checked."""
-    from kr_cfn.deploy.package import load_template
+    from kr_cfn.changes.package import load_template
 
     code, calls = _run_policy_checks(tmp_path, failing)
     assert (code == 0) is (failing is None)

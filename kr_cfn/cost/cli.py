@@ -5,55 +5,17 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 from kr_cfn import cliargs, config
-from kr_cfn.cost import model, prices, usage
-from kr_cfn.cost.report import Estimate, compare, render, stale
-from kr_cfn.cost.templates import Stack, load_built
+from kr_cfn.cost import usage
+from kr_cfn.cost.estimating import CostError, estimate
+from kr_cfn.cost.report import Estimate, compare, render
+from kr_cfn.cost.templates import Stack
 
 EXIT_OVER_LIMIT = 3
 """``--fail-above``: the monthly increase passes the limit (or cannot be shown to stay under it)."""
-
-
-class CostError(Exception):
-    """Bad input to ``kr-cfn cost``: one line, exit 2."""
-
-
-def estimate(
-    cfg: config.EnvConfig,
-    env_dir: Path,
-    price_file: Path | None = None,
-    with_savings: bool = True,
-    usage_file: Path | None = None,
-    today: date | None = None,
-    stacks: list[Stack] | None = None,
-) -> Estimate:
-    """Price the built templates in ``env_dir`` (or ``stacks``) with ``cfg``'s region, usage and the usage file."""
-    if stacks is None and not (env_dir / "root.yaml").exists() and not (env_dir / "root.json").exists():
-        raise CostError(f"{env_dir}: no built templates (root.yaml); run kr-cfn build --env {cfg.env} first")
-    try:
-        book = prices.load(cfg.region, price_file)
-        overrides = usage.load(usage_file) if usage_file else {}
-    except (prices.PriceError, usage.UsageError) as exc:
-        raise CostError(str(exc)) from None
-    stacks = load_built(env_dir) if stacks is None else stacks
-    used: list[tuple[str, str, str, float]] = []
-    lines = model.price(stacks, book, cfg.cost, overrides=overrides, used=used)
-    if usage_file:
-        try:
-            usage.check(usage_file, overrides, used)
-        except usage.UsageError as exc:
-            raise CostError(str(exc)) from None
-    saved = model.savings(stacks, book, cfg.cost, overrides) if with_savings else {}
-    est = Estimate(cfg.env, cfg.region, lines, saved, book.files, cfg.cost.hours_per_month)
-    est.warnings = stale(lines, today or date.today())
-    if with_savings:
-        est.savings_plan = model.savings_plan(lines, book)
-    est.used = used
-    return est
 
 
 def _compare(args: argparse.Namespace, cfg: config.EnvConfig, load_env: Any) -> Estimate | None:
@@ -76,8 +38,8 @@ def _compare(args: argparse.Namespace, cfg: config.EnvConfig, load_env: Any) -> 
 
 def _deployed(name: str, cfg: config.EnvConfig) -> list[Stack]:
     """The deployed root stack ``name`` and its nested stacks, as the cost model takes them (AWS read)."""
+    from kr_cfn.aws import AWS_FAILURES, Aws, failure
     from kr_cfn.cost.deployed import deployed_stacks
-    from kr_cfn.deploy.aws import AWS_FAILURES, Aws, failure
 
     try:
         cfn = Aws(cfg.region).client("cloudformation")

@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from kr_cfn import config
+from kr_cfn.built import parse_template
 from kr_cfn.cost import model
-from kr_cfn.cost.cli import estimate
+from kr_cfn.cost.estimating import estimate
+from kr_cfn.cost.items import Line
 from kr_cfn.cost.report import compare
 from kr_cfn.cost.templates import STACK_TYPE, Stack
-from kr_cfn.deploy.shape import parse_template
 
 
 def _template(cfn: Any, stack_id: str) -> dict[str, Any]:
@@ -40,7 +41,7 @@ def plan_delta(cfn: Any, stack: dict[str, Any] | None, env_dir: Path, cfg: confi
     """Before (deployed, 0 when new), after (built) and the changed lines, in USD a month."""
     new = estimate(cfg, env_dir, with_savings=False)
     new.lines = [ln for ln in new.lines if ln.stack != "bootstrap"]  # a stack of its own, not in this plan
-    old: list[model.Line] = []
+    old: list[Line] = []
     if stack is not None and stack["StackStatus"] != "REVIEW_IN_PROGRESS":
         from kr_cfn.cost import prices
 

@@ -12,7 +12,8 @@ from datetime import date
 from typing import Any
 
 from kr_cfn.config.cost import CostConfig
-from kr_cfn.cost.model import SAVINGS, Line, Part, total, unpriced
+from kr_cfn.cost.items import Line, Part
+from kr_cfn.cost.model import SAVINGS, total, unpriced
 
 FORMATS = ("table", "json", "markdown")
 SCHEMA_VERSION = 1

@@ -79,7 +79,7 @@ def wire(root: Stack, children: dict[str, dict[str, Any]]) -> list[Stack]:
 
 def load_built(env_dir: Path) -> list[Stack]:
     """The built templates of one environment: root, its nested stacks, and bootstrap if built."""
-    from kr_cfn.deploy.shape import load_template  # the deploy code's loader (short-form YAML tags)
+    from kr_cfn.built import load_template  # the deploy code's loader (short-form YAML tags)
 
     root_path = env_dir / "root.yaml"
     if not root_path.exists():

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from kr_cfn.cost.model import Overrides
+from kr_cfn.cost.items import Overrides
 from kr_cfn.cost.prices import valid_usd
 
 VERSION = 1

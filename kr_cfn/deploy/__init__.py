@@ -1,4 +1,5 @@
-"""Deploying built templates: packaging, change sets, review, the data-loss guard, apply.
+"""The deploy and day-two subcommands' wiring: arguments (parsers, args) and commands.
 
-Reads only what ``kr-cfn build`` wrote (``out/<env>/``) and the params; never imports ``stacks``.
+The work is done by :mod:`kr_cfn.changes` (the change-set engine) and :mod:`kr_cfn.operations` (day two);
+never imports ``stacks``.
 """

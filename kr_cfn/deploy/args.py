@@ -9,7 +9,7 @@ import argparse
 import re
 from pathlib import Path
 
-from kr_cfn.deploy.errors import DeployError
+from kr_cfn.errors import DeployError
 from kr_cfn.naming import pascal
 
 IMAGE_TAG_SUFFIX = "ImageTag"
@@ -89,7 +89,7 @@ def check(args: argparse.Namespace, env: str) -> None:
 
 def _check_declared(given: dict[str, str], env_dir: Path, env: str) -> None:
     """Every ``--image-tag`` names a parameter of the built root template."""
-    from kr_cfn.deploy.package import load_template
+    from kr_cfn.changes.package import load_template
 
     root = next((env_dir / f for f in ("root.yaml", "root.json") if (env_dir / f).exists()), None)
     if root is None:

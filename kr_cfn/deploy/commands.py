@@ -11,16 +11,17 @@ from pathlib import Path
 from typing import Any
 
 from kr_cfn import config
+from kr_cfn.aws import Aws, pinned
+from kr_cfn.changes import account, bootbody, changeset
+from kr_cfn.changes import apply as applying
+from kr_cfn.changes import package as packaging
+from kr_cfn.changes.notes import add_template_notes, live_desired_counts
+from kr_cfn.changes.review import GuardFinding, Review, render_markdown, render_text
 from kr_cfn.cliargs import make_dir, write_file
 from kr_cfn.config import bootstrap as config_bootstrap
-from kr_cfn.deploy import account, bootbody, changeset, drift, rotation
-from kr_cfn.deploy import apply as applying
-from kr_cfn.deploy import package as packaging
-from kr_cfn.deploy.aws import Aws, pinned
-from kr_cfn.deploy.errors import EXIT_GUARD, DeployError
-from kr_cfn.deploy.notes import add_template_notes, live_desired_counts
-from kr_cfn.deploy.review import GuardFinding, Review, render_markdown, render_text
+from kr_cfn.errors import EXIT_GUARD, DeployError
 from kr_cfn.naming import pascal
+from kr_cfn.operations import drift, rotation
 
 IMAGE_TAG_SUFFIX = "ImageTag"
 PLAN_RECORD = "plan.json"
@@ -228,8 +229,8 @@ def cmd_plan(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
 
 def _cost_delta(aws: Aws, stack: dict[str, Any] | None, env_dir: Path, cfg: config.EnvConfig) -> dict[str, Any]:
     """Monthly cost before (deployed templates) and after (built ones); the reason instead when it cannot."""
-    from kr_cfn.cost.cli import CostError
     from kr_cfn.cost.deployed import plan_delta
+    from kr_cfn.cost.estimating import CostError
     from kr_cfn.cost.prices import PriceError
 
     try:
@@ -307,7 +308,7 @@ def check_plan(aws: Aws, record: dict[str, Any], allowed: Sequence[str] = ()) ->
 
 
 TEMPLATE_BODY_LIMIT = bootbody.TEMPLATE_BODY_LIMIT
-"""Bytes of a TemplateBody (kr_cfn.deploy.bootbody: over its inline share the bootstrap goes by URL)."""
+"""Bytes of a TemplateBody (kr_cfn.changes.bootbody: over its inline share the bootstrap goes by URL)."""
 
 
 def bootstrap_body(path: Path) -> str:
@@ -467,7 +468,7 @@ def cmd_outputs(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
 
 def cmd_qdrant_snapshots(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     """List the Qdrant snapshots in the backups bucket, oldest first."""
-    from kr_cfn.deploy import qdrant
+    from kr_cfn.operations import qdrant
 
     aws = Aws(cfg.region)
     job = qdrant.find_job(aws, root_stack_name(cfg, args))
@@ -481,7 +482,7 @@ def cmd_qdrant_snapshots(args: argparse.Namespace, cfg: config.EnvConfig) -> int
 
 def cmd_qdrant_restore(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
     """Restore one collection snapshot from S3 into the running Qdrant (a one-off task in the VPC)."""
-    from kr_cfn.deploy import qdrant
+    from kr_cfn.operations import qdrant
 
     collection = qdrant.collection_of(args.snapshot, args.collection)
     aws = Aws(cfg.region)

@@ -19,7 +19,7 @@ def add_parsers(sub: Any, load_env: Any) -> None:
             "--region", help="deploy to this region although the params name another (default: the params' region)"
         )
 
-    def wrap(name: str, module: str = "commands") -> Any:
+    def wrap(name: str, module: str = "kr_cfn.deploy.commands") -> Any:
         def run(args: argparse.Namespace) -> int:
             cfg = load_env(Path(args.params), args.env)
             import importlib
@@ -28,12 +28,12 @@ def add_parsers(sub: Any, load_env: Any) -> None:
 
             check(args, cfg.env)  # malformed options fail before any AWS call
 
+            from kr_cfn.aws import AWS_FAILURES, failure, invocation
             from kr_cfn.deploy import commands  # boto3 is slow to import; `build` needs none of it
-            from kr_cfn.deploy.aws import AWS_FAILURES, failure, invocation
 
             try:
                 with invocation(args):
-                    return int(getattr(importlib.import_module(f"kr_cfn.deploy.{module}"), name)(args, cfg))
+                    return int(getattr(importlib.import_module(module), name)(args, cfg))
             except AWS_FAILURES as exc:  # an AWS call or the network failed: one line, exit 4
                 raise failure(exc, commands.default_stack(args, cfg)) from None
 
@@ -141,13 +141,13 @@ def _positive(text: str) -> float:
 
 
 def add_day_two_parsers(sub: Any, common: Any, wrap: Any) -> None:
-    """smoke, migrate, drift, destroy, cancel, watch (code in kr_cfn.deploy.day2)."""
+    """smoke, migrate, drift, destroy, cancel, watch (code in kr_cfn.operations.day2)."""
     p = sub.add_parser("smoke", help="the smoke tests against the app (GET /api/healthz, POST /api/chat/)")
     common(p)
     p.add_argument("--stack-name", help="root stack name (its AppUrl output is the default URL)")
     p.add_argument("--url", help="base URL to test instead of the stack's AppUrl (no AWS call then)")
     p.add_argument("--timeout", type=_positive, default=300.0, metavar="SECONDS", help="total budget (default: 300)")
-    p.set_defaults(func=wrap("cmd_smoke", "day2"))
+    p.set_defaults(func=wrap("cmd_smoke", "kr_cfn.operations.day2"))
 
     p = sub.add_parser("migrate", help="run the Django migrations as a one-off task of the backend")
     common(p)
@@ -166,17 +166,17 @@ def add_day_two_parsers(sub: Any, common: Any, wrap: Any) -> None:
     )
     _plan_digest(p)
     p.add_argument("--timeout", type=_positive, default=1800.0, metavar="SECONDS", help="give up after (default: 1800)")
-    p.set_defaults(func=wrap("cmd_migrate", "day2"))
+    p.set_defaults(func=wrap("cmd_migrate", "kr_cfn.operations.day2"))
 
     p = sub.add_parser("drift", help="detect drift on the root and every nested stack (exit 1: drifted)")
     common(p)
     p.add_argument("--stack-name", help="root stack name")
-    p.set_defaults(func=wrap("cmd_drift", "day2"))
+    p.set_defaults(func=wrap("cmd_drift", "kr_cfn.operations.day2"))
 
     p = sub.add_parser("rotation", help="set the database password's rotation interval from params (idempotent)")
     common(p)
     p.add_argument("--stack-name", help="root stack name")
-    p.set_defaults(func=wrap("cmd_rotation", "day2"))
+    p.set_defaults(func=wrap("cmd_rotation", "kr_cfn.operations.day2"))
 
     p = sub.add_parser("destroy", help="delete the env's stacks, keeping every Retain/Snapshot resource")
     common(p)
@@ -189,13 +189,13 @@ def add_day_two_parsers(sub: Any, common: Any, wrap: Any) -> None:
     confirm.add_argument(
         "--yes-really", metavar="ENV", help="confirm destroying ENV, an env with termination protection"
     )
-    p.set_defaults(func=wrap("cmd_destroy", "day2"))
+    p.set_defaults(func=wrap("cmd_destroy", "kr_cfn.operations.day2"))
 
     p = sub.add_parser("cancel", help="cancel the update in progress (CloudFormation rolls back)")
     common(p)
     p.add_argument("--stack-name", help="root stack name")
     p.add_argument("--wait", action="store_true", help="follow the rollback to its end")
-    p.set_defaults(func=wrap("cmd_cancel", "day2"))
+    p.set_defaults(func=wrap("cmd_cancel", "kr_cfn.operations.day2"))
 
     p = sub.add_parser("watch", help="follow a running update started elsewhere (as apply shows it)")
     common(p)
@@ -204,4 +204,4 @@ def add_day_two_parsers(sub: Any, common: Any, wrap: Any) -> None:
     p.add_argument(
         "--restore-policy", action="store_true", help="once stable, set the full stack policy on every stack again"
     )
-    p.set_defaults(func=wrap("cmd_watch", "day2"))
+    p.set_defaults(func=wrap("cmd_watch", "kr_cfn.operations.day2"))

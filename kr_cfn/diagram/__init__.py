@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from kr_cfn import cliargs
-from kr_cfn.deploy.errors import EXIT_USAGE, DeployError
 from kr_cfn.diagram.graph import Edge, Graph, build_graph
 from kr_cfn.diagram.render import COMPARE_LEGEND, dot, mermaid
 from kr_cfn.diagram.templates import Build, build_of_templates, load_build
+from kr_cfn.errors import EXIT_USAGE, DeployError
 
 __all__ = ["FORMATS", "VIEWS", "Build", "Graph", "add_parser", "compare", "draw", "graph_of", "load_build"]
 
@@ -116,8 +116,8 @@ def _old_graph(found: cliargs.Comparison, new: Graph, args: argparse.Namespace) 
     if found.folder is not None:
         return graph_of(found.folder, args.env, args.view)
     from kr_cfn import config
-    from kr_cfn.deploy.aws import AWS_FAILURES, failure
-    from kr_cfn.deploy.diffcmd import stack_tree
+    from kr_cfn.aws import AWS_FAILURES, failure
+    from kr_cfn.trees import from_stack_name
 
     assert found.stack is not None
     try:
@@ -125,7 +125,7 @@ def _old_graph(found: cliargs.Comparison, new: Graph, args: argparse.Namespace) 
     except config.ConfigError as exc:
         raise DeployError(str(exc)) from None
     try:
-        tree = stack_tree(found.stack, region)
+        tree = from_stack_name(found.stack, region)
     except AWS_FAILURES as exc:
         raise failure(exc, found.stack) from None
     names = load_build(Path(args.out) / args.env).stack_of

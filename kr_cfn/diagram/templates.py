@@ -1,7 +1,7 @@
 """A built environment (``out/<env>/``) as data, and what its references point at.
 
 Reads the templates ``kr-cfn build`` wrote, with the loader the deploy code uses
-(:func:`kr_cfn.deploy.shape.load_template`); never imports ``stacks/``. A reference in a
+(:func:`kr_cfn.built.load_template`); never imports ``stacks/``. A reference in a
 nested stack to one of its Parameters is followed through the root's wiring (the root passes
 ``!GetAtt OtherStack.Outputs.Name``) to the resource that other stack outputs.
 """
@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kr_cfn.deploy.errors import DeployError
-from kr_cfn.deploy.shape import load_template
+from kr_cfn.built import load_template
+from kr_cfn.errors import DeployError
 
 ROOT = "root"
 STACK_TYPE = "AWS::CloudFormation::Stack"

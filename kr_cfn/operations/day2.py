@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from kr_cfn import config
-from kr_cfn.deploy import apply as applying
-from kr_cfn.deploy import changeset, destroy, drift, migrate, rotation, smoke
+from kr_cfn.aws import Aws, stack_label
+from kr_cfn.changes import apply as applying
+from kr_cfn.changes import changeset
 from kr_cfn.deploy.args import IMAGE_TAG
-from kr_cfn.deploy.aws import Aws, stack_label
 from kr_cfn.deploy.commands import _aws as session
 from kr_cfn.deploy.commands import (
     bootstrap_stack_name,
@@ -20,7 +20,8 @@ from kr_cfn.deploy.commands import (
     root_stack_name,
     watch_command,
 )
-from kr_cfn.deploy.errors import EXIT_FAILED, DeployError
+from kr_cfn.errors import EXIT_FAILED, DeployError
+from kr_cfn.operations import destroy, drift, migrate, rotation, smoke
 
 # The statuses an operation starts with (the root stack's own event), newest first in the events.
 _STARTS = ("CREATE_IN_PROGRESS", "UPDATE_IN_PROGRESS", "DELETE_IN_PROGRESS", "IMPORT_IN_PROGRESS")
@@ -109,7 +110,10 @@ def cmd_drift(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
 
 
 def cmd_rotation(args: argparse.Namespace, cfg: config.EnvConfig) -> int:
-    """Set the RDS-managed secret's rotation interval to ``data.db_password_rotation_days`` (kr_cfn.deploy.rotation)."""
+    """Set the RDS-managed secret's rotation interval to ``data.db_password_rotation_days``.
+
+    (kr_cfn.operations.rotation)
+    """
     aws = session(args, cfg)
     name = root_stack_name(cfg, args)
     arn = rotation.secret_arn(aws, _deployed(aws, name, cfg.env))

@@ -18,7 +18,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from kr_cfn.deploy.aws import Aws
+from kr_cfn.aws import Aws
 
 DATA_STACK = "DataStack"
 SECRET_OUTPUT = "DbSecretArn"  # noqa: S105 - an output name

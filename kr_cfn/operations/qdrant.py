@@ -17,9 +17,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from kr_cfn.deploy import apply as applying
-from kr_cfn.deploy.aws import Aws, error_code
-from kr_cfn.deploy.errors import EXIT_FAILED, DeployError
+from kr_cfn.aws import Aws, error_code
+from kr_cfn.changes import apply as applying
+from kr_cfn.errors import EXIT_FAILED, DeployError
 
 ECS_STACK = "EcsStack"
 DATA_STACK = "DataStack"

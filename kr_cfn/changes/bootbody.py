@@ -15,7 +15,7 @@ import json
 import re
 from typing import Any
 
-from kr_cfn.deploy.errors import DeployError
+from kr_cfn.errors import DeployError
 
 TEMPLATE_BODY_LIMIT = 51_200
 """Bytes of a TemplateBody (cloudformation-limits.html, "Template body size in a request")."""

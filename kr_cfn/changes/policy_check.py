@@ -9,7 +9,7 @@ as the real one, derived from the resource type that output reads. The checks ju
 grammar and grants, not the ids, so a made-up id of the right shape is enough.
 https://github.com/awslabs/aws-cloudformation-iam-policy-validator (its README, "validate")
 
-Usage: ``python -m kr_cfn.deploy.policy_check out/<env> <region>`` writes
+Usage: ``python -m kr_cfn.changes.policy_check out/<env> <region>`` writes
 ``out/<env>/policy-check/<template>.json`` and prints ``<template> <configuration>`` per line, root first.
 """
 
@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kr_cfn.deploy.package import load_template
+from kr_cfn.changes.package import load_template
 
 PLACEHOLDER_ACCOUNT = "123456789012"
 
@@ -104,9 +104,9 @@ def write_inputs(env_dir: Path, region: str) -> list[tuple[Path, Path]]:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m kr_cfn.deploy.policy_check <out/env> <region>``."""
+    """``python -m kr_cfn.changes.policy_check <out/env> <region>``."""
     if len(argv) != 2:
-        print("usage: python -m kr_cfn.deploy.policy_check <out/env> <region>", file=sys.stderr)
+        print("usage: python -m kr_cfn.changes.policy_check <out/env> <region>", file=sys.stderr)
         return 2
     for template, configuration in write_inputs(Path(argv[0]), argv[1]):
         print(f"{template} {configuration}")

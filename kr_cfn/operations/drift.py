@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from kr_cfn.deploy import apply as applying
-from kr_cfn.deploy.aws import Aws, stack_label
-from kr_cfn.deploy.errors import EXIT_AWS, DeployError
+from kr_cfn.aws import Aws, stack_label
+from kr_cfn.changes import apply as applying
+from kr_cfn.errors import EXIT_AWS, DeployError
 
 _sleep = time.sleep  # tests replace it
 MAX_WAIT = 900.0

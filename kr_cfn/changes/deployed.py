@@ -16,9 +16,9 @@ from urllib.parse import unquote, urlparse
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from kr_cfn.deploy import guard
-from kr_cfn.deploy.aws import Aws, error_message
-from kr_cfn.deploy.review import ResourceChange, StackChanges
+from kr_cfn.aws import Aws, error_message
+from kr_cfn.changes import guard
+from kr_cfn.changes.review import ResourceChange, StackChanges
 
 
 def _parse(body: Any) -> dict[str, Any] | str:

@@ -16,8 +16,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from kr_cfn.deploy import apply as applying
-from kr_cfn.deploy.aws import Aws, stack_label
+from kr_cfn.aws import Aws, stack_label
+from kr_cfn.changes import apply as applying
 
 KEEP = ("Retain", "RetainExceptOnCreate")
 _SNAPSHOT_BY_DEFAULT = ("AWS::RDS::DBInstance", "AWS::RDS::DBCluster")

@@ -19,10 +19,10 @@ from typing import Any, TextIO
 
 from botocore.exceptions import ClientError
 
-from kr_cfn.deploy import apply as applying
-from kr_cfn.deploy import changeset
-from kr_cfn.deploy.aws import AWS_FAILURES, Aws, error_code
-from kr_cfn.deploy.errors import EXIT_AWS, EXIT_FAILED, EXIT_USAGE, DeployError
+from kr_cfn.aws import AWS_FAILURES, Aws, error_code
+from kr_cfn.changes import apply as applying
+from kr_cfn.changes import changeset
+from kr_cfn.errors import EXIT_AWS, EXIT_FAILED, EXIT_USAGE, DeployError
 
 COMMAND = ("python", "manage.py", "migrate", "--noinput")
 SERVICE = "backend"

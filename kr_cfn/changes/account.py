@@ -14,8 +14,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from kr_cfn.deploy.aws import Aws, error_code
-from kr_cfn.deploy.errors import DeployError
+from kr_cfn.aws import Aws, error_code
+from kr_cfn.errors import DeployError
 
 OIDC_PROVIDER_TYPE = "AWS::IAM::OIDCProvider"
 REPOSITORY_TYPE = "AWS::ECR::Repository"

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from kr_cfn import cliargs
-from kr_cfn.deploy import guard
-from kr_cfn.deploy import trees as trees_mod
-from kr_cfn.deploy.errors import EXIT_GUARD, DeployError
-from kr_cfn.deploy.forecast import forecast
-from kr_cfn.deploy.review import FORECAST, GuardFinding, Review, StackChanges, render_markdown, render_text
+from kr_cfn import trees as trees_mod
+from kr_cfn.changes import guard
+from kr_cfn.changes.forecast import forecast
+from kr_cfn.changes.review import FORECAST, GuardFinding, Review, StackChanges, render_markdown, render_text
+from kr_cfn.errors import EXIT_GUARD, DeployError
 
 
 def make_review(
@@ -139,7 +139,7 @@ def stack_tree(name: str, region: str, option: str = "--compare-to") -> trees_mo
     """The deployed templates of root stack ``name`` (``--compare-to stack:NAME``)."""
     from botocore.exceptions import ClientError
 
-    from kr_cfn.deploy.aws import Aws, error_message
+    from kr_cfn.aws import Aws, error_message
 
     cfn = Aws(region).client("cloudformation")
     try:
@@ -262,8 +262,8 @@ def add_parser(sub: Any, load_env: Callable[[Path, str], Any], build_files: Call
 
 
 def _compare_main(argv: Sequence[str]) -> int:
-    """``python -m kr_cfn.deploy.diffcmd compare FORECAST_JSON REVIEW_JSON``: the comparison as Markdown."""
-    parser = argparse.ArgumentParser(prog="python -m kr_cfn.deploy.diffcmd compare")
+    """``python -m kr_cfn.changes.diffcmd compare FORECAST_JSON REVIEW_JSON``: the comparison as Markdown."""
+    parser = argparse.ArgumentParser(prog="python -m kr_cfn.changes.diffcmd compare")
     parser.add_argument("forecast", type=Path, help="forecast.json of kr-cfn diff")
     parser.add_argument("review", type=Path, help="review.json of kr-cfn plan (may be missing)")
     args = parser.parse_args(argv)
@@ -283,5 +283,5 @@ def _compare_main(argv: Sequence[str]) -> int:
 
 if __name__ == "__main__":
     if sys.argv[1:2] != ["compare"]:
-        sys.exit("usage: python -m kr_cfn.deploy.diffcmd compare FORECAST_JSON REVIEW_JSON")
+        sys.exit("usage: python -m kr_cfn.changes.diffcmd compare FORECAST_JSON REVIEW_JSON")
     sys.exit(_compare_main(sys.argv[2:]))

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kr_cfn.deploy.diffcmd import disagreements
+from kr_cfn.changes.diffcmd import disagreements
 
 ENVS = ("dev", "staging", "prod")
 LIMIT = 30_000
@@ -89,9 +89,9 @@ def render(env: str, forecast_dir: Path, review_dir: Path) -> str:
 
 
 def main(argv: Sequence[str]) -> int:
-    """``python -m kr_cfn.deploy.prcomment ENV FORECAST_DIR REVIEW_DIR``: the comment on stdout."""
+    """``python -m kr_cfn.changes.prcomment ENV FORECAST_DIR REVIEW_DIR``: the comment on stdout."""
     if len(argv) != 3:
-        print("usage: python -m kr_cfn.deploy.prcomment ENV FORECAST_DIR REVIEW_DIR", file=sys.stderr)
+        print("usage: python -m kr_cfn.changes.prcomment ENV FORECAST_DIR REVIEW_DIR", file=sys.stderr)
         return 2
     try:
         print(render(argv[0], Path(argv[1]), Path(argv[2])), end="")

@@ -12,10 +12,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError, WaiterError
 
-from kr_cfn.deploy import deployed, guard
-from kr_cfn.deploy.aws import Aws, error_code, error_message
-from kr_cfn.deploy.errors import DeployError
-from kr_cfn.deploy.review import (
+from kr_cfn.aws import Aws, error_code, error_message
+from kr_cfn.changes import deployed, guard
+from kr_cfn.changes.review import (
     CHANGED,
     GuardFinding,
     ParameterChange,
@@ -25,6 +24,7 @@ from kr_cfn.deploy.review import (
     StackChanges,
     parameter_changes,
 )
+from kr_cfn.errors import DeployError
 
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
 CHANGE_SET_PREFIX = "kr-cfn-"

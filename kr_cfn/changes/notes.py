@@ -17,9 +17,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from kr_cfn.deploy.aws import Aws
-from kr_cfn.deploy.package import load_template
-from kr_cfn.deploy.review import Review
+from kr_cfn.aws import Aws
+from kr_cfn.changes.package import load_template
+from kr_cfn.changes.review import Review
 
 SERVICE = "AWS::ECS::Service"
 SCALABLE_TARGET = "AWS::ApplicationAutoScaling::ScalableTarget"

@@ -33,7 +33,7 @@ from botocore.exceptions import (
 from botocore.parsers import ResponseParserError
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from kr_cfn.deploy.errors import EXIT_AWS, EXIT_USAGE, DeployError
+from kr_cfn.errors import EXIT_AWS, EXIT_USAGE, DeployError
 
 MAX_ATTEMPTS = 8
 """Attempts per call (the first one included); ``AWS_MAX_ATTEMPTS`` overrides it."""

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import yaml
 
-from kr_cfn.deploy.errors import DeployError
+from kr_cfn.errors import DeployError
 
 _SECTIONS = ("Parameters", "Mappings", "Conditions", "Outputs", "Metadata", "Rules")
 

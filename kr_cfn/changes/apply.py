@@ -14,10 +14,10 @@ from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 from botocore.parsers import ResponseParserError
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from kr_cfn.deploy import changeset, deployed, guard
-from kr_cfn.deploy.aws import AWS_FAILURES, Aws, error_code, error_message, one_line, stack_label
-from kr_cfn.deploy.errors import EXIT_AWS, EXIT_FAILED, EXIT_GUARD, EXIT_INTERRUPTED, EXIT_USAGE, DeployError
-from kr_cfn.deploy.review import Review, parameter_changes
+from kr_cfn.aws import AWS_FAILURES, Aws, error_code, error_message, one_line, stack_label
+from kr_cfn.changes import changeset, deployed, guard
+from kr_cfn.changes.review import Review, parameter_changes
+from kr_cfn.errors import EXIT_AWS, EXIT_FAILED, EXIT_GUARD, EXIT_INTERRUPTED, EXIT_USAGE, DeployError
 
 _DONE = ("_COMPLETE", "_FAILED", "_SKIPPED")
 _SUCCESS = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE")

@@ -17,9 +17,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from kr_cfn.deploy.aws import Aws, error_code
-from kr_cfn.deploy.errors import DeployError
-from kr_cfn.deploy.shape import load_template, parse_template  # noqa: F401 - this module's readers, re-exported
+from kr_cfn.aws import Aws, error_code
+from kr_cfn.built import load_template, parse_template  # noqa: F401 - this module's readers, re-exported
+from kr_cfn.errors import DeployError
 
 PACKAGE_FILE = "package.json"
 PACKAGED_ROOT = "root.packaged.json"

@@ -1,7 +1,7 @@
 """Offline replacement forecast: what a deploy of one build over another would add, change, replace, remove.
 
 Reads built (or deployed) templates only, never ``stacks/``. The result is the review data model
-of ``plan`` (:class:`~kr_cfn.deploy.review.StackChanges`), checked by the same guard.
+of ``plan`` (:class:`~kr_cfn.changes.review.StackChanges`), checked by the same guard.
 
 How CloudFormation decides, and what is modelled here:
 - A changed property listed in the type's ``createOnlyProperties`` replaces the resource
@@ -22,9 +22,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kr_cfn.deploy import schemas
-from kr_cfn.deploy.review import PropertyChange, ResourceChange, StackChanges
-from kr_cfn.deploy.trees import STACK_TYPE, Tree
+from kr_cfn.changes import schemas
+from kr_cfn.changes.review import PropertyChange, ResourceChange, StackChanges
+from kr_cfn.trees import STACK_TYPE, Tree
 
 INPUT = "KrCfn::Input"
 """Marks a template parameter with no value known before the deploy (e.g. an image tag)."""

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from kr_cfn.deploy.review import GuardFinding, ResourceChange, Review, StackChanges
+from kr_cfn.changes.review import GuardFinding, ResourceChange, Review, StackChanges
 
 STATEFUL_TYPES = frozenset(
     {

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kr_cfn.deploy.errors import DeployError
-from kr_cfn.deploy.shape import parse_template
+from kr_cfn.built import parse_template
+from kr_cfn.errors import DeployError
 
 STACK_TYPE = "AWS::CloudFormation::Stack"
 
@@ -25,7 +25,7 @@ class Tree:
 
 
 parse = parse_template
-"""A template body as plain data (the one parser: :func:`kr_cfn.deploy.shape.parse_template`)."""
+"""A template body as plain data (the one parser: :func:`kr_cfn.built.parse_template`)."""
 
 
 def _nested(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -106,3 +106,18 @@ def from_stack(cfn: Any, stack_name: str) -> Tree:
         return tree
 
     return load(stack_name)
+
+
+def from_stack_name(name: str, region: str, option: str = "--compare-to") -> Tree:
+    """The deployed templates of root stack ``name`` in ``region`` (``--compare-to stack:NAME``): an AWS read."""
+    from botocore.exceptions import ClientError
+
+    from kr_cfn.aws import Aws, error_message
+
+    cfn = Aws(region).client("cloudformation")
+    try:
+        return from_stack(cfn, name)
+    except ClientError as exc:
+        if "does not exist" in error_message(exc):
+            raise DeployError(f"{option} stack:{name}: stack {name} does not exist in {region}") from None
+        raise

@@ -177,7 +177,7 @@ class Review:
     parameters: list[ParameterChange] = field(default_factory=list)
     """The root stack's parameters, deployed value -> planned value (empty when not known)."""
     notes: list[str] = field(default_factory=list)
-    """What the deploy will do besides the table (from the built templates, kr_cfn.deploy.notes)."""
+    """What the deploy will do besides the table (from the built templates, kr_cfn.changes.notes)."""
     warnings: list[str] = field(default_factory=list)
     """What an operator must know before applying (alarms reaching no one, counts reset, examples)."""
 
