@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kr_cfn.deploy import schemas
+from kr_cfn.deploy import guard, schemas
 from kr_cfn.deploy.review import PropertyChange, ResourceChange, StackChanges
 from kr_cfn.deploy.trees import STACK_TYPE, Tree
 
@@ -326,6 +326,23 @@ def _fingerprint(tree: Tree | None, rid: str, props: dict[str, Any]) -> Any:
     return (props, child.template.get("Resources") if child else None)
 
 
+_POLICIES = ("DeletionPolicy", "UpdateReplacePolicy")
+
+
+def _policy_changes(old: dict[str, Any], new: dict[str, Any]) -> tuple[PropertyChange, ...]:
+    """A changed DeletionPolicy/UpdateReplacePolicy: an update of the resource attribute, no replacement.
+
+    A change set names it in ``Target.Attribute``
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ResourceTargetDefinition.html).
+    """
+    return tuple(PropertyChange(a, "Never", "DirectModification") for a in _POLICIES if old.get(a) != new.get(a))
+
+
+def _view(res: dict[str, Any], props: dict[str, Any]) -> dict[str, Any]:
+    """A resource as the guard's protections read it: resolved properties and the policies."""
+    return {"Properties": props, **{a: res[a] for a in _POLICIES if a in res}}
+
+
 def _diff(run: _Run, path: str, old: Tree | None, new: Tree, old_side: _Side, new_side: _Side) -> set[str]:
     """Diff one template (and, depth first, its nested stacks); return its outputs that may change."""
     stack = StackChanges(path, new.name, "")
@@ -354,8 +371,13 @@ def _diff(run: _Run, path: str, old: Tree | None, new: Tree, old_side: _Side, ne
         if _type(res) == STACK_TYPE:
             change = _diff_nested(run, path, rid, old, new, old_props, new_props, old_side, new_side)
         else:
-            props = _property_changes(run.region, _type(res), old_props, new_props)
-            change = ResourceChange("Modify", rid, _type(res), _replacement(props), properties=props) if props else None
+            props = _property_changes(run.region, _type(res), old_props, new_props) + _policy_changes(old_res[rid], res)
+            weakened = guard.weakened(_type(res), _view(old_res[rid], old_props), _view(res, new_props))
+            change = (
+                ResourceChange("Modify", rid, _type(res), _replacement(props), properties=props, weakened=weakened)
+                if props
+                else None
+            )
         if change:
             modified.append(change)
             if change.replacement in ("True", "Conditional"):
