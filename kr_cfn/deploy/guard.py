@@ -349,13 +349,12 @@ def _shown(p: Protection, value: Any) -> str:
         return ", ".join(sorted(value)) or "none"  # e.g. AWS:arn:aws:iam::999988887777:root, Federated:...
     if p.kind == "policy":
         return {0: "Delete", 1: "Snapshot", 2: "Retain"}[value]
-    if p.on == ("true",):
-        return str(bool(value)).lower()
     if p.kind in ("off", "public"):
-        return p.on[0] if value else str(p.default)
+        return str(bool(value)).lower() if p.on == ("true",) else p.on[0] if value else str(p.default)
     if value == _NEVER:
         return "never"
-    return f"{value:g}" + (" days" if p.kind == "expiry" else "")
+    unit = (" day" if value == 1 else " days") if p.kind == "expiry" else ""
+    return f"{value:g}{unit}"
 
 
 def weakened(
