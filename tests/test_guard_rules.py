@@ -1,0 +1,316 @@
+"""The guard's and the forecast's rules one by one (issue 21, item 5).
+
+Each test here was written against a mutant that survived the rest of the suite: a rule that could
+be changed (a type dropped from a list, ``continue`` turned into ``break``) with every test green.
+The lists below are written out, not read from the code, so that dropping an entry fails a test.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from kr_cfn.deploy import guard, trees
+from kr_cfn.deploy.forecast import forecast
+from kr_cfn.deploy.review import GuardFinding, ResourceChange, StackChanges, Weakening
+
+REGION = "eu-central-1"
+STATEFUL = [
+    "AWS::RDS::DBInstance",
+    "AWS::RDS::DBCluster",
+    "AWS::RDS::GlobalCluster",
+    "AWS::DocDB::DBCluster",
+    "AWS::DocDBElastic::Cluster",
+    "AWS::Neptune::DBCluster",
+    "AWS::Redshift::Cluster",
+    "AWS::RedshiftServerless::Namespace",
+    "AWS::DynamoDB::Table",
+    "AWS::DynamoDB::GlobalTable",
+    "AWS::Cassandra::Table",
+    "AWS::Timestream::Table",
+    "AWS::ElastiCache::CacheCluster",
+    "AWS::ElastiCache::ReplicationGroup",
+    "AWS::ElastiCache::ServerlessCache",
+    "AWS::MemoryDB::Cluster",
+    "AWS::OpenSearchService::Domain",
+    "AWS::Elasticsearch::Domain",
+    "AWS::OpenSearchServerless::Collection",
+    "AWS::S3::Bucket",
+    "AWS::S3Express::DirectoryBucket",
+    "AWS::EFS::FileSystem",
+    "AWS::FSx::FileSystem",
+    "AWS::FSx::Volume",
+    "AWS::EC2::Volume",
+    "AWS::Backup::BackupVault",
+    "AWS::ECR::Repository",
+    "AWS::CodeCommit::Repository",
+    "AWS::Logs::LogGroup",
+    "AWS::SQS::Queue",
+    "AWS::Kinesis::Stream",
+    "AWS::MSK::Cluster",
+    "AWS::Cognito::UserPool",
+    "AWS::Cognito::IdentityPool",
+    "AWS::KMS::Key",
+    "AWS::KMS::ReplicaKey",
+    "AWS::SecretsManager::Secret",
+    "AWS::Route53::HostedZone",
+]
+STATELESS = ["AWS::SNS::Topic", "AWS::Lambda::Function", "AWS::IAM::Role", "AWS::ECS::Service"]
+# PolicyAction (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ResourceChange.html):
+# does a Modify with this action (Replacement False) lose the resource, and does it take a snapshot?
+POLICY_ACTIONS = {
+    "Delete": (False, False),
+    "Retain": (False, False),
+    "Snapshot": (False, True),
+    "ReplaceAndDelete": (True, False),
+    "ReplaceAndRetain": (True, False),
+    "ReplaceAndSnapshot": (True, True),
+}
+
+
+def _one(change: ResourceChange, allowed: tuple[str, ...] = ()) -> list[GuardFinding]:
+    return guard.findings([StackChanges("root", "s", "cs", [change])], allowed)
+
+
+def test_the_stateful_list_is_the_one_reviewed() -> None:
+    assert sorted(guard.STATEFUL_TYPES) == sorted(STATEFUL)
+
+
+@pytest.mark.parametrize("type_", STATEFUL)
+def test_every_stateful_type_blocks_when_removed_or_replaced(type_: str) -> None:
+    assert guard.stateful(type_)
+    for action, replacement in (("Remove", None), ("Modify", "True"), ("Modify", "Conditional"), ("Dynamic", None)):
+        (finding,) = _one(ResourceChange(action, "X", type_, replacement))
+        assert (finding.logical_id, finding.type, finding.allowed) == ("X", type_, False)
+    assert _one(ResourceChange("Modify", "X", type_, "False")) == []
+    assert _one(ResourceChange("Add", "X", type_, None)) == []
+    assert _one(ResourceChange("Remove", "X", type_, None), ("X",))[0].allowed
+    held = guard.held_in({"Resources": {"X": {"Type": type_}}}, "root/Data", lambda *_: {"Resources": {}})
+    assert held == [guard.Held("root/Data", "X", type_)]
+
+
+@pytest.mark.parametrize("type_", STATELESS)
+def test_a_stateless_type_passes(type_: str) -> None:
+    assert not guard.stateful(type_)
+    assert _one(ResourceChange("Remove", "X", type_, None)) == []
+    assert guard.held_in({"Resources": {"X": {"Type": type_}}}, "root/Data", lambda *_: {}) == []
+
+
+@pytest.mark.parametrize(("policy", "expected"), POLICY_ACTIONS.items())
+def test_every_policy_action(policy: str, expected: tuple[bool, bool]) -> None:
+    replaces, snapshot = expected
+    change = ResourceChange("Modify", "X", "AWS::DynamoDB::Table", "False", policy_action=policy)
+    assert guard.at_risk(change) is replaces
+    assert bool(_one(change)) is replaces
+    # only stores of data take snapshots: a snapshot makes any type stateful
+    assert guard.stateful("AWS::Example::Store", policy) is snapshot
+    assert bool(_one(ResourceChange("Remove", "X", "AWS::Example::Store", None, policy_action=policy))) is snapshot
+    (finding,) = _one(ResourceChange("Remove", "X", "AWS::S3::Bucket", None, policy_action=policy))
+    assert finding.policy_action == policy
+
+
+def test_snapshot_policy_of_a_type_outside_the_list_in_a_removed_nested_stack() -> None:
+    """held_in: a Snapshot DeletionPolicy or UpdateReplacePolicy makes any type a store of data."""
+    template = {
+        "Resources": {
+            "Store": {"Type": "AWS::Example::Store", "DeletionPolicy": "Snapshot"},
+            "Other": {"Type": "AWS::Example::Store", "UpdateReplacePolicy": "Snapshot"},
+            "Kept": {"Type": "AWS::Example::Store", "DeletionPolicy": "Retain"},
+            "Plain": {"Type": "AWS::Example::Store"},
+        }
+    }
+    old = trees.Tree("root", {"Resources": {"Data": {"Type": guard.NESTED_STACK, "Properties": {}}}})
+    old.children["Data"] = trees.Tree("data", template)
+    new = trees.Tree("root", {"Resources": {}})
+    stacks = forecast(old, new, REGION)
+    found = guard.findings(stacks, [], guard.template_contents(lambda path: template if path == "root/Data" else None))
+    assert [(f.logical_id, f.policy_action, f.nested_stack) for f in found] == [
+        ("Store", "Snapshot", "Data"),
+        ("Other", None, "Data"),
+    ]
+
+
+def test_an_allowed_unreadable_nested_stack_does_not_hide_a_later_removal() -> None:
+    changes = [
+        ResourceChange("Remove", "Logs", guard.NESTED_STACK, None),
+        ResourceChange("Remove", "Database", "AWS::RDS::DBInstance", None),
+    ]
+    found = guard.findings([StackChanges("root", "s", "cs", changes)], ["Logs"], lambda s, c: "unreadable")
+    assert [(f.logical_id, f.allowed, f.reason) for f in found] == [
+        ("Logs", True, "unreadable"),
+        ("Database", False, None),
+    ]
+    second = StackChanges("root/Data", "d", "cs2", [ResourceChange("Remove", "Table", "AWS::DynamoDB::Table", None)])
+    found = guard.findings([StackChanges("root", "s", "cs", changes[:1]), second], ["Logs"], lambda s, c: "x")
+    assert [f.logical_id for f in found] == ["Logs", "Table"]
+
+
+def test_a_nested_stack_without_a_template_is_blocked_whole() -> None:
+    contents = guard.template_contents({}.get)
+    change = ResourceChange("Remove", "Gone", guard.NESTED_STACK, None)
+    (finding,) = guard.findings([StackChanges("root", "s", "cs", [change])], [], contents)
+    assert (finding.logical_id, finding.reason, finding.allowed) == ("Gone", "root/Gone: no template", False)
+    inner = {"Resources": {"Deeper": {"Type": guard.NESTED_STACK}}}
+    contents = guard.template_contents({"root/Gone": inner}.get)
+    (finding,) = guard.findings([StackChanges("root", "s", "cs", [change])], ["Gone"], contents)
+    assert (finding.reason, finding.allowed) == ("root/Gone/Deeper: root/Gone/Deeper: no template", True)
+
+
+def test_lifted_ids_leave_protections_out() -> None:
+    weak = (Weakening("DeletionProtection", "true", "false", "turned off"),)
+    changes = [
+        ResourceChange("Modify", "Db", "AWS::RDS::DBInstance", "False", weakened=weak),
+        ResourceChange("Modify", "Role", "AWS::IAM::Role", "True", weakened=weak),
+        ResourceChange("Remove", "Bucket", "AWS::S3::Bucket", None),
+    ]
+    stack = StackChanges("root", "s", "cs", changes)
+    found = guard.findings([stack], ["Db", "Role", "Bucket"])
+    assert [(f.logical_id, f.weakened == weak) for f in found] == [("Db", True), ("Role", True), ("Bucket", False)]
+    assert found[0].what == "protection taken away in place: DeletionProtection true -> false (turned off)"
+    assert found[1].what == "replaced (True); DeletionProtection true -> false (turned off)"
+    from kr_cfn.deploy.review import Review
+
+    review = Review("s", "cs", "id", "UPDATE", REGION, stacks=[stack], findings=found)
+    assert guard.lifted_ids(review) == ["Bucket", "Role"]
+
+
+# --- the forecast ------------------------------------------------------------------------------------
+
+
+def _tree(resources: dict[str, Any], parameters: dict[str, Any] | None = None) -> trees.Tree:
+    template: dict[str, Any] = {"Resources": resources}
+    if parameters is not None:
+        template["Parameters"] = parameters
+    return trees.Tree("t", template)
+
+
+def _db(**props: Any) -> dict[str, Any]:
+    return {"Type": "AWS::RDS::DBInstance", "Properties": {"Engine": "postgres", **props}}
+
+
+def _replacements(old: trees.Tree, new: trees.Tree) -> dict[str, str | None]:
+    return {c.logical_id: c.replacement for s in forecast(old, new, REGION) for c in s.changes if c.action == "Modify"}
+
+
+def test_an_added_resource_does_not_end_the_diff() -> None:
+    """_diff goes on after an added resource: a database checked after it is still seen."""
+    old = _tree({"Database": _db(DBName="kr")})
+    new = _tree(
+        {
+            "AaaAdded": {"Type": "AWS::SNS::Topic"},
+            "Database": _db(DBName="kr2"),
+            "ZzzAdded": {"Type": "AWS::SNS::Topic"},
+        }
+    )
+    stacks = forecast(old, new, REGION)
+    assert sorted((c.action, c.logical_id, c.replacement) for c in stacks[0].changes) == [
+        ("Add", "AaaAdded", None),
+        ("Add", "ZzzAdded", None),
+        ("Modify", "Database", "True"),
+    ]
+    assert [f.logical_id for f in guard.findings(stacks, [])] == ["Database"]
+
+
+def test_a_changed_default_of_a_nested_parameter_feeds_a_create_only_property() -> None:
+    """_child_params: a parameter the parent does not pass takes its literal default."""
+
+    def build(default: str) -> trees.Tree:
+        root = _tree({"Data": {"Type": guard.NESTED_STACK, "Properties": {"TemplateURL": "data.json"}}})
+        root.children["Data"] = _tree(
+            {"Database": _db(DBName={"Ref": "DbName"})}, {"DbName": {"Type": "String", "Default": default}}
+        )
+        return root
+
+    assert _replacements(build("kr"), build("kr")) == {}
+    assert _replacements(build("kr"), build("knowledge"))["Database"] == "True"
+
+
+def test_a_nested_parameter_without_a_literal_value_is_not_known() -> None:
+    def build(default: Any, passed: Any = None) -> trees.Tree:
+        props: dict[str, Any] = {"TemplateURL": "data.json"}
+        if passed is not None:
+            props["Parameters"] = {"DbName": passed}
+        root = _tree({"Data": {"Type": guard.NESTED_STACK, "Properties": props}})
+        root.children["Data"] = _tree(
+            {"Database": _db(DBName={"Ref": "DbName"}, Port={"Ref": "Port"})},
+            {"DbName": {"Type": "String", "Default": default}, "Port": {"Type": "Number"}},
+        )
+        return root
+
+    # passed by the parent wins over the default; an intrinsic default is not a value
+    assert _replacements(build("a", "kr"), build("b", "kr")) == {}
+    assert _replacements(build("a", "kr"), build("a", "kr2"))["Database"] == "True"
+    assert _replacements(build({"Ref": "AWS::StackName"}), build({"Ref": "AWS::Region"})) == {}
+
+
+def test_sub_references_order_the_diff() -> None:
+    """A create-only property naming a replaced resource inside Fn::Sub may be replaced too."""
+    vpc = {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.0.0.0/16"}}
+
+    def build(cidr: str) -> trees.Tree:
+        group = {
+            "Type": "AWS::RDS::DBSubnetGroup",
+            "Properties": {"DBSubnetGroupDescription": "d", "SubnetIds": [{"Fn::Sub": "${ZzzVpc}-a"}]},
+        }
+        db = _db(DBSubnetGroupName={"Fn::Sub": "${AaaGroup}"}, DBName={"Fn::Sub": "${ZzzVpc.CidrBlock}"})
+        return _tree({"AaaGroup": group, "AaaDatabase": db, "ZzzVpc": {**vpc, "Properties": {"CidrBlock": cidr}}})
+
+    got = _replacements(build("10.0.0.0/16"), build("10.1.0.0/16"))
+    assert got == {"ZzzVpc": "True", "AaaGroup": "Conditional", "AaaDatabase": "Conditional"}
+
+
+@pytest.mark.parametrize(
+    ("group_type", "placed"),
+    [
+        ("AWS::RDS::DBSubnetGroup", ("AWS::RDS::DBInstance", "DBSubnetGroupName")),
+        ("AWS::ElastiCache::SubnetGroup", ("AWS::ElastiCache::ReplicationGroup", "CacheSubnetGroupName")),
+        ("AWS::DocDB::DBSubnetGroup", ("AWS::DocDB::DBCluster", "DBSubnetGroupName")),
+    ],
+)
+def test_subnet_groups_follow_a_replaced_network(group_type: str, placed: tuple[str, str]) -> None:
+    """_VPC_BOUND: a subnet group on a replaced network may be made anew, and what is placed in it replaced."""
+
+    def build(cidr: str) -> trees.Tree:
+        return _tree(
+            {
+                "Vpc": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": cidr}},
+                "Subnet": {"Type": "AWS::EC2::Subnet", "Properties": {"VpcId": {"Ref": "Vpc"}, "CidrBlock": cidr}},
+                "Group": {"Type": group_type, "Properties": {"Description": "d", "SubnetIds": [{"Ref": "Subnet"}]}},
+                "Store": {"Type": placed[0], "Properties": {placed[1]: {"Ref": "Group"}}},
+            }
+        )
+
+    got = _replacements(build("10.0.0.0/16"), build("10.1.0.0/16"))
+    assert got["Group"] == "Conditional" and got["Store"] == "Conditional"
+
+
+def test_a_nested_stack_whose_child_template_is_gone() -> None:
+    """_diff_nested: without the child's template only the stack's own properties are compared."""
+
+    def build(tags: list[Any], child: bool) -> trees.Tree:
+        root = _tree({"Data": {"Type": guard.NESTED_STACK, "Properties": {"TemplateURL": "x", "Tags": tags}}})
+        if child:
+            root.children["Data"] = _tree({"Database": _db()})
+        return root
+
+    tag = [{"Key": "a", "Value": "b"}]
+    assert forecast(build([], True), build([], False), REGION)[0].changes == []
+    (change,) = forecast(build([], True), build(tag, False), REGION)[0].changes
+    assert (change.action, change.replacement, change.nested_change_set_id) == ("Modify", "False", None)
+    assert [p.name for p in change.properties] == ["Tags"]
+
+
+def test_prod_redis_forecast_when_the_network_is_replaced(tmp_path_factory: pytest.TempPathFactory) -> None:
+    from tests.test_forecast import _prod, props, vpc_cidr_changed
+
+    prod = _prod(tmp_path_factory.mktemp("prod"), None)
+    new = copy.deepcopy(prod)
+    vpc_cidr_changed(new)
+    assert props(new, "NetworkStack", "Vpc")["CidrBlock"] == "10.1.0.0/16"
+    stacks = forecast(prod, new, REGION)
+    data = {c.logical_id: c.replacement for s in stacks if s.path == "root/DataStack" for c in s.changes}
+    assert data["RedisReplicationGroup"] == "Conditional" and data["Database"] == "Conditional"
+    blocked = {f.logical_id for f in guard.findings(stacks, [])}
+    assert {"RedisReplicationGroup", "Database"} <= blocked
