@@ -422,3 +422,25 @@ def test_plan_and_apply_block_removing_a_nested_stack_on_the_endpoint(stacks: di
     assert allowed.findings and allowed.blocked == []
     rechecked, _ = apply.check(aws, ROOT, allowed.change_set_name)
     assert rechecked.blocked == [] and "DataStack" in guard.lifted_ids(rechecked)
+
+
+def test_change_sets_are_described_with_property_values(stacks: dict[str, tuple[str, str]]) -> None:
+    """DescribeChangeSet asks for IncludePropertyValues (the before/after values the protections rule reads).
+
+    moto answers the call but gives no property values; the rule on AWS-shaped responses is
+    tests/test_protections.py.
+    """
+    cfn = _cfn()
+    sent: list[dict[str, Any]] = []
+    cfn.meta.events.register(
+        "provide-client-params.cloudformation.DescribeChangeSet", lambda params, **_: sent.append(dict(params))
+    )
+    root = json.loads((FIXTURES / "deployed" / "root.json").read_text())
+    root["Resources"]["DataStack"]["Properties"].setdefault("Tags", []).append({"Key": "k", "Value": "v"})
+    arn = cfn.create_change_set(StackName=ROOT, ChangeSetName="kr-cfn-values", TemplateBody=json.dumps(root))["Id"]
+    try:
+        described = changeset._describe_all(cfn, arn)
+        assert described["ChangeSetId"] == arn
+        assert sent and all(p["IncludePropertyValues"] is True for p in sent)
+    finally:
+        cfn.delete_change_set(ChangeSetName=arn)

@@ -342,13 +342,17 @@ def render_markdown(review: Review) -> str:
     out += _md_notes(review)
     if review.findings:
         blocked = review.blocked
+        kind, fate = "stateful resource(s)", "replaced or deleted"
+        if any(f.weakened for f in review.findings):
+            kind, fate = "resource(s)", "replaced or deleted, or lose a protection"
         if blocked:
             out.append(
-                f"> [!CAUTION]\n> {len(blocked)} stateful resource(s) would be replaced or deleted; the plan "
+                f"> [!CAUTION]\n> {len(blocked)} {kind} would be {fate}; the plan "
                 "is blocked unless each is named with `--allow-replace`:"
             )
         else:
-            out.append("> [!WARNING]\n> Stateful resources replaced or deleted, allowed with `--allow-replace`:")
+            subject = kind.replace("(s)", "s").capitalize()
+            out.append(f"> [!WARNING]\n> {subject} {fate}, allowed with `--allow-replace`:")
         for f in review.findings:
             what = "removed" if f.action == "Remove" else f"replaced ({f.replacement})"
             if f.nested_stack or f.reason or f.action not in ("Remove", "Modify") or f.policy_action or f.weakened:
