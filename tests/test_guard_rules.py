@@ -8,6 +8,7 @@ The lists below are written out, not read from the code, so that dropping an ent
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -314,3 +315,270 @@ def test_prod_redis_forecast_when_the_network_is_replaced(tmp_path_factory: pyte
     assert data["RedisReplicationGroup"] == "Conditional" and data["Database"] == "Conditional"
     blocked = {f.logical_id for f in guard.findings(stacks, [])}
     assert {"RedisReplicationGroup", "Database"} <= blocked
+
+
+def test_unreadable_nested_stack_finding_keeps_the_change() -> None:
+    change = ResourceChange("Modify", "Data", guard.NESTED_STACK, "Conditional", policy_action="ReplaceAndDelete")
+    (finding,) = guard.findings([StackChanges("root/App", "s", "cs", [change])], [], lambda s, c: "gone")
+    assert finding == GuardFinding(
+        "root/App", "Data", guard.NESTED_STACK, "Modify", "Conditional", False, "ReplaceAndDelete", reason="gone"
+    )
+
+
+def test_stack_policy_document() -> None:
+    deny = {
+        "Action": ["Update:Replace", "Update:Delete"],
+        "Condition": {"StringEquals": {"ResourceType": ["AWS::CloudFormation::Stack", "AWS::S3::Bucket"]}},
+        "Effect": "Deny",
+        "Principal": "*",
+        "Sid": "KeepStatefulResources",
+    }
+    allow = {
+        "Action": ["Update:*"],
+        "Effect": "Allow",
+        "Principal": "*",
+        "Resource": ["*"],
+        "Sid": "UpdateEverythingElse",
+    }
+    types = ["AWS::S3::Bucket", "AWS::CloudFormation::Stack"]
+    assert json.loads(guard.stack_policy(types)) == {"Statement": [allow, {**deny, "Resource": ["*"]}]}
+    lifted = json.loads(guard.stack_policy(types, ["Db", "A"]))
+    assert lifted == {"Statement": [allow, {**deny, "NotResource": ["LogicalResourceId/A", "LogicalResourceId/Db"]}]}
+    default = json.loads(guard.stack_policy())["Statement"][1]["Condition"]["StringEquals"]["ResourceType"]
+    assert default == sorted([*STATEFUL, guard.NESTED_STACK])
+
+
+# --- the protections rule, kind by kind ----------------------------------------------------------------
+
+
+def _w(type_: str, before: dict[str, Any], after: dict[str, Any], account: str | None = None) -> list[str]:
+    return [w.text for w in guard.weakened(type_, before, after, account)]
+
+
+def _p(**props: Any) -> dict[str, Any]:
+    return {"Properties": props}
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "expected"),
+    [
+        (_p(DeletionProtection=True), _p(), ["DeletionProtection true -> false (turned off)"]),
+        (
+            _p(DeletionProtection="true"),
+            _p(DeletionProtection="false"),
+            ["DeletionProtection true -> false (turned off)"],
+        ),
+        (_p(), _p(DeletionProtection=True), []),
+        (_p(DeletionProtection={"Ref": "P"}), _p(DeletionProtection=False), []),  # not known: the change set tells
+        (_p(BackupRetentionPeriod=7), _p(), ["BackupRetentionPeriod 7 -> 1 (lower retention)"]),
+        (_p(BackupRetentionPeriod=1), _p(), []),
+        (_p(BackupRetentionPeriod="7"), _p(BackupRetentionPeriod="7.5"), []),
+        (_p(BackupRetentionPeriod=True), _p(BackupRetentionPeriod=0), []),
+        (_p(BackupRetentionPeriod="{{changeSet:KNOWN_AFTER_APPLY}}"), _p(BackupRetentionPeriod=0), []),
+        (_p(PubliclyAccessible=False), _p(PubliclyAccessible=True), ["PubliclyAccessible false -> true (turned on)"]),
+        (_p(), _p(PubliclyAccessible=True), ["PubliclyAccessible false -> true (turned on)"]),
+        (_p(PubliclyAccessible=True), _p(), []),
+        (_p(DeleteAutomatedBackups=False), _p(), ["DeleteAutomatedBackups false -> true (turned on)"]),
+        ({"DeletionPolicy": "Retain"}, {}, ["DeletionPolicy Retain -> Snapshot (weaker policy)"]),
+        ({"DeletionPolicy": "Snapshot"}, {}, []),
+        ({"DeletionPolicy": "RetainExceptOnCreate"}, {"DeletionPolicy": "Retain"}, []),
+        ({"UpdateReplacePolicy": "Snapshot"}, {}, ["UpdateReplacePolicy Snapshot -> Delete (weaker policy)"]),
+        ({"DeletionPolicy": "Retain"}, {"DeletionPolicy": "Sometimes"}, []),
+    ],
+)
+def test_database_protections(before: dict[str, Any], after: dict[str, Any], expected: list[str]) -> None:
+    assert _w("AWS::RDS::DBInstance", before, after) == expected
+
+
+def test_policy_defaults() -> None:
+    in_cluster = {"Properties": {"DBClusterIdentifier": "c"}}
+    assert _w("AWS::RDS::DBInstance", {**in_cluster, "DeletionPolicy": "Snapshot"}, in_cluster) == [
+        "DeletionPolicy Snapshot -> Delete (weaker policy)"
+    ]
+    assert _w("AWS::RDS::DBCluster", {"DeletionPolicy": "Retain"}, {}) == [
+        "DeletionPolicy Retain -> Snapshot (weaker policy)"
+    ]
+    assert _w("AWS::S3::Bucket", {"DeletionPolicy": "Snapshot"}, {}) == [
+        "DeletionPolicy Snapshot -> Delete (weaker policy)"
+    ]
+    assert _w("AWS::SNS::Topic", {"DeletionPolicy": "Retain"}, {}) == []  # not a store of data
+
+
+def _rules(*rules: dict[str, Any]) -> dict[str, Any]:
+    return _p(LifecycleConfiguration={"Rules": list(rules)})
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "expected"),
+    [
+        (_rules(), _rules({"Status": "Enabled", "ExpirationInDays": 30}), "never -> 30 days"),
+        (_p(), _rules({"Status": "Enabled", "ExpirationInDays": 1}), "never -> 1 day"),
+        (
+            _rules({"ExpirationInDays": 7}),
+            _rules({"ExpirationInDays": 7}, {"ExpirationDate": "2027-01-01"}),
+            "7 days -> 0 days",
+        ),
+        (
+            _rules({"Status": "Disabled", "ExpirationInDays": 1}),
+            _rules({"Status": "Enabled", "ExpirationInDays": 1}),
+            "never -> 1 day",
+        ),
+        (_rules({"ExpirationInDays": 7}), _rules({"ExpirationInDays": 8}), None),
+        (_rules({"ExpirationInDays": 7}), _rules({"ExpirationInDays": 7, "Status": "Disabled"}), None),
+        (_rules({"ExpirationInDays": 7}), _rules({"ExpirationInDays": {"Ref": "Days"}}), None),
+        (_rules({"NoncurrentVersionExpiration": {"NoncurrentDays": 1}}), _rules({"Status": "Enabled"}), None),
+        (
+            _p(LifecycleConfiguration={"Rules": {"0": {"ExpirationInDays": "7"}}}),
+            _rules({"ExpirationInDays": "2"}),
+            "7 days -> 2 days",
+        ),
+        (_rules("not a rule"), _rules(), None),
+    ],
+)
+def test_bucket_expiry(before: dict[str, Any], after: dict[str, Any], expected: str | None) -> None:
+    got = _w("AWS::S3::Bucket", before, after)
+    assert got == ([f"LifecycleConfiguration.Rules {expected} (current objects expire sooner)"] if expected else [])
+
+
+def test_bucket_versioning_and_public_access() -> None:
+    on = _p(VersioningConfiguration={"Status": "Enabled"})
+    assert _w("AWS::S3::Bucket", on, _p(VersioningConfiguration={"Status": "Suspended"})) == [
+        "VersioningConfiguration.Status Enabled -> Suspended (turned off)"
+    ]
+    assert _w("AWS::S3::Bucket", _p(), on) == []
+    flags = {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    for flag in flags:
+        after = _p(PublicAccessBlockConfiguration={**flags, flag: False})
+        assert _w("AWS::S3::Bucket", _p(PublicAccessBlockConfiguration=flags), after) == [
+            f"PublicAccessBlockConfiguration.{flag} true -> false (turned off)"
+        ]
+    lock = {"Rule": {"DefaultRetention": {"Days": 30}}}
+    assert _w("AWS::S3::Bucket", _p(ObjectLockConfiguration=lock), _p()) == [
+        "ObjectLockConfiguration.Rule.DefaultRetention.Days 30 -> 0 (lower retention)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("type_", "before", "after", "expected"),
+    [
+        (
+            "AWS::DLM::LifecyclePolicy",
+            _p(State="ENABLED"),
+            _p(State="disabled"),
+            "State ENABLED -> DISABLED (turned off)",
+        ),
+        ("AWS::DLM::LifecyclePolicy", _p(State="ENABLED"), _p(), "State ENABLED -> DISABLED (turned off)"),
+        (
+            "AWS::DLM::LifecyclePolicy",
+            _p(PolicyDetails={"Schedules": [{"RetainRule": {"Count": 7}}, {"RetainRule": {"Count": 3}}]}),
+            _p(PolicyDetails={"Schedules": [{"RetainRule": {"Count": 7}}, {"RetainRule": {"Count": 2}}]}),
+            "PolicyDetails.Schedules.RetainRule.Count 3 -> 2 (lower retention)",
+        ),
+        (
+            "AWS::ElastiCache::CacheCluster",
+            _p(SnapshotRetentionLimit=5),
+            _p(),
+            "SnapshotRetentionLimit 5 -> 0 (lower retention)",
+        ),
+        (
+            "AWS::EFS::FileSystem",
+            _p(BackupPolicy={"Status": "ENABLED"}),
+            _p(),
+            "BackupPolicy.Status ENABLED -> DISABLED (turned off)",
+        ),
+        (
+            "AWS::Backup::BackupPlan",
+            _p(BackupPlan={"BackupPlanRule": [{"Lifecycle": {"DeleteAfterDays": 35}}]}),
+            _p(BackupPlan={"BackupPlanRule": [{"Lifecycle": {"DeleteAfterDays": 7}}]}),
+            "BackupPlan.BackupPlanRule.Lifecycle.DeleteAfterDays 35 -> 7 (lower retention)",
+        ),
+        (
+            "AWS::DynamoDB::Table",
+            _p(DeletionProtectionEnabled=True),
+            _p(),
+            "DeletionProtectionEnabled true -> false (turned off)",
+        ),
+        (
+            "AWS::DynamoDB::Table",
+            _p(PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}),
+            _p(),
+            "PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled true -> false (turned off)",
+        ),
+        ("AWS::Logs::LogGroup", _p(), _p(RetentionInDays=365), "RetentionInDays unlimited -> 365 (lower retention)"),
+        ("AWS::KMS::Key", _p(), _p(PendingWindowInDays=7), "PendingWindowInDays 30 -> 7 (lower retention)"),
+        ("AWS::ECR::Repository", _p(), _p(EmptyOnDelete=True), "EmptyOnDelete false -> true (turned on)"),
+        (
+            "AWS::ECR::Repository",
+            _p(ImageTagMutability="IMMUTABLE_WITH_EXCLUSION"),
+            _p(ImageTagMutability="MUTABLE"),
+            "ImageTagMutability IMMUTABLE -> MUTABLE (turned off)",
+        ),
+        ("AWS::Logs::LogGroup", _p(RetentionInDays=7), _p(), None),
+        ("AWS::DLM::LifecyclePolicy", _p(State="DISABLED"), _p(State="ENABLED"), None),
+        ("AWS::Lambda::Function", _p(State="ENABLED"), _p(State="DISABLED"), None),
+    ],
+)
+def test_backup_and_retention_protections(
+    type_: str, before: dict[str, Any], after: dict[str, Any], expected: str | None
+) -> None:
+    assert _w(type_, before, after) == ([expected] if expected else [])
+
+
+def _trust(*principals: Any, effect: str = "Allow", key: str = "Principal") -> dict[str, Any]:
+    return _p(AssumeRolePolicyDocument={"Statement": [{"Effect": effect, key: p} for p in principals]})
+
+
+SERVICE = {"Service": "ecs-tasks.amazonaws.com"}
+ACCOUNT = "123456789012"
+
+
+@pytest.mark.parametrize(
+    ("added", "account", "outside"),
+    [
+        ({"AWS": "arn:aws:iam::999988887777:root"}, ACCOUNT, "AWS:arn:aws:iam::999988887777:root"),
+        ({"AWS": "999988887777"}, ACCOUNT, "AWS:999988887777"),
+        ({"AWS": ["arn:aws:iam::999988887777:role/x"]}, None, "AWS:arn:aws:iam::999988887777:role/x"),
+        ("*", ACCOUNT, "AWS:*"),
+        ({"AWS": "*"}, ACCOUNT, "AWS:*"),
+        ({"Federated": "cognito-identity.amazonaws.com"}, ACCOUNT, "Federated:cognito-identity.amazonaws.com"),
+        ({"CanonicalUser": "abc"}, ACCOUNT, "CanonicalUser:abc"),
+        ({"AWS": {"Ref": "TrustedAccount"}}, None, 'AWS:{"Ref": "TrustedAccount"}'),
+        ({"AWS": {"Fn::Sub": "arn:aws:iam::999988887777:root${AWS::AccountId}:"}}, None, None),
+        ({"AWS": {"Fn::Join": ["", ["arn:aws:iam::", {"Ref": "AWS::AccountId"}, ":root"]]}}, None, None),
+        # the stack's own account, or what the stack made in it, is not outside
+        ({"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, ACCOUNT, ""),
+        ({"AWS": f"arn:aws-cn:iam::{ACCOUNT}:role/x"}, ACCOUNT, ""),
+        ({"AWS": ACCOUNT}, ACCOUNT, ""),
+        ({"AWS": {"Ref": "AWS::AccountId"}}, None, ""),
+        ({"AWS": {"Fn::Sub": "${AWS::AccountId}"}}, None, ""),
+        ({"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/deploy"}}, None, ""),
+        ({"AWS": {"Fn::GetAtt": ["Deployer", "Arn"]}}, None, ""),
+        ({"Service": ["events.amazonaws.com", "ec2.amazonaws.com"]}, None, ""),
+    ],
+)
+def test_trust_policy_principals(added: Any, account: str | None, outside: str | None) -> None:
+    got = _w("AWS::IAM::Role", _trust(SERVICE), _trust(SERVICE, added), account)
+    if outside is None:  # an intrinsic not known to be the account: outside, shown as written
+        assert len(got) == 1 and got[0].startswith("AssumeRolePolicyDocument none -> AWS:{")
+    else:
+        suffix = "(wider principal: outside the account and AWS services)"
+        assert got == ([f"AssumeRolePolicyDocument none -> {outside} {suffix}"] if outside else [])
+
+
+def test_trust_policy_statements() -> None:
+    outside = {"AWS": "arn:aws:iam::999988887777:root"}
+    assert _w("AWS::IAM::Role", _trust(outside), _trust(outside, SERVICE)) == []  # was already there
+    assert _w("AWS::IAM::Role", _trust(SERVICE), _trust(SERVICE, outside, effect="Deny")) == []
+    assert _w("AWS::IAM::Role", _trust(SERVICE), _trust(SERVICE, key="NotPrincipal")) == [
+        "AssumeRolePolicyDocument none -> NotPrincipal: everyone else "
+        "(wider principal: outside the account and AWS services)"
+    ]
+    single = _p(AssumeRolePolicyDocument={"Statement": {"0": {"Principal": outside}}})
+    assert len(_w("AWS::IAM::Role", _p(), single)) == 1
+    assert _w("AWS::IAM::Role", _p(AssumeRolePolicyDocument="(Truncated-Signature):ab"), _p()) == []
+    assert _w("AWS::IAM::Role", _trust(SERVICE), _p(AssumeRolePolicyDocument={"Statement": ["x"]})) == []

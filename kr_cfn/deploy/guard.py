@@ -352,7 +352,7 @@ def _shown(p: Protection, value: Any) -> str:
     if p.kind in ("off", "public"):
         return str(bool(value)).lower() if p.on == ("true",) else p.on[0] if value else str(p.default)
     if value == _NEVER:
-        return "never"
+        return "never" if p.kind == "expiry" else "unlimited"
     unit = (" day" if value == 1 else " days") if p.kind == "expiry" else ""
     return f"{value:g}{unit}"
 
