@@ -582,3 +582,141 @@ def test_trust_policy_statements() -> None:
     assert len(_w("AWS::IAM::Role", _p(), single)) == 1
     assert _w("AWS::IAM::Role", _p(AssumeRolePolicyDocument="(Truncated-Signature):ab"), _p()) == []
     assert _w("AWS::IAM::Role", _trust(SERVICE), _p(AssumeRolePolicyDocument={"Statement": ["x"]})) == []
+
+
+# --- forecast helpers ----------------------------------------------------------------------------------
+
+
+def test_held_in_reads_nested_stacks_at_any_depth() -> None:
+    templates = {
+        "a.json": {"Resources": {"Inner": {"Type": guard.NESTED_STACK, "Properties": {"TemplateURL": "b.json"}}}},
+        "b.json": {"Resources": {"Table": {"Type": "AWS::DynamoDB::Table"}, "Topic": {"Type": "AWS::SNS::Topic"}}},
+    }
+    outer = {"Resources": {"Mid": {"Type": guard.NESTED_STACK, "Properties": {"TemplateURL": "a.json"}}}}
+
+    def child(path: str, logical_id: str, resource: dict[str, Any]) -> dict[str, Any]:
+        return templates[resource["Properties"]["TemplateURL"]]
+
+    assert guard.held_in(outer, "root/X", child) == [guard.Held("root/X/Mid/Inner", "Table", "AWS::DynamoDB::Table")]
+    assert guard.held_in({}, "root/X", child) == "no Resources in the template"
+    kept = {"Resources": {"Q": {"Type": "AWS::SNS::Topic", "UpdateReplacePolicy": "Retain"}}}
+    assert guard.held_in(kept, "root/X", child) == []
+
+
+def _nested_tree(inner_resources: dict[str, Any]) -> trees.Tree:
+    root = _tree({"Data": {"Type": guard.NESTED_STACK, "Properties": {"TemplateURL": "data.json"}}})
+    data = _tree(
+        {
+            "Bucket": {"Type": "AWS::S3::Bucket"},
+            "Inner": {"Type": guard.NESTED_STACK, "Properties": {"TemplateURL": "i"}},
+        }
+    )
+    data.name = "data.json"
+    data.children["Inner"] = trees.Tree("inner.json", {"Resources": inner_resources})
+    root.children["Data"] = data
+    return root
+
+
+@pytest.mark.parametrize("action", ["Add", "Remove"])
+def test_a_nested_stack_added_or_removed_whole_lists_everything_in_it(action: str) -> None:
+    """_expand: every resource of the stack and of the stacks nested in it, with its type and stack."""
+    full = _nested_tree({"Table": {"Type": "AWS::DynamoDB::Table"}, "Queue": {"Type": "AWS::SQS::Queue"}})
+    empty = _tree({})
+    old, new = (empty, full) if action == "Add" else (full, empty)
+    stacks = forecast(old, new, REGION)
+    got = [
+        (s.path, s.stack_name, s.change_set_id, [(c.action, c.logical_id, c.type) for c in s.changes]) for s in stacks
+    ]
+    assert got == [
+        ("root", "t", "", [(action, "Data", guard.NESTED_STACK)]),
+        ("root/Data", "data.json", "", [(action, "Bucket", "AWS::S3::Bucket"), (action, "Inner", guard.NESTED_STACK)]),
+        (
+            "root/Data/Inner",
+            "inner.json",
+            "",
+            [(action, "Queue", "AWS::SQS::Queue"), (action, "Table", "AWS::DynamoDB::Table")],
+        ),
+    ]
+
+
+def test_a_renamed_nested_stack_with_other_content_is_no_rename() -> None:
+    """_fingerprint: a nested stack's rename needs the same child resources too."""
+
+    def build(name: str, inner: dict[str, Any]) -> trees.Tree:
+        root = _tree({name: {"Type": guard.NESTED_STACK, "Properties": {"TemplateURL": "x"}}})
+        root.children[name] = _tree(inner)
+        return root
+
+    same = forecast(
+        build("Data", {"T": {"Type": "AWS::SNS::Topic"}}), build("Storage", {"T": {"Type": "AWS::SNS::Topic"}}), REGION
+    )
+    assert [p.name for c in same[0].changes for p in c.properties] == ["renamed to Storage", "renamed from Data"]
+    other = forecast(
+        build("Data", {"T": {"Type": "AWS::SNS::Topic"}}), build("Storage", {"U": {"Type": "AWS::SNS::Topic"}}), REGION
+    )
+    assert [c.properties for c in other[0].changes] == [(), ()]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "replacement"),
+    [
+        ("{{resolve:ssm:/db/name}}", "{{resolve:ssm:/db/name2}}", "Conditional"),  # a dynamic reference
+        ("kr", {"Fn::If": ["Prod", "kr", "kr-dev"]}, "Conditional"),
+        ("kr", {"Fn::ImportValue": "DbName"}, "Conditional"),
+        ("kr", "{{RESOLVE:not-a-reference}}", "True"),
+        ("kr", "kr2", "True"),
+    ],
+)
+def test_values_not_known_before_the_deploy(old: Any, new: Any, replacement: str) -> None:
+    assert _replacements(_tree({"Database": _db(DBName=old)}), _tree({"Database": _db(DBName=new)})) == {
+        "Database": replacement
+    }
+
+
+def test_paths_name_list_items_by_name_or_key() -> None:
+    from kr_cfn.deploy import forecast as fc
+
+    out: list[str] = []
+    old = {"Tags": [{"Key": "Team", "Value": "a"}], "Env": [{"Name": "A", "Value": "1"}], "L": [{"X": 1}]}
+    new = {"Tags": [{"Key": "Team", "Value": "b"}], "Env": [{"Name": "A", "Value": "2"}], "L": [{"X": 2}]}
+    fc._paths(old, new, "", out)
+    assert out == ["Env[A].Value", "L[0].X", "Tags[Team].Value"]
+    assert fc._item_label({"Name": "a"}, "x", 3) == "3"
+    assert fc._item_label({"Name": "a b"}, {"Name": "a b"}, 4) == "4"
+
+
+def test_schema_pointers() -> None:
+    from kr_cfn.deploy import forecast as fc
+
+    assert fc._at({"A": {"B": 1}}, ("A", "B")) == [1]
+    assert fc._at({"A": [{"B": 1}, {"B": 2}]}, ("A", "*", "B")) == [1, 2]
+    assert fc._at({"A": 1}, ("A", "*")) == [None]
+    assert fc._segments("Rules[0].Id") == ("Rules", "*", "Id")
+    assert fc._overlaps(("Rules", "*", "Id"), ("Rules", "*", "Id"))
+    assert fc._overlaps(("Rules", "0"), ("Rules", "*", "Id"))
+    assert not fc._overlaps(("Rules", "1", "Id"), ("Rules", "0", "Id"))
+    assert fc._intrinsic({"Ref": "X"}) and fc._intrinsic({"Fn::Sub": "x"}) and fc._intrinsic({"KrCfn::Input": "x"})
+    assert not fc._intrinsic(["Ref"]) and not fc._intrinsic({"Ref": "X", "Other": 1}) and not fc._intrinsic(5)
+
+
+def test_sub_resolution() -> None:
+    from kr_cfn.deploy import forecast as fc
+
+    side = fc._Side({"P": "v", "N": 3})
+    assert fc._resolve({"Fn::Sub": "${P}-${N}-${AWS::Region}"}, side) == {"Fn::Sub": "v-3-${AWS::Region}"}
+    assert fc._resolve({"Fn::Sub": ["${P}-${Q}", {"Q": {"Ref": "P"}}]}, side) == {"Fn::Sub": ["v-${Q}", {"Q": "v"}]}
+    assert fc._resolve({"Fn::Sub": [{"Ref": "P"}, {}]}, side) == {"Fn::Sub": ["v", {}]}
+    assert fc._resolve({"Fn::Sub": ["${P}", "not a map"]}, side) == {"Fn::Sub": ["${P}", "not a map"]}
+    assert fc._resolve({"Fn::Sub": ["${P}", {}, "extra"]}, side) == {"Fn::Sub": ["${P}", {}, "extra"]}
+    side.changed.add("Vpc")
+    assert fc._resolve({"Fn::Sub": "${Vpc}/${Other}"}, side) == {
+        "Fn::Sub": ["${Vpc}/${Other}", {"Vpc": {fc.MAY_CHANGE: {"Ref": "Vpc"}}}]
+    }
+
+
+def test_two_outside_principals_are_both_named() -> None:
+    added = {"AWS": ["arn:aws:iam::999988887777:root", "arn:aws:iam::111122223333:root"]}
+    assert _w("AWS::IAM::Role", _trust(SERVICE), _trust(SERVICE, added)) == [
+        "AssumeRolePolicyDocument none -> AWS:arn:aws:iam::111122223333:root, AWS:arn:aws:iam::999988887777:root "
+        "(wider principal: outside the account and AWS services)"
+    ]

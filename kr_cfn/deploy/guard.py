@@ -131,12 +131,8 @@ class Protection:
     """Values that mean on, for ``off`` and ``public`` (compared without case)."""
 
 
-def _types(*names: str) -> frozenset[str]:
-    return frozenset(names)
-
-
-_RDS = _types("AWS::RDS::DBInstance", "AWS::RDS::DBCluster")
-_BUCKET = _types("AWS::S3::Bucket")
+_RDS = frozenset({"AWS::RDS::DBInstance", "AWS::RDS::DBCluster"})
+_BUCKET = frozenset({"AWS::S3::Bucket"})
 _NEVER = math.inf
 PROTECTIONS: tuple[Protection, ...] = (
     # RDS: DeletionProtection defaults to false, BackupRetentionPeriod to 1 day (0 turns backups off),
@@ -144,8 +140,8 @@ PROTECTIONS: tuple[Protection, ...] = (
     # (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-rds-dbinstance.html).
     Protection(_RDS, ("Properties", "DeletionProtection"), "off", False),
     Protection(_RDS, ("Properties", "BackupRetentionPeriod"), "retention", 1),
-    Protection(_types("AWS::RDS::DBInstance"), ("Properties", "PubliclyAccessible"), "public", False),
-    Protection(_types("AWS::RDS::DBInstance"), ("Properties", "DeleteAutomatedBackups"), "public", True),
+    Protection(frozenset({"AWS::RDS::DBInstance"}), ("Properties", "PubliclyAccessible"), "public", False),
+    Protection(frozenset({"AWS::RDS::DBInstance"}), ("Properties", "DeleteAutomatedBackups"), "public", True),
     # What CloudFormation does with a stateful resource when it leaves the stack (default Delete; Snapshot for
     # RDS clusters and instances, https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-attribute-deletionpolicy.html)
     # or is replaced (default Delete, .../aws-attribute-updatereplacepolicy.html).
@@ -161,49 +157,49 @@ PROTECTIONS: tuple[Protection, ...] = (
     ),
     Protection(_BUCKET, ("Properties", "ObjectLockConfiguration", "Rule", "DefaultRetention", "Days"), "retention", 0),
     # Snapshots and backups
-    Protection(_types("AWS::DLM::LifecyclePolicy"), ("Properties", "State"), "off", "DISABLED", ("ENABLED",)),
+    Protection(frozenset({"AWS::DLM::LifecyclePolicy"}), ("Properties", "State"), "off", "DISABLED", ("ENABLED",)),
     Protection(
-        _types("AWS::DLM::LifecyclePolicy"),
+        frozenset({"AWS::DLM::LifecyclePolicy"}),
         ("Properties", "PolicyDetails", "Schedules", "*", "RetainRule", "Count"),
         "retention",
         _NEVER,
     ),
     Protection(
-        _types("AWS::ElastiCache::ReplicationGroup", "AWS::ElastiCache::CacheCluster"),
+        frozenset({"AWS::ElastiCache::ReplicationGroup", "AWS::ElastiCache::CacheCluster"}),
         ("Properties", "SnapshotRetentionLimit"),
         "retention",
         0,
     ),
     Protection(
-        _types("AWS::EFS::FileSystem"), ("Properties", "BackupPolicy", "Status"), "off", "DISABLED", ("ENABLED",)
+        frozenset({"AWS::EFS::FileSystem"}), ("Properties", "BackupPolicy", "Status"), "off", "DISABLED", ("ENABLED",)
     ),
     Protection(
-        _types("AWS::Backup::BackupPlan"),
+        frozenset({"AWS::Backup::BackupPlan"}),
         ("Properties", "BackupPlan", "BackupPlanRule", "*", "Lifecycle", "DeleteAfterDays"),
         "retention",
         _NEVER,
     ),
-    Protection(_types("AWS::DynamoDB::Table"), ("Properties", "DeletionProtectionEnabled"), "off", False),
+    Protection(frozenset({"AWS::DynamoDB::Table"}), ("Properties", "DeletionProtectionEnabled"), "off", False),
     Protection(
-        _types("AWS::DynamoDB::Table"),
+        frozenset({"AWS::DynamoDB::Table"}),
         ("Properties", "PointInTimeRecoverySpecification", "PointInTimeRecoveryEnabled"),
         "off",
         False,
     ),
     # Logs kept forever without RetentionInDays; a KMS key scheduled for deletion waits 30 days by default.
-    Protection(_types("AWS::Logs::LogGroup"), ("Properties", "RetentionInDays"), "retention", _NEVER),
-    Protection(_types("AWS::KMS::Key"), ("Properties", "PendingWindowInDays"), "retention", 30),
+    Protection(frozenset({"AWS::Logs::LogGroup"}), ("Properties", "RetentionInDays"), "retention", _NEVER),
+    Protection(frozenset({"AWS::KMS::Key"}), ("Properties", "PendingWindowInDays"), "retention", 30),
     # ECR: deleting a repository with images fails unless EmptyOnDelete; immutable tags keep a reviewed image.
-    Protection(_types("AWS::ECR::Repository"), ("Properties", "EmptyOnDelete"), "public", False),
+    Protection(frozenset({"AWS::ECR::Repository"}), ("Properties", "EmptyOnDelete"), "public", False),
     Protection(
-        _types("AWS::ECR::Repository"),
+        frozenset({"AWS::ECR::Repository"}),
         ("Properties", "ImageTagMutability"),
         "off",
         "MUTABLE",
         ("IMMUTABLE", "IMMUTABLE_WITH_EXCLUSION"),
     ),
     # Who may assume a role: a principal outside the account and AWS services is a way in.
-    Protection(_types("AWS::IAM::Role"), ("Properties", "AssumeRolePolicyDocument"), "principal", None),
+    Protection(frozenset({"AWS::IAM::Role"}), ("Properties", "AssumeRolePolicyDocument"), "principal", None),
 )
 """Protections that an in-place change must not take away without ``--allow-replace``."""
 
@@ -300,7 +296,7 @@ def _outside(document: Any, account: str | None) -> frozenset[str]:
         if principal is not None and not isinstance(principal, dict):
             out.add(f"AWS:{principal}")  # "*"
         for key, values in (principal or {}).items() if isinstance(principal, dict) else ():
-            for v in _items(values) if isinstance(values, list | dict) and not _own(values, None) else [values]:
+            for v in _items(values):
                 if key != "Service" and (key != "AWS" or not _own(v, account)):
                     out.add(f"{key}:{v if isinstance(v, str) else json.dumps(v, sort_keys=True)}")
     return frozenset(out)
@@ -410,7 +406,7 @@ def held_in(template: dict[str, Any], path: str, child: ChildTemplate) -> list[H
             if isinstance(inner, str):
                 return f"{path}/{logical_id}: {inner}"
             found += inner
-        elif stateful(type_, policy) or stateful(type_, resource.get("UpdateReplacePolicy")):
+        elif stateful(type_, policy) or resource.get("UpdateReplacePolicy") in _SNAPSHOT:
             found.append(Held(path, logical_id, type_, policy))
     return found
 
