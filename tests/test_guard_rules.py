@@ -82,9 +82,14 @@ def test_the_stateful_list_is_the_one_reviewed() -> None:
 @pytest.mark.parametrize("type_", STATEFUL)
 def test_every_stateful_type_blocks_when_removed_or_replaced(type_: str) -> None:
     assert guard.stateful(type_)
-    for action, replacement in (("Remove", None), ("Modify", "True"), ("Modify", "Conditional"), ("Dynamic", None)):
+    for action, replacement, shown in (
+        ("Remove", None, None),
+        ("Modify", "True", "True"),
+        ("Modify", "Conditional", "Conditional"),
+        ("Dynamic", None, "Conditional"),
+    ):
         (finding,) = _one(ResourceChange(action, "X", type_, replacement))
-        assert (finding.logical_id, finding.type, finding.allowed) == ("X", type_, False)
+        assert (finding.logical_id, finding.type, finding.allowed, finding.replacement) == ("X", type_, False, shown)
     assert _one(ResourceChange("Modify", "X", type_, "False")) == []
     assert _one(ResourceChange("Add", "X", type_, None)) == []
     assert _one(ResourceChange("Remove", "X", type_, None), ("X",))[0].allowed
@@ -168,13 +173,25 @@ def test_lifted_ids_leave_protections_out() -> None:
     ]
     stack = StackChanges("root", "s", "cs", changes)
     found = guard.findings([stack], ["Db", "Role", "Bucket"])
-    assert [(f.logical_id, f.weakened == weak) for f in found] == [("Db", True), ("Role", True), ("Bucket", False)]
+    assert [(f.logical_id, f.type, f.weakened == weak) for f in found] == [
+        ("Db", "AWS::RDS::DBInstance", True),
+        ("Role", "AWS::IAM::Role", True),
+        ("Bucket", "AWS::S3::Bucket", False),
+    ]
     assert found[0].what == "protection taken away in place: DeletionProtection true -> false (turned off)"
     assert found[1].what == "replaced (True); DeletionProtection true -> false (turned off)"
     from kr_cfn.deploy.review import Review
 
     review = Review("s", "cs", "id", "UPDATE", REGION, stacks=[stack], findings=found)
     assert guard.lifted_ids(review) == ["Bucket", "Role"]
+    # a nested stack at risk that holds nothing stateful is lifted; another resource at risk is not
+    quiet = [
+        ResourceChange("Remove", "Quiet", guard.NESTED_STACK, None),
+        ResourceChange("Remove", "T", "AWS::SNS::Topic", None),
+    ]
+    assert guard.lifted_ids(
+        Review("s", "cs", "id", "UPDATE", REGION, stacks=[StackChanges("root", "s", "c", quiet)])
+    ) == ["Quiet"]
 
 
 # --- the forecast ------------------------------------------------------------------------------------
@@ -423,6 +440,7 @@ def _rules(*rules: dict[str, Any]) -> dict[str, Any]:
             _rules({"Status": "Enabled", "ExpirationInDays": 1}),
             "never -> 1 day",
         ),
+        (_rules(), _rules({"Status": "Disabled", "ExpirationInDays": 1}, {"ExpirationInDays": 2}), "never -> 2 days"),
         (_rules({"ExpirationInDays": 7}), _rules({"ExpirationInDays": 8}), None),
         (_rules({"ExpirationInDays": 7}), _rules({"ExpirationInDays": 7, "Status": "Disabled"}), None),
         (_rules({"ExpirationInDays": 7}), _rules({"ExpirationInDays": {"Ref": "Days"}}), None),
@@ -708,9 +726,13 @@ def test_sub_resolution() -> None:
     assert fc._resolve({"Fn::Sub": [{"Ref": "P"}, {}]}, side) == {"Fn::Sub": ["v", {}]}
     assert fc._resolve({"Fn::Sub": ["${P}", "not a map"]}, side) == {"Fn::Sub": ["${P}", "not a map"]}
     assert fc._resolve({"Fn::Sub": ["${P}", {}, "extra"]}, side) == {"Fn::Sub": ["${P}", {}, "extra"]}
+    assert fc._resolve({"Fn::Sub": ["${P}", {"P": "mine"}]}, side) == {"Fn::Sub": ["${P}", {"P": "mine"}]}
     side.changed.add("Vpc")
-    assert fc._resolve({"Fn::Sub": "${Vpc}/${Other}"}, side) == {
-        "Fn::Sub": ["${Vpc}/${Other}", {"Vpc": {fc.MAY_CHANGE: {"Ref": "Vpc"}}}]
+    assert fc._resolve({"Fn::Sub": "${Vpc}/${Other}/${Other.Arn}"}, side) == {
+        "Fn::Sub": ["${Vpc}/${Other}/${Other.Arn}", {"Vpc": {fc.MAY_CHANGE: {"Ref": "Vpc"}}}]
+    }
+    assert fc._resolve({"Fn::Sub": "${Vpc.CidrBlock}"}, side) == {
+        "Fn::Sub": ["${Vpc.CidrBlock}", {"Vpc.CidrBlock": {fc.MAY_CHANGE: {"Fn::GetAtt": ["Vpc", "CidrBlock"]}}}]
     }
 
 
@@ -720,3 +742,48 @@ def test_two_outside_principals_are_both_named() -> None:
         "AssumeRolePolicyDocument none -> AWS:arn:aws:iam::111122223333:root, AWS:arn:aws:iam::999988887777:root "
         "(wider principal: outside the account and AWS services)"
     ]
+
+
+def test_a_nested_stack_finding_names_the_type_held() -> None:
+    def contents(stack: StackChanges, change: ResourceChange) -> list[guard.Held]:
+        return [guard.Held("root/Data", "Table", "AWS::DynamoDB::Table", "Retain")]
+
+    change = ResourceChange("Modify", "Data", guard.NESTED_STACK, "True")
+    (f,) = guard.findings([StackChanges("root", "s", "cs", [change])], ["Table"], contents)
+    assert (f.path, f.logical_id, f.type, f.action, f.replacement, f.allowed, f.policy_action, f.nested_stack) == (
+        "root/Data",
+        "Table",
+        "AWS::DynamoDB::Table",
+        "Modify",
+        "True",
+        True,
+        "Retain",
+        "Data",
+    )
+
+
+def test_a_nested_stack_without_resources_expands_to_nothing() -> None:
+    root = _tree({"Data": {"Type": guard.NESTED_STACK, "Properties": {"TemplateURL": "x"}}})
+    root.children["Data"] = trees.Tree("data.json", {})
+    stacks = forecast(root, _tree({}), REGION)
+    assert [(s.path, s.changes) for s in stacks[1:]] == []
+    assert [c.logical_id for c in stacks[0].changes] == ["Data"]
+
+
+def test_a_parameter_without_a_value_is_not_known() -> None:
+    """_child_params: neither passed nor defaulted: given at deploy time, so a change to it may replace."""
+
+    def build(name: Any) -> trees.Tree:
+        root = _tree({"Data": {"Type": guard.NESTED_STACK, "Properties": {"TemplateURL": "data.json"}}})
+        root.children["Data"] = _tree({"Database": _db(DBName=name)}, {"DbName": {"Type": "String"}})
+        return root
+
+    assert _replacements(build("kr"), build({"Ref": "DbName"}))["Database"] == "Conditional"
+
+
+def test_a_gone_child_template_keeps_the_stack_row() -> None:
+    old = _tree({"Data": {"Type": guard.NESTED_STACK, "Properties": {"TemplateURL": "x"}}})
+    old.children["Data"] = _tree({"Database": _db()})
+    new = _tree({"Data": {"Type": guard.NESTED_STACK, "Properties": {"TemplateURL": "x", "Tags": []}}})
+    (change,) = forecast(old, new, REGION)[0].changes
+    assert (change.logical_id, change.type) == ("Data", guard.NESTED_STACK)

@@ -90,7 +90,7 @@ def _resolve_sub(inner: Any, side: _Side) -> Any:
         return {"Fn::Sub": _resolve(inner, side)}
     variables = {k: _resolve(v, side) for k, v in given.items()}
     for name in sorted(set(_SUB_VAR.findall(text))):
-        if name in variables or name.startswith("AWS::"):
+        if name in variables:  # pseudo parameters (AWS::Region) resolve to themselves below
             continue
         ref, _, attr = name.partition(".")
         value = _resolve({"Fn::GetAtt": [ref, attr]} if attr else {"Ref": ref}, side)
@@ -273,7 +273,7 @@ def _expand(run: _Run, tree: Tree | None, path: str, action: str) -> None:
             _expand(run, tree.children.get(rid), f"{path}/{rid}", action)
 
 
-def _child_params(res: dict[str, Any], tree: Tree | None, resolved: dict[str, Any]) -> dict[str, Any]:
+def _child_params(tree: Tree | None, resolved: dict[str, Any]) -> dict[str, Any]:
     """The child's parameters: what the parent passes (resolved), else the child's literal default."""
     params: dict[str, Any] = {}
     declared = (tree.template.get("Parameters") if tree else None) or {}
@@ -412,8 +412,8 @@ def _diff_nested(
     if new_child is None:
         return ResourceChange("Modify", rid, STACK_TYPE, _replacement(props), properties=props) if props else None
     before = len(run.stacks)
-    child_old = _Side(_child_params(old_props, old_child, old_props))
-    child_new = _Side(_child_params(new_props, new_child, new_props))
+    child_old = _Side(_child_params(old_child, old_props))
+    child_new = _Side(_child_params(new_child, new_props))
     outputs = _diff(run, f"{path}/{rid}", old_child, new_child, child_old, child_new)
     if outputs:
         new_side.changed_outputs[rid] = outputs

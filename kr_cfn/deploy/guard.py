@@ -265,7 +265,7 @@ def _expiry(rules: Any) -> Any:
         if "ExpirationDate" in rule:
             days.append(0.0)
         if "ExpirationInDays" in rule:
-            days.append(_number(rule["ExpirationInDays"]) if _known(rule["ExpirationInDays"]) else _UNKNOWN)
+            days.append(_number(rule["ExpirationInDays"]))  # a reference or a dynamic value: _UNKNOWN
     return _UNKNOWN if _UNKNOWN in days else min(days)
 
 
@@ -398,7 +398,7 @@ def held_in(template: dict[str, Any], path: str, child: ChildTemplate) -> list[H
     for logical_id, resource in resources.items():
         if not isinstance(resource, dict):  # e.g. Fn::ForEach (a transform): cannot tell what it makes
             return f"{path}/{logical_id}: not a resource (a transform not processed)"
-        type_, policy = str(resource.get("Type", "")), resource.get("DeletionPolicy")
+        type_, policy = str(resource.get("Type")), resource.get("DeletionPolicy")
         policy = policy if isinstance(policy, str) else None
         if type_ == NESTED_STACK:
             nested = child(path, logical_id, resource)
