@@ -787,3 +787,34 @@ def test_a_gone_child_template_keeps_the_stack_row() -> None:
     new = _tree({"Data": {"Type": guard.NESTED_STACK, "Properties": {"TemplateURL": "x", "Tags": []}}})
     (change,) = forecast(old, new, REGION)[0].changes
     assert (change.logical_id, change.type) == ("Data", guard.NESTED_STACK)
+
+
+def test_trust_policy_statements_after_a_deny_and_intrinsics_in_any_key_order() -> None:
+    outside = {"AWS": "arn:aws:iam::999988887777:root"}
+    deny_first = _p(
+        AssumeRolePolicyDocument={"Statement": [{"Effect": "Deny", "Principal": "*"}, {"Principal": outside}]}
+    )
+    assert len(_w("AWS::IAM::Role", _trust(SERVICE), deny_first)) == 1
+    sub = {"AWS": {"Fn::Sub": ["arn:aws:iam::${A}:${B}", {"B": "root", "A": {"Ref": "Trusted"}}]}}
+    reordered = {"AWS": {"Fn::Sub": ["arn:aws:iam::${A}:${B}", {"A": {"Ref": "Trusted"}, "B": "root"}]}}
+    assert _w("AWS::IAM::Role", _trust(sub), _trust(reordered)) == []
+    assert _w("AWS::IAM::Role", _p(AssumeRolePolicyDocument={}), _p(AssumeRolePolicyDocument={"Version": "x"})) == []
+
+
+def test_a_changed_nested_stack_row() -> None:
+    """_diff_nested: the stack's own row carries its property changes and points at its child's changes."""
+
+    def build(tags: list[Any], db_name: str) -> trees.Tree:
+        root = _tree({"Data": {"Type": guard.NESTED_STACK, "Properties": {"TemplateURL": "x", "Tags": tags}}})
+        root.children["Data"] = _tree({"Database": _db(DBName=db_name)})
+        return root
+
+    stacks = forecast(build([], "kr"), build([{"Key": "a", "Value": "b"}], "kr2"), REGION)
+    (row,) = stacks[0].changes
+    assert (row.action, row.replacement, [p.name for p in row.properties], row.nested_change_set_id) == (
+        "Modify",
+        "False",
+        ["Tags"],
+        "forecast:root/Data",
+    )
+    assert [(s.path, [c.logical_id for c in s.changes]) for s in stacks[1:]] == [("root/Data", ["Database"])]

@@ -285,7 +285,7 @@ def _own(principal: Any, account: str | None) -> bool:
 
 def _outside(document: Any, account: str | None) -> frozenset[str]:
     """The principals a trust policy allows outside the account and AWS services (``*``, accounts, federated)."""
-    statements = document.get("Statement", []) if isinstance(document, dict) else []
+    statements = document.get("Statement") if isinstance(document, dict) else None
     out: set[str] = set()
     for st in _items(statements):
         if not isinstance(st, dict) or st.get("Effect", "Allow") != "Allow":
