@@ -683,6 +683,7 @@ def test_a_renamed_nested_stack_with_other_content_is_no_rename() -> None:
         ("kr", {"Fn::ImportValue": "DbName"}, "Conditional"),
         ("kr", "{{RESOLVE:not-a-reference}}", "True"),
         ("kr", "kr2", "True"),
+        ({"Fn::ImportValue": "DbName"}, "kr", "Conditional"),  # the old value was not known either
     ],
 )
 def test_values_not_known_before_the_deploy(old: Any, new: Any, replacement: str) -> None:
@@ -818,3 +819,59 @@ def test_a_changed_nested_stack_row() -> None:
         "forecast:root/Data",
     )
     assert [(s.path, [c.logical_id for c in s.changes]) for s in stacks[1:]] == [("root/Data", ["Database"])]
+
+
+def test_property_change_rows() -> None:
+    from kr_cfn.deploy.review import PropertyChange
+
+    old = _tree({"Database": {**_db(DBName="kr"), "DeletionPolicy": "Snapshot"}})
+    new = _tree({"Database": {**_db(DBName="kr2"), "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}})
+    (change,) = forecast(old, new, REGION)[0].changes
+    assert change.properties == (
+        PropertyChange("DBName", "Always", "DirectModification"),
+        PropertyChange("DeletionPolicy", "Never", "DirectModification"),
+        PropertyChange("UpdateReplacePolicy", "Never", "DirectModification"),
+    )
+    assert change.weakened == ()
+
+
+def test_changed_paths() -> None:
+    from kr_cfn.deploy import forecast as fc
+
+    def paths(old: Any, new: Any, path: str = "") -> list[str]:
+        out: list[str] = []
+        fc._paths(old, new, path, out)
+        return out
+
+    assert paths({}, {"A": None}) == ["A"] and paths({"A": None}, {}) == ["A"]
+    assert paths(1, 2) == ["Properties"]
+    assert paths({"Ref": "A"}, {"Ref": "B"}, "X") == ["X"]  # an intrinsic is one value
+    assert paths({"A": 1}, {"Ref": "B"}, "X") == ["X"] and paths({"Ref": "B"}, {"A": 1}, "X") == ["X"]
+    assert paths([1, 2], [1, 3], "L") == ["L[1]"] and paths([1], [1, 2], "L") == ["L"]
+
+
+def test_references() -> None:
+    from kr_cfn.deploy import forecast as fc
+
+    out: set[str] = set()
+    fc._references([{"Fn::GetAtt": "Vpc.Cidr.Block"}, {"Fn::GetAtt": ["Db", "Endpoint.Address"]}, {"Ref": "P"}], out)
+    fc._references({"Fn::Sub": ["${Bucket.Arn}/${Key}", {"Key": {"Ref": "K"}}]}, out)
+    assert out == {"Vpc", "Db", "P", "Bucket", "Key", "K"}
+
+
+def test_literal_subnets_of_a_group_change_in_place() -> None:
+    """Only subnets from a replaced network make the group's replacement unknown, not other references."""
+
+    def build(cidr: str, subnet: str) -> trees.Tree:
+        return _tree(
+            {
+                "Vpc": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": cidr}},
+                "Group": {
+                    "Type": "AWS::RDS::DBSubnetGroup",
+                    "Properties": {"DBSubnetGroupDescription": {"Fn::Sub": "${Vpc}"}, "SubnetIds": [subnet]},
+                },
+            }
+        )
+
+    got = _replacements(build("10.0.0.0/16", "subnet-1"), build("10.1.0.0/16", "subnet-2"))
+    assert got == {"Vpc": "True", "Group": "False"}

@@ -177,7 +177,8 @@ def _property_changes(region: str, type_: str, old: dict[str, Any], new: dict[st
         before, after = _at(old, pointer), _at(new, pointer)
         if before != after:
             (maybe if _unknown(before) or _unknown(after) else always).append(pointer)
-    maybe += [p for p in _VPC_BOUND.get(type_, ()) if _at(old, p) != _at(new, p) and _unknown_change(_at(new, p))]
+    # (the old side never holds a MAY_CHANGE mark: a marked new value differs from the old one)
+    maybe += [p for p in _VPC_BOUND.get(type_, ()) if _unknown_change(_at(new, p))]
     out = []
     for path in paths:
         segs = _segments(path)
