@@ -387,6 +387,13 @@ def _p(**props: Any) -> dict[str, Any]:
         ),
         (_p(), _p(DeletionProtection=True), []),
         (_p(DeletionProtection={"Ref": "P"}), _p(DeletionProtection=False), []),  # not known: the change set tells
+        (_p(DeletionProtection=True), _p(DeletionProtection={"Fn::If": ["C", True, False]}), []),
+        (_p(DeletionProtection=True), _p(DeletionProtection={"KrCfn::Input": "P"}), []),
+        (
+            _p(DeletionProtection=True),
+            _p(DeletionProtection={"Ref": "P", "Extra": 1}),
+            ["DeletionProtection true -> false (turned off)"],
+        ),
         (_p(BackupRetentionPeriod=7), _p(), ["BackupRetentionPeriod 7 -> 1 (lower retention)"]),
         (_p(BackupRetentionPeriod=1), _p(), []),
         (_p(BackupRetentionPeriod="7"), _p(BackupRetentionPeriod="7.5"), []),

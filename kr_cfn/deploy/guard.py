@@ -230,8 +230,8 @@ def _items(value: Any) -> list[Any]:
     """A list, or a list given item by item (``{"0": ..., "1": ...}`` from change-set property paths)."""
     if isinstance(value, list):
         return value
-    if isinstance(value, dict) and value and all(k.isdigit() for k in value):
-        return [value[k] for k in sorted(value, key=int)]
+    if isinstance(value, dict) and all(k.isdigit() for k in value):
+        return list(value.values())  # (order does not matter: the rules take a minimum or a set)
     return [value]
 
 
