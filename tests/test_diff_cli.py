@@ -203,7 +203,8 @@ def test_turning_deletion_protection_off_exits_3_until_allowed(
         "DeletionProtection true -> false (turned off): BLOCKED"
     )
     assert line in stdout
-    assert "would be updated, losing a protection" in err and "--allow-replace Database" in err
+    fate = "would be updated, losing a protection: DeletionProtection true -> false (turned off)"
+    assert f"{fate}; pass --allow-replace Database" in err
     code, stdout, err = run(capsys, *args, "--allow-replace", "Database")
     assert code == 0, err
     assert line.replace("BLOCKED", "allowed by --allow-replace") in stdout

@@ -189,7 +189,7 @@ def run(args: argparse.Namespace, cfg: Any, build_files: Callable[[Any], dict[st
         if f.nested_stack:
             fate = f"removed with nested stack {f.nested_stack}"
         if f.weakened:
-            fate = f"{fate if not f.in_place else 'updated'}, losing a protection: {f.what}"
+            fate = f"{'updated' if f.in_place else fate}, losing a protection: " + "; ".join(w.text for w in f.weakened)
         print(
             f"guard: {f.path}/{f.logical_id} ({f.type}) would be {fate}; pass --allow-replace {f.allow_id} "
             "if that data may be lost",
