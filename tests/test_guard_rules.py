@@ -862,8 +862,42 @@ def test_references() -> None:
 
     out: set[str] = set()
     fc._references([{"Fn::GetAtt": "Vpc.Cidr.Block"}, {"Fn::GetAtt": ["Db", "Endpoint.Address"]}, {"Ref": "P"}], out)
-    fc._references({"Fn::Sub": ["${Bucket.Arn}/${Key}", {"Key": {"Ref": "K"}}]}, out)
-    assert out == {"Vpc", "Db", "P", "Bucket", "Key", "K"}
+    fc._references({"Fn::Sub": ["${Bucket.Arn}/${Key}/${Cache.Endpoint.Port}", {"Key": {"Ref": "K"}}]}, out)
+    assert out == {"Vpc", "Db", "P", "Bucket", "Key", "K", "Cache"}
+    odd: set[str] = set()
+    fc._references([{"Fn::GetAtt": []}, {"Fn::GetAtt": [{"Ref": "X"}, "Arn"]}, {"Fn::Sub": []}], odd)
+    assert odd == {"X"}
+    assert fc._type({}) == "?" and fc._type(5) == "?" and fc._type({"Type": "AWS::SNS::Topic"}) == "AWS::SNS::Topic"
+
+
+def test_reference_cycles_and_order() -> None:
+    from kr_cfn.deploy import forecast as fc
+
+    resources = {
+        "A": {"Type": "T", "Properties": {"X": {"Ref": "B"}}},
+        "B": {"Type": "T", "Properties": {"X": {"Fn::GetAtt": ["A", "Arn"]}}},
+        "C": {"Type": "T"},
+        "D": "not a resource",
+        "E": {"Type": "T", "Properties": {"X": {"Fn::Sub": "${F.Arn}"}}},
+        "F": {"Type": "T"},
+    }
+    assert fc._order(resources) == ["B", "A", "C", "D", "F", "E"]
+
+
+def test_a_nested_stack_url_alone_is_no_change() -> None:
+    def build(url: str) -> trees.Tree:
+        root = _tree({"Data": {"Type": guard.NESTED_STACK, "Properties": {"TemplateURL": url}}})
+        root.children["Data"] = _tree({"Database": _db()})
+        return root
+
+    assert forecast(build("data.json"), build("https://s3.amazonaws.com/b/data.json"), REGION)[0].changes == []
+
+
+def test_sub_variables_given_and_parameters_together() -> None:
+    from kr_cfn.deploy import forecast as fc
+
+    side = fc._Side({"P": "v"})
+    assert fc._resolve({"Fn::Sub": ["${A}-${P}", {"A": "x"}]}, side) == {"Fn::Sub": ["${A}-v", {"A": "x"}]}
 
 
 def test_literal_subnets_of_a_group_change_in_place() -> None:

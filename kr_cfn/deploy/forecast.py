@@ -207,13 +207,13 @@ def _references(value: Any, out: set[str]) -> None:
             if key == "Ref" and isinstance(inner, str):
                 out.add(inner)
             elif key == "Fn::GetAtt":
-                parts = inner.split(".", 1) if isinstance(inner, str) else inner
+                parts = [inner.partition(".")[0]] if isinstance(inner, str) else inner
                 if isinstance(parts, list) and parts and isinstance(parts[0], str):
                     out.add(parts[0])
             elif key == "Fn::Sub":
                 text = inner[0] if isinstance(inner, list) and inner else inner
                 if isinstance(text, str):
-                    out.update(n.split(".", 1)[0] for n in _SUB_VAR.findall(text))
+                    out.update(n.partition(".")[0] for n in _SUB_VAR.findall(text))
         for v in value.values():
             _references(v, out)
 
@@ -223,23 +223,21 @@ def _order(resources: dict[str, Any]) -> list[str]:
     deps: dict[str, set[str]] = {}
     for rid, res in resources.items():
         refs: set[str] = set()
-        _references(res.get("Properties", {}) if isinstance(res, dict) else {}, refs)
+        _references(res.get("Properties") if isinstance(res, dict) else None, refs)
         deps[rid] = refs & resources.keys() - {rid}
     done: list[str] = []
-    placed: set[str] = set()
+    seen: set[str] = set()  # placed, or being placed (a cycle stops here)
 
-    def visit(rid: str, stack: set[str]) -> None:
-        if rid in placed or rid in stack:
+    def visit(rid: str) -> None:
+        if rid in seen:
             return
-        stack.add(rid)
+        seen.add(rid)
         for dep in sorted(deps[rid]):
-            visit(dep, stack)
-        stack.discard(rid)
-        placed.add(rid)
+            visit(dep)
         done.append(rid)
 
     for rid in sorted(resources):
-        visit(rid, set())
+        visit(rid)
     return done
 
 
