@@ -916,3 +916,24 @@ def test_literal_subnets_of_a_group_change_in_place() -> None:
 
     got = _replacements(build("10.0.0.0/16", "subnet-1"), build("10.1.0.0/16", "subnet-2"))
     assert got == {"Vpc": "True", "Group": "False"}
+
+
+def test_renames_pair_one_removed_with_one_added_of_the_same_type() -> None:
+    from kr_cfn.deploy.review import PropertyChange
+
+    topic = {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": "t"}}
+    queue = {"Type": "AWS::SQS::Queue", "Properties": {"TopicName": "t"}}
+    old = _tree({"Old1": topic, "Old2": topic, "Gone": {"Type": "AWS::SNS::Topic"}})
+    new = _tree({"AaaQueue": queue, "New": topic, "Other": {"Type": "AWS::SQS::Queue"}})
+    changes = {c.logical_id: c for c in forecast(old, new, REGION)[0].changes}
+    assert changes["Old1"].properties == (PropertyChange("renamed to New", "Always", "Rename"),)
+    assert changes["New"].properties == (PropertyChange("renamed from Old1", "Always", "Rename"),)
+    assert changes["Old2"].properties == () and changes["AaaQueue"].properties == ()
+    assert changes["Gone"].properties == () and changes["Other"].properties == ()
+
+
+def test_root_parameters_are_given_at_deploy_time() -> None:
+    """_top_params: a root parameter's value is not known offline (plan keeps the deployed one)."""
+    old = _tree({"Database": _db(DBName="kr")}, {"DbName": {"Type": "String", "Default": "kr"}})
+    new = _tree({"Database": _db(DBName={"Ref": "DbName"})}, {"DbName": {"Type": "String", "Default": "kr"}})
+    assert _replacements(old, new) == {"Database": "Conditional"}
