@@ -937,3 +937,86 @@ def test_root_parameters_are_given_at_deploy_time() -> None:
     old = _tree({"Database": _db(DBName="kr")}, {"DbName": {"Type": "String", "Default": "kr"}})
     new = _tree({"Database": _db(DBName={"Ref": "DbName"})}, {"DbName": {"Type": "String", "Default": "kr"}})
     assert _replacements(old, new) == {"Database": "Conditional"}
+
+
+def test_resolve_references_on_one_side() -> None:
+    from kr_cfn.deploy import forecast as fc
+
+    side = fc._Side({"P": "v"}, {"R"}, {"Data": {"Out"}})
+    may = fc.MAY_CHANGE
+    assert fc._resolve({"Ref": "P"}, side) == "v"
+    assert fc._resolve({"Ref": "R"}, side) == {may: {"Ref": "R"}}
+    assert fc._resolve({"Ref": "Q"}, side) == {"Ref": "Q"}
+    assert fc._resolve({"Ref": 5}, side) == {"Ref": 5}
+    assert fc._resolve({"Fn::GetAtt": "R.Arn"}, side) == {may: {"Fn::GetAtt": "R.Arn"}}
+    assert fc._resolve({"Fn::GetAtt": ["R"]}, side) == {may: {"Fn::GetAtt": ["R"]}}
+    assert fc._resolve({"Fn::GetAtt": ["Data", "Outputs.Out"]}, side) == {may: {"Fn::GetAtt": ["Data", "Outputs.Out"]}}
+    assert fc._resolve({"Fn::GetAtt": "Data.Outputs.Out"}, side) == {may: {"Fn::GetAtt": "Data.Outputs.Out"}}
+    assert fc._resolve({"Fn::GetAtt": ["Data", "Outputs.Other"]}, side) == {"Fn::GetAtt": ["Data", "Outputs.Other"]}
+    assert fc._resolve({"Fn::GetAtt": ["Data", "Arn"]}, side) == {"Fn::GetAtt": ["Data", "Arn"]}
+    assert fc._resolve({"Fn::GetAtt": ["Other", "Outputs.Out"]}, side) == {"Fn::GetAtt": ["Other", "Outputs.Out"]}
+    assert fc._resolve({"Fn::GetAtt": 5}, side) == {"Fn::GetAtt": 5}
+    assert fc._resolve({"Fn::GetAtt": [5, "Arn"]}, side) == {"Fn::GetAtt": [5, "Arn"]}
+    assert fc._resolve([{"A": {"Ref": "P"}, "B": [{"Ref": "R"}]}], side) == [{"A": "v", "B": [{may: {"Ref": "R"}}]}]
+    assert fc._resolve({"Ref": "P", "Other": 1}, side) == {"Ref": "P", "Other": 1}
+
+
+def test_a_new_resource_referenced_by_a_create_only_property() -> None:
+    """_diff: an added resource's id is not known before the deploy."""
+    old = _tree({"Database": _db(DBName="kr")})
+    new = _tree(
+        {
+            "Name": {"Type": "AWS::SSM::Parameter", "Properties": {"Type": "String", "Value": "kr"}},
+            "Database": _db(DBName={"Fn::GetAtt": ["Name", "Value"]}),
+        }
+    )
+    assert _replacements(old, new) == {"Database": "Conditional"}
+
+
+def test_a_changed_type_is_a_removal_and_an_addition() -> None:
+    old = _tree({"Queue": {"Type": "AWS::SNS::Topic"}, "Db": _db(DBName="kr")})
+    new = _tree({"Queue": {"Type": "AWS::SQS::Queue"}, "Db": _db(DBName={"Fn::GetAtt": ["Queue", "Arn"]})})
+    stacks = forecast(old, new, REGION)
+    assert [(c.action, c.logical_id, c.type, c.replacement) for c in stacks[0].changes] == [
+        ("Modify", "Db", "AWS::RDS::DBInstance", "Conditional"),
+        ("Add", "Queue", "AWS::SQS::Queue", None),
+        ("Remove", "Queue", "AWS::SNS::Topic", None),
+    ]
+
+
+def _with_output(value: Any, db_name: Any = None) -> trees.Tree:
+    props = {"DBName": db_name if db_name is not None else {"Fn::GetAtt": ["Data", "Outputs.Name"]}}
+    root = _tree({"Data": {"Type": guard.NESTED_STACK, "Properties": {"TemplateURL": "x"}}, "Db": _db(**props)})
+    child = _tree({"Vpc": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.0.0.0/16"}}})
+    if value is not None:
+        child.template["Outputs"] = {"Name": {"Value": value}, "Same": {"Value": "x"}}
+    root.children["Data"] = child
+    return root
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "replacement"),
+    [
+        ("kr", "kr", None),
+        ("kr", "kr2", "Conditional"),  # a changed output: the parent's reference may change
+        (None, "kr", "Conditional"),  # a new output
+        ({"Ref": "Vpc"}, {"Ref": "Vpc"}, None),
+    ],
+)
+def test_nested_stack_outputs_feed_the_parent(old: Any, new: Any, replacement: str | None) -> None:
+    """_changed_outputs: the parent's references to a child's changed outputs may change."""
+    assert _replacements(_with_output(old), _with_output(new)).get("Db") == replacement
+
+
+def test_an_output_of_a_replaced_resource_changes() -> None:
+    old, new = _with_output({"Ref": "Vpc"}), _with_output({"Ref": "Vpc"})
+    new.children["Data"].template["Resources"]["Vpc"]["Properties"]["CidrBlock"] = "10.1.0.0/16"
+    assert _replacements(old, new)["Db"] == "Conditional"
+    stacks = forecast(old, new, REGION)
+    assert [s.path for s in stacks] == ["root", "root/Data"]
+
+
+def test_only_changed_stacks_are_listed() -> None:
+    old, new = _with_output("kr", "kr"), _with_output("kr", "kr2")
+    assert [s.path for s in forecast(old, new, REGION)] == ["root"]
+    assert [s.path for s in forecast(old, copy.deepcopy(old), REGION)] == ["root"]
