@@ -1020,3 +1020,29 @@ def test_only_changed_stacks_are_listed() -> None:
     old, new = _with_output("kr", "kr"), _with_output("kr", "kr2")
     assert [s.path for s in forecast(old, new, REGION)] == ["root"]
     assert [s.path for s in forecast(old, copy.deepcopy(old), REGION)] == ["root"]
+
+
+def test_two_renames_and_a_renamed_nested_stack() -> None:
+    topic = {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": "t"}}
+    queue = {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "q"}}
+    stack = {"Type": guard.NESTED_STACK, "Properties": {"TemplateURL": "x"}}
+    old = _tree({"OldTopic": topic, "OldQueue": queue, "OldStack": stack})
+    new = _tree({"NewTopic": topic, "NewQueue": queue, "NewStack": stack})
+    old.children["OldStack"] = _tree({"Db": _db(DBName="kr")})
+    new.children["NewStack"] = _tree({"Db": _db(DBName="kr")})
+    changes = {c.logical_id: c for c in forecast(old, new, REGION)[0].changes}
+    assert {k: (c.action, c.type, [p.name for p in c.properties]) for k, c in changes.items()} == {
+        "NewQueue": ("Add", "AWS::SQS::Queue", ["renamed from OldQueue"]),
+        "NewStack": ("Add", guard.NESTED_STACK, ["renamed from OldStack"]),
+        "NewTopic": ("Add", "AWS::SNS::Topic", ["renamed from OldTopic"]),
+        "OldQueue": ("Remove", "AWS::SQS::Queue", ["renamed to NewQueue"]),
+        "OldStack": ("Remove", guard.NESTED_STACK, ["renamed to NewStack"]),
+        "OldTopic": ("Remove", "AWS::SNS::Topic", ["renamed to NewTopic"]),
+    }
+    assert changes["NewStack"].nested_change_set_id == changes["OldStack"].nested_change_set_id is None
+
+
+def test_an_old_template_without_resources() -> None:
+    old = trees.Tree("t", {})
+    stacks = forecast(old, _tree({"Db": _db()}), REGION)
+    assert [(c.action, c.logical_id) for c in stacks[0].changes] == [("Add", "Db")]

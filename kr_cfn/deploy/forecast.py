@@ -314,7 +314,6 @@ def _renames(removed: list[ResourceChange], added: list[ResourceChange], fingerp
                     new.type,
                     None,
                     properties=(PropertyChange(f"renamed from {gone.logical_id}", "Always", "Rename"),),
-                    nested_change_set_id=new.nested_change_set_id,
                 )
                 break
 
@@ -368,7 +367,7 @@ def _diff(run: _Run, path: str, old: Tree | None, new: Tree, old_side: _Side, ne
             continue
         old_props = _resolve(_props(old_res[rid]), old_side)
         if _type(res) == STACK_TYPE:
-            change = _diff_nested(run, path, rid, old, new, old_props, new_props, old_side, new_side)
+            change = _diff_nested(run, path, rid, old, new, old_props, new_props, new_side)
         else:
             props = _property_changes(run.region, _type(res), old_props, new_props) + _policy_changes(old_res[rid], res)
             weakened = guard.weakened(_type(res), _view(old_res[rid], old_props), _view(res, new_props))
@@ -402,7 +401,6 @@ def _diff_nested(
     new: Tree,
     old_props: dict[str, Any],
     new_props: dict[str, Any],
-    old_side: _Side,
     new_side: _Side,
 ) -> ResourceChange | None:
     old_child = old.children.get(rid) if old else None
