@@ -75,9 +75,9 @@ def _resolve(value: Any, side: _Side) -> Any:
                 return side.params[inner]
             return {MAY_CHANGE: value} if _is_marked(side, inner, None) else value
         if key == "Fn::GetAtt":
-            parts = inner.split(".", 1) if isinstance(inner, str) else inner
+            parts = list(inner.partition(".")[::2]) if isinstance(inner, str) else inner
             if isinstance(parts, list) and parts and isinstance(parts[0], str):
-                attr = ".".join(str(p) for p in parts[1:]) if len(parts) > 1 else None
+                attr = str(parts[1]) if len(parts) > 1 else None  # ("Data", "Outputs.Name")
                 return {MAY_CHANGE: value} if _is_marked(side, parts[0], attr) else value
         if key == "Fn::Sub":
             return _resolve_sub(inner, side)
@@ -435,7 +435,8 @@ def _changed_outputs(old: Tree | None, new: Tree, old_side: _Side, new_side: _Si
     for name, spec in (new.template.get("Outputs") or {}).items():
         value = _resolve(spec.get("Value") if isinstance(spec, dict) else None, new_side)
         before = old_out.get(name)
-        if not isinstance(before, dict) or _resolve(before.get("Value"), old_side) != value or _unknown_change(value):
+        # (a value marked MAY_CHANGE differs from the old one: the old side is never marked)
+        if not isinstance(before, dict) or _resolve(before.get("Value"), old_side) != value:
             out.add(name)
     return out
 
