@@ -388,6 +388,10 @@ def _p(**props: Any) -> dict[str, Any]:
         (_p(), _p(DeletionProtection=True), []),
         (_p(DeletionProtection={"Ref": "P"}), _p(DeletionProtection=False), []),  # not known: the change set tells
         (_p(DeletionProtection=True), _p(DeletionProtection={"Fn::If": ["C", True, False]}), []),
+        (_p(DeletionProtection=True), _p(DeletionProtection={"Ref": "P"}), []),
+        (_p(DeletionProtection=True), _p(DeletionProtection="(Truncated-Signature):ab12"), []),
+        (_p(DeletionProtection=True), _p(DeletionProtection="{{changeSet:KNOWN_AFTER_APPLY}}"), []),
+        ({}, {"DeletionPolicy": "Delete"}, ["DeletionPolicy Snapshot -> Delete (weaker policy)"]),
         (_p(DeletionProtection=True), _p(DeletionProtection={"KrCfn::Input": "P"}), []),
         (
             _p(DeletionProtection=True),

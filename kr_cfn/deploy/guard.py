@@ -333,11 +333,9 @@ def _weaker(p: Protection, before: Any, after: Any) -> bool:
         return False
     if p.kind == "principal":
         return bool(after - before)
-    if p.kind == "off":
-        return before and not after
-    if p.kind == "public":
-        return after and not before
-    return after < before
+    if p.kind == "public":  # on (True) is the weaker state
+        return after > before
+    return after < before  # a lower number, a weaker policy rank, or on -> off (True -> False)
 
 
 def _shown(p: Protection, value: Any) -> str:
