@@ -1050,3 +1050,18 @@ def test_an_old_template_without_resources() -> None:
     old = trees.Tree("t", {})
     stacks = forecast(old, _tree({"Db": _db()}), REGION)
     assert [(c.action, c.logical_id) for c in stacks[0].changes] == [("Add", "Db")]
+
+
+def test_subnets_moved_to_other_known_subnets_change_in_place() -> None:
+    def build(subnet: str) -> trees.Tree:
+        subnets = {
+            n: {"Type": "AWS::EC2::Subnet", "Properties": {"CidrBlock": c}}
+            for n, c in (("A", "10.0.1.0/24"), ("B", "10.0.2.0/24"))
+        }
+        group = {
+            "Type": "AWS::RDS::DBSubnetGroup",
+            "Properties": {"DBSubnetGroupDescription": "d", "SubnetIds": [{"Ref": subnet}]},
+        }
+        return _tree({**subnets, "Group": group})
+
+    assert _replacements(build("A"), build("B")) == {"Group": "False"}
