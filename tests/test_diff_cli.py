@@ -207,3 +207,31 @@ def test_forecast_code_never_imports_stacks() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
+
+
+def test_turning_deletion_protection_off_exits_3_until_allowed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An in-place change that takes a protection away blocks like a replacement (issue 21, item 1)."""
+    out = tmp_path / "out"
+    assert main(["build", "--env", "prod", "--params", str(PARAMS), "--out", str(out), "--no-lint"]) == 0
+    edited = tmp_path / "edited"
+    shutil.copytree(out / "prod", edited)
+    path = edited / "data.yaml"
+    template = trees.parse(path.read_text(), str(path))
+    assert template["Resources"]["Database"]["Properties"]["DeletionProtection"] is True
+    template["Resources"]["Database"]["Properties"]["DeletionProtection"] = False
+    path.write_text(json.dumps(template))
+    args = ["diff", "--env", "prod", "--params", str(PARAMS), "--against", str(out / "prod"), "--build", str(edited)]
+    code, stdout, err = run(capsys, *args)
+    assert code == 3, stdout + err
+    line = (
+        "guard: root/DataStack/Database (AWS::RDS::DBInstance): protection taken away in place: "
+        "DeletionProtection true -> false (turned off): BLOCKED"
+    )
+    assert line in stdout
+    fate = "would be updated, losing a protection: DeletionProtection true -> false (turned off)"
+    assert f"{fate}; pass --allow-replace Database" in err
+    code, stdout, err = run(capsys, *args, "--allow-replace", "Database")
+    assert code == 0, err
+    assert line.replace("BLOCKED", "allowed by --allow-replace") in stdout

@@ -30,12 +30,18 @@ DANGEROUS: list[tuple[str, Edit, str]] = []
 SAFE: list[tuple[str, Edit]] = []
 
 
+_BUILDS: dict[str | None, trees.Tree] = {}
+
+
 def _prod(tmp: Path, storage: str | None) -> trees.Tree:
-    data = yaml.safe_load((PARAMS / "prod.yaml").read_text())
-    if storage is not None:
-        data.setdefault("services", {}).setdefault("qdrant", {})["storage"] = storage
-    (tmp / "prod.yaml").write_text(yaml.safe_dump(data))
-    return trees.from_build(build_env_files(config.load(tmp / "prod.yaml"), "json")[0], "prod")
+    """prod's templates, built once per test process (callers deep-copy before editing)."""
+    if storage not in _BUILDS:
+        data = yaml.safe_load((PARAMS / "prod.yaml").read_text())
+        if storage is not None:
+            data.setdefault("services", {}).setdefault("qdrant", {})["storage"] = storage
+        (tmp / "prod.yaml").write_text(yaml.safe_dump(data))
+        _BUILDS[storage] = trees.from_build(build_env_files(config.load(tmp / "prod.yaml"), "json")[0], "prod")
+    return _BUILDS[storage]
 
 
 @pytest.fixture(scope="module")

@@ -460,3 +460,25 @@ def test_a_change_set_description_allows_nothing(stacks: dict[str, tuple[str, st
         apply.check(aws, ROOT, "kr-cfn-0123456789abcdef-planted1", {**record, "allow_replace": []})
     assert exc.value.code == EXIT_GUARD
     _cfn().delete_change_set(ChangeSetName=made["Id"])
+
+
+def test_change_sets_are_described_with_property_values(stacks: dict[str, tuple[str, str]]) -> None:
+    """DescribeChangeSet asks for IncludePropertyValues (the before/after values the protections rule reads).
+
+    moto answers the call but gives no property values; the rule on AWS-shaped responses is
+    tests/test_protections.py.
+    """
+    cfn = _cfn()
+    sent: list[dict[str, Any]] = []
+    cfn.meta.events.register(
+        "provide-client-params.cloudformation.DescribeChangeSet", lambda params, **_: sent.append(dict(params))
+    )
+    root = json.loads((FIXTURES / "deployed" / "root.json").read_text())
+    root["Resources"]["DataStack"]["Properties"].setdefault("Tags", []).append({"Key": "k", "Value": "v"})
+    arn = cfn.create_change_set(StackName=ROOT, ChangeSetName="kr-cfn-values", TemplateBody=json.dumps(root))["Id"]
+    try:
+        described = changeset._describe_all(cfn, arn)
+        assert described["ChangeSetId"] == arn
+        assert sent and all(p["IncludePropertyValues"] is True for p in sent)
+    finally:
+        cfn.delete_change_set(ChangeSetName=arn)

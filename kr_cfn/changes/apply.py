@@ -84,11 +84,14 @@ def check(
     )
     if review.blocked:
         listing = ", ".join(
-            f"{f.path}/{f.logical_id} ({f.type})" + (f" with nested stack {f.nested_stack}" if f.nested_stack else "")
+            f"{f.path}/{f.logical_id} ({f.type})"
+            + (f" with nested stack {f.nested_stack}" if f.nested_stack else "")
+            + (f": {f.what}" if f.weakened else "")
             for f in review.blocked
         )
         raise DeployError(
-            f"change set {change_set} replaces or deletes stateful resources not allowed at plan time: {listing}",
+            f"change set {change_set} replaces or deletes stateful resources (or takes protections away) "
+            f"not allowed at plan time: {listing}",
             code=EXIT_GUARD,
         )
     return review, cs

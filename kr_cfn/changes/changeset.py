@@ -113,7 +113,13 @@ def change_set_name(target: Target, change_set_type: str, allowed: Sequence[str]
 
 
 def _describe_all(cfn: Any, change_set: str, stack_name: str | None = None) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"ChangeSetName": change_set}
+    # IncludePropertyValues: each change's Details carry BeforeValue/AfterValue at a property Path, and
+    # the change its BeforeContext/AfterContext; the guard judges protections taken away with them
+    # (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_DescribeChangeSet.html,
+    # https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ResourceTargetDefinition.html,
+    # https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ResourceChangeDetail.html,
+    # example output: https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-updating-stacks-changesets-view.html).
+    kwargs: dict[str, Any] = {"ChangeSetName": change_set, "IncludePropertyValues": True}
     if stack_name and not change_set.startswith("arn:"):
         kwargs["StackName"] = stack_name
     first: dict[str, Any] | None = None
@@ -140,7 +146,85 @@ def describe(aws: Aws, change_set: str, stack_name: str | None = None) -> dict[s
         raise
 
 
-def _resource_change(change: dict[str, Any]) -> ResourceChange:
+def _value(text: Any) -> Any:
+    """A BeforeValue/AfterValue as template data: ``"7"`` -> 7, ``"true"`` -> True, JSON documents parsed."""
+    if not isinstance(text, str):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _target_path(target: dict[str, Any]) -> tuple[str, ...] | None:
+    """Where a detail's values go in the resource: its ``Path`` (a JSON pointer), else attribute and name."""
+    path = target.get("Path")
+    if isinstance(path, str) and path.startswith("/"):
+        return tuple(p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/"))
+    attribute = target.get("Attribute")
+    if attribute in ("DeletionPolicy", "UpdateReplacePolicy"):
+        return (attribute,)
+    return ("Properties", target["Name"]) if attribute == "Properties" and target.get("Name") else None
+
+
+def _put(resource: dict[str, Any], path: tuple[str, ...], value: Any, present: bool) -> None:
+    """Set (or, when not ``present``, clear) the value at ``path``; list items are addressed by index."""
+    node: Any = resource
+    for key in path[:-1]:
+        if isinstance(node, list) and key.isdigit() and int(key) < len(node):
+            node = node[int(key)]
+        elif isinstance(node, dict):
+            node = node.setdefault(key, {})
+        else:
+            return
+    last = path[-1]
+    if isinstance(node, list) and last.isdigit():
+        index = int(last)
+        if index < len(node):
+            node[index] = value if present else None  # None keeps the later items' indices
+        elif present:
+            node.append(value)
+    elif isinstance(node, dict):
+        if present:
+            node[last] = value
+        else:
+            node.pop(last, None)
+
+
+def _context(text: Any) -> dict[str, Any]:
+    data = _value(text)
+    return data if isinstance(data, dict) else {}
+
+
+def resource_views(rc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The resource before and after a change, as far as DescribeChangeSet (IncludePropertyValues) tells.
+
+    ``BeforeContext``/``AfterContext`` (the whole resource, when given), with each detail's
+    ``BeforeValue``/``AfterValue`` placed at its ``Path`` (``/Properties/BackupRetentionPeriod``) or,
+    for ``DeletionPolicy``/``UpdateReplacePolicy``, at the attribute. An ``Add`` has no before value,
+    a ``Remove`` no after value (AttributeChangeType).
+    """
+    before, after = _context(rc.get("BeforeContext")), _context(rc.get("AfterContext"))
+    for d in rc.get("Details", []):
+        target = d.get("Target", {})
+        path = _target_path(target)
+        if path is None:
+            continue
+        for view, key in ((before, "BeforeValue"), (after, "AfterValue")):
+            if key in target:
+                _put(view, path, _value(target[key]), True)
+            elif target.get("AttributeChangeType") == ("Add" if key == "BeforeValue" else "Remove"):
+                _put(view, path, None, False)
+    return before, after
+
+
+def _account(stack_id: Any) -> str | None:
+    """The account id in a stack ARN (``arn:aws:cloudformation:REGION:ACCOUNT:stack/...``)."""
+    parts = str(stack_id or "").split(":")
+    return parts[4] if len(parts) > 5 and parts[4].isdigit() else None
+
+
+def _resource_change(change: dict[str, Any], account: str | None = None) -> ResourceChange:
     rc = change.get("ResourceChange", {})
     props: dict[str, PropertyChange] = {}
     order = {"Never": 0, "Conditionally": 1, "Always": 2}
@@ -167,6 +251,7 @@ def _resource_change(change: dict[str, Any]) -> ResourceChange:
         properties=tuple(props.values()),
         nested_change_set_id=rc.get("ChangeSetId"),
         policy_action=rc.get("PolicyAction"),
+        weakened=guard.weakened(rc.get("ResourceType", "?"), *resource_views(rc), account=account),
     )
 
 
@@ -180,7 +265,9 @@ def walk(describe_page: Any, root: dict[str, Any]) -> list[StackChanges]:
 
     def visit(cs: dict[str, Any], path: str) -> None:
         stack = StackChanges(path, cs.get("StackName", "?"), cs.get("ChangeSetId", "?"))
-        stack.changes = [_resource_change(c) for c in cs.get("Changes", []) if c.get("Type", "Resource") == "Resource"]
+        account = _account(cs.get("StackId"))
+        resources = [c for c in cs.get("Changes", []) if c.get("Type", "Resource") == "Resource"]
+        stack.changes = [_resource_change(c, account) for c in resources]
         out.append(stack)
         for change in stack.changes:
             if change.nested_change_set_id:

@@ -135,28 +135,13 @@ def comparison_markdown(forecast_json: dict[str, Any], review_path: Path) -> str
     )
 
 
-def stack_tree(name: str, region: str, option: str = "--compare-to") -> trees_mod.Tree:
-    """The deployed templates of root stack ``name`` (``--compare-to stack:NAME``)."""
-    from botocore.exceptions import ClientError
-
-    from kr_cfn.aws import Aws, error_message
-
-    cfn = Aws(region).client("cloudformation")
-    try:
-        return trees_mod.from_stack(cfn, name)
-    except ClientError as exc:
-        if "does not exist" in error_message(exc):
-            raise DeployError(f"{option} stack:{name}: stack {name} does not exist in {region}") from None
-        raise
-
-
 def _old_tree(args: argparse.Namespace, cfg: Any) -> tuple[trees_mod.Tree, str]:
     if getattr(args, "compare_to", None) is None:
         raise DeployError("kr-cfn diff: --compare-to is required (a previous build folder, an env or stack:NAME)")
     out_dir = Path(args.out or "out")
     found = cliargs.resolve_compare(args.compare_to, cfg.env, Path(args.params), out_dir)
     if found.stack:
-        return stack_tree(found.stack, cfg.region), found.label
+        return trees_mod.from_stack_name(found.stack, cfg.region), found.label
     assert found.folder is not None
     return trees_mod.from_folder(found.folder), found.label
 
@@ -194,6 +179,8 @@ def run(args: argparse.Namespace, cfg: Any, build_files: Callable[[Any], dict[st
         fate = "deleted" if f.action == "Remove" else "replaced"
         if f.nested_stack:
             fate = f"removed with nested stack {f.nested_stack}"
+        if f.weakened:
+            fate = f"{'updated' if f.in_place else fate}, losing a protection: " + "; ".join(w.text for w in f.weakened)
         print(
             f"guard: {f.path}/{f.logical_id} ({f.type}) would be {fate}; pass --allow-replace {f.allow_id} "
             "if that data may be lost",

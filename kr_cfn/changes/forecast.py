@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kr_cfn.changes import schemas
+from kr_cfn.changes import guard, schemas
 from kr_cfn.changes.review import PropertyChange, ResourceChange, StackChanges
 from kr_cfn.trees import STACK_TYPE, Tree
 
@@ -75,9 +75,9 @@ def _resolve(value: Any, side: _Side) -> Any:
                 return side.params[inner]
             return {MAY_CHANGE: value} if _is_marked(side, inner, None) else value
         if key == "Fn::GetAtt":
-            parts = inner.split(".", 1) if isinstance(inner, str) else inner
+            parts = list(inner.partition(".")[::2]) if isinstance(inner, str) else inner
             if isinstance(parts, list) and parts and isinstance(parts[0], str):
-                attr = ".".join(str(p) for p in parts[1:]) if len(parts) > 1 else None
+                attr = str(parts[1]) if len(parts) > 1 else None  # ("Data", "Outputs.Name")
                 return {MAY_CHANGE: value} if _is_marked(side, parts[0], attr) else value
         if key == "Fn::Sub":
             return _resolve_sub(inner, side)
@@ -90,7 +90,7 @@ def _resolve_sub(inner: Any, side: _Side) -> Any:
         return {"Fn::Sub": _resolve(inner, side)}
     variables = {k: _resolve(v, side) for k, v in given.items()}
     for name in sorted(set(_SUB_VAR.findall(text))):
-        if name in variables or name.startswith("AWS::"):
+        if name in variables:  # pseudo parameters (AWS::Region) resolve to themselves below
             continue
         ref, _, attr = name.partition(".")
         value = _resolve({"Fn::GetAtt": [ref, attr]} if attr else {"Ref": ref}, side)
@@ -177,7 +177,8 @@ def _property_changes(region: str, type_: str, old: dict[str, Any], new: dict[st
         before, after = _at(old, pointer), _at(new, pointer)
         if before != after:
             (maybe if _unknown(before) or _unknown(after) else always).append(pointer)
-    maybe += [p for p in _VPC_BOUND.get(type_, ()) if _at(old, p) != _at(new, p) and _unknown_change(_at(new, p))]
+    # (the old side never holds a MAY_CHANGE mark: a marked new value differs from the old one)
+    maybe += [p for p in _VPC_BOUND.get(type_, ()) if _unknown_change(_at(new, p))]
     out = []
     for path in paths:
         segs = _segments(path)
@@ -206,13 +207,13 @@ def _references(value: Any, out: set[str]) -> None:
             if key == "Ref" and isinstance(inner, str):
                 out.add(inner)
             elif key == "Fn::GetAtt":
-                parts = inner.split(".", 1) if isinstance(inner, str) else inner
+                parts = [inner.partition(".")[0]] if isinstance(inner, str) else inner
                 if isinstance(parts, list) and parts and isinstance(parts[0], str):
                     out.add(parts[0])
             elif key == "Fn::Sub":
                 text = inner[0] if isinstance(inner, list) and inner else inner
                 if isinstance(text, str):
-                    out.update(n.split(".", 1)[0] for n in _SUB_VAR.findall(text))
+                    out.update(n.partition(".")[0] for n in _SUB_VAR.findall(text))
         for v in value.values():
             _references(v, out)
 
@@ -222,23 +223,21 @@ def _order(resources: dict[str, Any]) -> list[str]:
     deps: dict[str, set[str]] = {}
     for rid, res in resources.items():
         refs: set[str] = set()
-        _references(res.get("Properties", {}) if isinstance(res, dict) else {}, refs)
+        _references(res.get("Properties") if isinstance(res, dict) else None, refs)
         deps[rid] = refs & resources.keys() - {rid}
     done: list[str] = []
-    placed: set[str] = set()
+    seen: set[str] = set()  # placed, or being placed (a cycle stops here)
 
-    def visit(rid: str, stack: set[str]) -> None:
-        if rid in placed or rid in stack:
+    def visit(rid: str) -> None:
+        if rid in seen:
             return
-        stack.add(rid)
+        seen.add(rid)
         for dep in sorted(deps[rid]):
-            visit(dep, stack)
-        stack.discard(rid)
-        placed.add(rid)
+            visit(dep)
         done.append(rid)
 
     for rid in sorted(resources):
-        visit(rid, set())
+        visit(rid)
     return done
 
 
@@ -273,7 +272,7 @@ def _expand(run: _Run, tree: Tree | None, path: str, action: str) -> None:
             _expand(run, tree.children.get(rid), f"{path}/{rid}", action)
 
 
-def _child_params(res: dict[str, Any], tree: Tree | None, resolved: dict[str, Any]) -> dict[str, Any]:
+def _child_params(tree: Tree | None, resolved: dict[str, Any]) -> dict[str, Any]:
     """The child's parameters: what the parent passes (resolved), else the child's literal default."""
     params: dict[str, Any] = {}
     declared = (tree.template.get("Parameters") if tree else None) or {}
@@ -315,7 +314,6 @@ def _renames(removed: list[ResourceChange], added: list[ResourceChange], fingerp
                     new.type,
                     None,
                     properties=(PropertyChange(f"renamed from {gone.logical_id}", "Always", "Rename"),),
-                    nested_change_set_id=new.nested_change_set_id,
                 )
                 break
 
@@ -324,6 +322,23 @@ def _fingerprint(tree: Tree | None, rid: str, props: dict[str, Any]) -> Any:
     """What must match for a rename: the properties, and for a nested stack also its template's resources."""
     child = tree.children.get(rid) if tree else None
     return (props, child.template.get("Resources") if child else None)
+
+
+_POLICIES = ("DeletionPolicy", "UpdateReplacePolicy")
+
+
+def _policy_changes(old: dict[str, Any], new: dict[str, Any]) -> tuple[PropertyChange, ...]:
+    """A changed DeletionPolicy/UpdateReplacePolicy: an update of the resource attribute, no replacement.
+
+    A change set names it in ``Target.Attribute``
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ResourceTargetDefinition.html).
+    """
+    return tuple(PropertyChange(a, "Never", "DirectModification") for a in _POLICIES if old.get(a) != new.get(a))
+
+
+def _view(res: dict[str, Any], props: dict[str, Any]) -> dict[str, Any]:
+    """A resource as the guard's protections read it: resolved properties and the policies."""
+    return {"Properties": props, **{a: res[a] for a in _POLICIES if a in res}}
 
 
 def _diff(run: _Run, path: str, old: Tree | None, new: Tree, old_side: _Side, new_side: _Side) -> set[str]:
@@ -352,10 +367,15 @@ def _diff(run: _Run, path: str, old: Tree | None, new: Tree, old_side: _Side, ne
             continue
         old_props = _resolve(_props(old_res[rid]), old_side)
         if _type(res) == STACK_TYPE:
-            change = _diff_nested(run, path, rid, old, new, old_props, new_props, old_side, new_side)
+            change = _diff_nested(run, path, rid, old, new, old_props, new_props, new_side)
         else:
-            props = _property_changes(run.region, _type(res), old_props, new_props)
-            change = ResourceChange("Modify", rid, _type(res), _replacement(props), properties=props) if props else None
+            props = _property_changes(run.region, _type(res), old_props, new_props) + _policy_changes(old_res[rid], res)
+            weakened = guard.weakened(_type(res), _view(old_res[rid], old_props), _view(res, new_props))
+            change = (
+                ResourceChange("Modify", rid, _type(res), _replacement(props), properties=props, weakened=weakened)
+                if props
+                else None
+            )
         if change:
             modified.append(change)
             if change.replacement in ("True", "Conditional"):
@@ -381,7 +401,6 @@ def _diff_nested(
     new: Tree,
     old_props: dict[str, Any],
     new_props: dict[str, Any],
-    old_side: _Side,
     new_side: _Side,
 ) -> ResourceChange | None:
     old_child = old.children.get(rid) if old else None
@@ -390,8 +409,8 @@ def _diff_nested(
     if new_child is None:
         return ResourceChange("Modify", rid, STACK_TYPE, _replacement(props), properties=props) if props else None
     before = len(run.stacks)
-    child_old = _Side(_child_params(old_props, old_child, old_props))
-    child_new = _Side(_child_params(new_props, new_child, new_props))
+    child_old = _Side(_child_params(old_child, old_props))
+    child_new = _Side(_child_params(new_child, new_props))
     outputs = _diff(run, f"{path}/{rid}", old_child, new_child, child_old, child_new)
     if outputs:
         new_side.changed_outputs[rid] = outputs
@@ -416,7 +435,8 @@ def _changed_outputs(old: Tree | None, new: Tree, old_side: _Side, new_side: _Si
     for name, spec in (new.template.get("Outputs") or {}).items():
         value = _resolve(spec.get("Value") if isinstance(spec, dict) else None, new_side)
         before = old_out.get(name)
-        if not isinstance(before, dict) or _resolve(before.get("Value"), old_side) != value or _unknown_change(value):
+        # (a value marked MAY_CHANGE differs from the old one: the old side is never marked)
+        if not isinstance(before, dict) or _resolve(before.get("Value"), old_side) != value:
             out.add(name)
     return out
 

@@ -22,6 +22,23 @@ class PropertyChange:
 
 
 @dataclass(frozen=True)
+class Weakening:
+    """A protection taken away in place (a row of ``guard.PROTECTIONS``): what, before -> after."""
+
+    name: str
+    """The property or resource attribute, e.g. ``DeletionProtection`` or ``DeletionPolicy``."""
+    before: str
+    after: str
+    kind: str
+    """What makes it weaker: ``turned off``, ``lower retention``, ``wider principal``, ..."""
+
+    @property
+    def text(self) -> str:
+        """``DeletionProtection true -> false (turned off)``."""
+        return f"{self.name} {self.before} -> {self.after} ({self.kind})"
+
+
+@dataclass(frozen=True)
 class ResourceChange:
     """One row of the review."""
 
@@ -34,6 +51,8 @@ class ResourceChange:
     nested_change_set_id: str | None = None
     policy_action: str | None = None
     """What CloudFormation does with the old physical resource (``PolicyAction``: Delete, Retain, ...)."""
+    weakened: tuple[Weakening, ...] = ()
+    """Protections the change takes away in place (``guard.weakened``)."""
 
 
 @dataclass
@@ -63,11 +82,18 @@ class GuardFinding:
     """The removed or replaced nested stack (logical id) this resource goes with."""
     reason: str | None = None
     """Why a nested stack is blocked without a list of its resources (its template could not be read)."""
+    weakened: tuple[Weakening, ...] = ()
+    """Protections taken away in place; alone (no removal, no replacement) they are the finding."""
 
     @property
     def allow_id(self) -> str:
         """The logical id that ``--allow-replace`` takes to accept this finding."""
         return self.nested_stack or self.logical_id
+
+    @property
+    def in_place(self) -> bool:
+        """Whether the resource stays (a Modify without replacement): only its protections change."""
+        return self.action == "Modify" and self.replacement in (None, "False")
 
     @property
     def what(self) -> str:
@@ -76,6 +102,9 @@ class GuardFinding:
             return f"updated, what it does inside unknown: {self.reason}"  # changeset.unseen_nested_stacks
         if self.reason:
             return f"{_verb(self)}; its deployed template could not be read ({self.reason})"
+        if self.weakened:
+            taken = "; ".join(w.text for w in self.weakened)
+            return f"protection taken away in place: {taken}" if self.in_place else f"{_verb(self)}; {taken}"
         short = {"Remove": "removed", "Dynamic": "Dynamic"}.get(self.action, "replaced")
         verb = f"goes with nested stack {self.nested_stack} ({short})" if self.nested_stack else _verb(self)
         if not self.policy_action:
@@ -286,7 +315,7 @@ def _guard_lines(review: Review) -> list[str]:
     lines = []
     for f in review.findings:
         verdict = "allowed by --allow-replace" if f.allowed else "BLOCKED"
-        if f.nested_stack or f.reason or f.action not in ("Remove", "Modify") or f.policy_action:
+        if f.nested_stack or f.reason or f.action not in ("Remove", "Modify") or f.policy_action or f.weakened:
             lines.append(f"guard: {f.path}/{f.logical_id} ({f.type}): {f.what}: {verdict}")
             continue
         what = "removal" if f.action == "Remove" else f"replacement ({f.replacement})"
@@ -313,16 +342,20 @@ def render_markdown(review: Review) -> str:
     out += _md_notes(review)
     if review.findings:
         blocked = review.blocked
+        kind, fate = "stateful resource(s)", "replaced or deleted"
+        if any(f.weakened for f in review.findings):
+            kind, fate = "resource(s)", "replaced or deleted, or lose a protection"
         if blocked:
             out.append(
-                f"> [!CAUTION]\n> {len(blocked)} stateful resource(s) would be replaced or deleted; the plan "
+                f"> [!CAUTION]\n> {len(blocked)} {kind} would be {fate}; the plan "
                 "is blocked unless each is named with `--allow-replace`:"
             )
         else:
-            out.append("> [!WARNING]\n> Stateful resources replaced or deleted, allowed with `--allow-replace`:")
+            subject = kind.replace("(s)", "s").capitalize()
+            out.append(f"> [!WARNING]\n> {subject} {fate}, allowed with `--allow-replace`:")
         for f in review.findings:
             what = "removed" if f.action == "Remove" else f"replaced ({f.replacement})"
-            if f.nested_stack or f.reason or f.action not in ("Remove", "Modify") or f.policy_action:
+            if f.nested_stack or f.reason or f.action not in ("Remove", "Modify") or f.policy_action or f.weakened:
                 what = f.what.replace(f"nested stack {f.nested_stack}", f"nested stack `{f.nested_stack}`")
             flag = "allowed" if f.allowed else f"**blocked** (`--allow-replace {f.allow_id}`)"
             out.append(f"> - `{f.path}/{f.logical_id}` ({f.type}) {_md_cell(what)}: {flag}")

@@ -157,6 +157,9 @@ def _report(review: Review, directory: Path, stem: str) -> int:
 
 def _at_risk(f: GuardFinding) -> str:
     """What the guard finding would do, for the one-line message on stderr."""
+    if f.weakened:
+        taken = "; ".join(w.text for w in f.weakened)
+        return f"{'updated' if f.in_place else 'replaced'}, losing a protection: {taken}"
     if f.reason and f.action == "Modify" and f.replacement in (None, "False"):
         return f"updated, what it does inside unknown ({f.reason})"
     if f.reason:

@@ -10,7 +10,7 @@ PLAN_ROLE = "GitHubPlanRole"
 DEPLOY_ROLE = "GitHubDeployRole"
 RELEASE_PLAN_ROLE = "GitHubReleasePlanRole"
 PR_CHANGE_SETS = "kr-cfn-pr-"
-"""Name prefix of pull-request change sets (kr_cfn.deploy.changeset.PR_CHANGE_SET_PREFIX)."""
+"""Name prefix of pull-request change sets (kr_cfn.changes.changeset.PR_CHANGE_SET_PREFIX)."""
 PR_ARTIFACTS_PREFIX = "pr"
 """Key prefix of pull-request packages (``kr-cfn package --pull-request``); deploys never read it."""
 

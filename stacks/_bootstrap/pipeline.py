@@ -137,7 +137,7 @@ def plan_policy(
                 aws.Statement(Sid="ValidateTemplates", Effect=aws.Allow, Action=[cfn.ValidateTemplate], Resource=["*"]),
                 *_change_set_statements(cfg, pull_request=pull_request),
                 _read_service_counts(cfg),
-                # plan's reminder when the live rotation interval differs from params (kr_cfn/deploy/rotation.py):
+                # plan's reminder when the live rotation interval differs from params (kr_cfn/operations/rotation.py):
                 # the secret's metadata, never its value.
                 *database_secret(cfg, "ReadDatabaseSecretRotation", [aws.Action("secretsmanager", "DescribeSecret")]),
                 aws.Statement(
@@ -171,7 +171,7 @@ def plan_policy(
 def _read_service_counts(cfg: BootstrapSlice) -> aws.Statement:
     """The ECS services of the env's cluster: their desired counts, their state (read only).
 
-    The plan's review shows each service's desired count now (kr_cfn.deploy.notes); the deploy job
+    The plan's review shows each service's desired count now (kr_cfn.changes.notes); the deploy job
     waits for the services to be stable (``aws ecs wait services-stable``). ListServices has no
     resource type and both take the ecs:cluster condition key
     (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonelasticcontainerservice.html).
@@ -189,7 +189,7 @@ def _read_service_counts(cfg: BootstrapSlice) -> aws.Statement:
 def _change_set_statements(cfg: BootstrapSlice, *, pull_request: bool) -> list[aws.Statement]:
     """Change sets on the application stacks; a pull request's only under its own names.
 
-    Pull-request plans name their change sets 'kr-cfn-pr-...' (kr_cfn.deploy.changeset): the plan
+    Pull-request plans name their change sets 'kr-cfn-pr-...' (kr_cfn.changes.changeset): the plan
     role may create and delete only those, so a pull request cannot delete the change set the
     reviewers are about to approve, and the deploy role never executes one of them
     (cloudformation:ChangeSetName on CreateChangeSet, DeleteChangeSet, ExecuteChangeSet:

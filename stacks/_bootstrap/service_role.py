@@ -29,7 +29,7 @@ from stacks._bootstrap.secrets import RDS_SECRET_TAG, read_secrets
 _MANAGED_POLICY_BUDGET = 5000  # characters of actions per managed policy (limit 6,144 with the rest)
 _MAX_STACK_POLICIES = 9  # a role may have 10 managed policies
 # Short: the reasons are repeated on the role and each managed policy (the body goes inline while it fits
-# in 95 % of CloudFormation's 51,200-byte TemplateBody limit; kr_cfn/deploy/bootbody.py).
+# in 95 % of CloudFormation's 51,200-byte TemplateBody limit; kr_cfn/changes/bootbody.py).
 _SERVICE_ROLE_SKIPS = (
     ("CKV_AWS_109", "The stacks' handler permissions; roles only on the env's path, with its boundary."),
     ("CKV_AWS_111", "Writing is a service role's job: the stacks' handler permissions, passed only to CloudFormation."),
