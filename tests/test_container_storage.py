@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 from tests.test_qdrant import _built, _user_data
-from tests.test_qdrant_user_data import STUBS
+from tests.test_qdrant_user_data import _run
 
 pytestmark = pytest.mark.skipif(
     shutil.which("setpriv") is None or os.geteuid() != 0, reason="setpriv must change uid: needs root and util-linux"
@@ -91,26 +91,11 @@ def _mount(tmp_path: Path, scratch: Path, ecs: dict[str, Any]) -> Path:
     """Run the host's user data against a stand-in disk; the mount point it prepares."""
     script = tmp_path / "user-data.sh"
     script.write_text(_user_data(ecs))
-    root = scratch / "root"
-    (root / "etc" / "ecs").mkdir(parents=True)
-    (root / "var" / "log").mkdir(parents=True)
-    (root / "states").write_text("available\tNone\n")
-    (root / "blkid_rc").write_text("2")  # a new, empty volume
-    stubs = tmp_path / "bin"
-    stubs.mkdir()
-    for name, body in STUBS.items():
-        if name != "chown":  # the real chown: the owner is what is under test
-            (stubs / name).write_text("#!/bin/bash\n" + body.strip() + "\n")
-            (stubs / name).chmod(0o755)
-    run = subprocess.run(
-        ["bash", str(script)],
-        env={"PATH": f"{stubs}:/usr/bin:/bin", "KR_ROOT": str(root)},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
+    # A new, empty volume; the real chown: the owner is what is under test.
+    code, out, _, root = _run(
+        tmp_path, script, ["available\tNone"], 2, root=scratch / "root", real=frozenset({"chown"})
     )
-    assert run.returncode == 0, run.stdout + run.stderr
+    assert code == 0, out
     return root / "data" / "qdrant"
 
 

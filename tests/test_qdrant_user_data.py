@@ -54,8 +54,16 @@ def script(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _run(tmp_path: Path, script: Path, states: list[str], blkid_rc: int) -> tuple[int, str, list[str], Path]:
-    root = tmp_path / "root"
+def _run(
+    tmp_path: Path,
+    script: Path,
+    states: list[str],
+    blkid_rc: int,
+    root: Path | None = None,
+    real: frozenset[str] = frozenset(),
+) -> tuple[int, str, list[str], Path]:
+    """Run the user data with the stand-in commands (but those in ``real``) under ``root`` (KR_ROOT)."""
+    root = root or tmp_path / "root"
     (root / "etc" / "ecs").mkdir(parents=True)
     (root / "var" / "log").mkdir(parents=True)
     (root / "states").write_text("".join(f"{s}\n" for s in states))
@@ -63,8 +71,9 @@ def _run(tmp_path: Path, script: Path, states: list[str], blkid_rc: int) -> tupl
     stubs = tmp_path / "bin"
     stubs.mkdir()
     for name, body in STUBS.items():
-        (stubs / name).write_text("#!/bin/bash\n" + body.strip() + "\n")
-        (stubs / name).chmod(0o755)
+        if name not in real:
+            (stubs / name).write_text("#!/bin/bash\n" + body.strip() + "\n")
+            (stubs / name).chmod(0o755)
     proc = subprocess.run(
         ["bash", str(script)],
         env={"PATH": f"{stubs}:/usr/bin:/bin", "KR_ROOT": str(root)},
