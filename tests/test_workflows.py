@@ -523,7 +523,8 @@ def test_release_scans_the_images_it_deploys_before_the_change_set() -> None:
     assert "release-plan" in [release["jobs"]["deploy"]["needs"]]
     # The job with the code-scanning write token runs no repository code: the SARIF comes as an artifact.
     [(name, uploader)] = [(n, j) for n, j in release["jobs"].items() if _uses(j, "github/codeql-action/upload-sarif")]
-    assert uploader["needs"] == "release-plan" and uploader["if"] == "always() && inputs.image_tag != ''", name
+    assert uploader["needs"] == "release-plan", name
+    assert uploader["if"] == "always() && inputs.image_tag != '' && needs.release-plan.result != 'skipped'"
     assert uploader["permissions"] == {"contents": "read", "actions": "read", "security-events": "write"}
     assert not _scripts(uploader).strip() and not _uses(uploader, "actions/checkout")
     [download] = _uses(uploader, "actions/download-artifact")
