@@ -185,3 +185,22 @@ def test_a_pull_requests_plan_without_changes_deletes_its_change_set(env: str) -
     for name, allowed in (("kr-cfn-pr-780eaf2bdd5283e2-17a8280b", True), ("kr-cfn-780eaf2bdd5283e2-17a8280b", False)):
         delete = Request("cloudformation:DeleteChangeSet", root, {"cloudformation:ChangeSetName": name})
         assert evaluate(delete, policies).allowed is allowed, (prefix, name)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_release_plan_pulls_the_images_it_scans_and_nothing_else(env: str) -> None:
+    """The release-plan job's image scan (`aws ecr get-login-password`, then Trivy's pulls; the AWS CLI and
+    the registry, not recorded): the auth token and the project's repositories, read only."""
+    cfg = load_env(env)
+    policies = pipeline_calls.role_policies(built(env)["bootstrap"], "release-plan", ACCOUNT, REGION)
+    assert evaluate(Request("ecr:GetAuthorizationToken", "*"), policies).allowed
+    pulls = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability")
+    # what the ECS stack pulls (the workflow scans exactly these), whichever env's bootstrap makes them
+    repositories = [cfg.services[name].ecr_repository for name in ("backend", "frontend")]
+    assert repositories == ["knowledgerouter-backend", "knowledgerouter-frontend"]
+    for name in [*repositories, "another-backend", f"{cfg.names.project}-worker"]:
+        repository = f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{name}"
+        for action in pulls:
+            assert evaluate(Request(action, repository), policies).allowed is (name in repositories), (action, name)
+        for action in ("ecr:PutImage", "ecr:InitiateLayerUpload", "ecr:BatchDeleteImage"):
+            assert not evaluate(Request(action, repository), policies).allowed, (action, name)

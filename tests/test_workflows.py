@@ -276,7 +276,9 @@ def test_deploy_is_not_callable_and_calls_release_per_environment_in_order() -> 
     [(name, job)] = [(n, j) for n, j in deploy["jobs"].items() if j.get("uses")]
     assert job["uses"] == "./.github/workflows/release.yml"
     assert job["if"] == "github.event_name != 'pull_request'"
-    assert job["permissions"] == {"id-token": "write", "contents": "read"}, name
+    # the called jobs' most: OIDC; the image findings' artifact and code-scanning upload
+    expected = {"id-token": "write", "contents": "read", "actions": "read", "security-events": "write"}
+    assert job["permissions"] == expected, name
     assert job["strategy"]["max-parallel"] == 1
     assert 'fromJSON(\'["dev", "staging", "prod"]\')' in job["strategy"]["matrix"]["env"]
     assert job["with"]["env"] == "${{ matrix.env }}"
@@ -313,7 +315,7 @@ def test_release_validates_the_environment_before_anything_else() -> None:
     validate = jobs["validate"]
     assert validate["permissions"] == {} and "needs" not in validate
     assert jobs["release-plan"]["needs"] == "validate" and jobs["deploy"]["needs"] == "release-plan"
-    assert set(jobs) == {"validate", "release-plan", "deploy"}
+    assert set(jobs) == {"validate", "release-plan", "image-findings", "deploy"}
     [step] = _steps(validate)
     for value, ok in [("dev", True), ("staging", True), ("prod", True), ("production", False), ("", False),
                       ("prod\n", False), ("dev staging", False), ("$(id)", False), ("Prod", False)]:  # fmt: skip
@@ -479,3 +481,111 @@ def test_the_policy_checks_step_checks_every_template_and_fails_on_a_blocking_fi
             # a secret's ARN where the policy names one (the data stack's output it is wired to)
             secret = configuration["Parameters"]["OpenAiSecretArn"]
             assert secret.startswith("arn:aws:secretsmanager:eu-central-1:123456789012:secret:"), secret
+
+
+IMAGES_STEP = "The images to scan, and the registry login"
+TRIVY = "aquasecurity/trivy-action"
+
+
+def test_release_scans_the_images_it_deploys_before_the_change_set() -> None:
+    """Trivy (ci.yml's pinned commit) on the backend and frontend images of image_tag, after the role's
+    credentials and before kr-cfn plan; a fixable HIGH or CRITICAL finding fails release-plan, so deploy
+    (which needs it) never starts. The findings go to code scanning from a job that runs no repository code."""
+    release = _load(RELEASE)
+    plan_job = release["jobs"]["release-plan"]
+    steps = _steps(plan_job)
+    [ci_trivy] = {s["uses"] for j in _load(WORKFLOWS / "ci.yml")["jobs"].values() for s in _uses(j, TRIVY)}
+    scans = _uses(plan_job, TRIVY)
+    assert {s["uses"] for s in scans} == {ci_trivy}
+    [images] = [i for i, s in enumerate(steps) if s.get("name") == IMAGES_STEP]
+    credentials = next(i for i, s in enumerate(steps) if str(s.get("uses", "")).startswith(CONFIGURE_AWS))
+    plan = next(i for i, s in enumerate(steps) if any(c[:1] == ["plan"] for c in _kr_cfn_calls(str(s.get("run")))))
+    assert steps[images]["if"] == "inputs.image_tag != ''" and steps[images]["id"] == "images"
+    sarif = [s for s in scans if s["with"]["format"] == "sarif"]
+    gates = [s for s in scans if s["with"]["format"] == "table"]
+    [publish] = [s for s in _uses(plan_job, "actions/upload-artifact") if "trivy" in str(s["with"]["name"])]
+    for group in (sarif, gates):
+        refs = [s["with"]["image-ref"] for s in group]
+        assert refs == ["${{ steps.images.outputs.backend }}", "${{ steps.images.outputs.frontend }}"]
+    for scan in scans:
+        assert credentials < images < steps.index(scan) < plan
+        assert scan["if"] == "steps.images.outcome == 'success'"
+        assert scan["with"]["severity"] == "HIGH,CRITICAL" and scan["with"]["ignore-unfixed"] is True
+        assert scan["with"]["cache"] is False  # no cache another run could have written
+    for gate in gates:
+        assert gate["with"]["exit-code"] == "1" and steps.index(publish) < steps.index(gate)
+    for scan in sarif:
+        assert scan["with"]["limit-severities-for-sarif"] is True and "exit-code" not in scan["with"]
+        assert steps.index(scan) < steps.index(publish)
+    assert str(publish["if"]).startswith("always()")  # findings reach code scanning when a gate fails too
+    assert not any("continue-on-error" in s for s in steps) and "continue-on-error" not in plan_job
+    # deploy needs release-plan: a failing scan leaves the change set unplanned and the deploy unstarted
+    assert "release-plan" in [release["jobs"]["deploy"]["needs"]]
+    # The job with the code-scanning write token runs no repository code: the SARIF comes as an artifact.
+    [(name, uploader)] = [(n, j) for n, j in release["jobs"].items() if _uses(j, "github/codeql-action/upload-sarif")]
+    assert uploader["needs"] == "release-plan", name
+    assert uploader["if"] == "always() && inputs.image_tag != '' && needs.release-plan.result != 'skipped'"
+    assert uploader["permissions"] == {"contents": "read", "actions": "read", "security-events": "write"}
+    assert not _scripts(uploader).strip() and not _uses(uploader, "actions/checkout")
+    [download] = _uses(uploader, "actions/download-artifact")
+    assert download["with"]["name"] == publish["with"]["name"]
+    uploads = {
+        s["with"]["category"]: s["with"]["sarif_file"] for s in _uses(uploader, "github/codeql-action/upload-sarif")
+    }
+    outputs = sorted(f"{download['with']['path']}/{s['with']['output'].split('/', 1)[1]}" for s in sarif)
+    assert set(uploads) == {"trivy-release-backend", "trivy-release-frontend"} and sorted(uploads.values()) == outputs
+    # A called workflow's jobs get at most the caller's permissions: deploy.yml grants what image-findings needs.
+    caller = _load(WORKFLOWS / "deploy.yml")["jobs"]["release"]["permissions"]
+    assert caller["security-events"] == "write" and caller["actions"] == "read"
+
+
+def _run_images_step(tmp_path: Path, tag: str) -> tuple[subprocess.CompletedProcess[str], str, str]:
+    """The step's script with stand-in aws and docker (recording their calls), on this repository's params."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    log = tmp_path / "calls.log"
+    (fake / "aws").write_text(
+        f'#!/bin/bash\necho "aws $*" >> {log}\n'
+        'case "$1 $2" in "sts get-caller-identity") echo 111122223333 ;; "ecr get-login-password") echo token ;; esac\n'
+    )
+    (fake / "docker").write_text(f'#!/bin/bash\necho "docker $* $(cat)" >> {log}\n')
+    for tool in ("aws", "docker"):
+        (fake / tool).chmod(0o755)
+    [step] = [s for s in _steps(_load(RELEASE)["jobs"]["release-plan"]) if s.get("name") == IMAGES_STEP]
+    output = tmp_path / "github_output"
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "python").symlink_to(sys.executable)
+    (tmp_path / "params").symlink_to(ROOT / "params")
+    env = {"PATH": f"{fake}:/usr/bin:/bin", "KR_ENV": "staging", "AWS_REGION": "eu-west-3", "IMAGE_TAG": tag}
+    env |= {"GITHUB_OUTPUT": str(output), "PYTHONPATH": str(ROOT)}
+    # GitHub runs `bash --noprofile --norc -eo pipefail {0}` for run: steps on Linux.
+    proc = subprocess.run(
+        ["bash", "-eo", "pipefail", "-c", step["run"]],
+        cwd=tmp_path,
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    return proc, output.read_text() if output.exists() else "", log.read_text() if log.exists() else ""
+
+
+def test_the_images_step_names_the_planned_images_in_the_envs_registry(tmp_path: Path) -> None:
+    """staging (whose bootstrap makes no repository) scans dev's: the account's, where its ECS stack pulls."""
+    tag = "0123456789abcdef0123456789abcdef01234567"
+    proc, output, calls = _run_images_step(tmp_path, tag)
+    assert proc.returncode == 0, proc.stderr
+    registry = "111122223333.dkr.ecr.eu-west-3.amazonaws.com"
+    assert output.splitlines() == [
+        f"registry={registry}",
+        f"backend={registry}/knowledgerouter-backend:{tag}",
+        f"frontend={registry}/knowledgerouter-frontend:{tag}",
+    ]
+    assert f"docker login --username AWS --password-stdin {registry} token" in calls.splitlines()
+
+
+@pytest.mark.parametrize("tag", ["v1\nbackend=evil.example/x:1", "../x", ""])
+def test_the_images_step_refuses_what_is_not_a_tag(tmp_path: Path, tag: str) -> None:
+    proc, output, calls = _run_images_step(tmp_path, tag)
+    assert proc.returncode != 0 and not output and not calls
+    assert "image_tag is not a Docker tag" in proc.stdout

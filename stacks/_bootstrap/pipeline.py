@@ -21,6 +21,9 @@ from stacks._bootstrap.names import PR_ARTIFACTS_PREFIX, PR_CHANGE_SETS, RELEASE
 from stacks._bootstrap.scope import BOOTSTRAP_STACK_READS, deny_bootstrap_stack, deny_import, stack_arns
 from stacks._bootstrap.secrets import database_secret
 
+RELEASED_IMAGES = ("backend", "frontend")
+"""The services whose image release.yml's ``image_tag`` deploys (its Plan step) and scans."""
+
 
 def release_plan_role(
     t: Template, cfg: BootstrapSlice, bucket: s3.Bucket, service_role: iam.Role, provider: object
@@ -33,8 +36,45 @@ def release_plan_role(
     role = github_role(
         t, cfg, RELEASE_PLAN_ROLE, "github-release-plan", release_plan_subject(cfg), release_workflow_ref(cfg), provider
     )
-    role.Policies = [plan_policy(cfg, bucket, service_role, upload_prefix=cfg.names.prefix), _policy_checks_policy()]
+    role.Policies = [
+        plan_policy(cfg, bucket, service_role, upload_prefix=cfg.names.prefix),
+        _policy_checks_policy(),
+        _scan_images_policy(cfg),
+    ]
     return role
+
+
+def _scan_images_policy(cfg: BootstrapSlice) -> iam.Policy:
+    """Pull the application images the release scans (Trivy, before the change set): their repositories only.
+
+    GetAuthorizationToken has no resource type, so '*'; the pull actions act on a repository
+    (Service Authorization Reference for Amazon ECR,
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonelasticcontainerregistry.html).
+    The repositories are the account's ``<project>-<service>`` (stacks/bootstrap.py), whichever env's
+    bootstrap makes them: staging scans dev's, so the names do not come from ``bootstrap.repositories``.
+    """
+    repositories = [arn("ecr", f"repository/{cfg.names.project}-{name}") for name in RELEASED_IMAGES]
+    pull = ("BatchCheckLayerAvailability", "GetDownloadUrlForLayer", "BatchGetImage")
+    return iam.Policy(
+        PolicyName="scan-images",
+        PolicyDocument=aws.PolicyDocument(
+            Version="2012-10-17",
+            Statement=[
+                aws.Statement(
+                    Sid="EcrLogin",
+                    Effect=aws.Allow,
+                    Action=[aws.Action("ecr", "GetAuthorizationToken")],
+                    Resource=["*"],
+                ),
+                aws.Statement(
+                    Sid="PullReleasedImages",
+                    Effect=aws.Allow,
+                    Action=[aws.Action("ecr", a) for a in pull],
+                    Resource=repositories,
+                ),
+            ],
+        ),
+    )
 
 
 def _policy_checks_policy() -> iam.Policy:
