@@ -270,7 +270,14 @@ def test_the_readme_caller_example_calls_release_yml_as_it_expects(tmp_path: Pat
     [job] = [j for j in example["jobs"].values() if "uses" in j]
     boot = load_env("prod").bootstrap
     assert job["uses"] == f"{boot.github_repository}/{bootstrap.RELEASE_WORKFLOW}@{boot.deploy_branch}"
-    assert job["permissions"] == {"id-token": "write", "contents": "read"}
+    # release.yml's image-findings job uploads the Trivy SARIF: a called workflow gets at most its caller's
+    # permissions, so the caller grants actions: read and security-events: write too.
+    assert job["permissions"] == {
+        "id-token": "write",
+        "contents": "read",
+        "actions": "read",
+        "security-events": "write",
+    }
     called = yaml.safe_load((root / bootstrap.RELEASE_WORKFLOW).read_text(encoding="utf-8"))[True]["workflow_call"]
     assert set(job["with"]) == set(called["inputs"]) and set(job["secrets"]) == set(called["secrets"])
     assert job["strategy"]["max-parallel"] == 1 and job["strategy"]["matrix"]["env"] == ["dev", "staging", "prod"]
