@@ -95,6 +95,8 @@ def add_sidecar(t: Template, cfg: EcsSlice, inputs: Inputs, log_group: Any) -> N
                     Statement(
                         Effect=Allow,
                         Action=[sd_actions.DiscoverInstances],
+                        # "*": DiscoverInstances has no resource type; the namespace condition key scopes it
+                        # (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscloudmap.html).
                         Resource=["*"],
                         Condition=Condition(StringEquals("servicediscovery:NamespaceName", cfg.ecs.namespace)),
                     )

@@ -64,6 +64,9 @@ def _scan_images_policy(cfg: BootstrapSlice) -> iam.Policy:
                     Sid="EcrLogin",
                     Effect=aws.Allow,
                     Action=[aws.Action("ecr", "GetAuthorizationToken")],
+                    # "*": GetAuthorizationToken has no resource type (Service Authorization Reference,
+                    # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonelasticcontainerregistry.html);
+                    # the token pulls only what the statement below allows.
                     Resource=["*"],
                 ),
                 aws.Statement(
